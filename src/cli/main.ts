@@ -1,0 +1,16 @@
+import { Command } from 'commander';
+import { stackCommand } from './stack-command.js';
+import { reportFailure } from './output.js';
+
+const program = new Command()
+  .name('trustsync')
+  .description('CDC sync that keeps destinations right: ordered, idempotent, policy-governed apply of Debezium changes.')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program.addCommand(stackCommand());
+
+program.parseAsync(process.argv).catch((err) => {
+  reportFailure(err);
+  process.exit(1);
+});
