@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { stackCommand } from './stack-command.js';
+import { connectorsCommand } from './connectors-command.js';
+import { demoCommand } from './demo-command.js';
 import { reportFailure } from './output.js';
 
 const program = new Command()
@@ -9,6 +11,8 @@ const program = new Command()
   .showHelpAfterError();
 
 program.addCommand(stackCommand());
+program.addCommand(connectorsCommand());
+program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch((err) => {
   reportFailure(err);

@@ -21,6 +21,8 @@ export interface ComponentFiles {
 export interface Component {
   name: ComponentName;
   port(s: StackSettings): number;
+  /** A string on the process's command line that tells our process from a stranger with a recycled PID. */
+  marker(s: StackSettings): string;
   /** The environment variable that moves its port, for error messages. */
   portEnv: string;
   /** Spawns the process (detached); `ready` says when it serves. */
@@ -51,12 +53,22 @@ export async function assertPortFree(s: StackSettings, c: Component): Promise<vo
   }
 }
 
+/** Our running process for the component, if any. */
+export function componentPid(s: StackSettings, c: Component): number | undefined {
+  return runningPid(componentFiles(s, c.name).pidFile, c.marker(s));
+}
+
+/** The JVM system property that marks the stack's Java processes. */
+export function jvmMarker(s: StackSettings): string {
+  return `-Dtrustsync.stack=${s.stateDir}`;
+}
+
 export async function waitReady(s: StackSettings, c: Component): Promise<void> {
   const files = componentFiles(s, c.name);
   let last = 'not checked yet';
   await waitUntil(
     async () => {
-      if (runningPid(files.pidFile) === undefined) {
+      if (componentPid(s, c) === undefined) {
         throw new StackError(`${c.name} exited while starting.`, `read its log: ${files.logFile}`);
       }
       const h = await c.health(s);
@@ -73,5 +85,5 @@ export async function waitReady(s: StackSettings, c: Component): Promise<void> {
 
 export async function stopComponent(s: StackSettings, c: Component): Promise<boolean> {
   if (c.stop) return c.stop(s);
-  return stopPid(componentFiles(s, c.name).pidFile);
+  return stopPid(componentFiles(s, c.name).pidFile, c.marker(s));
 }

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StackSettings } from './settings.js';
-import { componentFiles, type Component, type Health } from './component.js';
+import { componentFiles, jvmMarker, type Component, type Health } from './component.js';
 import { startDetached } from './processes.js';
 import { javaCommand, jvmArgs, writeLog4j2Config } from './java.js';
 
@@ -42,6 +42,7 @@ export const connect: Component = {
   name: 'connect',
   portEnv: 'TRUSTSYNC_CONNECT_PORT',
   port: (s) => s.ports.connect,
+  marker: jvmMarker,
   readyTimeoutMs: 180_000,
 
   async start(s, layout) {
@@ -51,7 +52,7 @@ export const connect: Component = {
     const log4j = writeLog4j2Config(files.dir);
     startDetached(
       javaCommand(),
-      [...jvmArgs(s.heap, log4j), '-cp', join(layout.kafkaLibs, '*'), 'org.apache.kafka.connect.cli.ConnectDistributed', config],
+      [...jvmArgs(jvmMarker(s), s.heap, log4j), '-cp', join(layout.kafkaLibs, '*'), 'org.apache.kafka.connect.cli.ConnectDistributed', config],
       files.logFile,
       files.pidFile,
       files.dir,

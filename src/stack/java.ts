@@ -9,11 +9,11 @@ export function javaCommand(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Kafka 4.1, Debezium 3.3 and Apicurio 3.3 all need Java 17 or newer. */
-export async function assertJava(): Promise<string> {
-  const java = javaCommand();
+export async function assertJava(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const java = javaCommand(env);
   let output: string;
   try {
-    output = await runCommand(java, ['-version']);
+    output = await runCommand(java, ['-version'], { env });
   } catch (err) {
     if (err instanceof CommandNotFound) {
       throw new StackError('java was not found: Kafka, Kafka Connect and the schema registry are Java programs.', 'install a JDK 17 or newer (e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME.');
@@ -54,8 +54,8 @@ export function writeLog4j2Config(dir: string): string {
   return file;
 }
 
-export function jvmArgs(heap: string, log4jConfig?: string): string[] {
-  const args = [`-Xms128m`, `-Xmx${heap}`, '-XX:+UseSerialGC', '-Djava.awt.headless=true'];
+export function jvmArgs(marker: string, heap: string, log4jConfig?: string): string[] {
+  const args = [marker, `-Xms128m`, `-Xmx${heap}`, '-XX:+UseSerialGC', '-Djava.awt.headless=true'];
   if (log4jConfig) args.push(`-Dlog4j2.configurationFile=${log4jConfig}`);
   return args;
 }

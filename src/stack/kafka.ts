@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { VERSIONS, type StackSettings } from './settings.js';
-import { componentFiles, type Component, type Health } from './component.js';
+import { componentFiles, jvmMarker, type Component, type Health } from './component.js';
 import { runCommand, startDetached } from './processes.js';
 import { javaCommand, jvmArgs, writeLog4j2Config } from './java.js';
 import { StackError } from './errors.js';
@@ -49,6 +49,7 @@ export const kafka: Component = {
   name: 'kafka',
   portEnv: 'TRUSTSYNC_KAFKA_PORT',
   port: (s) => s.ports.kafka,
+  marker: jvmMarker,
   readyTimeoutMs: 90_000,
 
   async start(s, layout) {
@@ -61,11 +62,11 @@ export const kafka: Component = {
     const java = javaCommand();
     if (!existsSync(join(dataDir, 'meta.properties'))) {
       mkdirSync(dataDir, { recursive: true });
-      await runCommand(java, [...jvmArgs('256m', log4j), '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId(), '-c', config]).catch((err) => {
+      await runCommand(java, [...jvmArgs(jvmMarker(s), '256m', log4j), '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId(), '-c', config]).catch((err) => {
         throw new StackError(`formatting Kafka's storage in ${dataDir} failed: ${(err as Error).message}`, 'run `trustsync stack down --purge` and `trustsync stack up` again.');
       });
     }
-    startDetached(java, [...jvmArgs(s.heap, log4j), '-cp', classpath, 'kafka.Kafka', config], files.logFile, files.pidFile, files.dir);
+    startDetached(java, [...jvmArgs(jvmMarker(s), s.heap, log4j), '-cp', classpath, 'kafka.Kafka', config], files.logFile, files.pidFile, files.dir);
   },
 
   async health(s): Promise<Health> {

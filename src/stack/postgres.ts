@@ -3,8 +3,8 @@ import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 import type { StackSettings } from './settings.js';
-import { componentFiles, type Component, type Health } from './component.js';
-import { runCommand, startDetached, runningPid, isAlive, sleep } from './processes.js';
+import { componentFiles, componentPid, type Component, type Health } from './component.js';
+import { runCommand, startDetached, isAlive, sleep } from './processes.js';
 import { StackError } from './errors.js';
 
 /** Databases the stack holds: the demo's source and destination, and the registry's storage. */
@@ -56,6 +56,7 @@ export const postgres: Component = {
   name: 'postgres',
   portEnv: 'TRUSTSYNC_PG_PORT',
   port: (s) => s.ports.postgres,
+  marker: (s) => postgresDataDir(s),
   readyTimeoutMs: 60_000,
 
   async start(s) {
@@ -109,8 +110,7 @@ export const postgres: Component = {
 
   /** SIGINT is PostgreSQL's fast shutdown: it does not wait for clients to leave. */
   async stop(s) {
-    const files = componentFiles(s, 'postgres');
-    const pid = runningPid(files.pidFile);
+    const pid = componentPid(s, postgres);
     if (pid === undefined) return false;
     process.kill(pid, 'SIGINT');
     const deadline = Date.now() + 30_000;

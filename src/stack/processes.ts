@@ -84,15 +84,23 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** The PID in the file if that process still runs. */
-export function runningPid(pidFile: string): number | undefined {
+/**
+ * The PID in the file if that process still runs and is ours: after a reboot the number may belong
+ * to someone else, so its command line must carry `marker`.
+ */
+export function runningPid(pidFile: string, marker: string): number | undefined {
   const pid = readPid(pidFile);
-  return pid !== undefined && isAlive(pid) ? pid : undefined;
+  if (pid === undefined || !isAlive(pid)) return undefined;
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker) ? pid : undefined;
+  } catch {
+    return pid; // no /proc: trust the PID file
+  }
 }
 
 /** SIGTERM, then SIGKILL after the grace period; removes the PID file. */
-export async function stopPid(pidFile: string, graceMs = 20_000): Promise<boolean> {
-  const pid = runningPid(pidFile);
+export async function stopPid(pidFile: string, marker: string, graceMs = 20_000): Promise<boolean> {
+  const pid = runningPid(pidFile, marker);
   if (pid === undefined) {
     rmSync(pidFile, { force: true });
     return false;

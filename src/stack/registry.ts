@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { VERSIONS, type StackSettings } from './settings.js';
-import { componentFiles, type Component, type Health } from './component.js';
+import { componentFiles, jvmMarker, type Component, type Health } from './component.js';
 import { startDetached } from './processes.js';
 import { javaCommand, jvmArgs } from './java.js';
 
@@ -13,6 +13,7 @@ export const registry: Component = {
   name: 'registry',
   portEnv: 'TRUSTSYNC_REGISTRY_PORT',
   port: (s) => s.ports.registry,
+  marker: jvmMarker,
   readyTimeoutMs: 120_000,
 
   async start(s, layout) {
@@ -35,7 +36,7 @@ export const registry: Component = {
       'apicurio.rest.deletion.group.enabled': 'true',
       'quarkus.log.console.json': 'false',
     };
-    const args = [...jvmArgs(s.heap), ...Object.entries(props).map(([k, v]) => `-D${k}=${v}`), '-jar', join(layout.registryDir, `apicurio-registry-app-${VERSIONS.apicurioRegistry}-runner.jar`)];
+    const args = [...jvmArgs(jvmMarker(s), s.heap), ...Object.entries(props).map(([k, v]) => `-D${k}=${v}`), '-jar', join(layout.registryDir, `apicurio-registry-app-${VERSIONS.apicurioRegistry}-runner.jar`)];
     startDetached(javaCommand(), args, files.logFile, files.pidFile, files.dir);
   },
 

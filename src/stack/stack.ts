@@ -1,8 +1,7 @@
 import { rmSync } from 'node:fs';
 import { VERSIONS, stackEndpoints, type ComponentName, type StackSettings } from './settings.js';
 import { ensureArtifacts, artifactsReady, type ArtifactLayout } from './artifacts.js';
-import { assertPortFree, componentFiles, stopComponent, waitReady, type Component } from './component.js';
-import { runningPid } from './processes.js';
+import { assertPortFree, componentFiles, componentPid, stopComponent, waitReady, type Component } from './component.js';
 import { assertJava } from './java.js';
 import { postgres, postgresDataDir } from './postgres.js';
 import { registry } from './registry.js';
@@ -45,7 +44,7 @@ const expectedVersion: Record<ComponentName, string> = {
 
 async function statusOf(s: StackSettings, c: Component): Promise<ComponentStatus> {
   const files = componentFiles(s, c.name);
-  const pid = runningPid(files.pidFile);
+  const pid = componentPid(s, c);
   const base = { name: c.name, port: c.port(s), log: files.logFile, version: expectedVersion[c.name] };
   if (pid === undefined) return { ...base, state: 'down', detail: 'not running' };
   const h = await c.health(s);
@@ -69,7 +68,7 @@ export async function stackStatus(s: StackSettings): Promise<StackStatus> {
  * Components already running (by our PID file) are left alone, so `stack up` twice is harmless.
  */
 export async function stackUp(s: StackSettings, log: (line: string) => void): Promise<StackStatus> {
-  const toStart = ALL.filter((c) => runningPid(componentFiles(s, c.name).pidFile) === undefined);
+  const toStart = ALL.filter((c) => componentPid(s, c) === undefined);
   for (const c of toStart) await assertPortFree(s, c);
   if (toStart.some((c) => c.name !== 'postgres')) await assertJava();
   if (!artifactsReady(s)) log(`artifacts are fetched once into ${s.artifactsDir}`);
@@ -93,13 +92,14 @@ export async function stackUp(s: StackSettings, log: (line: string) => void): Pr
 
 async function startIfDown(s: StackSettings, c: Component, layout: ArtifactLayout, log: (line: string) => void): Promise<void> {
   const started = Date.now();
-  if (runningPid(componentFiles(s, c.name).pidFile) === undefined) {
+  const running = componentPid(s, c) !== undefined;
+  if (!running) {
     log(`starting ${c.name} on ${s.host}:${c.port(s)} …`);
     await c.start(s, layout);
   }
   await waitReady(s, c);
   await c.afterReady?.(s);
-  log(`${c.name} ready (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+  log(running ? `${c.name} already running` : `${c.name} ready (${((Date.now() - started) / 1000).toFixed(1)}s)`);
 }
 
 function byName(name: ComponentName): Component {

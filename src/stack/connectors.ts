@@ -1,0 +1,155 @@
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { stackEndpoints, type StackSettings } from './settings.js';
+import pg from 'pg';
+import { sleep } from './processes.js';
+import { StackError } from './errors.js';
+
+export interface ConnectorConfig {
+  name: string;
+  config: Record<string, string>;
+}
+
+/** Values a connector file may use without the user exporting them: where the local stack is. */
+export function stackConnectorVars(s: StackSettings): Record<string, string> {
+  return {
+    PG_HOST: s.host,
+    PG_PORT: String(s.ports.postgres),
+    PG_USER: 'postgres',
+    PG_PASSWORD: 'postgres',
+    REGISTRY_URL: stackEndpoints(s).registryUrl,
+  };
+}
+
+const VARIABLE = /\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/g;
+
+/** Replaces `${NAME}` and `${NAME:-default}`; a name with neither a value nor a default is an error. */
+export function substitute(text: string, vars: Record<string, string | undefined>, origin: string): string {
+  return text.replace(VARIABLE, (_, name: string, fallback: string | undefined) => {
+    const value = vars[name] ?? fallback;
+    if (value === undefined) {
+      throw new StackError(`${origin}: \${${name}} has no value.`, `export ${name}=<value>, or write \${${name}:-<default>} in the file.`);
+    }
+    return value;
+  });
+}
+
+export function readConnectorFile(file: string, vars: Record<string, string | undefined>): ConnectorConfig {
+  const text = substitute(readFileSync(file, 'utf8'), vars, file);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new StackError(`${file} is not valid JSON: ${(err as Error).message}`, 'fix the file; it holds {"name": …, "config": {…}} as Kafka Connect expects.');
+  }
+  const c = parsed as Partial<ConnectorConfig>;
+  if (typeof c.name !== 'string' || typeof c.config !== 'object' || c.config === null) {
+    throw new StackError(`${file} lacks "name" or "config".`, 'write it as {"name": "<connector>", "config": {"connector.class": …}}.');
+  }
+  const config: Record<string, string> = {};
+  for (const [k, v] of Object.entries(c.config)) config[k] = String(v);
+  return { name: c.name, config };
+}
+
+export function readConnectorDir(dirOrFile: string, vars: Record<string, string | undefined>): ConnectorConfig[] {
+  const files = statSync(dirOrFile).isDirectory()
+    ? readdirSync(dirOrFile).filter((f) => f.endsWith('.json')).sort().map((f) => join(dirOrFile, f))
+    : [dirOrFile];
+  if (files.length === 0) throw new StackError(`no connector files (*.json) in ${dirOrFile}.`, 'point --dir at the folder holding the connector JSON files.');
+  return files.map((f) => readConnectorFile(f, vars));
+}
+
+interface ConnectorStatus {
+  connector: { state: string; trace?: string };
+  tasks: { id: number; state: string; trace?: string }[];
+}
+
+/** A thin client of the Kafka Connect REST API. */
+export class ConnectClient {
+  constructor(readonly baseUrl: string) {}
+
+  private async call(method: string, path: string, body?: unknown): Promise<Response> {
+    try {
+      return await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(30_000),
+      });
+    } catch (err) {
+      throw new StackError(`Kafka Connect at ${this.baseUrl} did not answer (${(err as Error).message}).`, 'start the stack with `trustsync stack up`, or check TRUSTSYNC_CONNECT_PORT.');
+    }
+  }
+
+  /** PUT …/config creates or updates: applying the same file twice changes nothing. */
+  async apply(c: ConnectorConfig): Promise<'created' | 'updated'> {
+    const res = await this.call('PUT', `/connectors/${encodeURIComponent(c.name)}/config`, c.config);
+    if (!res.ok) {
+      const text = await res.text();
+      throw new StackError(`Kafka Connect refused connector ${c.name} (${res.status}): ${redact(text)}`, 'correct the connector file; the message above names the offending setting.');
+    }
+    return res.status === 201 ? 'created' : 'updated';
+  }
+
+  async status(name: string): Promise<ConnectorStatus | undefined> {
+    const res = await this.call('GET', `/connectors/${encodeURIComponent(name)}/status`);
+    if (res.status === 404) return undefined;
+    return (await res.json()) as ConnectorStatus;
+  }
+
+  /** Waits for the connector and all its tasks to run; a failure reports the task's trace. */
+  async waitRunning(name: string, timeoutMs = 90_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no status yet';
+    while (Date.now() < deadline) {
+      const st = await this.status(name);
+      if (st) {
+        const failed = [st.connector, ...st.tasks].find((x) => x.state === 'FAILED');
+        if (failed) {
+          throw new StackError(`connector ${name} FAILED:\n${redact(failed.trace ?? '(no trace)').split('\n').slice(0, 25).join('\n')}`, 'fix the cause above, then `trustsync connectors apply` again (it updates in place).');
+        }
+        last = `connector ${st.connector.state}, tasks ${st.tasks.map((t) => t.state).join(',') || 'none yet'}`;
+        if (st.connector.state === 'RUNNING' && st.tasks.length > 0 && st.tasks.every((t) => t.state === 'RUNNING')) return;
+      }
+      await sleep(500);
+    }
+    throw new StackError(`connector ${name} was not RUNNING within ${timeoutMs / 1000}s (${last}).`, 'read the Connect log (`trustsync stack status` shows where it is).');
+  }
+
+  async remove(name: string): Promise<void> {
+    const res = await this.call('DELETE', `/connectors/${encodeURIComponent(name)}`);
+    if (!res.ok && res.status !== 404) throw new Error(`deleting connector ${name}: ${res.status} ${await res.text()}`);
+  }
+}
+
+/** Connect echoes configs in errors; passwords stay out of what we print. */
+function redact(text: string): string {
+  return text.replace(/("?[\w.]*password"?\s*[:=]\s*"?)[^",\s}]*/gi, '$1***');
+}
+
+/**
+ * Removes a Debezium PostgreSQL source completely: the connector, then its replication slot
+ * (an abandoned slot makes the server keep WAL forever) and its publication.
+ */
+export async function removePostgresSource(connect: ConnectClient, c: ConnectorConfig, postgresUrl: (db: string) => string): Promise<void> {
+  await connect.remove(c.name);
+  const client = new pg.Client(postgresUrl(c.config['database.dbname'] ?? 'postgres'));
+  await client.connect();
+  try {
+    const slot = c.config['slot.name'];
+    // The task lets go of the slot shortly after the connector is deleted.
+    for (let i = 0; slot && i < 100; i++) {
+      const { rows } = await client.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+      if (rows.length === 0) break;
+      if (!rows[0]!.active) {
+        await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
+        break;
+      }
+      await sleep(200);
+    }
+    const publication = c.config['publication.name'];
+    if (publication) await client.query(`DROP PUBLICATION IF EXISTS "${publication.replaceAll('"', '""')}"`);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { substitute, readConnectorFile, stackConnectorVars } from '../../src/stack/connectors.js';
+import { PACKAGE_DIR, stackSettings } from '../../src/stack/settings.js';
+import { StackError } from '../../src/stack/errors.js';
+
+describe('connector file variables', () => {
+  it('takes a value from the environment before the default', () => {
+    expect(substitute('a-${X:-d}-b', { X: 'v' }, 'f')).toBe('a-v-b');
+    expect(substitute('a-${X:-d}-b', {}, 'f')).toBe('a-d-b');
+  });
+
+  it('names the file and the variable when one has no value', () => {
+    expect(() => substitute('${MISSING}', {}, 'connectors/x.json')).toThrowError(StackError);
+    expect(() => substitute('${MISSING}', {}, 'connectors/x.json')).toThrowError(/connectors\/x\.json: \$\{MISSING\} has no value/);
+  });
+
+  it.each(['json', 'avro'])('the shipped %s source resolves with only the stack values', (variant) => {
+    const c = readConnectorFile(join(PACKAGE_DIR, 'connectors', `postgres-source-${variant}.json`), stackConnectorVars(stackSettings({})));
+    expect(c.config['connector.class']).toBe('io.debezium.connector.postgresql.PostgresConnector');
+    expect(c.config['plugin.name']).toBe('pgoutput');
+    expect(c.config['publication.autocreate.mode']).toBe('filtered');
+    expect(c.config['tombstones.on.delete']).toBe('true');
+    expect(Number(c.config['topic.creation.default.partitions'])).toBeGreaterThanOrEqual(6);
+    expect(c.config['database.port']).toBe('15432');
+    expect(c.config['slot.name']).toMatch(/^trustsync_/);
+  });
+});
+
+describe('stack settings', () => {
+  it('rejects a port that is not a number, naming the variable and the fix', () => {
+    expect(() => stackSettings({ TRUSTSYNC_KAFKA_PORT: 'abc' })).toThrowError(/TRUSTSYNC_KAFKA_PORT=abc is not a usable port/);
+  });
+  it('binds to loopback', () => {
+    expect(stackSettings({}).host).toBe('127.0.0.1');
+  });
+});
