@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { stackCommand } from './stack-command.js';
 import { connectorsCommand } from './connectors-command.js';
 import { demoCommand } from './demo-command.js';
+import { dlqCommand, runCommand } from './flow-commands.js';
 import { reportFailure } from './output.js';
 
 const program = new Command()
@@ -12,6 +13,8 @@ const program = new Command()
 
 program.addCommand(stackCommand());
 program.addCommand(connectorsCommand());
+program.addCommand(runCommand());
+program.addCommand(dlqCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch((err) => {

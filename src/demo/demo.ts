@@ -6,6 +6,7 @@ import { stackUp } from '../stack/stack.js';
 import { ConnectClient, readConnectorFile, removePostgresSource, stackConnectorVars } from '../stack/connectors.js';
 import { createDemoSchema } from './schema.js';
 import { runWorkload, type WorkloadCounts } from './workload.js';
+import { readTopicsToEnd } from '../flow/read-topic.js';
 
 export interface DemoOptions {
   operations: number;
@@ -66,46 +67,20 @@ export function demoTopic(table: string): string {
 
 /** Reads each topic to its current end and tells, per partition, how many events and which keys. */
 export async function summarizeTopics(kafka: Kafka, topics: string[]): Promise<TopicSummary[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = new Map<string, Map<number, bigint>>();
-  for (const topic of topics) {
-    const offsets = await admin.fetchTopicOffsets(topic);
-    ends.set(topic, new Map(offsets.map((o) => [o.partition, BigInt(o.high)])));
-  }
-  await admin.disconnect();
-
   const summaries = new Map<string, TopicSummary>(topics.map((t) => [t, { topic: t, ops: {}, partitions: [], splitKeys: [] }]));
-  const remaining = new Set<string>();
-  for (const [topic, byPartition] of ends) for (const [p, high] of byPartition) if (high > 0n) remaining.add(`${topic}/${p}`);
-  if (remaining.size === 0) return [...summaries.values()];
-
-  const consumer = kafka.consumer({ groupId: `trustsync-demo-reader-${Date.now()}` });
-  await consumer.connect();
-  await consumer.subscribe({ topics, fromBeginning: true });
   const keysByTopic = new Map<string, Map<string, Set<number>>>();
-  let finish!: () => void;
-  const finished = new Promise<void>((r) => (finish = r));
-  await consumer.run({
-    eachMessage: async ({ topic, partition, message }) => {
-      const summary = summaries.get(topic)!;
-      let p = summary.partitions.find((x) => x.partition === partition);
-      if (!p) summary.partitions.push((p = { partition, events: 0, keys: new Set() }));
-      p.events++;
-      const key = message.key ? String(JSON.parse(message.key.toString()).id) : '(none)';
-      p.keys.add(key);
-      const byKey = keysByTopic.get(topic) ?? new Map<string, Set<number>>();
-      keysByTopic.set(topic, byKey.set(key, (byKey.get(key) ?? new Set()).add(partition)));
-      const op = message.value ? (JSON.parse(message.value.toString()).op as string) : 'tombstone';
-      summary.ops[op] = (summary.ops[op] ?? 0) + 1;
-      if (BigInt(message.offset) + 1n >= ends.get(topic)!.get(partition)!) {
-        remaining.delete(`${topic}/${partition}`);
-        if (remaining.size === 0) finish();
-      }
-    },
-  });
-  await finished;
-  await consumer.disconnect();
+  for (const { topic, partition, message } of await readTopicsToEnd(kafka, topics)) {
+    const summary = summaries.get(topic)!;
+    let p = summary.partitions.find((x) => x.partition === partition);
+    if (!p) summary.partitions.push((p = { partition, events: 0, keys: new Set() }));
+    p.events++;
+    const key = message.key ? String(JSON.parse(message.key.toString()).id) : '(none)';
+    p.keys.add(key);
+    const byKey = keysByTopic.get(topic) ?? new Map<string, Set<number>>();
+    keysByTopic.set(topic, byKey.set(key, (byKey.get(key) ?? new Set()).add(partition)));
+    const op = message.value ? (JSON.parse(message.value.toString()).op as string) : 'tombstone';
+    summary.ops[op] = (summary.ops[op] ?? 0) + 1;
+  }
   for (const [topic, byKey] of keysByTopic) {
     const summary = summaries.get(topic)!;
     summary.splitKeys = [...byKey].filter(([, ps]) => ps.size > 1).map(([k]) => k);

@@ -6,9 +6,8 @@ import type pg from 'pg';
  * stores out of line (TOAST), so an update that leaves it alone carries Debezium's
  * "unavailable value" placeholder instead of the text.
  */
-export function demoSchemaSql(schema: string): string {
+function customersSql(schema: string): string {
   return `
-CREATE SCHEMA IF NOT EXISTS ${schema};
 CREATE TABLE IF NOT EXISTS ${schema}.customers (
   id          bigint PRIMARY KEY,
   email       text NOT NULL,
@@ -19,18 +18,37 @@ CREATE TABLE IF NOT EXISTS ${schema}.customers (
   profile     jsonb NOT NULL DEFAULT '{"tags": []}'::jsonb,
   notes       text,
   updated_at  timestamptz NOT NULL DEFAULT now()
-);
-ALTER TABLE ${schema}.customers ALTER COLUMN notes SET STORAGE EXTERNAL;
+);`;
+}
+
+function ordersSql(schema: string, foreignKey: boolean): string {
+  return `
 CREATE TABLE IF NOT EXISTS ${schema}.orders (
   id           bigint PRIMARY KEY,
-  customer_id  bigint NOT NULL REFERENCES ${schema}.customers(id) ON DELETE CASCADE,
+  customer_id  bigint NOT NULL${foreignKey ? ` REFERENCES ${schema}.customers(id) ON DELETE CASCADE` : ''},
   amount       numeric(12,2) NOT NULL,
   status       text NOT NULL DEFAULT 'placed',
   placed_at    timestamptz NOT NULL DEFAULT now()
-);
+);`;
+}
+
+export function demoSchemaSql(schema: string): string {
+  return `
+CREATE SCHEMA IF NOT EXISTS ${schema};
+${customersSql(schema)}
+ALTER TABLE ${schema}.customers ALTER COLUMN notes SET STORAGE EXTERNAL;
+${ordersSql(schema, true)}
 -- orders carry full before-images; customers keep the default identity (key only), as most sources do.
 ALTER TABLE ${schema}.orders REPLICA IDENTITY FULL;
 `;
+}
+
+/**
+ * The destination's copy: the same columns and types, no foreign key — each table is fed from its
+ * own topic, so an order may land before its customer.
+ */
+export function demoDestinationSql(schema: string): string {
+  return `CREATE SCHEMA IF NOT EXISTS ${schema};${customersSql(schema)}${ordersSql(schema, false)}`;
 }
 
 export async function createDemoSchema(client: pg.Client, schema = 'demo'): Promise<void> {

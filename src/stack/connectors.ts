@@ -4,6 +4,7 @@ import { stackEndpoints, type StackSettings } from './settings.js';
 import pg from 'pg';
 import { sleep } from './processes.js';
 import { StackError } from './errors.js';
+import { substitute } from '../shared/substitute.js';
 
 export interface ConnectorConfig {
   name: string;
@@ -19,19 +20,6 @@ export function stackConnectorVars(s: StackSettings): Record<string, string> {
     PG_PASSWORD: 'postgres',
     REGISTRY_URL: stackEndpoints(s).registryUrl,
   };
-}
-
-const VARIABLE = /\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/g;
-
-/** Replaces `${NAME}` and `${NAME:-default}`; a name with neither a value nor a default is an error. */
-export function substitute(text: string, vars: Record<string, string | undefined>, origin: string): string {
-  return text.replace(VARIABLE, (_, name: string, fallback: string | undefined) => {
-    const value = vars[name] ?? fallback;
-    if (value === undefined) {
-      throw new StackError(`${origin}: \${${name}} has no value.`, `export ${name}=<value>, or write \${${name}:-<default>} in the file.`);
-    }
-    return value;
-  });
 }
 
 export function readConnectorFile(file: string, vars: Record<string, string | undefined>): ConnectorConfig {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { PACKAGE_DIR, stackEndpoints, stackSettings } from '../../src/stack/settings.js';
+import { readTopicsToEnd } from '../../src/flow/read-topic.js';
 import { ConnectClient, readConnectorFile, removePostgresSource, stackConnectorVars, type ConnectorConfig } from '../../src/stack/connectors.js';
 
 export const settings = stackSettings();
@@ -82,27 +83,14 @@ export interface ReadRecord {
   value: Buffer | null;
 }
 
-/** Reads a topic from the beginning until `count` records arrived (or fails after the timeout). */
+/** Waits for `count` records, then reads the topic to its end. */
 export async function readRecords(kafka: Kafka, topic: string, count: number, timeoutMs = 60_000): Promise<ReadRecord[]> {
-  const consumer = kafka.consumer({ groupId: uniqueName('test-reader') });
-  const records: ReadRecord[] = [];
-  await consumer.connect();
+  const admin = kafka.admin();
+  await admin.connect();
   try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    let done!: () => void;
-    const finished = new Promise<void>((r) => (done = r));
-    await consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        records.push({ partition, offset: message.offset, key: message.key, value: message.value });
-        if (records.length >= count) done();
-      },
-    });
-    const timer = new Promise<void>((_, reject) =>
-      setTimeout(() => reject(new Error(`${topic}: ${records.length} of ${count} records after ${timeoutMs / 1000}s`)), timeoutMs),
-    );
-    await Promise.race([finished, timer]);
-    return records;
+    await waitForRecords(admin, topic, count, timeoutMs);
   } finally {
-    await consumer.disconnect();
+    await admin.disconnect();
   }
+  return (await readTopicsToEnd(kafka, [topic], timeoutMs)).map(({ partition, message }) => ({ partition, offset: message.offset, key: message.key, value: message.value }));
 }

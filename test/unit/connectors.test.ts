@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { substitute, readConnectorFile, stackConnectorVars } from '../../src/stack/connectors.js';
+import { readConnectorFile, stackConnectorVars } from '../../src/stack/connectors.js';
+import { substitute, VariableMissing } from '../../src/shared/substitute.js';
 import { PACKAGE_DIR, stackSettings } from '../../src/stack/settings.js';
-import { StackError } from '../../src/stack/errors.js';
 
 describe('connector file variables', () => {
   it('takes a value from the environment before the default', () => {
@@ -11,7 +11,7 @@ describe('connector file variables', () => {
   });
 
   it('names the file and the variable when one has no value', () => {
-    expect(() => substitute('${MISSING}', {}, 'connectors/x.json')).toThrowError(StackError);
+    expect(() => substitute('${MISSING}', {}, 'connectors/x.json')).toThrowError(VariableMissing);
     expect(() => substitute('${MISSING}', {}, 'connectors/x.json')).toThrowError(/connectors\/x\.json: \$\{MISSING\} has no value/);
   });
 

@@ -1,0 +1,130 @@
+import type { Logger } from 'pino';
+import type { ChangeEvent } from '../model/change.js';
+import { TrustsyncError, TruncateStopped, UndecodableRecord } from '../model/errors.js';
+import type { RawRecord, RecordDecoder } from '../decode/debezium.js';
+import { collapseByKey } from '../order/plan.js';
+import { formatPosition, positionRank } from '../order/position.js';
+import { targetName, type PostgresSink, type TableMapping } from '../sink/postgres-sink.js';
+import type { FlowMetrics } from '../observe/metrics.js';
+import { withRetries, type RetryPolicy } from './retry.js';
+import type { DeadLetter } from './dlq.js';
+
+export interface ApplyContext {
+  flow: string;
+  mapping: TableMapping;
+  decoder: RecordDecoder;
+  sink: PostgresSink;
+  retry: RetryPolicy;
+  truncate: 'stop' | 'skip' | 'apply';
+  metrics: FlowMetrics;
+  log: Logger;
+}
+
+export interface ApplyOutcome {
+  applied: number;
+  stale: number;
+  duplicate: number;
+  ignored: number;
+  deadLetters: DeadLetter[];
+}
+
+function deadLetter(record: RawRecord, err: TrustsyncError | Error, attempts: number): DeadLetter {
+  return {
+    key: record.key,
+    value: record.value,
+    headers: {},
+    origin: record.origin,
+    code: err instanceof TrustsyncError ? err.code : 'error',
+    message: err.message,
+    attempts,
+    firstFailure: new Date(),
+  };
+}
+
+/**
+ * The engine for one slice of one partition: decode → order → guarded batched write. Returns what
+ * it decided; the dead letters it returns must be made durable before the slice's offsets are committed.
+ * Transient failures (registry, destination) are retried here, holding this partition while others flow.
+ */
+export async function applyRecords(ctx: ApplyContext, records: readonly RawRecord[]): Promise<ApplyOutcome> {
+  const { mapping, metrics, log } = ctx;
+  const topic = mapping.topic;
+  const outcome: ApplyOutcome = { applied: 0, stale: 0, duplicate: 0, ignored: 0, deadLetters: [] };
+  const rawByOffset = new Map(records.map((r) => [`${r.origin.partition}/${r.origin.offset}`, r]));
+  let pending: ChangeEvent[] = [];
+  metrics.count(topic, 'received', '', records.length);
+
+  const onRetry = (err: Error, attempt: number, delayMs: number) => {
+    metrics.retries.inc({ flow: ctx.flow, topic, code: (err as TrustsyncError).code ?? 'error' });
+    log.warn({ topic, attempt, delayMs, err: err.message }, 'transient failure, retrying');
+  };
+
+  const flush = async () => {
+    if (pending.length === 0) return;
+    const plan = collapseByKey(pending);
+    pending = [];
+    for (const s of plan.superseded) {
+      outcome[s.reason]++;
+      metrics.count(topic, 'skipped', s.reason);
+      log.debug({ topic, partition: s.event.origin.partition, offset: s.event.origin.offset, key: s.event.keyText, position: formatPosition(s.event.position) }, `skipped: ${s.reason} (newer change in the same batch)`);
+    }
+    const started = process.hrtime.bigint();
+    const decisions = await withRetries(ctx.retry, () => ctx.sink.applyBatch(mapping, plan.latest), onRetry);
+    metrics.applySeconds.observe({ flow: ctx.flow, topic }, Number(process.hrtime.bigint() - started) / 1e9);
+    metrics.batchSize.observe({ flow: ctx.flow, topic }, plan.latest.length);
+    for (const d of decisions) {
+      const e = d.event;
+      const where = { topic, partition: e.origin.partition, offset: e.origin.offset, key: e.keyText };
+      if (d.decision === 'applied') {
+        outcome.applied++;
+        metrics.count(topic, 'applied', e.op);
+      } else if (d.decision === 'skipped') {
+        outcome[d.reason]++;
+        metrics.count(topic, 'skipped', d.reason);
+        log.debug({ ...where, position: positionRank(e.position).toString(), stored: d.storedPosition }, `skipped: ${d.reason}`);
+      } else {
+        const raw = rawByOffset.get(`${e.origin.partition}/${e.origin.offset}`)!;
+        outcome.deadLetters.push(deadLetter(raw, d.error, 1));
+        metrics.count(topic, 'dead_lettered', d.error.code);
+        metrics.deadLetters.inc({ flow: ctx.flow, topic, code: d.error.code });
+        log.warn({ ...where, err: d.error.message }, `row rejected by ${targetName(mapping.table)}: dead-lettered`);
+      }
+    }
+  };
+
+  for (const record of records) {
+    let decoded;
+    try {
+      decoded = await withRetries(ctx.retry, () => ctx.decoder.decode(record), onRetry);
+    } catch (err) {
+      if (!(err instanceof UndecodableRecord)) throw err;
+      outcome.deadLetters.push(deadLetter(record, err, 1));
+      metrics.count(topic, 'dead_lettered', err.code);
+      metrics.deadLetters.inc({ flow: ctx.flow, topic, code: err.code });
+      log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset, err: err.message }, `undecodable record (${err.code}): dead-lettered`);
+      continue;
+    }
+    switch (decoded.kind) {
+      case 'change':
+        pending.push(decoded);
+        break;
+      case 'heartbeat':
+      case 'tombstone':
+        // A Kafka tombstone only follows the delete event that already carried the delete and its position.
+        outcome.ignored++;
+        metrics.count(topic, 'ignored', decoded.kind);
+        break;
+      case 'truncate':
+        await flush();
+        if (ctx.truncate === 'stop') {
+          throw new TruncateStopped(`TRUNCATE of ${decoded.entity} at ${topic}/${record.origin.partition}@${record.origin.offset}: the flow stops rather than wipe ${targetName(mapping.table)}.`);
+        }
+        if (ctx.truncate === 'apply') await withRetries(ctx.retry, () => ctx.sink.applyTruncate(mapping, positionRank(decoded.position)), onRetry);
+        metrics.count(topic, ctx.truncate === 'apply' ? 'applied' : 'skipped', 'truncate');
+        log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset }, `TRUNCATE of ${decoded.entity}: ${ctx.truncate === 'apply' ? 'applied' : 'skipped'} by policy`);
+        break;
+    }
+  }
+  await flush();
+  return outcome;
+}

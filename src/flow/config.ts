@@ -1,0 +1,161 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseTableName, type TableName } from '../sink/sql.js';
+import type { TableMapping } from '../sink/postgres-sink.js';
+import { substitute } from '../shared/substitute.js';
+
+const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+const duration = z
+  .union([z.number().int().nonnegative(), z.string().regex(durationPattern, { message: 'a duration such as 500ms, 30s, 10m, 7d' })])
+  .transform((v) => (typeof v === 'number' ? v : Number(durationPattern.exec(v)![1]) * UNIT_MS[durationPattern.exec(v)![2]!]!));
+
+const identifier = z.string().min(1).regex(/^[^\0]+$/);
+
+const tableSchema = z.strictObject({
+  topic: z.string().min(1, { message: 'name the Kafka topic this table is fed from' }),
+  table: z.string().min(1, { message: 'name the destination table as schema.table' }),
+  keyColumns: z.array(identifier).min(1).optional(),
+  include: z.array(identifier).min(1).optional(),
+  exclude: z.array(identifier).optional(),
+  rename: z.record(identifier, identifier).default({}),
+  createIfMissing: z.boolean().default(true),
+});
+
+export const flowSchema = z.strictObject({
+  flow: z.string().regex(/^[A-Za-z0-9._-]+$/, { message: 'a flow name of letters, digits, ".", "_" or "-"' }),
+  source: z.strictObject({
+    brokers: z.array(z.string().regex(/^[^:]+:\d+$/, { message: 'host:port' })).min(1),
+    group: z.string().min(1).optional(),
+    decoding: z.enum(['json', 'avro']),
+    registryUrl: z.url().optional(),
+    fromBeginning: z.boolean().default(true),
+  }),
+  destination: z.strictObject({
+    url: z.string().regex(/^postgres(ql)?:\/\//, { message: 'a postgres:// URL' }),
+    tables: z.array(tableSchema).min(1, { message: 'map at least one topic to a table' }),
+  }),
+  batch: z.strictObject({ maxRows: z.number().int().min(1).max(100_000).default(1000), maxWaitMs: duration.default(200) }).default({ maxRows: 1000, maxWaitMs: 200 }),
+  retry: z
+    .strictObject({
+      maxAttempts: z.number().int().min(1).max(1000).default(10),
+      initialDelayMs: duration.default(100),
+      maxDelayMs: duration.default(30_000),
+    })
+    .default({ maxAttempts: 10, initialDelayMs: 100, maxDelayMs: 30_000 }),
+  dlq: z.strictObject({ topic: z.string().min(1) }).optional(),
+  truncate: z.enum(['stop', 'skip', 'apply']).default('stop'),
+  tombstoneRetention: duration.default(7 * 86_400_000),
+  metrics: z.strictObject({ port: z.number().int().min(0).max(65535), host: z.string().default('127.0.0.1') }).optional(),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+});
+
+export type FlowFile = z.output<typeof flowSchema>;
+
+export interface FlowConfig {
+  flow: string;
+  brokers: string[];
+  group: string;
+  decoding: 'json' | 'avro';
+  registryUrl: string | undefined;
+  fromBeginning: boolean;
+  destinationUrl: string;
+  tables: TableMapping[];
+  batch: { maxRows: number; maxWaitMs: number };
+  retry: { maxAttempts: number; initialDelayMs: number; maxDelayMs: number };
+  dlqTopic: string;
+  truncate: 'stop' | 'skip' | 'apply';
+  tombstoneRetentionMs: number;
+  metrics: { port: number; host: string } | undefined;
+  logLevel: string;
+}
+
+/** Every problem of a flow file, each with the field's path and what to write instead. */
+export class FlowConfigError extends Error {
+  override name = 'FlowConfigError';
+  readonly fix = 'correct the flow file; each line names the field (as a path) and what it should hold.';
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file} is not a valid flow:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+const HINTS: Record<string, string> = {
+  'source.decoding': 'json (Kafka Connect JsonConverter) or avro (Confluent wire format through the registry)',
+  'source.registryUrl': 'the Confluent-compatible registry URL, e.g. http://127.0.0.1:18081/apis/ccompat/v7',
+  'destination.url': 'postgres://user@host:port/database',
+  truncate: 'stop (default: halt and report), skip, or apply (wipe the destination table too)',
+};
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String).join('.') || '(top level)';
+  const hint = HINTS[issue.path.filter((p) => typeof p === 'string').join('.')];
+  if (issue.code === 'unrecognized_keys') return `${path}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} — remove or correct the spelling`;
+  if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: missing — add it${hint ? ` (${hint})` : ''}`;
+  return `${path}: ${issue.message}${hint ? ` — expected ${hint}` : ''}`;
+}
+
+/** Validates a parsed flow document once, at start; all problems are reported together. */
+export function validateFlow(doc: unknown, file: string): FlowConfig {
+  const result = flowSchema.safeParse(doc);
+  const problems = result.success ? [] : result.error.issues.map(describeIssue);
+  if (result.success) {
+    const f = result.data;
+    if (f.source.decoding === 'avro' && !f.source.registryUrl) problems.push(`source.registryUrl: missing — avro decoding needs ${HINTS['source.registryUrl']}`);
+    const topics = new Set<string>();
+    f.destination.tables.forEach((t, i) => {
+      if (topics.has(t.topic)) problems.push(`destination.tables.${i}.topic: ${t.topic} is mapped twice — one table per topic`);
+      topics.add(t.topic);
+      if (t.include && t.exclude) problems.push(`destination.tables.${i}: give include or exclude, not both`);
+    });
+    if (f.retry.initialDelayMs > f.retry.maxDelayMs) problems.push('retry.initialDelayMs: larger than retry.maxDelayMs — the first delay cannot exceed the cap');
+  }
+  if (problems.length) throw new FlowConfigError(file, problems);
+  const f = result.data!;
+  return {
+    flow: f.flow,
+    brokers: f.source.brokers,
+    group: f.source.group ?? `trustsync-${f.flow}`,
+    decoding: f.source.decoding,
+    registryUrl: f.source.registryUrl,
+    fromBeginning: f.source.fromBeginning,
+    destinationUrl: f.destination.url,
+    tables: f.destination.tables.map((t) => ({
+      topic: t.topic,
+      table: parseTableName(t.table) as TableName,
+      keyColumns: t.keyColumns,
+      include: t.include,
+      exclude: t.exclude,
+      rename: t.rename,
+      createIfMissing: t.createIfMissing,
+    })),
+    batch: f.batch,
+    retry: f.retry,
+    dlqTopic: f.dlq?.topic ?? `trustsync.dlq.${f.flow}`,
+    truncate: f.truncate,
+    tombstoneRetentionMs: f.tombstoneRetention,
+    metrics: f.metrics,
+    logLevel: f.log.level,
+  };
+}
+
+/** Reads a YAML or JSON flow file; `${VAR}` / `${VAR:-default}` come from the environment. */
+export function loadFlowFile(file: string, env: Record<string, string | undefined> = process.env): FlowConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new FlowConfigError(file, [`cannot be read: ${(err as Error).message}`]);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(substitute(text, env, file));
+  } catch (err) {
+    throw new FlowConfigError(file, [(err as Error).message]);
+  }
+  return validateFlow(doc, file);
+}

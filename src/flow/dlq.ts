@@ -1,0 +1,95 @@
+import type { Admin, IHeaders, KafkaMessage, Producer } from 'kafkajs';
+import type { RecordOrigin } from '../model/change.js';
+
+/** Header names trustsync adds to a dead letter; the original key, value and headers are kept untouched. */
+export const DLQ_HEADERS = {
+  flow: 'trustsync.flow',
+  topic: 'trustsync.origin.topic',
+  partition: 'trustsync.origin.partition',
+  offset: 'trustsync.origin.offset',
+  code: 'trustsync.error.code',
+  message: 'trustsync.error.message',
+  attempts: 'trustsync.attempts',
+  firstFailure: 'trustsync.first.failure',
+} as const;
+
+export interface DeadLetter {
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: IHeaders;
+  origin: RecordOrigin;
+  code: string;
+  message: string;
+  attempts: number;
+  firstFailure: Date;
+}
+
+/** A dead letter as read back from the DLQ topic. */
+export interface DlqEntry extends DeadLetter {
+  flow: string;
+  dlqOffset: string;
+}
+
+export async function ensureDlqTopic(admin: Admin, topic: string): Promise<void> {
+  const existing = await admin.listTopics();
+  if (existing.includes(topic)) return;
+  // One partition: the DLQ is a list to read in order, not a stream to scale.
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true }).catch((err: Error) => {
+    if (!/already exists/i.test(err.message)) throw err;
+  });
+}
+
+/**
+ * Writes dead letters and waits until the broker has them (acks from all replicas): only then
+ * may the consumer commit past the originals.
+ */
+export async function sendDeadLetters(producer: Producer, topic: string, flow: string, letters: DeadLetter[]): Promise<void> {
+  if (letters.length === 0) return;
+  await producer.send({
+    topic,
+    acks: -1,
+    messages: letters.map((l) => ({
+      key: l.key,
+      value: l.value,
+      headers: {
+        ...l.headers,
+        [DLQ_HEADERS.flow]: flow,
+        [DLQ_HEADERS.topic]: l.origin.topic,
+        [DLQ_HEADERS.partition]: String(l.origin.partition),
+        [DLQ_HEADERS.offset]: l.origin.offset,
+        [DLQ_HEADERS.code]: l.code,
+        [DLQ_HEADERS.message]: l.message.slice(0, 2000),
+        [DLQ_HEADERS.attempts]: String(l.attempts),
+        [DLQ_HEADERS.firstFailure]: l.firstFailure.toISOString(),
+      },
+    })),
+  });
+}
+
+function header(headers: IHeaders | undefined, name: string): string | undefined {
+  const v = headers?.[name];
+  if (v === undefined) return undefined;
+  const first = Array.isArray(v) ? v[0] : v;
+  return first === undefined ? undefined : first.toString();
+}
+
+/** Reads a DLQ record back; records without trustsync's headers are not dead letters of ours. */
+export function parseDlqMessage(message: KafkaMessage): DlqEntry | undefined {
+  const h = message.headers;
+  const topic = header(h, DLQ_HEADERS.topic);
+  if (topic === undefined) return undefined;
+  const original: IHeaders = {};
+  for (const [k, v] of Object.entries(h ?? {})) if (!k.startsWith('trustsync.') && v !== undefined) original[k] = v;
+  return {
+    flow: header(h, DLQ_HEADERS.flow) ?? '',
+    dlqOffset: message.offset,
+    key: message.key,
+    value: message.value,
+    headers: original,
+    origin: { topic, partition: Number(header(h, DLQ_HEADERS.partition)), offset: header(h, DLQ_HEADERS.offset) ?? '' },
+    code: header(h, DLQ_HEADERS.code) ?? '',
+    message: header(h, DLQ_HEADERS.message) ?? '',
+    attempts: Number(header(h, DLQ_HEADERS.attempts) ?? 1),
+    firstFailure: new Date(header(h, DLQ_HEADERS.firstFailure) ?? 0),
+  };
+}

@@ -1,0 +1,46 @@
+export interface RetryPolicy {
+  maxAttempts: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** "Full jitter": a random wait up to the exponential bound, so retrying consumers do not move in lockstep. */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const bound = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * bound);
+}
+
+export class RetriesExhausted extends Error {
+  override name = 'RetriesExhausted';
+  readonly fix = 'the cause above did not pass; fix it and restart the flow — nothing was committed, so nothing is lost.';
+  constructor(
+    readonly attempts: number,
+    readonly last: Error,
+  ) {
+    super(`gave up after ${attempts} attempts: ${last.message}`, { cause: last });
+  }
+}
+
+/**
+ * Runs `work`, retrying while it fails with an error marked retriable, up to the policy's attempts.
+ * Anything else is thrown at once.
+ */
+export async function withRetries<T>(
+  policy: RetryPolicy,
+  work: () => Promise<T>,
+  onRetry: (err: Error, attempt: number, delayMs: number) => void,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (err) {
+      const retriable = (err as { retriable?: boolean }).retriable === true;
+      if (!retriable) throw err;
+      if (attempt >= policy.maxAttempts) throw new RetriesExhausted(attempt, err as Error);
+      const delay = backoffDelay(policy, attempt - 1);
+      onRetry(err as Error, attempt, delay);
+      await sleep(delay);
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import { createServer, type Server } from 'node:http';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** What a flow counts: every decision, retry and dead letter (nothing silent). */
+export class FlowMetrics {
+  readonly registry = new Registry();
+  readonly events: Counter<'flow' | 'topic' | 'decision' | 'reason'>;
+  readonly retries: Counter<'flow' | 'topic' | 'code'>;
+  readonly deadLetters: Counter<'flow' | 'topic' | 'code'>;
+  readonly batchSize: Histogram<'flow' | 'topic'>;
+  readonly applySeconds: Histogram<'flow' | 'topic'>;
+
+  constructor(readonly flow: string) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'trustsync_process_' });
+    this.events = new Counter({
+      name: 'trustsync_events_total',
+      help: 'Records handled, by decision (received, applied, skipped, dead_lettered, ignored) and reason',
+      labelNames: ['flow', 'topic', 'decision', 'reason'],
+      registers: [this.registry],
+    });
+    this.retries = new Counter({ name: 'trustsync_retries_total', help: 'Retried attempts after a transient failure', labelNames: ['flow', 'topic', 'code'], registers: [this.registry] });
+    this.deadLetters = new Counter({ name: 'trustsync_dead_letters_total', help: 'Records sent to the dead-letter topic', labelNames: ['flow', 'topic', 'code'], registers: [this.registry] });
+    this.batchSize = new Histogram({
+      name: 'trustsync_batch_rows',
+      help: 'Rows per destination write (after collapsing per key)',
+      labelNames: ['flow', 'topic'],
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000],
+      registers: [this.registry],
+    });
+    this.applySeconds = new Histogram({
+      name: 'trustsync_apply_seconds',
+      help: 'Time to write one batch to the destination, retries included',
+      labelNames: ['flow', 'topic'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [this.registry],
+    });
+  }
+
+  count(topic: string, decision: string, reason = '', n = 1): void {
+    if (n > 0) this.events.inc({ flow: this.flow, topic, decision, reason }, n);
+  }
+
+  /** Current value of one counter series, for summaries. */
+  async total(decision: string, reason?: string): Promise<number> {
+    const metric = await this.events.get();
+    return metric.values.filter((v) => v.labels.decision === decision && (reason === undefined || v.labels.reason === reason)).reduce((n, v) => n + v.value, 0);
+  }
+}
+
+export interface HealthChecks {
+  live(): boolean;
+  ready(): Promise<{ ready: boolean; detail: string }>;
+}
+
+/** /metrics (Prometheus), /healthz (alive), /readyz (ready to do its work). */
+export async function serveMetrics(metrics: FlowMetrics, health: HealthChecks, port: number, host: string): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    try {
+      if (req.url === '/metrics') {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(await metrics.registry.metrics());
+      } else if (req.url === '/healthz') {
+        const live = health.live();
+        res.writeHead(live ? 200 : 503, { 'content-type': 'text/plain' });
+        res.end(live ? 'ok\n' : 'not running\n');
+      } else if (req.url === '/readyz') {
+        const r = await health.ready();
+        res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' });
+        res.end(`${r.detail}\n`);
+      } else {
+        res.writeHead(404).end();
+      }
+    } catch (err) {
+      res.writeHead(500).end(String(err));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  return server;
+}

@@ -1,0 +1,62 @@
+import type { Position } from '../model/change.js';
+
+export class InvalidPosition extends Error {
+  override name = 'InvalidPosition';
+}
+
+/** LSNs are unsigned 64-bit: shifting the commit LSN above the event LSN keeps the pair's order in one number. */
+const SHIFT = 64n;
+const LSN_LIMIT = 1n << SHIFT;
+
+function lsnFrom(value: unknown, what: string): bigint {
+  if (value === null || value === undefined) return 0n;
+  if (typeof value === 'bigint') return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
+  if (typeof value === 'string' && /^\d+$/.test(value)) return BigInt(value);
+  throw new InvalidPosition(`${what} is not an LSN: ${JSON.stringify(value)}`);
+}
+
+/**
+ * Reads Debezium PostgreSQL's `source.sequence` (`["<lastCommitLsn>","<lsn>"]`, a JSON string whose
+ * first element is null for the first change after the slot was created). Falls back to `source.lsn`.
+ */
+export function postgresPosition(sequence: unknown, lsn: unknown, snapshot: boolean): Position {
+  if (typeof sequence === 'string' && sequence.length > 0) {
+    let pair: unknown;
+    try {
+      pair = JSON.parse(sequence);
+    } catch {
+      throw new InvalidPosition(`source.sequence is not JSON: ${sequence}`);
+    }
+    if (!Array.isArray(pair) || pair.length !== 2) throw new InvalidPosition(`source.sequence is not a pair: ${sequence}`);
+    return checked({ snapshot, commitLsn: lsnFrom(pair[0], 'source.sequence[0]'), lsn: lsnFrom(pair[1], 'source.sequence[1]') });
+  }
+  if (lsn === null || lsn === undefined) throw new InvalidPosition('the event has neither source.sequence nor source.lsn');
+  return checked({ snapshot, commitLsn: 0n, lsn: lsnFrom(lsn, 'source.lsn') });
+}
+
+function checked(p: Position): Position {
+  if (p.commitLsn >= LSN_LIMIT || p.lsn >= LSN_LIMIT) throw new InvalidPosition('an LSN exceeds 64 bits');
+  return p;
+}
+
+/** Negative when a is older than b, zero when the same, positive when newer. Snapshots rank below streamed changes. */
+export function comparePositions(a: Position, b: Position): number {
+  if (a.snapshot !== b.snapshot) return a.snapshot ? -1 : 1;
+  if (a.snapshot) return 0;
+  if (a.commitLsn !== b.commitLsn) return a.commitLsn < b.commitLsn ? -1 : 1;
+  if (a.lsn !== b.lsn) return a.lsn < b.lsn ? -1 : 1;
+  return 0;
+}
+
+/**
+ * One number with the same order as `comparePositions`: 0 for every snapshot read,
+ * commitLsn·2^64 + lsn (always > 0) for streamed changes. Stored with each key in the sink.
+ */
+export function positionRank(p: Position): bigint {
+  return p.snapshot ? 0n : (p.commitLsn << SHIFT) | p.lsn;
+}
+
+export function formatPosition(p: Position): string {
+  return p.snapshot ? 'snapshot' : `${p.commitLsn}/${p.lsn}`;
+}

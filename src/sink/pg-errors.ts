@@ -1,0 +1,35 @@
+import { RowRejected, TransientSinkError } from '../model/errors.js';
+
+/**
+ * SQLSTATEs after which the same write can succeed later: the server went away, was shutting down,
+ * ran out of connections, or chose this transaction as a deadlock or serialization victim.
+ */
+const TRANSIENT_SQLSTATE_CLASSES = ['08', '53', '57', '58'];
+const TRANSIENT_SQLSTATES = new Set(['40001', '40P01', '55P03', '55006', '25P03']);
+/** Node socket failures on the way to the server. */
+const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** The row's data is what the server refuses: wrong type or format, or a constraint. */
+const DATA_SQLSTATE_CLASSES = ['22', '23'];
+
+export function isTransientPgError(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (typeof e?.code === 'string') {
+    if (TRANSIENT_NODE_CODES.has(e.code)) return true;
+    if (e.code.length === 5 && (TRANSIENT_SQLSTATES.has(e.code) || TRANSIENT_SQLSTATE_CLASSES.includes(e.code.slice(0, 2)))) return true;
+  }
+  return /Connection terminated|connection (?:is )?closed|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(e?.message ?? '');
+}
+
+export function isRowDataPgError(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return typeof code === 'string' && code.length === 5 && DATA_SQLSTATE_CLASSES.includes(code.slice(0, 2));
+}
+
+/** Wraps a PostgreSQL failure in trustsync's error type so the caller knows whether to retry. */
+export function classifyPgError(err: unknown, what: string): Error {
+  const e = err as { code?: string; message?: string; detail?: string };
+  const text = `${what}: ${e?.message ?? String(err)}${e?.code ? ` (SQLSTATE ${e.code})` : ''}${e?.detail ? ` — ${e.detail}` : ''}`;
+  if (isTransientPgError(err)) return new TransientSinkError(text, err);
+  if (isRowDataPgError(err)) return new RowRejected(text, err);
+  return err instanceof Error ? err : new Error(text);
+}

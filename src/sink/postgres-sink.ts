@@ -1,0 +1,267 @@
+import pg from 'pg';
+import { UNAVAILABLE_VALUE, type ChangeEvent, type FieldType, type Row } from '../model/change.js';
+import { RowRejected, SchemaIncompatible } from '../model/errors.js';
+import { positionRank } from '../order/position.js';
+import { classifyPgError, isRowDataPgError } from './pg-errors.js';
+import {
+  CLAIM_POSITIONS,
+  LEDGER_DDL,
+  LEDGER_SCHEMA,
+  columnAccepts,
+  columnTypeFor,
+  columnTypeForValue,
+  deleteStatement,
+  qualified,
+  quoteIdent,
+  sqlText,
+  upsertStatement,
+  type TableName,
+} from './sql.js';
+
+
+/** How one source topic lands in one destination table. */
+export interface TableMapping {
+  topic: string;
+  table: TableName;
+  /** Destination key columns; by default the event key's fields (renamed). */
+  keyColumns?: string[];
+  /** Source columns to keep (all when absent) and to drop. */
+  include?: string[];
+  exclude?: string[];
+  /** Source column → destination column. */
+  rename: Record<string, string>;
+  createIfMissing: boolean;
+}
+
+export type RowDecision =
+  | { decision: 'applied'; event: ChangeEvent }
+  | { decision: 'skipped'; reason: 'stale' | 'duplicate'; event: ChangeEvent; storedPosition: string }
+  | { decision: 'rejected'; event: ChangeEvent; error: RowRejected };
+
+interface TableShape {
+  columns: Map<string, string>;
+  keyColumns: string[];
+}
+
+export function targetName(t: TableName): string {
+  return `${t.schema}.${t.table}`;
+}
+
+/** Applies source column selection and renames to a row. */
+export function mapRow(m: TableMapping, row: Row): Row {
+  const out: Row = {};
+  for (const [name, value] of Object.entries(row)) {
+    if (m.include && !m.include.includes(name)) continue;
+    if (m.exclude?.includes(name)) continue;
+    out[m.rename[name] ?? name] = value;
+  }
+  return out;
+}
+
+function mapFields(m: TableMapping, fields: Record<string, FieldType> | null): Record<string, FieldType> {
+  if (!fields) return {};
+  const out: Record<string, FieldType> = {};
+  for (const [name, f] of Object.entries(fields)) out[m.rename[name] ?? name] = f;
+  return out;
+}
+
+/**
+ * The destination: guarded, batched, idempotent writes into PostgreSQL tables, with a position
+ * ledger (trustsync.key_positions) that every write of a key goes through, in the same transaction.
+ */
+export class PostgresSink {
+  private readonly shapes = new Map<string, TableShape | null>();
+
+  constructor(readonly pool: pg.Pool) {}
+
+  async prepare(): Promise<void> {
+    await this.pool.query(LEDGER_DDL).catch(async (err) => {
+      // Two processes creating the ledger at once race on the catalog; the loser finds it made.
+      if ((err as { code?: string }).code !== '23505') throw err;
+    });
+  }
+
+  /** Removes tombstones older than the retention: after that, a change that late is no longer refused. */
+  async purgeTombstones(retentionMs: number): Promise<number> {
+    const res = await this.pool.query(`DELETE FROM ${LEDGER_SCHEMA}.key_positions WHERE deleted AND changed_at < now() - make_interval(secs => $1)`, [retentionMs / 1000]);
+    return res.rowCount ?? 0;
+  }
+
+  private async loadShape(t: TableName): Promise<TableShape | null> {
+    const { rows } = await this.pool.query<{ name: string; type: string; key: boolean }>(
+      `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+              coalesce(a.attnum = ANY (i.indkey), false) AS key
+         FROM pg_attribute a
+         JOIN pg_class c ON c.oid = a.attrelid
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+        WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum`,
+      [t.schema, t.table],
+    );
+    if (rows.length === 0) return null;
+    return { columns: new Map(rows.map((r) => [r.name, r.type])), keyColumns: rows.filter((r) => r.key).map((r) => r.name) };
+  }
+
+  private async shape(t: TableName, refresh = false): Promise<TableShape | null> {
+    const name = targetName(t);
+    if (refresh || !this.shapes.has(name)) this.shapes.set(name, await this.loadShape(t));
+    return this.shapes.get(name)!;
+  }
+
+  /**
+   * Makes the destination able to hold these rows: creates the table from the source's shape when
+   * allowed, adds columns the source added, and stops on a column it cannot follow.
+   */
+  async ensureTable(m: TableMapping, events: readonly ChangeEvent[]): Promise<TableShape> {
+    let shape = await this.shape(m.table);
+    const wanted = new Map<string, string>();
+    const sourceFields = new Map<string, FieldType>();
+    for (const e of events) {
+      const fields = mapFields(m, e.fields);
+      for (const [name, value] of Object.entries(mapRow(m, e.after ?? e.key))) {
+        if (value === UNAVAILABLE_VALUE) continue;
+        const field = fields[name];
+        if (field) sourceFields.set(name, field);
+        if (!wanted.has(name) && (field || value !== null)) wanted.set(name, field ? columnTypeFor(field) : columnTypeForValue(value));
+      }
+    }
+    const keyColumns = m.keyColumns ?? Object.keys(mapRow(m, events[0]?.key ?? {}));
+    if (!shape) {
+      if (!m.createIfMissing) {
+        throw new SchemaIncompatible(`destination table ${targetName(m.table)} does not exist.`, `create it, or set createIfMissing: true for topic ${m.topic} in the flow file.`);
+      }
+      const columns = [...wanted].map(([name, type]) => `${quoteIdent(name)} ${type}`);
+      await this.pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(m.table.schema)}`);
+      await this.pool.query(`CREATE TABLE IF NOT EXISTS ${qualified(m.table)} (${columns.join(', ')}, PRIMARY KEY (${keyColumns.map(quoteIdent).join(', ')}))`);
+      shape = (await this.shape(m.table, true))!;
+    }
+    const added = [...wanted].filter(([name]) => !shape!.columns.has(name));
+    if (added.length) {
+      for (const [name, type] of added) await this.pool.query(`ALTER TABLE ${qualified(m.table)} ADD COLUMN IF NOT EXISTS ${quoteIdent(name)} ${type}`);
+      shape = (await this.shape(m.table, true))!;
+    }
+    for (const [name, field] of sourceFields) {
+      const existing = shape.columns.get(name);
+      if (existing && !columnAccepts(existing, field)) {
+        throw new SchemaIncompatible(
+          `${targetName(m.table)}.${name} is ${existing} but the source now sends ${field.name ?? field.type}: writing it would lose data.`,
+          `alter the destination column to a type that holds ${columnTypeFor(field)} (or exclude the column in the flow file), then restart the flow.`,
+        );
+      }
+    }
+    if (shape.keyColumns.length === 0) {
+      throw new SchemaIncompatible(`destination table ${targetName(m.table)} has no primary key: upserts need one.`, `add a primary key on (${keyColumns.join(', ')}).`);
+    }
+    return shape;
+  }
+
+  /**
+   * Writes the newest change per key (already collapsed) in one transaction: claim positions in the
+   * ledger, then one set-based statement per kind of row. A row the database rejects is isolated by
+   * splitting the batch under savepoints; it is reported as rejected and everything else still applies.
+   */
+  async applyBatch(m: TableMapping, latest: readonly ChangeEvent[]): Promise<RowDecision[]> {
+    if (latest.length === 0) return [];
+    const shape = await this.ensureTable(m, latest);
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const decisions = await this.applyIsolating(client, m, shape, [...latest]);
+      await client.query('COMMIT');
+      return decisions;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+      throw classifyPgError(err, `writing ${latest.length} rows to ${targetName(m.table)}`);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private async applyIsolating(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[]): Promise<RowDecision[]> {
+    await client.query('SAVEPOINT trustsync_rows');
+    try {
+      const decisions = await this.applySet(client, m, shape, set);
+      await client.query('RELEASE SAVEPOINT trustsync_rows');
+      return decisions;
+    } catch (err) {
+      if (!isRowDataPgError(err)) throw err;
+      await client.query('ROLLBACK TO SAVEPOINT trustsync_rows');
+      await client.query('RELEASE SAVEPOINT trustsync_rows');
+      if (set.length === 1) {
+        return [{ decision: 'rejected', event: set[0]!, error: classifyPgError(err, `${targetName(m.table)} key ${set[0]!.keyText}`) as RowRejected }];
+      }
+      const half = Math.ceil(set.length / 2);
+      return [...(await this.applyIsolating(client, m, shape, set.slice(0, half))), ...(await this.applyIsolating(client, m, shape, set.slice(half)))];
+    }
+  }
+
+  private async applySet(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[]): Promise<RowDecision[]> {
+    const target = targetName(m.table);
+    const ranks = set.map((e) => positionRank(e.position).toString());
+    const { rows } = await client.query<{ key: string; won: boolean; prior: string | null }>(CLAIM_POSITIONS, [
+      target,
+      set.map((e) => e.keyText),
+      ranks,
+      set.map((e) => e.op === 'd'),
+    ]);
+    const outcome = new Map(rows.map((r) => [r.key, r]));
+    const decisions: RowDecision[] = [];
+    const winners: ChangeEvent[] = [];
+    set.forEach((e, i) => {
+      const r = outcome.get(e.keyText)!;
+      if (r.won) winners.push(e);
+      else decisions.push({ decision: 'skipped', reason: r.prior === ranks[i] ? 'duplicate' : 'stale', event: e, storedPosition: r.prior ?? '0' });
+    });
+
+    const deletes = winners.filter((e) => e.op === 'd');
+    if (deletes.length) {
+      const keyCols = shape.keyColumns.map((name) => ({ name, type: shape.columns.get(name)! }));
+      const keyRows = deletes.map((e) => mapRow(m, e.key));
+      await client.query(
+        deleteStatement(m.table, keyCols),
+        keyCols.map((c) => keyRows.map((r) => sqlText(r[c.name], undefined))),
+      );
+    }
+
+    // Rows differ in which columns they carry (TOAST placeholders, columns added mid-batch): one statement per shape.
+    const groups = new Map<string, { columns: string[]; onlyIfAbsent: boolean; rows: { row: Row; fields: Record<string, FieldType> }[] }>();
+    for (const e of winners) {
+      if (e.op === 'd') continue;
+      const row = mapRow(m, e.after!);
+      const columns = Object.keys(row).filter((c) => row[c] !== UNAVAILABLE_VALUE && shape.columns.has(c));
+      const onlyIfAbsent = e.position.snapshot;
+      const signature = `${onlyIfAbsent}|${columns.join(',')}`;
+      let g = groups.get(signature);
+      if (!g) groups.set(signature, (g = { columns, onlyIfAbsent, rows: [] }));
+      g.rows.push({ row, fields: mapFields(m, e.fields) });
+    }
+    for (const g of groups.values()) {
+      const columns = g.columns.map((name) => ({ name, type: shape.columns.get(name)! }));
+      const params = g.columns.map((c) => g.rows.map(({ row, fields }) => sqlText(row[c], fields[c])));
+      await client.query(upsertStatement(m.table, columns, shape.keyColumns, g.onlyIfAbsent), params);
+    }
+    for (const e of winners) decisions.push({ decision: 'applied', event: e });
+    return decisions;
+  }
+
+  /** TRUNCATE at the source, applied: every row goes, and every known key is marked deleted at that position. */
+  async applyTruncate(m: TableMapping, rank: bigint): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`DELETE FROM ${qualified(m.table)}`);
+      await client.query(
+        `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = greatest(position, $2::numeric), changed_at = now() WHERE target = $1`,
+        [targetName(m.table), rank.toString()],
+      );
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw classifyPgError(err, `truncating ${targetName(m.table)}`);
+    } finally {
+      client.release();
+    }
+  }
+}

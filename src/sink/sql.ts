@@ -1,0 +1,210 @@
+import type { FieldType } from '../model/change.js';
+
+/** Quotes an identifier: names come from events, so none is ever pasted into SQL unquoted. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export interface TableName {
+  schema: string;
+  table: string;
+}
+
+export function parseTableName(qualified: string): TableName {
+  const dot = qualified.indexOf('.');
+  return dot < 0 ? { schema: 'public', table: qualified } : { schema: qualified.slice(0, dot), table: qualified.slice(dot + 1) };
+}
+
+export function qualified(t: TableName): string {
+  return `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
+}
+
+const SEMANTIC_TYPES: Record<string, string> = {
+  'io.debezium.time.ZonedTimestamp': 'timestamptz',
+  'io.debezium.time.ZonedTime': 'timetz',
+  'io.debezium.time.Date': 'date',
+  'io.debezium.time.Timestamp': 'timestamp',
+  'io.debezium.time.MicroTimestamp': 'timestamp',
+  'io.debezium.time.NanoTimestamp': 'timestamp',
+  'io.debezium.time.Time': 'time',
+  'io.debezium.time.MicroTime': 'time',
+  'io.debezium.time.NanoTime': 'time',
+  'io.debezium.time.IsoDate': 'date',
+  'io.debezium.time.IsoTimestamp': 'timestamp',
+  'io.debezium.time.IsoTime': 'time',
+  'io.debezium.data.Json': 'jsonb',
+  'io.debezium.data.Uuid': 'uuid',
+  'io.debezium.data.Xml': 'xml',
+  'org.apache.kafka.connect.data.Date': 'date',
+  'org.apache.kafka.connect.data.Timestamp': 'timestamp',
+};
+
+const LITERAL_TYPES: Record<string, string> = {
+  int8: 'smallint',
+  int16: 'smallint',
+  int32: 'integer',
+  int64: 'bigint',
+  float32: 'real',
+  float64: 'double precision',
+  boolean: 'boolean',
+  string: 'text',
+  bytes: 'bytea',
+  struct: 'jsonb',
+  map: 'jsonb',
+  array: 'jsonb',
+};
+
+/** The PostgreSQL type a new destination column gets for a field the source describes. */
+export function columnTypeFor(field: FieldType): string {
+  return (field.name && SEMANTIC_TYPES[field.name]) || LITERAL_TYPES[field.type] || 'text';
+}
+
+/** Without a schema (JSON without embedded schemas) the first value seen decides. */
+export function columnTypeForValue(value: unknown): string {
+  if (typeof value === 'bigint') return 'bigint';
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? 'bigint' : 'double precision';
+  if (typeof value === 'boolean') return 'boolean';
+  if (Buffer.isBuffer(value)) return 'bytea';
+  if (value !== null && typeof value === 'object') return 'jsonb';
+  return 'text';
+}
+
+const INTEGER_WIDTH: Record<string, number> = { smallint: 2, integer: 4, bigint: 8 };
+
+/**
+ * Whether values a source field produces can be written to an existing column without loss.
+ * Strings are text to PostgreSQL and cast on the way in (a bad one is that row's problem, not the flow's).
+ */
+export function columnAccepts(existing: string, field: FieldType): boolean {
+  const actual = existing.replace(/\(.*\)/, '').trim();
+  const wanted = columnTypeFor(field);
+  if (field.type === 'string' || actual === wanted) return true;
+  if (['text', 'character varying', 'character'].includes(actual)) return true;
+  if (wanted in INTEGER_WIDTH) {
+    if (actual in INTEGER_WIDTH) return INTEGER_WIDTH[actual]! >= INTEGER_WIDTH[wanted]!;
+    return ['numeric', 'double precision'].includes(actual) || (actual === 'real' && wanted === 'smallint');
+  }
+  if (wanted === 'real') return ['double precision', 'numeric'].includes(actual);
+  if (wanted === 'double precision') return actual === 'numeric';
+  if (wanted === 'jsonb') return actual === 'json';
+  if (wanted === 'timestamp') return actual === 'timestamp without time zone' || actual === 'timestamptz' || actual === 'timestamp with time zone';
+  if (wanted === 'timestamptz') return actual === 'timestamp with time zone';
+  if (wanted === 'time') return actual === 'time without time zone';
+  if (wanted === 'timetz') return actual === 'time with time zone';
+  return false;
+}
+
+const MICROS_PER_DAY = 86_400_000_000n;
+
+function isoFromMicros(micros: bigint): string {
+  const rest = ((micros % 1000n) + 1000n) % 1000n; // floor division, so times before 1970 stay right
+  const ms = (micros - rest) / 1000n;
+  const base = new Date(Number(ms)).toISOString().replace('Z', '');
+  return `${base}${rest.toString().padStart(3, '0')}`;
+}
+
+function timeFromMicros(micros: bigint): string {
+  const m = ((micros % MICROS_PER_DAY) + MICROS_PER_DAY) % MICROS_PER_DAY;
+  const seconds = m / 1_000_000n;
+  const frac = (m % 1_000_000n).toString().padStart(6, '0');
+  const hh = (seconds / 3600n).toString().padStart(2, '0');
+  const mm = ((seconds / 60n) % 60n).toString().padStart(2, '0');
+  const ss = (seconds % 60n).toString().padStart(2, '0');
+  return `${hh}:${mm}:${ss}.${frac}`;
+}
+
+/**
+ * A field's value as the text PostgreSQL parses for the destination column. Debezium's temporal
+ * encodings (days, millis, micros, nanos since the epoch or midnight) become ISO text.
+ */
+export function sqlText(value: unknown, field: FieldType | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  const name = field?.name;
+  if (name && (typeof value === 'number' || typeof value === 'bigint')) {
+    const n = BigInt(value);
+    switch (name) {
+      case 'io.debezium.time.Date':
+      case 'org.apache.kafka.connect.data.Date':
+        return new Date(Number(n) * 86_400_000).toISOString().slice(0, 10);
+      case 'io.debezium.time.Timestamp':
+      case 'org.apache.kafka.connect.data.Timestamp':
+        return isoFromMicros(n * 1000n);
+      case 'io.debezium.time.MicroTimestamp':
+        return isoFromMicros(n);
+      case 'io.debezium.time.NanoTimestamp':
+        return isoFromMicros(n / 1000n);
+      case 'io.debezium.time.Time':
+        return timeFromMicros(n * 1000n);
+      case 'io.debezium.time.MicroTime':
+        return timeFromMicros(n);
+      case 'io.debezium.time.NanoTime':
+        return timeFromMicros(n / 1000n);
+    }
+  }
+  if (typeof value === 'string') return value;
+  if (typeof value === 'bigint' || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) return `\\x${Buffer.from(value).toString('hex')}`;
+  return JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
+/**
+ * One set-based upsert for many rows: every value travels as text in one array per column and is
+ * cast to the column's type inside the database — one round trip, whatever the batch size.
+ * `onlyIfAbsent` (snapshot reads) never overwrites an existing row.
+ */
+export function upsertStatement(table: TableName, columns: { name: string; type: string }[], keyColumns: string[], onlyIfAbsent: boolean): string {
+  const names = columns.map((c) => quoteIdent(c.name));
+  const casts = columns.map((c) => `u.${quoteIdent(c.name)}::${c.type}`);
+  const params = columns.map((_, i) => `$${i + 1}::text[]`);
+  const updates = columns.filter((c) => !keyColumns.includes(c.name)).map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
+  const conflict = `ON CONFLICT (${keyColumns.map(quoteIdent).join(', ')})`;
+  return (
+    `INSERT INTO ${qualified(table)} (${names.join(', ')}) ` +
+    `SELECT ${casts.join(', ')} FROM unnest(${params.join(', ')}) AS u(${names.join(', ')}) ` +
+    (onlyIfAbsent || updates.length === 0 ? `${conflict} DO NOTHING` : `${conflict} DO UPDATE SET ${updates.join(', ')}`)
+  );
+}
+
+export function deleteStatement(table: TableName, keyColumns: { name: string; type: string }[]): string {
+  const names = keyColumns.map((c) => quoteIdent(c.name));
+  const params = keyColumns.map((_, i) => `$${i + 1}::text[]`);
+  const match = keyColumns.map((c) => `t.${quoteIdent(c.name)} = u.${quoteIdent(c.name)}::${c.type}`).join(' AND ');
+  return `DELETE FROM ${qualified(table)} AS t USING unnest(${params.join(', ')}) AS u(${names.join(', ')}) WHERE ${match}`;
+}
+
+export const LEDGER_SCHEMA = 'trustsync';
+
+/** The position ledger: the newest position applied per destination key, deletes included (tombstones). */
+export const LEDGER_DDL = `
+CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA};
+CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.key_positions (
+  target      text NOT NULL,
+  key         text NOT NULL,
+  position    numeric(40,0) NOT NULL,
+  deleted     boolean NOT NULL,
+  changed_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (target, key)
+);
+CREATE INDEX IF NOT EXISTS key_positions_tombstones ON ${LEDGER_SCHEMA}.key_positions (changed_at) WHERE deleted;
+`;
+
+/**
+ * Claims each key for its incoming position, in one statement: the ledger row moves forward only
+ * when the incoming position is newer. Row locks on the ledger serialize concurrent writers of the
+ * same key, so the guard holds inside the database even with two flows writing.
+ * Returns, per incoming key, whether it won and the position it found.
+ */
+export const CLAIM_POSITIONS = `
+WITH incoming AS (
+  SELECT * FROM unnest($2::text[], $3::numeric[], $4::boolean[]) AS u(key, position, deleted)
+), prior AS (
+  SELECT kp.key, kp.position FROM ${LEDGER_SCHEMA}.key_positions kp JOIN incoming i ON kp.target = $1 AND kp.key = i.key
+), won AS (
+  INSERT INTO ${LEDGER_SCHEMA}.key_positions AS kp (target, key, position, deleted, changed_at)
+  SELECT $1, key, position, deleted, now() FROM incoming
+  ON CONFLICT (target, key) DO UPDATE SET position = EXCLUDED.position, deleted = EXCLUDED.deleted, changed_at = EXCLUDED.changed_at
+  WHERE kp.position < EXCLUDED.position
+  RETURNING kp.key
+)
+SELECT i.key, (w.key IS NOT NULL) AS won, p.position::text AS prior
+FROM incoming i LEFT JOIN won w ON w.key = i.key LEFT JOIN prior p ON p.key = i.key`;

@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import type { Producer } from 'kafkajs';
+import pino from 'pino';
+import { createDemoSchema, demoDestinationSql } from '../../src/demo/schema.js';
+import type { FlowConfig } from '../../src/flow/config.js';
+import type { FlowRunner } from '../../src/flow/run-flow.js';
+import { listDeadLetters, replayDeadLetters } from '../../src/flow/replay.js';
+import { SourceCapture, kafkaClient, pgClient, readRecords, uniqueName, type Variant } from '../support/capture.js';
+import { flowConfig, startFlow, waitForConvergence } from '../support/flow.js';
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * Bad input gets a clear error and costs no other data: each poison record lands in the DLQ with its
+ * origin and reason, the partition keeps flowing, and a replay goes through the same guards.
+ */
+describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter topic (%s)', (variant) => {
+  const schema = uniqueName(`poison_${variant}`);
+  const destSchema = `${schema}_dst`;
+  let source: pg.Client;
+  let dest: pg.Client;
+  let producer: Producer;
+  let capture: SourceCapture;
+  let config: FlowConfig;
+  let runner: FlowRunner;
+  const pairs: [string, string][] = [[`${schema}.customers`, `${destSchema}.customers`]];
+  const injected: { key: Buffer | null; value: Buffer | null; code: string }[] = [];
+
+  const nameOf = async (id: number) => (await dest.query(`SELECT name FROM ${destSchema}.customers WHERE id = $1`, [id])).rows[0]?.name as string | undefined;
+
+  beforeAll(async () => {
+    source = await pgClient('trustsync_source');
+    dest = await pgClient('trustsync_dest');
+    await createDemoSchema(source, schema);
+    await dest.query(demoDestinationSql(destSchema));
+    // A rule the destination enforces and the source does not: rows breaking it are the destination's to reject.
+    await dest.query(`ALTER TABLE ${destSchema}.customers ADD CONSTRAINT no_banned CHECK (tier <> 'banned')`);
+    for (let id = 1; id <= 5; id++) await source.query(`INSERT INTO ${schema}.customers (id, email, name) VALUES ($1, $2, 'before')`, [id, `p${id}@x`]);
+    capture = new SourceCapture(schema, schema, ['customers'], variant);
+    await capture.start();
+    config = flowConfig({ name: schema, decoding: variant, topics: [{ topic: capture.topic('customers'), table: `${destSchema}.customers` }] });
+    runner = await startFlow(config);
+    await waitForConvergence(source, dest, pairs);
+    producer = kafkaClient().producer();
+    await producer.connect();
+  });
+
+  afterAll(async () => {
+    await runner?.stop();
+    await producer?.disconnect();
+    await capture?.stop();
+    await source?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await dest?.query(`DROP SCHEMA IF EXISTS ${destSchema} CASCADE`);
+    await source?.end();
+    await dest?.end();
+  });
+
+  it('dead-letters each kind of poison with its reason while the partition keeps flowing', async () => {
+    // Poison goes into the partition that holds customer 1, ahead of customer 1's next change.
+    const records = await readRecords(kafkaClient(), capture.topic('customers'), 5);
+    const partition = records[0]!.partition;
+    const keyBytes = records[0]!.key;
+    const poison =
+      variant === 'json'
+        ? [
+            { key: keyBytes, value: Buffer.from('{"before":null,"after":{"id":1'), code: 'malformed-json' },
+            { key: null, value: records[0]!.value, code: 'missing-key' },
+            { key: keyBytes, value: Buffer.from('{"hello":"world"}'), code: 'not-a-change-event' },
+          ]
+        : [
+            { key: keyBytes, value: Buffer.from('{"op":"u"}'), code: 'bad-magic-byte' },
+            { key: keyBytes, value: Buffer.concat([Buffer.from([0, 0x7f, 0xff, 0xff, 0x00]), Buffer.from('xx')]), code: 'unknown-schema' },
+          ];
+    injected.push(...poison);
+    await producer.send({ topic: capture.topic('customers'), messages: poison.map((p) => ({ key: p.key, value: p.value, partition })) });
+    await source.query(`UPDATE ${schema}.customers SET tier = 'banned' WHERE id = 2`);
+    await source.query(`UPDATE ${schema}.customers SET name = 'after poison' WHERE id = ANY($1)`, [[1, 2, 3, 4, 5]]);
+
+    await waitFor(async () => (await nameOf(1)) === 'after poison' && (await nameOf(5)) === 'after poison', 'changes after the poison to apply');
+    const letters = await listDeadLetters(config);
+    const codes = letters.map((l) => l.code).sort();
+    expect(codes).toEqual([...poison.map((p) => p.code), 'row-rejected'].sort());
+    for (const p of poison) {
+      const letter = letters.find((l) => l.code === p.code)!;
+      expect(letter.origin.topic).toBe(capture.topic('customers'));
+      expect(letter.origin.partition).toBe(partition);
+      expect(letter.value?.equals(p.value!)).toBe(true);
+      expect(letter.message.length).toBeGreaterThan(0);
+    }
+    const rejected = letters.find((l) => l.code === 'row-rejected')!;
+    expect(rejected.message).toContain('no_banned');
+    expect(await runner.metrics.total('dead_lettered')).toBe(poison.length + 1);
+  });
+
+  it('replays a dead letter through the same engine once its cause is fixed, and never over newer data', async () => {
+    const log = pino({ level: 'silent' });
+    const isRejected = (e: { code: string }) => e.code === 'row-rejected';
+    const tierOf = async (id: number) => (await dest.query(`SELECT tier FROM ${destSchema}.customers WHERE id = $1`, [id])).rows[0]?.tier as string;
+    // Customer 2's newest change (tier 'banned', renamed) was rejected; the destination still holds the one before.
+    expect(await tierOf(2)).toBe('standard');
+    await dest.query(`ALTER TABLE ${destSchema}.customers DROP CONSTRAINT no_banned`);
+    expect((await replayDeadLetters(config, isRejected, false, log)).map((r) => r.outcome)).toEqual(['applied']);
+    expect(await tierOf(2)).toBe('banned');
+    await waitForConvergence(source, dest, pairs);
+    // Replaying again changes nothing: the destination already holds that change.
+    expect((await replayDeadLetters(config, isRejected, false, log)).map((r) => r.outcome)).toEqual(['duplicate']);
+    // Once the source has moved on, the old change is stale: a replay never overwrites newer data.
+    await source.query(`UPDATE ${schema}.customers SET tier = 'gold' WHERE id = 2`);
+    await waitFor(async () => (await tierOf(2)) === 'gold', 'the newer change to apply');
+    expect((await replayDeadLetters(config, isRejected, false, log)).map((r) => r.outcome)).toEqual(['stale']);
+    expect(await tierOf(2)).toBe('gold');
+    await waitForConvergence(source, dest, pairs);
+
+    // Poison stays poison: replaying it fails again, with its reason, and changes nothing.
+    const poisonReplay = await replayDeadLetters(config, (e) => !isRejected(e), false, log);
+    expect(poisonReplay.every((r) => r.outcome === 'failed')).toBe(true);
+    expect(poisonReplay).toHaveLength(injected.length);
+    const dry = await replayDeadLetters(config, () => true, true, log);
+    expect(dry.every((r) => r.outcome === 'would replay')).toBe(true);
+  });
+});

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { JsonDecoder, AvroDecoder } from '../../src/decode/debezium.js';
+import { UndecodableRecord } from '../../src/model/errors.js';
+import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+
+const origin = { topic: 'cdc.shop.demo.customers', partition: 3, offset: '17' };
+
+/** Shaped as Debezium 3.3's PostgreSQL connector writes it (JsonConverter, schemas off). */
+function envelope(op: string, after: object | null, sequence = '["36065088","36065296"]', snapshot = 'false') {
+  return {
+    before: null,
+    after,
+    source: { version: '3.3.1.Final', connector: 'postgresql', name: 'cdc.shop', ts_ms: 1795448591656, snapshot, db: 'trustsync_source', sequence, schema: 'demo', table: 'customers', txId: 749, lsn: 36065296, xmin: null },
+    transaction: null,
+    op,
+    ts_ms: 1795448592096,
+  };
+}
+const json = (x: unknown) => Buffer.from(JSON.stringify(x));
+const decoder = new JsonDecoder();
+
+describe('decoding Debezium JSON', () => {
+  it('turns an update into a typed change event with its source position', async () => {
+    const e = await decoder.decode({ key: json({ id: 7 }), value: json(envelope('u', { id: 7, tier: 'gold' })), origin });
+    expect(e.kind).toBe('change');
+    if (e.kind !== 'change') return;
+    expect(e).toMatchObject({ entity: 'demo.customers', keyText: '7', op: 'u', after: { id: 7, tier: 'gold' }, txId: '749', sourceTsMs: 1795448591656, captureTsMs: 1795448592096, origin });
+    expect(e.position).toEqual({ snapshot: false, commitLsn: 36065088n, lsn: 36065296n });
+    expect(e.fields).toBeNull();
+  });
+
+  it('reads envelopes with embedded schemas and keeps the field types', async () => {
+    const schema = {
+      type: 'struct',
+      fields: [
+        { field: 'before', type: 'struct', optional: true, fields: [] },
+        { field: 'after', type: 'struct', optional: true, fields: [{ field: 'id', type: 'int64', optional: false }, { field: 'updated_at', type: 'string', optional: false, name: 'io.debezium.time.ZonedTimestamp' }] },
+      ],
+    };
+    const e = await decoder.decode({ key: json({ schema: { type: 'struct' }, payload: { id: 7 } }), value: json({ schema, payload: envelope('c', { id: 7, updated_at: '2026-01-01T00:00:00Z' }) }), origin });
+    expect(e.kind === 'change' && e.fields).toEqual({ id: { type: 'int64', name: undefined, optional: false }, updated_at: { type: 'string', name: 'io.debezium.time.ZonedTimestamp', optional: false } });
+  });
+
+  it('marks snapshot reads', async () => {
+    const e = await decoder.decode({ key: json({ id: 1 }), value: json(envelope('r', { id: 1 }, '[null,"100"]', 'first')), origin });
+    expect(e.kind === 'change' && e.position.snapshot).toBe(true);
+  });
+
+  it('understands the tombstone after a delete, heartbeats and truncates', async () => {
+    expect((await decoder.decode({ key: json({ id: 7 }), value: null, origin })).kind).toBe('tombstone');
+    expect((await decoder.decode({ key: json({ serverName: 'cdc.shop' }), value: json({ ts_ms: 1 }), origin })).kind).toBe('heartbeat');
+    expect((await decoder.decode({ key: null, value: json(envelope('t', null)), origin })).kind).toBe('truncate');
+  });
+
+  it.each([
+    ['malformed JSON', { key: json({ id: 1 }), value: Buffer.from('{"op": "u", '), origin }, 'malformed-json'],
+    ['a missing key', { key: null, value: json(envelope('u', { id: 1 })), origin }, 'missing-key'],
+    ['a record that is not a change event', { key: json({ id: 1 }), value: json({ hello: 'world' }), origin }, 'not-a-change-event'],
+    ['an unreadable position', { key: json({ id: 1 }), value: json(envelope('u', { id: 1 }, '["a","b"]')), origin }, 'bad-position'],
+  ])('refuses %s with a reason (it goes to the DLQ)', async (_what, record, code) => {
+    const err = await decoder.decode(record).catch((e) => e);
+    expect(err).toBeInstanceOf(UndecodableRecord);
+    expect((err as UndecodableRecord).code).toBe(code);
+    expect((err as UndecodableRecord).retriable).toBe(false);
+  });
+});
+
+describe('decoding Avro', () => {
+  it('refuses a value without the Confluent magic byte before asking the registry', async () => {
+    const registry = { getSchema: () => { throw new Error('must not be called'); } } as unknown as SchemaRegistry;
+    const err = await new AvroDecoder(registry).decode({ key: null, value: Buffer.from('{"op":"c"}'), origin }).catch((e) => e);
+    expect(err).toBeInstanceOf(UndecodableRecord);
+    expect((err as UndecodableRecord).code).toBe('bad-magic-byte');
+  });
+});

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { comparePositions, positionRank, postgresPosition, InvalidPosition } from '../../src/order/position.js';
+import type { Position } from '../../src/model/change.js';
+
+const lsn = fc.bigInt({ min: 1n, max: (1n << 64n) - 1n });
+const position: fc.Arbitrary<Position> = fc.oneof(
+  fc.record({ snapshot: fc.constant(false), commitLsn: fc.oneof(fc.constant(0n), lsn), lsn }),
+  fc.record({ snapshot: fc.constant(true), commitLsn: fc.constant(0n), lsn }),
+);
+
+describe('source positions order changes by commit, never by arrival or clock', () => {
+  it('reads Debezium PostgreSQL sequence pairs as numbers, not strings', () => {
+    const a = postgresPosition('["9","100"]', 100, false);
+    const b = postgresPosition('["10","20"]', 20, false);
+    // As strings "9" > "10"; as LSNs the later commit wins.
+    expect(comparePositions(a, b)).toBeLessThan(0);
+  });
+
+  it('keeps digits beyond 2^53 exactly', () => {
+    const a = postgresPosition('["18446744073709551000","18446744073709551001"]', null, false);
+    const b = postgresPosition('["18446744073709551000","18446744073709551002"]', null, false);
+    expect(comparePositions(a, b)).toBeLessThan(0);
+    expect(positionRank(b) - positionRank(a)).toBe(1n);
+  });
+
+  it('treats the null commit LSN of the first change after slot creation as the earliest', () => {
+    const first = postgresPosition('[null,"36064912"]', 36064912, false);
+    const next = postgresPosition('["36065088","36065088"]', 36065088, false);
+    expect(comparePositions(first, next)).toBeLessThan(0);
+  });
+
+  it('ranks snapshot reads below every streamed change', () => {
+    fc.assert(
+      fc.property(lsn, lsn, (x, y) => {
+        const snap = postgresPosition(`["${x}","${x}"]`, x, true);
+        const streamed = postgresPosition(`[null,"${y}"]`, y, false);
+        return comparePositions(snap, streamed) < 0 && positionRank(snap) < positionRank(streamed);
+      }),
+    );
+  });
+
+  it('is a total order: antisymmetric and transitive', () => {
+    fc.assert(
+      fc.property(position, position, position, (a, b, c) => {
+        expect(Math.sign(comparePositions(a, b)) + Math.sign(comparePositions(b, a))).toBe(0);
+        if (comparePositions(a, b) <= 0 && comparePositions(b, c) <= 0) expect(comparePositions(a, c)).toBeLessThanOrEqual(0);
+      }),
+    );
+  });
+
+  it('stores as one number with the same order (the guard inside the database compares these)', () => {
+    fc.assert(
+      fc.property(position, position, (a, b) => {
+        const byRank = positionRank(a) === positionRank(b) ? 0 : positionRank(a) < positionRank(b) ? -1 : 1;
+        expect(byRank).toBe(Math.sign(comparePositions(a, b)));
+      }),
+    );
+  });
+
+  it('rejects what is not an LSN, naming the field', () => {
+    expect(() => postgresPosition('["x","1"]', 1, false)).toThrowError(InvalidPosition);
+    expect(() => postgresPosition('not json', 1, false)).toThrowError(/source.sequence is not JSON/);
+    expect(() => postgresPosition(undefined, undefined, false)).toThrowError(/neither source.sequence nor source.lsn/);
+  });
+});

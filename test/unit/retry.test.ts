@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { backoffDelay, withRetries, RetriesExhausted } from '../../src/flow/retry.js';
+import { TransientSinkError, RowRejected } from '../../src/model/errors.js';
+
+const policy = { maxAttempts: 4, initialDelayMs: 100, maxDelayMs: 1000 };
+
+describe('retries with bounded exponential backoff and full jitter', () => {
+  it('waits between 0 and min(cap, initial·2^attempt)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 60 }), fc.double({ min: 0, max: 0.9999999, noNaN: true }), (attempt, r) => {
+        const d = backoffDelay(policy, attempt, () => r);
+        return d >= 0 && d <= Math.min(1000, 100 * 2 ** attempt);
+      }),
+    );
+  });
+
+  it('retries a retriable failure until it passes', async () => {
+    let calls = 0;
+    const waits: number[] = [];
+    const result = await withRetries(policy, async () => {
+      if (++calls < 3) throw new TransientSinkError('connection reset');
+      return 'ok';
+    }, (_e, _a, d) => waits.push(d), async () => undefined);
+    expect(result).toBe('ok');
+    expect(calls).toBe(3);
+    expect(waits).toHaveLength(2);
+  });
+
+  it('gives up after maxAttempts, keeping the cause', async () => {
+    const err = await withRetries(policy, async () => { throw new TransientSinkError('down'); }, () => undefined, async () => undefined).catch((e) => e);
+    expect(err).toBeInstanceOf(RetriesExhausted);
+    expect((err as RetriesExhausted).attempts).toBe(4);
+    expect((err as RetriesExhausted).last.message).toBe('down');
+  });
+
+  it('never retries a permanent failure', async () => {
+    let calls = 0;
+    await expect(withRetries(policy, async () => { calls++; throw new RowRejected('bad value'); }, () => undefined, async () => undefined)).rejects.toBeInstanceOf(RowRejected);
+    expect(calls).toBe(1);
+  });
+});
