@@ -69,8 +69,9 @@ export class FlowRunner {
     this.consumer = this.kafka.consumer({
       groupId: config.group,
       maxWaitTimeInMs: config.batch.maxWaitMs,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      // A process that dies (kill -9) holds its partitions until the session expires: keep that short.
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
       allowAutoTopicCreation: false,
     });
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });

@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type pg from 'pg';
+import { stringify } from 'yaml';
+import { createDemoSchema, demoDestinationSql } from '../../src/demo/schema.js';
+import { runWorkload } from '../../src/demo/workload.js';
+import { PACKAGE_DIR } from '../../src/stack/settings.js';
+import { SourceCapture, pgClient, uniqueName } from '../support/capture.js';
+import { flowDocument, waitForConvergence } from '../support/flow.js';
+
+/**
+ * Invariant 3: offsets move only after the write is durable, so killing `trustsync run` with SIGKILL
+ * at any moment loses nothing, and what it re-reads after a restart is absorbed by the guards.
+ */
+describe('kill -9 of trustsync run, again and again, mid-stream', () => {
+  const schema = uniqueName('crash');
+  const destSchema = `${schema}_dst`;
+  const dir = mkdtempSync(join(tmpdir(), 'trustsync-crash-'));
+  const flowFile = join(dir, 'flow.yaml');
+  const logFile = join(dir, 'run.log');
+  let source: pg.Client;
+  let dest: pg.Client;
+  let capture: SourceCapture;
+  const pairs: [string, string][] = [
+    [`${schema}.customers`, `${destSchema}.customers`],
+    [`${schema}.orders`, `${destSchema}.orders`],
+  ];
+
+  const startRun = (): ChildProcess => {
+    const child = spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', flowFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = createWriteStream(logFile, { flags: 'a' });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    return child;
+  };
+  const exited = (child: ChildProcess) => new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+
+  /** How many times this test's keys were written so far (first writes and moves of the ledger). */
+  const ledgerWrites = async () =>
+    (
+      await dest.query(
+        `SELECT (SELECT count(*) FROM ${destSchema}.ledger_moves) + (SELECT count(*) FROM trustsync.key_positions WHERE target LIKE $1) AS n`,
+        [`${destSchema}.%`],
+      )
+    ).rows[0].n as string;
+
+  beforeAll(async () => {
+    source = await pgClient('trustsync_source');
+    dest = await pgClient('trustsync_dest');
+    await createDemoSchema(source, schema);
+    await dest.query(demoDestinationSql(destSchema));
+    await runWorkload(source, schema, 100, 3);
+    // Every move of the position ledger for this test's tables, to prove none ever went backwards.
+    await dest.query(`CREATE TABLE ${destSchema}.ledger_moves (target text, key text, old_position numeric, new_position numeric)`);
+    await dest.query(`CREATE FUNCTION ${destSchema}.record_move() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.target LIKE '${destSchema}.%' THEN
+          INSERT INTO ${destSchema}.ledger_moves VALUES (NEW.target, NEW.key, OLD.position, NEW.position);
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await dest.query(`CREATE TRIGGER ${destSchema}_moves AFTER UPDATE ON trustsync.key_positions FOR EACH ROW EXECUTE FUNCTION ${destSchema}.record_move()`);
+    capture = new SourceCapture(schema, schema, ['customers', 'orders'], 'json');
+    await capture.start();
+    const doc = flowDocument({
+      name: schema,
+      topics: [
+        { topic: capture.topic('customers'), table: `${destSchema}.customers` },
+        { topic: capture.topic('orders'), table: `${destSchema}.orders` },
+      ],
+      extra: { batch: { maxRows: 50, maxWaitMs: 50 }, log: { level: 'warn' } },
+    });
+    writeFileSync(flowFile, stringify(doc));
+  });
+
+  afterAll(async () => {
+    await dest?.query(`DROP TRIGGER IF EXISTS ${destSchema}_moves ON trustsync.key_positions`);
+    await capture?.stop();
+    await source?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await dest?.query(`DROP SCHEMA IF EXISTS ${destSchema} CASCADE`);
+    await source?.end();
+    await dest?.end();
+  });
+
+  it('ends with the destination equal to the source, row for row, and no position ever applied out of order', async () => {
+    const writer = await pgClient('trustsync_source');
+    let writing = true;
+    const background = (async () => {
+      let seed = 500;
+      while (writing) await runWorkload(writer, schema, 25, seed++);
+    })();
+    try {
+      for (let round = 0; round < 5; round++) {
+        const before = await ledgerWrites();
+        const child = startRun();
+        // Kill it in the middle of things: once it is writing, at a random moment after.
+        const deadline = Date.now() + 60_000;
+        while ((await ledgerWrites()) === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        expect(Number(await ledgerWrites())).toBeGreaterThan(Number(before));
+        await new Promise((r) => setTimeout(r, Math.random() * 1000));
+        const exit = exited(child);
+        child.kill('SIGKILL');
+        expect((await exit).signal).toBe('SIGKILL');
+      }
+    } finally {
+      writing = false;
+      await background;
+      await writer.end();
+    }
+
+    const last = startRun();
+    await waitForConvergence(source, dest, pairs, 120_000);
+    // A clean stop drains and exits 0.
+    const exit = exited(last);
+    last.kill('SIGTERM');
+    expect(await exit).toEqual({ code: 0, signal: null });
+
+    const { rows } = await dest.query(`SELECT count(*)::int AS moves, count(*) FILTER (WHERE new_position <= old_position)::int AS backwards FROM ${destSchema}.ledger_moves`);
+    expect(rows[0].moves).toBeGreaterThan(0);
+    expect(rows[0].backwards).toBe(0);
+  });
+});
