@@ -135,6 +135,16 @@ function fieldTypeOfAvro(t: unknown): FieldType {
   return { type: s['connect.type'] ?? (s.type === 'record' ? 'struct' : base), name: s['connect.name'], optional };
 }
 
+/** The parts of avsc's Type API used to read a record's field types. */
+interface AvscType {
+  schema(opts: { exportAttrs: boolean }): unknown;
+  getTypes?(): AvscType[];
+  getFields?(): { getName(): string; getType(): AvscType }[];
+}
+interface AvscRecord extends AvscType {
+  getField?(name: string): { getType(): AvscType } | undefined;
+}
+
 /** The Confluent wire format (magic byte 0, 4-byte schema id, Avro body), schemas from the registry. */
 export class AvroDecoder implements RecordDecoder {
   private readonly fieldsById = new Map<number, Record<string, FieldType> | null>();
@@ -165,12 +175,12 @@ export class AvroDecoder implements RecordDecoder {
 
   private async fields(id: number): Promise<Record<string, FieldType> | null> {
     if (!this.fieldsById.has(id)) {
-      const type = (await this.registry.getSchema(id)) as unknown as { schema(opts: object): AvroJsonSchema };
-      const envelope = type.schema({ exportAttrs: true });
-      const after = envelope.fields?.find((f) => f.name === 'after');
-      const record = Array.isArray(after?.type) ? (after!.type as unknown[]).find((x) => x !== 'null') : after?.type;
+      // Walk avsc's types rather than the schema JSON: there, "after" names the record "before" defined.
+      const envelope = (await this.registry.getSchema(id)) as unknown as AvscRecord;
+      const after = envelope.getField?.('after')?.getType();
+      const record = (after?.getTypes?.() ?? [after]).find((t) => t?.getFields) as AvscRecord | undefined;
       const out: Record<string, FieldType> = {};
-      for (const f of (record as AvroJsonSchema | undefined)?.fields ?? []) out[f.name] = fieldTypeOfAvro(f.type);
+      for (const f of record?.getFields?.() ?? []) out[f.getName()] = fieldTypeOfAvro(f.getType().schema({ exportAttrs: true }));
       this.fieldsById.set(id, record ? out : null);
     }
     return this.fieldsById.get(id)!;

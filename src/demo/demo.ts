@@ -1,12 +1,16 @@
 import { join } from 'node:path';
 import pg from 'pg';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { PACKAGE_DIR, stackEndpoints, type StackSettings } from '../stack/settings.js';
 import { stackUp } from '../stack/stack.js';
 import { ConnectClient, readConnectorFile, removePostgresSource, stackConnectorVars } from '../stack/connectors.js';
-import { createDemoSchema } from './schema.js';
+import { createDemoSchema, demoDestinationSql } from './schema.js';
 import { runWorkload, type WorkloadCounts } from './workload.js';
-import { readTopicsToEnd } from '../flow/read-topic.js';
+import { readTopicsToEnd, type ReadMessage } from '../flow/read-topic.js';
+import { loadFlowFile, type FlowConfig } from '../flow/config.js';
+import { FlowRunner } from '../flow/run-flow.js';
+import { compareTables, waitForConvergence, type TableDiff } from '../reconcile/row-compare.js';
+import pino from 'pino';
 
 export interface DemoOptions {
   operations: number;
@@ -15,6 +19,7 @@ export interface DemoOptions {
 
 export const DEMO_SCHEMA = 'demo';
 export const DEMO_SERVER = 'shop';
+export const DEMO_DEST_SCHEMA = 'shop';
 export const DEMO_TABLES = ['customers', 'orders'] as const;
 
 export interface PartitionSummary {
@@ -65,11 +70,11 @@ export function demoTopic(table: string): string {
   return `cdc.${DEMO_SERVER}.${DEMO_SCHEMA}.${table}`;
 }
 
-/** Reads each topic to its current end and tells, per partition, how many events and which keys. */
-export async function summarizeTopics(kafka: Kafka, topics: string[]): Promise<TopicSummary[]> {
+/** Tells, per topic and partition, how many Debezium events and which keys. */
+export function summarizeTopics(topics: string[], messages: ReadMessage[]): TopicSummary[] {
   const summaries = new Map<string, TopicSummary>(topics.map((t) => [t, { topic: t, ops: {}, partitions: [], splitKeys: [] }]));
   const keysByTopic = new Map<string, Map<string, Set<number>>>();
-  for (const { topic, partition, message } of await readTopicsToEnd(kafka, topics)) {
+  for (const { topic, partition, message } of messages) {
     const summary = summaries.get(topic)!;
     let p = summary.partitions.find((x) => x.partition === partition);
     if (!p) summary.partitions.push((p = { partition, events: 0, keys: new Set() }));
@@ -129,12 +134,54 @@ export function formatSummary(summaries: TopicSummary[]): string {
   return lines.join('\n');
 }
 
-export async function runDemo(s: StackSettings, options: DemoOptions): Promise<{ counts: WorkloadCounts; summaries: TopicSummary[] }> {
+/** Starts the destination from a clean slate: tables, position ledger entries, consumer group, DLQ. */
+async function resetDemoDestination(s: StackSettings, config: FlowConfig, kafka: Kafka): Promise<void> {
+  const dest = new pg.Client(stackEndpoints(s).postgresUrl('trustsync_dest'));
+  await dest.connect();
+  try {
+    await dest.query(`DROP SCHEMA IF EXISTS ${DEMO_DEST_SCHEMA} CASCADE`);
+    await dest.query(demoDestinationSql(DEMO_DEST_SCHEMA));
+    await dest.query(`DELETE FROM trustsync.key_positions WHERE target LIKE $1`, [`${DEMO_DEST_SCHEMA}.%`]).catch(() => undefined);
+  } finally {
+    await dest.end();
+  }
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.deleteGroups([config.group]).catch(() => undefined);
+    if ((await admin.listTopics()).includes(config.dlqTopic)) await admin.deleteTopics({ topics: [config.dlqTopic] });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface DemoResult {
+  counts: WorkloadCounts;
+  summaries: TopicSummary[];
+  tables: { table: string; rows: number; diff: TableDiff }[];
+  decisions: Record<string, number>;
+  metricsUrl: string | undefined;
+}
+
+/**
+ * The main job end to end: Debezium captures the shop, `trustsync run`'s engine applies it to the
+ * destination while the source changes, Kafka re-delivers old records and a poison record arrives,
+ * and the destination ends equal to the source, with every decision counted.
+ */
+export async function runDemo(s: StackSettings, options: DemoOptions): Promise<DemoResult> {
   const { log } = options;
   const status = await stackUp(s, log);
   if (!status.healthy) throw new Error('the local stack is not healthy; see `trustsync stack status`');
   const { source, kafka } = await prepareDemoSource(s, log);
+  const config = { ...loadFlowFile(join(PACKAGE_DIR, 'flows', 'shop.yaml')), metrics: { port: 0, host: s.host } };
+  await resetDemoDestination(s, config, kafka);
+  const runner = new FlowRunner(config, pino({ level: 'warn' }));
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   try {
+    log(`starting flow ${config.flow}: ${config.tables.map((t) => `${t.topic} → ${t.table.schema}.${t.table.table}`).join(', ')}`);
+    await runner.start();
+    await producer.connect();
+
     log(`writing ${options.operations} changes to ${DEMO_SCHEMA}.customers and ${DEMO_SCHEMA}.orders …`);
     let reported = 0;
     const counts = await runWorkload(source, DEMO_SCHEMA, options.operations, 42, (done) => {
@@ -148,11 +195,50 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<{
         `${counts.ordersInserted} orders placed, ${counts.ordersUpdated} updated`,
     );
     const topics = DEMO_TABLES.map((t) => demoTopic(t));
-    log('waiting for Debezium to deliver every change …');
     await waitForQuiet(kafka, topics);
-    const summaries = await summarizeTopics(kafka, topics);
-    return { counts, summaries };
+
+    // At-least-once delivery in action: a slice of old records arrives again, plus one that is not a change at all.
+    const old = await readTopicsToEnd(kafka, topics);
+    const again = old.filter((_, i) => i % 7 === 0);
+    await producer.send({ topic: topics[0]!, messages: [{ key: Buffer.from('{"id":1}'), value: Buffer.from('{"op":"u","after":{"id":1'), partition: 0 }] });
+    for (const topic of topics) {
+      const messages = again.filter((m) => m.topic === topic).map((m) => ({ key: m.message.key, value: m.message.value, partition: m.partition }));
+      if (messages.length) await producer.send({ topic, messages });
+    }
+    log(`re-delivered ${again.length} old records and one malformed record`);
+
+    log('waiting for the destination to equal the source, row for row …');
+    const pairs = DEMO_TABLES.map((t): [string, string] => [`${DEMO_SCHEMA}.${t}`, `${DEMO_DEST_SCHEMA}.${t}`]);
+    const dest = new pg.Client(stackEndpoints(s).postgresUrl('trustsync_dest'));
+    await dest.connect();
+    const tables: DemoResult['tables'] = [];
+    try {
+      await waitForConvergence(source, dest, pairs, 120_000);
+      // Wait until every re-delivered record has been judged, so the counts below are final.
+      const expected = old.length + again.length + 1;
+      const deadline = Date.now() + 60_000;
+      while ((await runner.metrics.total('received')) < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      for (const [src, dst] of pairs) {
+        const rows = Number((await dest.query(`SELECT count(*) FROM ${dst}`)).rows[0].count);
+        tables.push({ table: dst, rows, diff: await compareTables(source, dest, src, dst) });
+      }
+    } finally {
+      await dest.end();
+    }
+    const decisions: Record<string, number> = {
+      received: await runner.metrics.total('received'),
+      applied: await runner.metrics.total('applied'),
+      'superseded in its batch': await runner.metrics.total('skipped', 'superseded'),
+      'skipped (stale)': await runner.metrics.total('skipped', 'stale'),
+      'skipped (duplicate)': await runner.metrics.total('skipped', 'duplicate'),
+      'dead-lettered': await runner.metrics.total('dead_lettered'),
+      'ignored (Kafka tombstones)': await runner.metrics.total('ignored'),
+    };
+    const summaries = summarizeTopics(topics, old);
+    return { counts, summaries, tables, decisions, metricsUrl: runner.metricsAddress };
   } finally {
+    await producer.disconnect();
+    await runner.stop();
     await source.end();
   }
 }

@@ -22,6 +22,8 @@ export interface ApplyContext {
 
 export interface ApplyOutcome {
   applied: number;
+  /** Older than a newer change of the key in the same batch. */
+  superseded: number;
   stale: number;
   duplicate: number;
   ignored: number;
@@ -49,7 +51,7 @@ function deadLetter(record: RawRecord, err: TrustsyncError | Error, attempts: nu
 export async function applyRecords(ctx: ApplyContext, records: readonly RawRecord[]): Promise<ApplyOutcome> {
   const { mapping, metrics, log } = ctx;
   const topic = mapping.topic;
-  const outcome: ApplyOutcome = { applied: 0, stale: 0, duplicate: 0, ignored: 0, deadLetters: [] };
+  const outcome: ApplyOutcome = { applied: 0, superseded: 0, stale: 0, duplicate: 0, ignored: 0, deadLetters: [] };
   const rawByOffset = new Map(records.map((r) => [`${r.origin.partition}/${r.origin.offset}`, r]));
   let pending: ChangeEvent[] = [];
   metrics.count(topic, 'received', '', records.length);
@@ -66,7 +68,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     for (const s of plan.superseded) {
       outcome[s.reason]++;
       metrics.count(topic, 'skipped', s.reason);
-      log.debug({ topic, partition: s.event.origin.partition, offset: s.event.origin.offset, key: s.event.keyText, position: formatPosition(s.event.position) }, `skipped: ${s.reason} (newer change in the same batch)`);
+      log.debug({ topic, partition: s.event.origin.partition, offset: s.event.origin.offset, key: s.event.keyText, position: formatPosition(s.event.position) }, `skipped: ${s.reason} (a newer or the same change of the key is in this batch)`);
     }
     const started = process.hrtime.bigint();
     const decisions = await withRetries(ctx.retry, () => ctx.sink.applyBatch(mapping, plan.latest), onRetry);

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { Kafka, logLevel, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import type { FlowConfig } from './config.js';
@@ -74,8 +74,16 @@ export class FlowRunner {
       heartbeatInterval: 1_000,
       allowAutoTopicCreation: false,
     });
-    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
-    this.pool = new pg.Pool({ connectionString: config.destinationUrl, max: 8, connectionTimeoutMillis: 10_000 });
+    // Dead letters must reach the broker before the consumer may commit past them: keep trying.
+    this.producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 30_000 },
+    });
+    // The application name shows whose sessions these are in pg_stat_activity.
+    this.pool = new pg.Pool({ connectionString: config.destinationUrl, max: 8, connectionTimeoutMillis: 10_000, application_name: `trustsync:${config.flow}`.slice(0, 63) });
     // An idle client that loses its server must not crash the process; the next checkout fails and is retried.
     this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'destination connection lost'));
     this.sink = new PostgresSink(this.pool);
@@ -147,6 +155,12 @@ export class FlowRunner {
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
+  }
+
+  /** Where /metrics is served, once started with a metrics port. */
+  get metricsAddress(): string | undefined {
+    const address = this.server?.address();
+    return address && typeof address === 'object' ? `http://${address.address}:${address.port}/metrics` : undefined;
   }
 
   /** Settles when the flow stops: resolves after a clean stop, rejects with the error that stopped it. */

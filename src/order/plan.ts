@@ -1,11 +1,14 @@
 import { UNAVAILABLE_VALUE, type ChangeEvent } from '../model/change.js';
 import { comparePositions } from './position.js';
 
-/** A change that will not be written because a newer (or the same) change for its key is in the batch. */
+/**
+ * A change that will not be written because a newer change for its key is in the same batch
+ * ('superseded'), or the very same change is ('duplicate').
+ */
 export interface Superseded {
   event: ChangeEvent;
   by: ChangeEvent;
-  reason: 'stale' | 'duplicate';
+  reason: 'superseded' | 'duplicate';
 }
 
 export interface BatchPlan {
@@ -30,9 +33,9 @@ export function collapseByKey(events: readonly ChangeEvent[]): BatchPlan {
     const order = comparePositions(e.position, current.position);
     if (order > 0) {
       newest.set(e.keyText, e);
-      superseded.push({ event: current, by: e, reason: 'stale' });
+      superseded.push({ event: current, by: e, reason: 'superseded' });
     } else {
-      superseded.push({ event: e, by: current, reason: order === 0 ? 'duplicate' : 'stale' });
+      superseded.push({ event: e, by: current, reason: order === 0 ? 'duplicate' : 'superseded' });
     }
   }
   return { latest: [...newest.values()].map((e) => withUnchangedValues(e, superseded)), superseded };

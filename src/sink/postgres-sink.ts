@@ -72,7 +72,11 @@ function mapFields(m: TableMapping, fields: Record<string, FieldType> | null): R
 export class PostgresSink {
   private readonly shapes = new Map<string, TableShape | null>();
 
-  constructor(readonly pool: pg.Pool) {}
+  constructor(readonly pool: pg.Pool) {
+    // A connection the server drops while checked out emits 'error'; unheard, that would end the
+    // process. The query in flight fails too, and that failure is what gets classified and retried.
+    pool.on('connect', (client) => client.on('error', () => undefined));
+  }
 
   async prepare(): Promise<void> {
     await this.pool.query(LEDGER_DDL).catch(async (err) => {
@@ -87,8 +91,8 @@ export class PostgresSink {
     return res.rowCount ?? 0;
   }
 
-  private async loadShape(t: TableName): Promise<TableShape | null> {
-    const { rows } = await this.pool.query<{ name: string; type: string; key: boolean }>(
+  private async loadShape(t: TableName, client: pg.Pool | pg.PoolClient = this.pool): Promise<TableShape | null> {
+    const { rows } = await client.query<{ name: string; type: string; key: boolean }>(
       `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
               coalesce(a.attnum = ANY (i.indkey), false) AS key
          FROM pg_attribute a
@@ -114,7 +118,6 @@ export class PostgresSink {
    * allowed, adds columns the source added, and stops on a column it cannot follow.
    */
   async ensureTable(m: TableMapping, events: readonly ChangeEvent[]): Promise<TableShape> {
-    let shape = await this.shape(m.table);
     const wanted = new Map<string, string>();
     const sourceFields = new Map<string, FieldType>();
     for (const e of events) {
@@ -126,20 +129,9 @@ export class PostgresSink {
         if (!wanted.has(name) && (field || value !== null)) wanted.set(name, field ? columnTypeFor(field) : columnTypeForValue(value));
       }
     }
-    const keyColumns = m.keyColumns ?? Object.keys(mapRow(m, events[0]?.key ?? {}));
-    if (!shape) {
-      if (!m.createIfMissing) {
-        throw new SchemaIncompatible(`destination table ${targetName(m.table)} does not exist.`, `create it, or set createIfMissing: true for topic ${m.topic} in the flow file.`);
-      }
-      const columns = [...wanted].map(([name, type]) => `${quoteIdent(name)} ${type}`);
-      await this.pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(m.table.schema)}`);
-      await this.pool.query(`CREATE TABLE IF NOT EXISTS ${qualified(m.table)} (${columns.join(', ')}, PRIMARY KEY (${keyColumns.map(quoteIdent).join(', ')}))`);
-      shape = (await this.shape(m.table, true))!;
-    }
-    const added = [...wanted].filter(([name]) => !shape!.columns.has(name));
-    if (added.length) {
-      for (const [name, type] of added) await this.pool.query(`ALTER TABLE ${qualified(m.table)} ADD COLUMN IF NOT EXISTS ${quoteIdent(name)} ${type}`);
-      shape = (await this.shape(m.table, true))!;
+    let shape = await this.shape(m.table);
+    if (!shape || [...wanted.keys()].some((name) => !shape!.columns.has(name))) {
+      shape = await this.followSource(m, wanted, Object.keys(mapRow(m, events[0]?.key ?? {})));
     }
     for (const [name, field] of sourceFields) {
       const existing = shape.columns.get(name);
@@ -151,9 +143,42 @@ export class PostgresSink {
       }
     }
     if (shape.keyColumns.length === 0) {
-      throw new SchemaIncompatible(`destination table ${targetName(m.table)} has no primary key: upserts need one.`, `add a primary key on (${keyColumns.join(', ')}).`);
+      throw new SchemaIncompatible(`destination table ${targetName(m.table)} has no primary key: upserts need one.`, `add a primary key on (${Object.keys(mapRow(m, events[0]?.key ?? {})).join(', ')}).`);
     }
     return shape;
+  }
+
+  /**
+   * Creates the table or adds columns, under a transaction-scoped advisory lock per table: partitions
+   * (and processes) that meet a new column at once would otherwise race in PostgreSQL's catalog.
+   */
+  private async followSource(m: TableMapping, wanted: Map<string, string>, eventKeyColumns: string[]): Promise<TableShape> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`trustsync:ddl:${targetName(m.table)}`]);
+      const shape = await this.loadShape(m.table, client);
+      if (!shape) {
+        if (!m.createIfMissing) {
+          throw new SchemaIncompatible(`destination table ${targetName(m.table)} does not exist.`, `create it, or set createIfMissing: true for topic ${m.topic} in the flow file.`);
+        }
+        const keyColumns = m.keyColumns ?? eventKeyColumns;
+        const columns = [...wanted].map(([name, type]) => `${quoteIdent(name)} ${type}`);
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(m.table.schema)}`);
+        await client.query(`CREATE TABLE ${qualified(m.table)} (${columns.join(', ')}, PRIMARY KEY (${keyColumns.map(quoteIdent).join(', ')}))`);
+      } else {
+        for (const [name, type] of wanted) {
+          if (!shape.columns.has(name)) await client.query(`ALTER TABLE ${qualified(m.table)} ADD COLUMN ${quoteIdent(name)} ${type}`);
+        }
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err instanceof SchemaIncompatible ? err : classifyPgError(err, `following the source's shape in ${targetName(m.table)}`);
+    } finally {
+      client.release();
+    }
+    return (await this.shape(m.table, true))!;
   }
 
   /**

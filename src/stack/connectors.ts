@@ -104,8 +104,20 @@ export class ConnectClient {
     throw new StackError(`connector ${name} was not RUNNING within ${timeoutMs / 1000}s (${last}).`, 'read the Connect log (`trustsync stack status` shows where it is).');
   }
 
+  /**
+   * Deletes a connector and forgets its source offsets. Connect keeps offsets by connector name, so a
+   * connector re-created under the same name would otherwise try to resume from a slot position that
+   * no longer exists. Stop → reset offsets → delete (KIP-875, Connect 3.6+).
+   */
   async remove(name: string): Promise<void> {
-    const res = await this.call('DELETE', `/connectors/${encodeURIComponent(name)}`);
+    const path = `/connectors/${encodeURIComponent(name)}`;
+    const stop = await this.call('PUT', `${path}/stop`);
+    if (stop.status === 404) return;
+    if (!stop.ok) throw new Error(`stopping connector ${name}: ${stop.status} ${await stop.text()}`);
+    for (let i = 0; i < 100 && (await this.status(name))?.connector.state !== 'STOPPED'; i++) await sleep(200);
+    const reset = await this.call('DELETE', `${path}/offsets`);
+    if (!reset.ok && reset.status !== 404) throw new Error(`resetting offsets of connector ${name}: ${reset.status} ${await reset.text()}`);
+    const res = await this.call('DELETE', path);
     if (!res.ok && res.status !== 404) throw new Error(`deleting connector ${name}: ${res.status} ${await res.text()}`);
   }
 }

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import type { Kafka, Producer } from 'kafkajs';
+import { Partitioners, type Kafka, type Producer } from 'kafkajs';
 import { createDemoSchema, demoDestinationSql, largeNote } from '../../src/demo/schema.js';
 import { runWorkload } from '../../src/demo/workload.js';
 import { createDecoder, type FlowRunner } from '../../src/flow/run-flow.js';
 import { SourceCapture, kafkaClient, pgClient, readRecords, uniqueName, type Variant } from '../support/capture.js';
-import { compareTables, flowConfig, startFlow, waitForConvergence } from '../support/flow.js';
+import { flowConfig, startFlow } from '../support/flow.js';
+import { compareTables, waitForConvergence } from '../../src/reconcile/row-compare.js';
 
 /**
  * The apply engine against real Debezium events: whatever order, duplication or concurrency the
@@ -48,7 +49,7 @@ describe.each<Variant>(['json', 'avro'])('trustsync run applies real Debezium ch
     await writer.end();
 
     kafka = kafkaClient();
-    producer = kafka.producer();
+    producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     runner = await startFlow(
       flowConfig({

@@ -9,7 +9,8 @@ import { createDemoSchema, demoDestinationSql } from '../../src/demo/schema.js';
 import { runWorkload } from '../../src/demo/workload.js';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { SourceCapture, pgClient, uniqueName } from '../support/capture.js';
-import { flowDocument, waitForConvergence } from '../support/flow.js';
+import { flowDocument } from '../support/flow.js';
+import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 
 /**
  * Invariant 3: offsets move only after the write is durable, so killing `trustsync run` with SIGKILL

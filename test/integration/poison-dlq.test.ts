@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import type { Producer } from 'kafkajs';
+import { Partitioners, type Producer } from 'kafkajs';
 import pino from 'pino';
 import { createDemoSchema, demoDestinationSql } from '../../src/demo/schema.js';
 import type { FlowConfig } from '../../src/flow/config.js';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
 import { listDeadLetters, replayDeadLetters } from '../../src/flow/replay.js';
 import { SourceCapture, kafkaClient, pgClient, readRecords, uniqueName, type Variant } from '../support/capture.js';
-import { flowConfig, startFlow, waitForConvergence } from '../support/flow.js';
+import { flowConfig, startFlow } from '../support/flow.js';
+import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 
 async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -48,7 +49,7 @@ describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter top
     config = flowConfig({ name: schema, decoding: variant, topics: [{ topic: capture.topic('customers'), table: `${destSchema}.customers` }] });
     runner = await startFlow(config);
     await waitForConvergence(source, dest, pairs);
-    producer = kafkaClient().producer();
+    producer = kafkaClient().producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
   });
 

@@ -38,9 +38,9 @@ describe('collapsing a batch per key', () => {
     );
   });
 
-  it('calls an exact repeat a duplicate and an older change stale', () => {
+  it('calls an exact repeat a duplicate and an older change superseded', () => {
     const { superseded } = collapseByKey([change(1, 5), change(1, 5), change(1, 3)]);
-    expect(superseded.map((s) => s.reason).sort()).toEqual(['duplicate', 'stale']);
+    expect(superseded.map((s) => s.reason).sort()).toEqual(['duplicate', 'superseded']);
   });
 });
 
