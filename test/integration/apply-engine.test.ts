@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { Partitioners, type Kafka, type Producer } from 'kafkajs';
-import { createDemoSchema, demoDestinationSql, largeNote } from '../../src/demo/schema.js';
+import { largeNote } from '../../src/demo/schema.js';
 import { runWorkload } from '../../src/demo/workload.js';
 import { createDecoder, type FlowRunner } from '../../src/flow/run-flow.js';
-import { SourceCapture, kafkaClient, pgClient, readRecords, uniqueName, type Variant } from '../support/capture.js';
+import { kafkaClient, pgClient, readRecords, type Variant } from '../support/capture.js';
+import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
 import { compareTables, waitForConvergence } from '../../src/reconcile/row-compare.js';
 
@@ -13,28 +14,22 @@ import { compareTables, waitForConvergence } from '../../src/reconcile/row-compa
  * source and Kafka produce, the destination ends equal to the source, row for row.
  */
 describe.each<Variant>(['json', 'avro'])('trustsync run applies real Debezium changes (%s)', (variant) => {
-  const schema = uniqueName(`apply_${variant}`);
-  const destSchema = `${schema}_dst`;
+  const f = new SyncFixture(`apply_${variant}`);
+  const { schema, destSchema } = f;
+  const tables = ['customers', 'orders'];
+  const pairs = f.pairs(tables);
   let source: pg.Client;
   let dest: pg.Client;
   let kafka: Kafka;
   let producer: Producer;
-  let capture: SourceCapture;
   let runner: FlowRunner;
-  const pairs: [string, string][] = [
-    [`${schema}.customers`, `${destSchema}.customers`],
-    [`${schema}.orders`, `${destSchema}.orders`],
-  ];
 
   beforeAll(async () => {
-    source = await pgClient('trustsync_source');
-    dest = await pgClient('trustsync_dest');
-    await createDemoSchema(source, schema);
-    await dest.query(demoDestinationSql(destSchema));
+    ({ source, dest } = await f.open({ demoTables: true }));
     // Rows that exist before capture starts arrive through the snapshot.
     await runWorkload(source, schema, 60, 1);
 
-    capture = new SourceCapture(schema, schema, ['customers', 'orders'], variant);
+    const capture = f.captureTables(tables, variant);
     // The source keeps changing while Debezium snapshots it.
     const writer = await pgClient('trustsync_source');
     let writing = true;
@@ -51,26 +46,12 @@ describe.each<Variant>(['json', 'avro'])('trustsync run applies real Debezium ch
     kafka = kafkaClient();
     producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
-    runner = await startFlow(
-      flowConfig({
-        name: schema,
-        decoding: variant,
-        topics: [
-          { topic: capture.topic('customers'), table: `${destSchema}.customers` },
-          { topic: capture.topic('orders'), table: `${destSchema}.orders` },
-        ],
-      }),
-    );
+    runner = f.runner = await startFlow(flowConfig({ name: schema, decoding: variant, topics: f.flowTables(tables) }));
   });
 
   afterAll(async () => {
-    await runner?.stop();
     await producer?.disconnect();
-    await capture?.stop();
-    await source?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await dest?.query(`DROP SCHEMA IF EXISTS ${destSchema} CASCADE`);
-    await source?.end();
-    await dest?.end();
+    await f.close();
   });
 
   it('converges on the source after a snapshot taken while the source was being written', async () => {
@@ -125,15 +106,15 @@ describe.each<Variant>(['json', 'avro'])('trustsync run applies real Debezium ch
     const staleBefore = await runner.metrics.total('skipped', 'stale');
 
     // Re-deliver the update record, byte for byte, to its partition after the delete.
-    const records = await readRecords(kafka, capture.topic('customers'), 1);
+    const records = await readRecords(kafka, f.capture!.topic('customers'), 1);
     const decoder = createDecoder(runner.config);
     let update: (typeof records)[number] | undefined;
     for (const r of records) {
-      const d = await decoder.decode({ key: r.key, value: r.value, origin: { topic: capture.topic('customers'), partition: r.partition, offset: r.offset } });
+      const d = await decoder.decode({ key: r.key, value: r.value, origin: { topic: f.capture!.topic('customers'), partition: r.partition, offset: r.offset } });
       if (d.kind === 'change' && d.op === 'u' && d.keyText === '9200') update = r;
     }
     expect(update).toBeDefined();
-    await producer.send({ topic: capture.topic('customers'), messages: [{ key: update!.key, value: update!.value, partition: update!.partition }] });
+    await producer.send({ topic: f.capture!.topic('customers'), messages: [{ key: update!.key, value: update!.value, partition: update!.partition }] });
 
     const deadline = Date.now() + 30_000;
     while ((await runner.metrics.total('skipped', 'stale')) === staleBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));

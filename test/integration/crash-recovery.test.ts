@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { stringify } from 'yaml';
-import { createDemoSchema, demoDestinationSql } from '../../src/demo/schema.js';
 import { runWorkload } from '../../src/demo/workload.js';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
-import { SourceCapture, pgClient, uniqueName } from '../support/capture.js';
+import { pgClient } from '../support/capture.js';
+import { SyncFixture } from '../support/fixture.js';
 import { flowDocument } from '../support/flow.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 
@@ -17,18 +17,15 @@ import { waitForConvergence } from '../../src/reconcile/row-compare.js';
  * at any moment loses nothing, and what it re-reads after a restart is absorbed by the guards.
  */
 describe('kill -9 of trustsync run, again and again, mid-stream', () => {
-  const schema = uniqueName('crash');
-  const destSchema = `${schema}_dst`;
+  const f = new SyncFixture('crash');
+  const { schema, destSchema } = f;
+  const tables = ['customers', 'orders'];
   const dir = mkdtempSync(join(tmpdir(), 'trustsync-crash-'));
   const flowFile = join(dir, 'flow.yaml');
   const logFile = join(dir, 'run.log');
   let source: pg.Client;
   let dest: pg.Client;
-  let capture: SourceCapture;
-  const pairs: [string, string][] = [
-    [`${schema}.customers`, `${destSchema}.customers`],
-    [`${schema}.orders`, `${destSchema}.orders`],
-  ];
+  const pairs = f.pairs(tables);
 
   const startRun = (): ChildProcess => {
     const child = spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', flowFile], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -49,10 +46,7 @@ describe('kill -9 of trustsync run, again and again, mid-stream', () => {
     ).rows[0].n as string;
 
   beforeAll(async () => {
-    source = await pgClient('trustsync_source');
-    dest = await pgClient('trustsync_dest');
-    await createDemoSchema(source, schema);
-    await dest.query(demoDestinationSql(destSchema));
+    ({ source, dest } = await f.open({ demoTables: true }));
     await runWorkload(source, schema, 100, 3);
     // Every move of the position ledger for this test's tables, to prove none ever went backwards.
     await dest.query(`CREATE TABLE ${destSchema}.ledger_moves (target text, key text, old_position numeric, new_position numeric)`);
@@ -64,14 +58,10 @@ describe('kill -9 of trustsync run, again and again, mid-stream', () => {
         RETURN NEW;
       END $$`);
     await dest.query(`CREATE TRIGGER ${destSchema}_moves AFTER UPDATE ON trustsync.key_positions FOR EACH ROW EXECUTE FUNCTION ${destSchema}.record_move()`);
-    capture = new SourceCapture(schema, schema, ['customers', 'orders'], 'json');
-    await capture.start();
+    await f.captureTables(tables, 'json').start();
     const doc = flowDocument({
       name: schema,
-      topics: [
-        { topic: capture.topic('customers'), table: `${destSchema}.customers` },
-        { topic: capture.topic('orders'), table: `${destSchema}.orders` },
-      ],
+      topics: f.flowTables(tables),
       extra: { batch: { maxRows: 50, maxWaitMs: 50 }, log: { level: 'warn' } },
     });
     writeFileSync(flowFile, stringify(doc));
@@ -79,11 +69,7 @@ describe('kill -9 of trustsync run, again and again, mid-stream', () => {
 
   afterAll(async () => {
     await dest?.query(`DROP TRIGGER IF EXISTS ${destSchema}_moves ON trustsync.key_positions`);
-    await capture?.stop();
-    await source?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await dest?.query(`DROP SCHEMA IF EXISTS ${destSchema} CASCADE`);
-    await source?.end();
-    await dest?.end();
+    await f.close();
   });
 
   it('ends with the destination equal to the source, row for row, and no position ever applied out of order', async () => {

@@ -2,11 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { Partitioners, type Producer } from 'kafkajs';
 import pino from 'pino';
-import { createDemoSchema, demoDestinationSql } from '../../src/demo/schema.js';
 import type { FlowConfig } from '../../src/flow/config.js';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
 import { listDeadLetters, replayDeadLetters } from '../../src/flow/replay.js';
-import { SourceCapture, kafkaClient, pgClient, readRecords, uniqueName, type Variant } from '../support/capture.js';
+import { kafkaClient, readRecords, type SourceCapture, type Variant } from '../support/capture.js';
+import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 
@@ -23,44 +23,36 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
  * origin and reason, the partition keeps flowing, and a replay goes through the same guards.
  */
 describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter topic (%s)', (variant) => {
-  const schema = uniqueName(`poison_${variant}`);
-  const destSchema = `${schema}_dst`;
+  const f = new SyncFixture(`poison_${variant}`);
+  const { schema, destSchema } = f;
+  const pairs = f.pairs(['customers']);
   let source: pg.Client;
   let dest: pg.Client;
   let producer: Producer;
   let capture: SourceCapture;
   let config: FlowConfig;
   let runner: FlowRunner;
-  const pairs: [string, string][] = [[`${schema}.customers`, `${destSchema}.customers`]];
   const injected: { key: Buffer | null; value: Buffer | null; code: string }[] = [];
 
   const nameOf = async (id: number) => (await dest.query(`SELECT name FROM ${destSchema}.customers WHERE id = $1`, [id])).rows[0]?.name as string | undefined;
 
   beforeAll(async () => {
-    source = await pgClient('trustsync_source');
-    dest = await pgClient('trustsync_dest');
-    await createDemoSchema(source, schema);
-    await dest.query(demoDestinationSql(destSchema));
+    ({ source, dest } = await f.open({ demoTables: true }));
     // A rule the destination enforces and the source does not: rows breaking it are the destination's to reject.
     await dest.query(`ALTER TABLE ${destSchema}.customers ADD CONSTRAINT no_banned CHECK (tier <> 'banned')`);
     for (let id = 1; id <= 5; id++) await source.query(`INSERT INTO ${schema}.customers (id, email, name) VALUES ($1, $2, 'before')`, [id, `p${id}@x`]);
-    capture = new SourceCapture(schema, schema, ['customers'], variant);
+    capture = f.captureTables(['customers'], variant);
     await capture.start();
-    config = flowConfig({ name: schema, decoding: variant, topics: [{ topic: capture.topic('customers'), table: `${destSchema}.customers` }] });
-    runner = await startFlow(config);
+    config = flowConfig({ name: schema, decoding: variant, topics: f.flowTables(['customers']) });
+    runner = f.runner = await startFlow(config);
     await waitForConvergence(source, dest, pairs);
     producer = kafkaClient().producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
   });
 
   afterAll(async () => {
-    await runner?.stop();
     await producer?.disconnect();
-    await capture?.stop();
-    await source?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await dest?.query(`DROP SCHEMA IF EXISTS ${destSchema} CASCADE`);
-    await source?.end();
-    await dest?.end();
+    await f.close();
   });
 
   it('dead-letters each kind of poison with its reason while the partition keeps flowing', async () => {

@@ -3,42 +3,30 @@ import type pg from 'pg';
 import type { FlowConfig } from '../../src/flow/config.js';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
 import { TrustsyncError } from '../../src/model/errors.js';
-import { createDemoSchema, demoDestinationSql } from '../../src/demo/schema.js';
 import { runWorkload } from '../../src/demo/workload.js';
-import { SourceCapture, pgClient, uniqueName } from '../support/capture.js';
+import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 
 describe('the destination follows the source schema, and stops where following would lose data (avro)', () => {
-  const schema = uniqueName('evolve');
-  const destSchema = `${schema}_dst`;
+  const f = new SyncFixture('evolve');
+  const { schema, destSchema } = f;
+  const pairs = f.pairs(['items']);
   let source: pg.Client;
   let dest: pg.Client;
-  let capture: SourceCapture;
   let config: FlowConfig;
-  let runner: FlowRunner;
-  const pairs: [string, string][] = [[`${schema}.items`, `${destSchema}.items`]];
 
   beforeAll(async () => {
-    source = await pgClient('trustsync_source');
-    dest = await pgClient('trustsync_dest');
+    ({ source, dest } = await f.open());
     await source.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.items (id bigint PRIMARY KEY, name text NOT NULL, points integer NOT NULL)`);
     await source.query(`INSERT INTO ${schema}.items SELECT g, 'item ' || g, g * 10 FROM generate_series(1, 20) g`);
-    capture = new SourceCapture(schema, schema, ['items'], 'avro');
-    await capture.start();
+    await f.captureTables(['items'], 'avro').start();
     // The destination table does not exist: the flow creates it from the Avro schema's field types.
-    config = flowConfig({ name: schema, decoding: 'avro', topics: [{ topic: capture.topic('items'), table: `${destSchema}.items` }] });
-    runner = await startFlow(config);
+    config = flowConfig({ name: schema, decoding: 'avro', topics: f.flowTables(['items']) });
+    f.runner = await startFlow(config);
   });
 
-  afterAll(async () => {
-    await runner?.stop();
-    await capture?.stop();
-    await source?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await dest?.query(`DROP SCHEMA IF EXISTS ${destSchema} CASCADE`);
-    await source?.end();
-    await dest?.end();
-  });
+  afterAll(() => f.close());
 
   it('creates a missing destination table with the source types', async () => {
     await waitForConvergence(source, dest, pairs);
@@ -63,7 +51,7 @@ describe('the destination follows the source schema, and stops where following w
     await source.query(`ALTER TABLE ${schema}.items ALTER COLUMN points TYPE bigint`);
     await source.query(`UPDATE ${schema}.items SET points = 5000000000 WHERE id = 1`);
     const timeout = new Promise((r) => setTimeout(() => r('the flow kept running'), 60_000));
-    const err = await Promise.race([runner.done.then(() => 'the flow stopped cleanly', (e: unknown) => e), timeout]);
+    const err = await Promise.race([f.runner!.done.then(() => 'the flow stopped cleanly', (e: unknown) => e), timeout]);
     expect(err).toBeInstanceOf(TrustsyncError);
     expect((err as TrustsyncError).code).toBe('schema-incompatible');
     expect((err as TrustsyncError).message).toContain(`${destSchema}.items.points is integer`);
@@ -71,69 +59,43 @@ describe('the destination follows the source schema, and stops where following w
     expect((await dest.query(`SELECT points FROM ${destSchema}.items WHERE id = 1`)).rows[0].points).toBe(10);
 
     await dest.query(`ALTER TABLE ${destSchema}.items ALTER COLUMN points TYPE bigint`);
-    runner = await startFlow(config);
+    f.runner = await startFlow(config);
     await waitForConvergence(source, dest, pairs);
   });
 });
 
 describe('transient destination failures are retried, holding only the partition', () => {
-  const schema = uniqueName('flaky');
-  const destSchema = `${schema}_dst`;
-  let source: pg.Client;
-  let dest: pg.Client;
-  let capture: SourceCapture;
+  const f = new SyncFixture('flaky');
+  const { schema } = f;
+  const tables = ['customers', 'orders'];
   let runner: FlowRunner;
-  const pairs: [string, string][] = [
-    [`${schema}.customers`, `${destSchema}.customers`],
-    [`${schema}.orders`, `${destSchema}.orders`],
-  ];
 
   beforeAll(async () => {
-    source = await pgClient('trustsync_source');
-    dest = await pgClient('trustsync_dest');
-    await createDemoSchema(source, schema);
-    await dest.query(demoDestinationSql(destSchema));
-    await runWorkload(source, schema, 30, 5);
-    capture = new SourceCapture(schema, schema, ['customers', 'orders'], 'json');
-    await capture.start();
-    runner = await startFlow(
-      flowConfig({
-        name: schema,
-        topics: [
-          { topic: capture.topic('customers'), table: `${destSchema}.customers` },
-          { topic: capture.topic('orders'), table: `${destSchema}.orders` },
-        ],
-        extra: { batch: { maxRows: 20, maxWaitMs: 20 } },
-      }),
-    );
+    await f.open({ demoTables: true });
+    await runWorkload(f.source, schema, 30, 5);
+    await f.captureTables(tables, 'json').start();
+    runner = f.runner = await startFlow(flowConfig({ name: schema, topics: f.flowTables(tables), extra: { batch: { maxRows: 20, maxWaitMs: 20 } } }));
   });
 
-  afterAll(async () => {
-    await runner?.stop();
-    await capture?.stop();
-    await source?.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await dest?.query(`DROP SCHEMA IF EXISTS ${destSchema} CASCADE`);
-    await source?.end();
-    await dest?.end();
-  });
+  afterAll(() => f.close());
 
   it('converges although its destination connections are killed again and again', async () => {
     let killing = true;
     const killer = (async () => {
       while (killing) {
-        await dest.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, [`trustsync:${schema}`]);
+        await f.dest.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, [`trustsync:${schema}`]);
         await new Promise((r) => setTimeout(r, 150));
       }
     })();
     try {
-      await runWorkload(source, schema, 600, 77);
+      await runWorkload(f.source, schema, 600, 77);
       const deadline = Date.now() + 30_000;
       while ((await runner.metrics.retries.get()).values.reduce((n, v) => n + v.value, 0) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     } finally {
       killing = false;
       await killer;
     }
-    await waitForConvergence(source, dest, pairs);
+    await waitForConvergence(f.source, f.dest, f.pairs(tables));
     const retries = (await runner.metrics.retries.get()).values.reduce((n, v) => n + v.value, 0);
     expect(retries).toBeGreaterThan(0);
     expect(await runner.metrics.total('dead_lettered')).toBe(0);
