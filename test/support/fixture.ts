@@ -31,8 +31,8 @@ export class SyncFixture {
     return this;
   }
 
-  captureTables(tables: string[], variant: Variant): SourceCapture {
-    this.capture = new SourceCapture(this.schema, this.schema, tables, variant);
+  captureTables(tables: string[], variant: Variant, connectorVars: Record<string, string> = {}): SourceCapture {
+    this.capture = new SourceCapture(this.schema, this.schema, tables, variant, connectorVars);
     return this.capture;
   }
 
