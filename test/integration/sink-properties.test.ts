@@ -111,4 +111,23 @@ describe('the guarded sink is order- and repetition-proof', () => {
       { numRuns: 20 },
     );
   });
+
+  it('keeps tombstones for the retention, then purges them; live keys are never purged', async () => {
+    const m = mapping('shuffled');
+    await pool.query(`TRUNCATE ${schema}.shuffled`);
+    await pool.query(`DELETE FROM trustsync.key_positions WHERE target = $1`, [`${schema}.shuffled`]);
+    await sink.applyBatch(m, [event({ key: 1, op: 'c', v: 'a' }, 10, 0), event({ key: 2, op: 'c', v: 'b' }, 11, 1), event({ key: 3, op: 'c', v: 'c' }, 12, 2)]);
+    await sink.applyBatch(m, [event({ key: 1, op: 'd', v: '' }, 20, 3), event({ key: 2, op: 'd', v: '' }, 21, 4)]);
+    // Key 1's delete is old enough to go, key 2's is not; key 3 is alive.
+    await pool.query(`UPDATE trustsync.key_positions SET changed_at = now() - interval '8 days' WHERE target = $1 AND key IN ('1', '3')`, [`${schema}.shuffled`]);
+    expect(await sink.purgeTombstones(7 * 86_400_000)).toBeGreaterThanOrEqual(1);
+    const { rows } = await pool.query(`SELECT key, deleted FROM trustsync.key_positions WHERE target = $1 ORDER BY key`, [`${schema}.shuffled`]);
+    expect(rows).toEqual([
+      { key: '2', deleted: true },
+      { key: '3', deleted: false },
+    ]);
+    // Within the retention the tombstone still refuses a late update.
+    const late = await sink.applyBatch(m, [event({ key: 2, op: 'u', v: 'late' }, 15, 5)]);
+    expect(late.map((d) => d.decision)).toEqual(['skipped']);
+  });
 });
