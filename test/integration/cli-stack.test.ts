@@ -1,0 +1,77 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PACKAGE_DIR } from '../../src/stack/settings.js';
+import { ConnectClient, removePostgresSource, readConnectorFile, stackConnectorVars } from '../../src/stack/connectors.js';
+import { endpoints, pgClient, settings, uniqueName } from '../support/capture.js';
+
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 180_000 });
+
+describe('trustsync stack, as a person runs it', () => {
+  it('status --json shows every component up, with port, version and PID, and exits 0', () => {
+    const r = cli(['stack', 'status', '--json']);
+    expect(r.status).toBe(0);
+    const status = JSON.parse(r.stdout);
+    expect(status.healthy).toBe(true);
+    expect(status.components.map((c: { name: string }) => c.name).sort()).toEqual(['connect', 'kafka', 'postgres', 'registry']);
+    for (const c of status.components) {
+      expect(c.state).toBe('up');
+      expect(c.pid).toBeGreaterThan(0);
+      expect(c.port).toBeGreaterThan(1024);
+      expect(c.version.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('up on a running stack is harmless: same processes, still healthy', () => {
+    const before = JSON.parse(cli(['stack', 'status', '--json']).stdout);
+    const r = cli(['stack', 'up', '--json']);
+    expect(r.status).toBe(0);
+    const after = JSON.parse(r.stdout);
+    expect(after.healthy).toBe(true);
+    expect(after.components.map((c: { pid: number }) => c.pid)).toEqual(before.components.map((c: { pid: number }) => c.pid));
+    expect(r.stderr).toContain('already running');
+  });
+});
+
+describe('trustsync connectors apply', () => {
+  const schema = uniqueName('cliconn');
+  const dir = mkdtempSync(join(tmpdir(), 'trustsync-connectors-'));
+  const vars = { SERVER: schema, SCHEMAS: schema, TABLES: `${schema}.things` };
+
+  afterAll(async () => {
+    const connect = new ConnectClient(endpoints.connectUrl);
+    for (const [server, tables] of [[schema, vars.TABLES], [`${schema}_bad`, `${schema}.missing`]]) {
+      const config = readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), { ...stackConnectorVars(settings), ...vars, SERVER: server!, TABLES: tables! });
+      await removePostgresSource(connect, config, endpoints.postgresUrl);
+    }
+    const source = await pgClient();
+    await source.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await source.end();
+  });
+
+  it('creates a connector, waits for RUNNING, and a second apply updates it in place', async () => {
+    const source = await pgClient();
+    await source.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.things (id int PRIMARY KEY)`);
+    await source.end();
+    writeFileSync(join(dir, 'source.json'), JSON.stringify({ name: `trustsync-\${SERVER}-source-json`, config: readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), { ...stackConnectorVars(settings), ...vars }).config }));
+    const first = cli(['connectors', 'apply', '--dir', dir], vars);
+    expect(first.stderr).toContain(`trustsync-${schema}-source-json: created, RUNNING`);
+    expect(first.status).toBe(0);
+    const second = cli(['connectors', 'apply', '--dir', dir], vars);
+    expect(second.stderr).toContain(`trustsync-${schema}-source-json: updated, RUNNING`);
+  });
+
+  it('prints the failed task trace and exits 1 when the connector cannot run', () => {
+    const bad = mkdtempSync(join(tmpdir(), 'trustsync-connectors-bad-'));
+    // A table that does not exist: Debezium cannot build its publication, and the task fails.
+    writeFileSync(join(bad, 'bad.json'), readFileSync(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json')));
+    const r = cli(['connectors', 'apply', '--dir', bad], { ...vars, SERVER: `${schema}_bad`, TABLES: `${schema}.missing` });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`connector trustsync-${schema}_bad-source-json FAILED`);
+    expect(r.stderr).toContain('Unable to create filtered publication');
+    expect(r.stderr).toContain('fix:');
+  });
+});
