@@ -3,6 +3,7 @@ import { stackCommand } from './stack-command.js';
 import { connectorsCommand } from './connectors-command.js';
 import { demoCommand } from './demo-command.js';
 import { dlqCommand, runCommand } from './flow-commands.js';
+import { lagCommand } from './lag-command.js';
 import { reportFailure } from './output.js';
 
 const program = new Command()
@@ -15,6 +16,7 @@ program.addCommand(stackCommand());
 program.addCommand(connectorsCommand());
 program.addCommand(runCommand());
 program.addCommand(dlqCommand());
+program.addCommand(lagCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch((err) => {
