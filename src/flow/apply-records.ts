@@ -28,6 +28,8 @@ export interface ApplyOutcome {
   duplicate: number;
   ignored: number;
   deadLetters: DeadLetter[];
+  /** Source commit times of the applied changes, for end-to-end latency. */
+  appliedSourceTsMs: number[];
 }
 
 function deadLetter(record: RawRecord, err: TrustsyncError | Error, attempts: number): DeadLetter {
@@ -51,7 +53,7 @@ function deadLetter(record: RawRecord, err: TrustsyncError | Error, attempts: nu
 export async function applyRecords(ctx: ApplyContext, records: readonly RawRecord[]): Promise<ApplyOutcome> {
   const { mapping, metrics, log } = ctx;
   const topic = mapping.topic;
-  const outcome: ApplyOutcome = { applied: 0, superseded: 0, stale: 0, duplicate: 0, ignored: 0, deadLetters: [] };
+  const outcome: ApplyOutcome = { applied: 0, superseded: 0, stale: 0, duplicate: 0, ignored: 0, deadLetters: [], appliedSourceTsMs: [] };
   const rawByOffset = new Map(records.map((r) => [`${r.origin.partition}/${r.origin.offset}`, r]));
   let pending: ChangeEvent[] = [];
   metrics.count(topic, 'received', '', records.length);
@@ -79,6 +81,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
       const where = { topic, partition: e.origin.partition, offset: e.origin.offset, key: e.keyText };
       if (d.decision === 'applied') {
         outcome.applied++;
+        if (e.sourceTsMs !== null) outcome.appliedSourceTsMs.push(e.sourceTsMs);
         metrics.count(topic, 'applied', e.op);
       } else if (d.decision === 'skipped') {
         outcome[d.reason]++;

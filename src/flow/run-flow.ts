@@ -55,6 +55,8 @@ export class FlowRunner {
   private stopped!: Promise<void>;
   private settle!: (err?: Error) => void;
   private lastPurge = 0;
+  /** When each partition last committed, to tell a stalled partition from a quiet one. */
+  private readonly progressAt = new Map<string, number>();
 
   constructor(readonly config: FlowConfig, log?: Logger) {
     this.log = log ?? createLogger(config.flow, config.logLevel);
@@ -117,6 +119,8 @@ export class FlowRunner {
     await admin.connect();
     try {
       await ensureDlqTopic(admin, config.dlqTopic);
+      const dlq = await admin.fetchTopicOffsets(config.dlqTopic);
+      this.metrics.dlqDepth.set({ flow: config.flow, topic: config.dlqTopic }, dlq.reduce((n, o) => n + Number(BigInt(o.high) - BigInt(o.low)), 0));
       await this.waitForTopics(admin);
     } finally {
       await admin.disconnect();
@@ -175,12 +179,17 @@ export class FlowRunner {
     } catch (err) {
       return { ready: false, detail: `destination unreachable: ${(err as Error).message}` };
     }
+    // Stalled: records waiting on a partition that has not committed for a minute (retries holding it, or stuck).
+    const lag = await this.metrics.lagMessages.get();
+    const stalled = lag.values.filter((v) => v.value > 0 && Date.now() - (this.progressAt.get(`${v.labels.topic}/${v.labels.partition}`) ?? Date.now()) > 60_000);
+    if (stalled.length) return { ready: false, detail: `stalled: ${stalled.map((v) => `${v.labels.topic}/${v.labels.partition}`).join(', ')}` };
     return { ready: true, detail: 'ok' };
   }
 
   private async eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const mapping = this.tables.get(batch.topic)!;
     const size = this.config.batch.maxRows;
+    const high = BigInt(batch.highWatermark);
     for (let start = 0; start < batch.messages.length; start += size) {
       // A revoked partition is abandoned here, uncommitted: its new owner re-reads it and the guards absorb the overlap.
       if (!isRunning() || isStale() || this.failure) return;
@@ -189,6 +198,9 @@ export class FlowRunner {
       try {
         const outcome = await applyRecords(this.context(mapping), records);
         await sendDeadLetters(this.producer, this.config.dlqTopic, this.config.flow, outcome.deadLetters);
+        if (outcome.deadLetters.length) this.metrics.dlqDepth.inc({ flow: this.config.flow, topic: this.config.dlqTopic }, outcome.deadLetters.length);
+        const committedAt = Date.now();
+        for (const ts of outcome.appliedSourceTsMs) this.metrics.endToEndSeconds.observe({ flow: this.config.flow, topic: batch.topic }, Math.max(0, (committedAt - ts) / 1000));
       } catch (err) {
         void this.fail(err as Error);
         return;
@@ -197,6 +209,10 @@ export class FlowRunner {
       // Only now is the write durable (committed in PostgreSQL, dead letters acknowledged): the offset may move.
       await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
       resolveOffset(last);
+      this.progressAt.set(`${batch.topic}/${batch.partition}`, Date.now());
+      const next = batch.messages[start + size];
+      const behind = high - (BigInt(last) + 1n);
+      this.metrics.partitionLag(batch.topic, batch.partition, Number(behind > 0n ? behind : 0n), next ? Number(next.timestamp) : null);
       await heartbeat();
     }
     await this.maybePurgeTombstones();

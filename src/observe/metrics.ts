@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** What a flow counts: every decision, retry and dead letter (nothing silent). */
 export class FlowMetrics {
@@ -9,6 +9,10 @@ export class FlowMetrics {
   readonly deadLetters: Counter<'flow' | 'topic' | 'code'>;
   readonly batchSize: Histogram<'flow' | 'topic'>;
   readonly applySeconds: Histogram<'flow' | 'topic'>;
+  readonly endToEndSeconds: Histogram<'flow' | 'topic'>;
+  readonly lagMessages: Gauge<'flow' | 'topic' | 'partition'>;
+  readonly lagSeconds: Gauge<'flow' | 'topic' | 'partition'>;
+  readonly dlqDepth: Gauge<'flow' | 'topic'>;
 
   constructor(readonly flow: string) {
     collectDefaultMetrics({ register: this.registry, prefix: 'trustsync_process_' });
@@ -34,6 +38,28 @@ export class FlowMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [this.registry],
     });
+    this.endToEndSeconds = new Histogram({
+      name: 'trustsync_end_to_end_seconds',
+      help: 'From the source commit (Debezium source.ts_ms) to the destination commit, per applied change',
+      labelNames: ['flow', 'topic'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [this.registry],
+    });
+    this.lagMessages = new Gauge({ name: 'trustsync_consumer_lag_messages', help: 'Records between the committed offset and the log end', labelNames: ['flow', 'topic', 'partition'], registers: [this.registry] });
+    this.lagSeconds = new Gauge({
+      name: 'trustsync_consumer_lag_seconds',
+      help: 'Age of the oldest record not yet applied (0 when caught up)',
+      labelNames: ['flow', 'topic', 'partition'],
+      registers: [this.registry],
+    });
+    this.dlqDepth = new Gauge({ name: 'trustsync_dlq_depth', help: 'Records in the dead-letter topic', labelNames: ['flow', 'topic'], registers: [this.registry] });
+  }
+
+  /** Where a partition stands after a commit: records behind the log end, and the age of the oldest of them. */
+  partitionLag(topic: string, partition: number, messages: number, oldestUnappliedTs: number | null): void {
+    const labels = { flow: this.flow, topic, partition: String(partition) };
+    this.lagMessages.set(labels, messages);
+    this.lagSeconds.set(labels, messages === 0 || oldestUnappliedTs === null ? 0 : Math.max(0, (Date.now() - oldestUnappliedTs) / 1000));
   }
 
   count(topic: string, decision: string, reason = '', n = 1): void {
