@@ -4,6 +4,7 @@ import { connectorsCommand } from './connectors-command.js';
 import { demoCommand } from './demo-command.js';
 import { dlqCommand, runCommand } from './flow-commands.js';
 import { lagCommand } from './lag-command.js';
+import { explainCommand } from './explain-command.js';
 import { reportFailure } from './output.js';
 
 const program = new Command()
@@ -17,6 +18,7 @@ program.addCommand(connectorsCommand());
 program.addCommand(runCommand());
 program.addCommand(dlqCommand());
 program.addCommand(lagCommand());
+program.addCommand(explainCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch((err) => {

@@ -4,7 +4,8 @@ import { TrustsyncError, TruncateStopped, UndecodableRecord } from '../model/err
 import type { RawRecord, RecordDecoder } from '../decode/debezium.js';
 import { collapseByKey } from '../order/plan.js';
 import { formatPosition, positionRank } from '../order/position.js';
-import { targetName, type PostgresSink, type TableMapping } from '../sink/postgres-sink.js';
+import { recordHistory, targetName, type PostgresSink, type TableMapping } from '../sink/postgres-sink.js';
+import { eventRow, type HistoryRow } from '../history/history.js';
 import type { FlowMetrics } from '../observe/metrics.js';
 import { withRetries, type RetryPolicy } from './retry.js';
 import type { DeadLetter } from './dlq.js';
@@ -58,8 +59,13 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   let pending: ChangeEvent[] = [];
   metrics.count(topic, 'received', '', records.length);
 
+  const target = targetName(mapping.table);
+  /** Retries since the last write, told in that write's history. */
+  let retried: HistoryRow[] = [];
   const onRetry = (err: Error, attempt: number, delayMs: number) => {
-    metrics.retries.inc({ flow: ctx.flow, topic, code: (err as TrustsyncError).code ?? 'error' });
+    const code = (err as TrustsyncError).code ?? 'error';
+    metrics.retries.inc({ flow: ctx.flow, topic, code });
+    retried.push({ ...batchRow(target, 'retried'), reason: `attempt ${attempt} failed (${code}): ${err.message}; next in ${delayMs} ms` });
     log.warn({ topic, attempt, delayMs, err: err.message }, 'transient failure, retrying');
   };
 
@@ -73,7 +79,11 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
       log.debug({ topic, partition: s.event.origin.partition, offset: s.event.origin.offset, key: s.event.keyText, position: formatPosition(s.event.position) }, `skipped: ${s.reason} (a newer or the same change of the key is in this batch)`);
     }
     const started = process.hrtime.bigint();
-    const decisions = await withRetries(ctx.retry, () => ctx.sink.applyBatch(mapping, plan.latest), onRetry);
+    const superseded = plan.superseded.map((x) =>
+      eventRow(target, x.event, x.reason === 'duplicate' ? 'skipped-duplicate' : 'superseded', x.reason === 'duplicate' ? 'the same change is in this batch' : `a newer change of the key in this batch (offset ${x.by.origin.offset}) is written instead`),
+    );
+    const decisions = await withRetries(ctx.retry, () => ctx.sink.applyBatch(mapping, plan.latest, { flow: ctx.flow, extra: [...superseded, ...retried] }), onRetry);
+    retried = [];
     metrics.applySeconds.observe({ flow: ctx.flow, topic }, Number(process.hrtime.bigint() - started) / 1e9);
     metrics.batchSize.observe({ flow: ctx.flow, topic }, plan.latest.length);
     for (const d of decisions) {
@@ -97,6 +107,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     }
   };
 
+  const undecodable: HistoryRow[] = [];
   for (const record of records) {
     let decoded;
     try {
@@ -104,6 +115,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     } catch (err) {
       if (!(err instanceof UndecodableRecord)) throw err;
       outcome.deadLetters.push(deadLetter(record, err, 1));
+      undecodable.push({ ...batchRow(target, 'dead-lettered'), key: printableKey(record.key), reason: `${err.code}: ${err.message}`, origin: record.origin });
       metrics.count(topic, 'dead_lettered', err.code);
       metrics.deadLetters.inc({ flow: ctx.flow, topic, code: err.code });
       log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset, err: err.message }, `undecodable record (${err.code}): dead-lettered`);
@@ -125,11 +137,26 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
           throw new TruncateStopped(`TRUNCATE of ${decoded.entity} at ${topic}/${record.origin.partition}@${record.origin.offset}: the flow stops rather than wipe ${targetName(mapping.table)}.`);
         }
         if (ctx.truncate === 'apply') await withRetries(ctx.retry, () => ctx.sink.applyTruncate(mapping, positionRank(decoded.position)), onRetry);
+        await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, [{ ...batchRow(target, ctx.truncate === 'apply' ? 'truncated' : 'ignored'), entity: decoded.entity, key: '*', op: 't', reason: `TRUNCATE, truncate policy ${ctx.truncate}`, position: positionRank(decoded.position).toString(), origin: record.origin }]), onRetry);
         metrics.count(topic, ctx.truncate === 'apply' ? 'applied' : 'skipped', 'truncate');
         log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset }, `TRUNCATE of ${decoded.entity}: ${ctx.truncate === 'apply' ? 'applied' : 'skipped'} by policy`);
         break;
     }
   }
   await flush();
+  // Records that never became change events are on record too, before their offsets are committed.
+  await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, undecodable), onRetry);
   return outcome;
+}
+
+/** An undecoded key as text for the history: as is when it is readable text, else its hex. */
+export function printableKey(key: Buffer | null): string {
+  if (key === null) return '(no key)';
+  const text = key.toString('utf8');
+  return /^[^\u0000-\u001f\ufffd]*$/.test(text) ? text.slice(0, 200) : `0x${key.subarray(0, 100).toString('hex')}`;
+}
+
+/** A history row about the batch rather than one change. */
+function batchRow(target: string, decision: HistoryRow['decision']): HistoryRow {
+  return { target, entity: null, key: '(batch)', op: null, decision, reason: null, position: null, storedPosition: null, origin: null, txId: null, sourceTsMs: null, captureTsMs: null, newValues: null };
 }

@@ -110,6 +110,8 @@ export class FlowRunner {
   async start(): Promise<void> {
     const { config, log } = this;
     this.stopped = new Promise<void>((resolve, reject) => (this.settle = (err) => (err ? reject(err) : resolve())));
+    // A failure is reported through `done` and the log; unawaited, it must not also surface as an unhandled rejection.
+    this.stopped.catch(() => undefined);
     if (config.metrics) {
       this.server = await serveMetrics(this.metrics, { live: () => this.running, ready: () => this.readiness() }, config.metrics.port, config.metrics.host);
       log.info({ port: config.metrics.port }, 'metrics on /metrics, health on /healthz and /readyz');

@@ -60,3 +60,9 @@ export function positionRank(p: Position): bigint {
 export function formatPosition(p: Position): string {
   return p.snapshot ? 'snapshot' : `${p.commitLsn}/${p.lsn}`;
 }
+
+/** A stored rank (see positionRank) as "commitLsn/lsn", or "snapshot". */
+export function formatRank(rank: string | bigint): string {
+  const r = BigInt(rank);
+  return r === 0n ? 'snapshot' : `${r >> SHIFT}/${r & (LSN_LIMIT - 1n)}`;
+}

@@ -3,6 +3,7 @@ import { UNAVAILABLE_VALUE, type ChangeEvent, type FieldType, type Row } from '.
 import { RowRejected, SchemaIncompatible } from '../model/errors.js';
 import { positionRank } from '../order/position.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
+import { HISTORY_DDL, eventRow, historyInsert, type HistoryRow } from '../history/history.js';
 import {
   CLAIM_POSITIONS,
   LEDGER_DDL,
@@ -47,6 +48,31 @@ export function targetName(t: TableName): string {
   return `${t.schema}.${t.table}`;
 }
 
+/** What a batch's history adds to its transaction: the flow, and rows beyond the sink's own decisions. */
+export interface BatchAudit {
+  flow: string;
+  /** Superseded changes, retries of this batch: told in the same transaction as the write. */
+  extra: HistoryRow[];
+}
+
+function decisionRow(target: string, d: RowDecision): HistoryRow {
+  if (d.decision === 'applied') return eventRow(target, d.event, 'applied', null);
+  if (d.decision === 'skipped') {
+    const why = d.reason === 'stale' ? 'the destination holds a newer change of this key' : 'the destination already holds this change';
+    return eventRow(target, d.event, d.reason === 'stale' ? 'skipped-stale' : 'skipped-duplicate', why, d.storedPosition);
+  }
+  return eventRow(target, d.event, 'dead-lettered', d.error.message);
+}
+
+/** Writes history rows on their own (for records that never reach a batch write, e.g. undecodable ones). */
+export async function recordHistory(pool: pg.Pool, flow: string, rows: readonly HistoryRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  const insert = historyInsert(flow, rows);
+  await pool.query(insert.text, insert.values).catch((err) => {
+    throw classifyPgError(err, 'writing decision history');
+  });
+}
+
 /** Applies source column selection and renames to a row. */
 export function mapRow(m: TableMapping, row: Row): Row {
   const out: Row = {};
@@ -79,7 +105,7 @@ export class PostgresSink {
   }
 
   async prepare(): Promise<void> {
-    await this.pool.query(LEDGER_DDL).catch(async (err) => {
+    await this.pool.query(LEDGER_DDL + HISTORY_DDL).catch(async (err) => {
       // Two processes creating the ledger at once race on the catalog; the loser finds it made.
       if ((err as { code?: string }).code !== '23505') throw err;
     });
@@ -186,14 +212,22 @@ export class PostgresSink {
    * ledger, then one set-based statement per kind of row. A row the database rejects is isolated by
    * splitting the batch under savepoints; it is reported as rejected and everything else still applies.
    */
-  async applyBatch(m: TableMapping, latest: readonly ChangeEvent[]): Promise<RowDecision[]> {
-    if (latest.length === 0) return [];
-    const shape = await this.ensureTable(m, latest);
+  async applyBatch(m: TableMapping, latest: readonly ChangeEvent[], audit?: BatchAudit): Promise<RowDecision[]> {
+    if (latest.length === 0 && !audit?.extra.length) return [];
+    const shape = latest.length ? await this.ensureTable(m, latest) : undefined;
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      const decisions = await this.applyIsolating(client, m, shape, [...latest]);
+      const decisions = shape ? await this.applyIsolating(client, m, shape, [...latest]) : [];
+      if (audit) {
+        const target = targetName(m.table);
+        const rows = [...audit.extra, ...decisions.map((d) => decisionRow(target, d))];
+        if (rows.length) {
+          const insert = historyInsert(audit.flow, rows);
+          await client.query(insert.text, insert.values);
+        }
+      }
       await client.query('COMMIT');
       return decisions;
     } catch (err) {

@@ -8,6 +8,7 @@ import { kafkaClient, pgClient, readRecords, type Variant } from '../support/cap
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
 import { compareTables, waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { explainKey, formatExplanation } from '../../src/history/explain.js';
 
 /**
  * The apply engine against real Debezium events: whatever order, duplication or concurrency the
@@ -122,6 +123,15 @@ describe.each<Variant>(['json', 'avro'])('trustsync run applies real Debezium ch
     const { rowCount } = await dest.query(`SELECT 1 FROM ${destSchema}.customers WHERE id = 9200`);
     expect(rowCount).toBe(0);
     expect(await compareTables(source, dest, pairs[0]![0], pairs[0]![1])).toEqual({ missing: [], extra: [], wrong: [] });
+
+    // The history tells the story: the row written, deleted, and the late update refused, with why.
+    const story = await explainKey(dest, `${destSchema}.customers`, '9200');
+    const decisions = story.timeline.map((t) => `${t.decision} ${t.op}`);
+    expect(decisions).toContain('applied d');
+    expect(decisions[decisions.length - 1]).toBe('skipped-stale u');
+    expect(story.timeline[story.timeline.length - 1]!.reason).toContain('newer change');
+    expect(story.ledger?.deleted).toBe(true);
+    expect(formatExplanation(story)).toContain('now: deleted (tombstone kept)');
   });
 
   it('stays equal to the source through a stream of inserts, updates and deletes', async () => {

@@ -90,6 +90,10 @@ describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter top
     const rejected = letters.find((l) => l.code === 'row-rejected')!;
     expect(rejected.message).toContain('no_banned');
     expect(await runner.metrics.total('dead_lettered')).toBe(poison.length + 1);
+    // Every dead letter is in the history too, with its reason.
+    const { rows } = await dest.query(`SELECT reason FROM trustsync.history WHERE flow = $1 AND decision = 'dead-lettered' ORDER BY id`, [config.flow]);
+    expect(rows).toHaveLength(poison.length + 1);
+    for (const p of poison) expect(rows.some((r) => String(r.reason).startsWith(`${p.code}:`))).toBe(true);
   });
 
   it('replays a dead letter through the same engine once its cause is fixed, and never over newer data', async () => {

@@ -73,3 +73,12 @@ describe('decoding Avro', () => {
     expect((err as UndecodableRecord).code).toBe('bad-magic-byte');
   });
 });
+
+describe('undecodable keys in the history', () => {
+  it('stay readable text when they are text, and become hex when they are not', async () => {
+    const { printableKey } = await import('../../src/flow/apply-records.js');
+    expect(printableKey(Buffer.from('{"id":1}'))).toBe('{"id":1}');
+    expect(printableKey(Buffer.from([0, 0, 0, 0, 1, 2]))).toBe('0x000000000102');
+    expect(printableKey(null)).toBe('(no key)');
+  });
+});

@@ -14,7 +14,7 @@ async function exportedSeries(): Promise<Set<string>> {
   const metrics = await new FlowMetrics('test').registry.getMetricsAsJSON();
   const names = new Set<string>();
   for (const m of metrics) {
-    if (m.type === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${m.name}${suffix}`);
+    if (String(m.type) === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${m.name}${suffix}`);
     else names.add(m.name);
   }
   return names;

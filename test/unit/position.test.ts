@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { comparePositions, positionRank, postgresPosition, InvalidPosition } from '../../src/order/position.js';
+import { comparePositions, formatRank, positionRank, postgresPosition, InvalidPosition } from '../../src/order/position.js';
 import type { Position } from '../../src/model/change.js';
 
 const lsn = fc.bigInt({ min: 1n, max: (1n << 64n) - 1n });
@@ -62,5 +62,10 @@ describe('source positions order changes by commit, never by arrival or clock', 
     expect(() => postgresPosition('["x","1"]', 1, false)).toThrowError(InvalidPosition);
     expect(() => postgresPosition('not json', 1, false)).toThrowError(/source.sequence is not JSON/);
     expect(() => postgresPosition(undefined, undefined, false)).toThrowError(/neither source.sequence nor source.lsn/);
+  });
+
+  it('prints a stored rank back as its LSN pair', () => {
+    expect(formatRank(positionRank(postgresPosition('["36065088","36065296"]', null, false)))).toBe('36065088/36065296');
+    expect(formatRank('0')).toBe('snapshot');
   });
 });

@@ -1,0 +1,25 @@
+import { Command } from 'commander';
+import pg from 'pg';
+import { loadFlowFile } from '../flow/config.js';
+import { explainKey, formatExplanation } from '../history/explain.js';
+
+export function explainCommand(): Command {
+  return new Command('explain')
+    .description('the story of one destination record: every change that arrived, what was decided and why')
+    .requiredOption('--config <file>', 'the flow file (for the destination)')
+    .argument('<table>', 'destination table, schema.table')
+    .argument('<key>', 'the key as trustsync writes it: 42, "abc", or [1,2] for composite keys')
+    .option('--json', 'machine-readable output')
+    .action(async (table: string, key: string, opts: { config: string; json?: boolean }) => {
+      const config = loadFlowFile(opts.config);
+      const target = table.includes('.') ? table : `public.${table}`;
+      const client = new pg.Client({ connectionString: config.destinationUrl });
+      await client.connect();
+      try {
+        const x = await explainKey(client, target, key);
+        process.stdout.write(opts.json ? `${JSON.stringify(x, null, 2)}\n` : `${formatExplanation(x)}\n`);
+      } finally {
+        await client.end();
+      }
+    });
+}

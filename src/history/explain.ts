@@ -1,0 +1,69 @@
+import type pg from 'pg';
+import { formatRank } from '../order/position.js';
+
+export interface TimelineEntry {
+  decidedAt: string;
+  decision: string;
+  op: string | null;
+  position: string | null;
+  storedPosition: string | null;
+  origin: string | null;
+  txId: string | null;
+  sourceTs: string | null;
+  reason: string | null;
+  values: unknown;
+}
+
+export interface Explanation {
+  target: string;
+  key: string;
+  timeline: TimelineEntry[];
+  /** What the position ledger holds for the key now. */
+  ledger: { position: string; deleted: boolean; changedAt: string } | null;
+}
+
+/** The story of one destination record: every decision about its key, oldest first, and where it stands now. */
+export async function explainKey(client: pg.Client | pg.Pool, target: string, key: string): Promise<Explanation> {
+  const history = await client.query(
+    `SELECT decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values
+       FROM trustsync.history WHERE target = $1 AND key = $2 ORDER BY id`,
+    [target, key],
+  );
+  const ledger = await client.query(`SELECT position::text, deleted, changed_at FROM trustsync.key_positions WHERE target = $1 AND key = $2`, [target, key]);
+  return {
+    target,
+    key,
+    timeline: history.rows.map((r) => ({
+      decidedAt: (r.decided_at as Date).toISOString(),
+      decision: r.decision,
+      op: r.op,
+      position: r.position,
+      storedPosition: r.stored_position,
+      origin: r.origin_topic ? `${r.origin_topic}/${r.origin_partition}@${r.origin_offset}` : null,
+      txId: r.tx_id,
+      sourceTs: r.source_ts ? (r.source_ts as Date).toISOString() : null,
+      reason: r.reason,
+      values: r.new_values,
+    })),
+    ledger: ledger.rows[0] ? { position: ledger.rows[0].position, deleted: ledger.rows[0].deleted, changedAt: (ledger.rows[0].changed_at as Date).toISOString() } : null,
+  };
+}
+
+const OPS: Record<string, string> = { c: 'insert', u: 'update', d: 'delete', r: 'snapshot read', t: 'truncate' };
+
+/** The explanation as a support person reads it. */
+export function formatExplanation(x: Explanation): string {
+  const lines = [`${x.target} key ${x.key}`];
+  if (x.timeline.length === 0) lines.push('  no decisions recorded for this key');
+  for (const t of x.timeline) {
+    const what = t.op ? OPS[t.op] ?? t.op : 'batch';
+    const from = t.origin ? ` from ${t.origin}` : '';
+    const at = t.position ? ` at ${formatRank(t.position)}` : '';
+    lines.push(`  ${t.decidedAt}  ${t.decision.padEnd(17)} ${what}${at}${from}${t.sourceTs ? ` (committed at source ${t.sourceTs})` : ''}`);
+    if (t.reason) lines.push(`  ${' '.repeat(24)} why: ${t.reason}`);
+    if (t.values) lines.push(`  ${' '.repeat(24)} values: ${JSON.stringify(t.values).slice(0, 300)}`);
+  }
+  if (x.ledger) lines.push(`  now: ${x.ledger.deleted ? 'deleted (tombstone kept)' : 'present'} at ${formatRank(x.ledger.position)}, since ${x.ledger.changedAt}`);
+  else lines.push('  now: never written');
+  return lines.join('\n');
+}

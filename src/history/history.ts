@@ -1,0 +1,100 @@
+import type { ChangeEvent, RecordOrigin } from '../model/change.js';
+import { positionRank } from '../order/position.js';
+
+/**
+ * The append-only record of every decision trustsync makes, beside the data in the destination
+ * database. Rows about a batch are written in the batch's own transaction: the history never tells
+ * of a write that did not happen, and no write happens without its history.
+ */
+export const HISTORY_DDL = `
+CREATE SCHEMA IF NOT EXISTS trustsync;
+CREATE TABLE IF NOT EXISTS trustsync.history (
+  id               bigserial PRIMARY KEY,
+  flow             text NOT NULL,
+  target           text NOT NULL,
+  entity           text,
+  key              text NOT NULL,
+  op               text,
+  decision         text NOT NULL,
+  reason           text,
+  position         numeric(40,0),
+  stored_position  numeric(40,0),
+  origin_topic     text,
+  origin_partition integer,
+  origin_offset    bigint,
+  tx_id            text,
+  source_ts        timestamptz,
+  capture_ts       timestamptz,
+  decided_at       timestamptz NOT NULL DEFAULT now(),
+  new_values       jsonb
+);
+CREATE INDEX IF NOT EXISTS history_by_key ON trustsync.history (target, key, id);
+`;
+
+export type HistoryDecision = 'applied' | 'skipped-stale' | 'skipped-duplicate' | 'superseded' | 'dead-lettered' | 'retried' | 'truncated' | 'ignored';
+
+export interface HistoryRow {
+  target: string;
+  entity: string | null;
+  key: string;
+  op: string | null;
+  decision: HistoryDecision;
+  reason: string | null;
+  position: string | null;
+  storedPosition: string | null;
+  origin: RecordOrigin | null;
+  txId: string | null;
+  sourceTsMs: number | null;
+  captureTsMs: number | null;
+  newValues: unknown;
+}
+
+/** A history row about one change event. */
+export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecision, reason: string | null, storedPosition: string | null = null): HistoryRow {
+  return {
+    target,
+    entity: e.entity,
+    key: e.keyText,
+    op: e.op,
+    decision,
+    reason,
+    position: positionRank(e.position).toString(),
+    storedPosition,
+    origin: e.origin,
+    txId: e.txId,
+    sourceTsMs: e.sourceTsMs,
+    captureTsMs: e.captureTsMs,
+    newValues: decision === 'applied' ? e.after : null,
+  };
+}
+
+/** PostgreSQL text cannot hold NUL; an error message quoting binary input might. */
+const text = (v: string | null) => (v === null ? null : v.replaceAll('\u0000', '\\0'));
+const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x)));
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** One statement for any number of history rows. */
+export function historyInsert(flow: string, rows: readonly HistoryRow[]): { text: string; values: unknown[] } {
+  return {
+    text: `INSERT INTO trustsync.history (flow, target, entity, key, op, decision, reason, position, stored_position, origin_topic, origin_partition, origin_offset, tx_id, source_ts, capture_ts, new_values)
+      SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::text[], $11::int[], $12::bigint[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::jsonb[])`,
+    values: [
+      flow,
+      rows.map((r) => r.target),
+      rows.map((r) => r.entity),
+      rows.map((r) => text(r.key)),
+      rows.map((r) => r.op),
+      rows.map((r) => r.decision),
+      rows.map((r) => text(r.reason)),
+      rows.map((r) => r.position),
+      rows.map((r) => r.storedPosition),
+      rows.map((r) => r.origin?.topic ?? null),
+      rows.map((r) => r.origin?.partition ?? null),
+      rows.map((r) => r.origin?.offset ?? null),
+      rows.map((r) => r.txId),
+      rows.map((r) => iso(r.sourceTsMs)),
+      rows.map((r) => iso(r.captureTsMs)),
+      rows.map((r) => json(r.newValues)),
+    ],
+  };
+}
