@@ -19,6 +19,7 @@ export function demoCommand(): Command {
         out.push(`  ${t.table.padEnd(16)} ${String(t.rows).padStart(5)} rows  ${bad === 0 ? 'equal to the source' : `DIFFERS: ${JSON.stringify(t.diff)}`}`);
       }
       if (r.metricsUrl) out.push('', `(the flow served Prometheus metrics at ${r.metricsUrl} while it ran)`);
+      out.push('', 'Every decision is on record; the story of one customer:', '  npx trustsync explain --config flows/shop.yaml shop.customers 2');
       process.stdout.write(`${out.join('\n')}\n`);
       if (r.summaries.some((s) => s.splitKeys.length > 0) || r.tables.some((t) => t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length > 0)) process.exitCode = 1;
     });
