@@ -52,7 +52,6 @@ export const flowSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
 });
 
-export type FlowFile = z.output<typeof flowSchema>;
 
 export interface FlowConfig {
   flow: string;

@@ -12,7 +12,6 @@ export const VERSIONS = {
 } as const;
 
 export type ComponentName = 'postgres' | 'registry' | 'kafka' | 'connect';
-export const COMPONENTS: readonly ComponentName[] = ['postgres', 'registry', 'kafka', 'connect'];
 
 export interface StackPorts {
   postgres: number;
