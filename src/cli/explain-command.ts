@@ -9,14 +9,18 @@ export function explainCommand(): Command {
     .requiredOption('--config <file>', 'the flow file (for the destination)')
     .argument('<table>', 'destination table, schema.table')
     .argument('<key>', 'the key as trustsync writes it: 42, "abc", or [1,2] for composite keys')
+    .option('--field <name>', 'only this field')
+    .option('--at <time>', 'what trustsync believed at this time (ISO 8601)')
     .option('--json', 'machine-readable output')
-    .action(async (table: string, key: string, opts: { config: string; json?: boolean }) => {
+    .action(async (table: string, key: string, opts: { config: string; json?: boolean; field?: string; at?: string }) => {
+      const at = opts.at === undefined ? undefined : new Date(opts.at);
+      if (at && Number.isNaN(at.getTime())) throw new Error(`--at ${opts.at}: give a time such as 2026-11-23T17:14:34Z`);
       const config = loadFlowFile(opts.config);
       const target = table.includes('.') ? table : `public.${table}`;
       const client = new pg.Client({ connectionString: config.destinationUrl });
       await client.connect();
       try {
-        const x = await explainKey(client, target, key);
+        const x = await explainKey(client, target, key, { at, field: opts.field });
         process.stdout.write(opts.json ? `${JSON.stringify(x, null, 2)}\n` : `${formatExplanation(x)}\n`);
       } finally {
         await client.end();

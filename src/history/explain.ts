@@ -17,22 +17,39 @@ export interface TimelineEntry {
 export interface Explanation {
   target: string;
   key: string;
+  /** Only decisions made up to this moment, when asked "what did we believe then". */
+  at: string | null;
+  /** Only this field's values, when asked about one field. */
+  field: string | null;
   timeline: TimelineEntry[];
+  /** The values last applied within the timeline: what trustsync believed the record to be (null: absent). */
+  believed: Record<string, unknown> | null;
   /** What the position ledger holds for the key now. */
   ledger: { position: string; deleted: boolean; changedAt: string } | null;
 }
 
 /** The story of one destination record: every decision about its key, oldest first, and where it stands now. */
-export async function explainKey(client: pg.Client | pg.Pool, target: string, key: string): Promise<Explanation> {
+export async function explainKey(client: pg.Client | pg.Pool, target: string, key: string, options: { at?: Date; field?: string } = {}): Promise<Explanation> {
   const history = await client.query(
     `SELECT decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values
-       FROM trustsync.history WHERE target = $1 AND key = $2 ORDER BY id`,
-    [target, key],
+       FROM trustsync.history WHERE target = $1 AND key = $2 AND ($3::timestamptz IS NULL OR decided_at <= $3) ORDER BY id`,
+    [target, key, options.at?.toISOString() ?? null],
   );
+  const field = options.field ?? null;
+  const pick = (values: Record<string, unknown> | null) => (values && field ? { [field]: values[field] } : values);
+  let believed: Record<string, unknown> | null = null;
+  for (const r of history.rows) {
+    if (r.decision !== 'applied' && r.decision !== 'truncated') continue;
+    if (r.op === 'd' || r.op === 't') believed = null;
+    else believed = { ...(believed ?? {}), ...Object.fromEntries(Object.entries(r.new_values as Record<string, unknown>).filter(([, v]) => v !== '__debezium_unavailable_value')) };
+  }
   const ledger = await client.query(`SELECT position::text, deleted, changed_at FROM trustsync.key_positions WHERE target = $1 AND key = $2`, [target, key]);
   return {
     target,
     key,
+    at: options.at?.toISOString() ?? null,
+    field,
+    believed: pick(believed),
     timeline: history.rows.map((r) => ({
       decidedAt: (r.decided_at as Date).toISOString(),
       decision: r.decision,
@@ -43,7 +60,7 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
       txId: r.tx_id,
       sourceTs: r.source_ts ? (r.source_ts as Date).toISOString() : null,
       reason: r.reason,
-      values: r.new_values,
+      values: pick(r.new_values),
     })),
     ledger: ledger.rows[0] ? { position: ledger.rows[0].position, deleted: ledger.rows[0].deleted, changedAt: (ledger.rows[0].changed_at as Date).toISOString() } : null,
   };
@@ -53,7 +70,7 @@ const OPS: Record<string, string> = { c: 'insert', u: 'update', d: 'delete', r: 
 
 /** The explanation as a support person reads it. */
 export function formatExplanation(x: Explanation): string {
-  const lines = [`${x.target} key ${x.key}`];
+  const lines = [`${x.target} key ${x.key}${x.field ? `, field ${x.field}` : ''}${x.at ? `, as believed at ${x.at}` : ''}`];
   if (x.timeline.length === 0) lines.push('  no decisions recorded for this key');
   for (const t of x.timeline) {
     const what = t.op ? OPS[t.op] ?? t.op : 'batch';
@@ -63,6 +80,8 @@ export function formatExplanation(x: Explanation): string {
     if (t.reason) lines.push(`  ${' '.repeat(24)} why: ${t.reason}`);
     if (t.values) lines.push(`  ${' '.repeat(24)} values: ${JSON.stringify(t.values).slice(0, 300)}`);
   }
+  lines.push(`  believed${x.at ? ' then' : ''}: ${x.believed ? JSON.stringify(x.believed).slice(0, 300) : 'no such record'}`);
+  if (x.at) return lines.join('\n');
   if (x.ledger) lines.push(`  now: ${x.ledger.deleted ? 'deleted (tombstone kept)' : 'present'} at ${formatRank(x.ledger.position)}, since ${x.ledger.changedAt}`);
   else lines.push('  now: never written');
   return lines.join('\n');

@@ -132,6 +132,16 @@ describe.each<Variant>(['json', 'avro'])('trustsync run applies real Debezium ch
     expect(story.timeline[story.timeline.length - 1]!.reason).toContain('newer change');
     expect(story.ledger?.deleted).toBe(true);
     expect(formatExplanation(story)).toContain('now: deleted (tombstone kept)');
+    expect(story.believed).toBeNull();
+
+    // What trustsync believes of a live record, one field at a time, now and before it first heard of it.
+    const noted = await explainKey(dest, `${destSchema}.customers`, '9100', { field: 'tier' });
+    expect(noted.believed).toEqual({ tier: 'gold' });
+    const first = new Date(new Date(noted.timeline[0]!.decidedAt).getTime() - 1);
+    const before = await explainKey(dest, `${destSchema}.customers`, '9100', { at: first });
+    expect(before.timeline).toEqual([]);
+    expect(before.believed).toBeNull();
+    expect((await explainKey(dest, `${destSchema}.customers`, '9100')).believed?.notes).toBe(largeNote(9100, 1));
   });
 
   it('stays equal to the source through a stream of inserts, updates and deletes', async () => {
