@@ -1,5 +1,6 @@
 import type { Admin, IHeaders, KafkaMessage, Producer } from 'kafkajs';
 import type { RecordOrigin } from '../model/change.js';
+import { ensureTopic } from './topics.js';
 
 /** Header names trustsync adds to a dead letter; the original key, value and headers are kept untouched. */
 export const DLQ_HEADERS = {
@@ -30,13 +31,9 @@ export interface DlqEntry extends DeadLetter {
   dlqOffset: string;
 }
 
+/** One partition: the DLQ is a list to read in order, not a stream to scale. */
 export async function ensureDlqTopic(admin: Admin, topic: string): Promise<void> {
-  const existing = await admin.listTopics();
-  if (existing.includes(topic)) return;
-  // One partition: the DLQ is a list to read in order, not a stream to scale.
-  await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true }).catch((err: Error) => {
-    if (!/already exists/i.test(err.message)) throw err;
-  });
+  await ensureTopic(admin, topic, 1);
 }
 
 /**

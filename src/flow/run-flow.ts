@@ -9,6 +9,7 @@ import { PostgresSink, type TableMapping } from '../sink/postgres-sink.js';
 import { FlowMetrics, serveMetrics } from '../observe/metrics.js';
 import { applyRecords, type ApplyContext } from './apply-records.js';
 import { ensureDlqTopic, sendDeadLetters } from './dlq.js';
+import { waitForLeaders } from './topics.js';
 
 /** Shows where a URL points without its password. */
 export function redactUrl(url: string): string {
@@ -154,7 +155,11 @@ export class FlowRunner {
     for (;;) {
       const existing = new Set(await admin.listTopics());
       const missing = [...this.tables.keys()].filter((t) => !existing.has(t));
-      if (missing.length === 0) return;
+      if (missing.length === 0) {
+        // Just created, a topic may not have its leaders yet; subscribing then fails.
+        for (const t of this.tables.keys()) await waitForLeaders(admin, t);
+        return;
+      }
       if (Date.now() - lastSaid > 30_000) {
         lastSaid = Date.now();
         this.log.warn({ missing }, 'waiting for topics to exist (is the source connector running?)');

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { UNAVAILABLE_VALUE, type ChangeEvent, type FieldType, type Row } from '../model/change.js';
-import { RowRejected, SchemaIncompatible } from '../model/errors.js';
+import { RowRejected, SchemaIncompatible, TrustsyncError } from '../model/errors.js';
 import { positionRank } from '../order/position.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { HISTORY_DDL, eventRow, historyInsert, type HistoryRow } from '../history/history.js';
@@ -214,8 +214,15 @@ export class PostgresSink {
    */
   async applyBatch(m: TableMapping, latest: readonly ChangeEvent[], audit?: BatchAudit): Promise<RowDecision[]> {
     if (latest.length === 0 && !audit?.extra.length) return [];
-    const shape = latest.length ? await this.ensureTable(m, latest) : undefined;
-    const client = await this.pool.connect();
+    let shape: TableShape | undefined;
+    let client: pg.PoolClient;
+    try {
+      shape = latest.length ? await this.ensureTable(m, latest) : undefined;
+      client = await this.pool.connect();
+    } catch (err) {
+      // Losing the server while reading the table's shape or taking a connection is as transient as losing it mid-write.
+      throw err instanceof TrustsyncError ? err : classifyPgError(err, `preparing to write ${targetName(m.table)}`);
+    }
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
@@ -307,7 +314,9 @@ export class PostgresSink {
 
   /** TRUNCATE at the source, applied: every row goes, and every known key is marked deleted at that position. */
   async applyTruncate(m: TableMapping, rank: bigint): Promise<void> {
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch((err: unknown) => {
+      throw classifyPgError(err, `truncating ${targetName(m.table)}`);
+    });
     try {
       await client.query('BEGIN');
       await client.query(`DELETE FROM ${qualified(m.table)}`);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Partitioners, type Admin } from 'kafkajs';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { kafkaClient, uniqueName } from '../support/capture.js';
+import { ensureTopic } from '../../src/flow/topics.js';
 
 const lag = (args: string[]) => spawnSync(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'lag', '--json', '--samples', '2', '--interval', '0.5', ...args], { encoding: 'utf8' });
 
@@ -18,7 +19,7 @@ describe('trustsync lag', () => {
     const kafka = kafkaClient();
     admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+    await ensureTopic(admin, topic, 2);
     const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
     await producer.send({ topic, messages: Array.from({ length: 20 }, (_, i) => ({ value: `m${i}`, partition: i % 2 })) });
