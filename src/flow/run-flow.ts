@@ -52,6 +52,8 @@ export class FlowRunner {
   private server?: Server;
   private joined = false;
   private running = false;
+  /** Set once stop or failure begins: start gives up where it is, loops end. */
+  private closing = false;
   private failure?: Error;
   private stopped!: Promise<void>;
   private settle!: (err?: Error) => void;
@@ -128,6 +130,8 @@ export class FlowRunner {
     } finally {
       await admin.disconnect();
     }
+    // Stopped while waiting (SIGTERM before the topics appeared): nothing more to start.
+    if (this.closing) return;
     await this.producer.connect();
     await this.consumer.connect();
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
@@ -152,7 +156,7 @@ export class FlowRunner {
   /** Debezium creates a table's topic with its first event: a flow started first waits for it, saying so. */
   private async waitForTopics(admin: Admin): Promise<void> {
     let lastSaid = 0;
-    for (;;) {
+    while (!this.closing) {
       const existing = new Set(await admin.listTopics());
       const missing = [...this.tables.keys()].filter((t) => !existing.has(t));
       if (missing.length === 0) {
@@ -248,7 +252,8 @@ export class FlowRunner {
   }
 
   private async close(): Promise<void> {
-    if (!this.running && !this.server) return;
+    if (this.closing) return;
+    this.closing = true;
     this.running = false;
     await this.consumer.disconnect().catch(() => undefined);
     await this.producer.disconnect().catch(() => undefined);

@@ -75,3 +75,23 @@ describe('trustsync connectors apply', () => {
     expect(r.stderr).toContain('fix:');
   });
 });
+
+describe('trustsync run waiting for its topics', () => {
+  it('says what it waits for, and a SIGTERM ends it cleanly (exit 0)', async () => {
+    const { spawn } = await import('node:child_process');
+    const { stringify } = await import('yaml');
+    const { flowDocument } = await import('../support/flow.js');
+    const name = uniqueName('waiting');
+    const file = join(mkdtempSync(join(tmpdir(), 'trustsync-wait-')), 'flow.yaml');
+    writeFileSync(file, stringify(flowDocument({ name, topics: [{ topic: `cdc.${name}.none.yet`, table: `${name}.t` }] })));
+    const child = spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const deadline = Date.now() + 30_000;
+    while (!out.includes('waiting for topics to exist') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(out).toContain(`cdc.${name}.none.yet`);
+    const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+  });
+});
