@@ -48,6 +48,7 @@ export const flowSchema = z.strictObject({
   dlq: z.strictObject({ topic: z.string().min(1) }).optional(),
   truncate: z.enum(['stop', 'skip', 'apply']).default('stop'),
   tombstoneRetention: duration.default(7 * 86_400_000),
+  historyRetention: duration.default(90 * 86_400_000),
   metrics: z.strictObject({ port: z.number().int().min(0).max(65535), host: z.string().default('127.0.0.1') }).optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
 });
@@ -67,6 +68,8 @@ export interface FlowConfig {
   dlqTopic: string;
   truncate: 'stop' | 'skip' | 'apply';
   tombstoneRetentionMs: number;
+  /** How long this flow's decision history is kept. */
+  historyRetentionMs: number;
   metrics: { port: number; host: string } | undefined;
   logLevel: string;
 }
@@ -137,6 +140,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
     dlqTopic: f.dlq?.topic ?? `trustsync.dlq.${f.flow}`,
     truncate: f.truncate,
     tombstoneRetentionMs: f.tombstoneRetention,
+    historyRetentionMs: f.historyRetention,
     metrics: f.metrics,
     logLevel: f.log.level,
   };

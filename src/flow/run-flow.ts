@@ -226,14 +226,16 @@ export class FlowRunner {
       this.metrics.partitionLag(batch.topic, batch.partition, Number(behind > 0n ? behind : 0n), next ? Number(next.timestamp) : null);
       await heartbeat();
     }
-    await this.maybePurgeTombstones();
+    await this.maybePurge();
   }
 
-  private async maybePurgeTombstones(): Promise<void> {
+  /** Every ten minutes: tombstones and history past their retention go. */
+  private async maybePurge(): Promise<void> {
     if (Date.now() - this.lastPurge < 600_000) return;
     this.lastPurge = Date.now();
-    const purged = await this.sink.purgeTombstones(this.config.tombstoneRetentionMs).catch(() => 0);
-    if (purged) this.log.info({ purged }, 'purged tombstones past their retention');
+    const tombstones = await this.sink.purgeTombstones(this.config.tombstoneRetentionMs).catch(() => 0);
+    const history = await this.sink.purgeHistory(this.config.flow, this.config.historyRetentionMs).catch(() => 0);
+    if (tombstones || history) this.log.info({ tombstones, history }, 'purged tombstones and history past their retention');
   }
 
   /** Stops on an error that retrying cannot fix; nothing past the last durable write was committed. */

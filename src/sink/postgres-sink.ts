@@ -111,6 +111,12 @@ export class PostgresSink {
     });
   }
 
+  /** Removes a flow's history older than the retention (the history is otherwise append-only). */
+  async purgeHistory(flow: string, retentionMs: number): Promise<number> {
+    const res = await this.pool.query(`DELETE FROM trustsync.history WHERE flow = $1 AND decided_at < now() - make_interval(secs => $2)`, [flow, retentionMs / 1000]);
+    return res.rowCount ?? 0;
+  }
+
   /** Removes tombstones older than the retention: after that, a change that late is no longer refused. */
   async purgeTombstones(retentionMs: number): Promise<number> {
     const res = await this.pool.query(`DELETE FROM ${LEDGER_SCHEMA}.key_positions WHERE deleted AND changed_at < now() - make_interval(secs => $1)`, [retentionMs / 1000]);

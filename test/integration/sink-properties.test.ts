@@ -130,4 +130,15 @@ describe('the guarded sink is order- and repetition-proof', () => {
     const late = await sink.applyBatch(m, [event({ key: 2, op: 'u', v: 'late' }, 15, 5)]);
     expect(late.map((d) => d.decision)).toEqual(['skipped']);
   });
+
+  it('keeps a flow\'s history for its retention, and only its own', async () => {
+    const m = mapping('shuffled');
+    await sink.applyBatch(m, [event({ key: 9, op: 'c', v: 'h' }, 900, 9)], { flow: `${schema}-a`, extra: [] });
+    await sink.applyBatch(m, [event({ key: 9, op: 'u', v: 'i' }, 901, 10)], { flow: `${schema}-b`, extra: [] });
+    await pool.query(`UPDATE trustsync.history SET decided_at = now() - interval '100 days' WHERE flow LIKE $1`, [`${schema}-%`]);
+    expect(await sink.purgeHistory(`${schema}-a`, 90 * 86_400_000)).toBe(1);
+    const { rows } = await pool.query(`SELECT flow FROM trustsync.history WHERE flow LIKE $1`, [`${schema}-%`]);
+    expect(rows).toEqual([{ flow: `${schema}-b` }]);
+    await pool.query(`DELETE FROM trustsync.history WHERE flow LIKE $1`, [`${schema}-%`]);
+  });
 });

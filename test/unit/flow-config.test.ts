@@ -28,6 +28,7 @@ describe('flow files are validated once, at start', () => {
     expect(c.batch).toEqual({ maxRows: 1000, maxWaitMs: 200 });
     expect(c.tables[0]!.table).toEqual({ schema: 'shop', table: 'customers' });
     expect(c.tombstoneRetentionMs).toBe(7 * 86_400_000);
+    expect(c.historyRetentionMs).toBe(90 * 86_400_000);
   });
 
   it('lists every problem at once, each by field path with what to write', () => {
