@@ -64,12 +64,12 @@ function decisionRow(target: string, d: RowDecision): HistoryRow {
   return eventRow(target, d.event, 'dead-lettered', d.error.message);
 }
 
-/** Writes history rows on their own (for records that never reach a batch write, e.g. undecodable ones). */
-export async function recordHistory(pool: pg.Pool, flow: string, rows: readonly HistoryRow[]): Promise<void> {
+/** Writes history rows: inside a batch's transaction, or on their own (records that never reach a batch write). */
+export async function recordHistory(db: pg.Pool | pg.PoolClient, flow: string, rows: readonly HistoryRow[]): Promise<void> {
   if (rows.length === 0) return;
   const insert = historyInsert(flow, rows);
-  await pool.query(insert.text, insert.values).catch((err) => {
-    throw classifyPgError(err, 'writing decision history');
+  await db.query(insert.text, insert.values).catch((err) => {
+    throw err instanceof TrustsyncError ? err : classifyPgError(err, 'writing decision history');
   });
 }
 
@@ -146,6 +146,30 @@ export class PostgresSink {
   }
 
   /**
+   * Runs `work` in one transaction on a pooled connection. Failures come out as trustsync's errors
+   * (transient ones retriable), whether the connection, the work or the commit failed; a connection
+   * whose rollback failed is discarded rather than returned to the pool.
+   */
+  private async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const classify = (err: unknown) => (err instanceof TrustsyncError ? err : classifyPgError(err, what));
+    const client = await this.pool.connect().catch((err: unknown) => {
+      throw classify(err);
+    });
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+      throw classify(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /**
    * Makes the destination able to hold these rows: creates the table from the source's shape when
    * allowed, adds columns the source added, and stops on a column it cannot follow.
    */
@@ -161,9 +185,10 @@ export class PostgresSink {
         if (!wanted.has(name) && (field || value !== null)) wanted.set(name, field ? columnTypeFor(field) : columnTypeForValue(value));
       }
     }
+    const eventKeyColumns = Object.keys(mapRow(m, events[0]?.key ?? {}));
     let shape = await this.shape(m.table);
     if (!shape || [...wanted.keys()].some((name) => !shape!.columns.has(name))) {
-      shape = await this.followSource(m, wanted, Object.keys(mapRow(m, events[0]?.key ?? {})));
+      shape = await this.followSource(m, wanted, eventKeyColumns);
     }
     for (const [name, field] of sourceFields) {
       const existing = shape.columns.get(name);
@@ -175,7 +200,7 @@ export class PostgresSink {
       }
     }
     if (shape.keyColumns.length === 0) {
-      throw new SchemaIncompatible(`destination table ${targetName(m.table)} has no primary key: upserts need one.`, `add a primary key on (${Object.keys(mapRow(m, events[0]?.key ?? {})).join(', ')}).`);
+      throw new SchemaIncompatible(`destination table ${targetName(m.table)} has no primary key: upserts need one.`, `add a primary key on (${eventKeyColumns.join(', ')}).`);
     }
     return shape;
   }
@@ -185,9 +210,7 @@ export class PostgresSink {
    * (and processes) that meet a new column at once would otherwise race in PostgreSQL's catalog.
    */
   private async followSource(m: TableMapping, wanted: Map<string, string>, eventKeyColumns: string[]): Promise<TableShape> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    await this.transaction(`following the source's shape in ${targetName(m.table)}`, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`trustsync:ddl:${targetName(m.table)}`]);
       const shape = await this.loadShape(m.table, client);
       if (!shape) {
@@ -203,13 +226,7 @@ export class PostgresSink {
           if (!shape.columns.has(name)) await client.query(`ALTER TABLE ${qualified(m.table)} ADD COLUMN ${quoteIdent(name)} ${type}`);
         }
       }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err instanceof SchemaIncompatible ? err : classifyPgError(err, `following the source's shape in ${targetName(m.table)}`);
-    } finally {
-      client.release();
-    }
+    });
     return (await this.shape(m.table, true))!;
   }
 
@@ -221,34 +238,20 @@ export class PostgresSink {
   async applyBatch(m: TableMapping, latest: readonly ChangeEvent[], audit?: BatchAudit): Promise<RowDecision[]> {
     if (latest.length === 0 && !audit?.extra.length) return [];
     let shape: TableShape | undefined;
-    let client: pg.PoolClient;
     try {
       shape = latest.length ? await this.ensureTable(m, latest) : undefined;
-      client = await this.pool.connect();
     } catch (err) {
-      // Losing the server while reading the table's shape or taking a connection is as transient as losing it mid-write.
+      // Losing the server while reading the table's shape is as transient as losing it mid-write.
       throw err instanceof TrustsyncError ? err : classifyPgError(err, `preparing to write ${targetName(m.table)}`);
     }
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
+    return this.transaction(`writing ${latest.length} rows to ${targetName(m.table)}`, async (client) => {
       const decisions = shape ? await this.applyIsolating(client, m, shape, [...latest]) : [];
       if (audit) {
         const target = targetName(m.table);
-        const rows = [...audit.extra, ...decisions.map((d) => decisionRow(target, d))];
-        if (rows.length) {
-          const insert = historyInsert(audit.flow, rows);
-          await client.query(insert.text, insert.values);
-        }
+        await recordHistory(client, audit.flow, [...audit.extra, ...decisions.map((d) => decisionRow(target, d))]);
       }
-      await client.query('COMMIT');
       return decisions;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-      throw classifyPgError(err, `writing ${latest.length} rows to ${targetName(m.table)}`);
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 
   private async applyIsolating(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[]): Promise<RowDecision[]> {
@@ -320,22 +323,12 @@ export class PostgresSink {
 
   /** TRUNCATE at the source, applied: every row goes, and every known key is marked deleted at that position. */
   async applyTruncate(m: TableMapping, rank: bigint): Promise<void> {
-    const client = await this.pool.connect().catch((err: unknown) => {
-      throw classifyPgError(err, `truncating ${targetName(m.table)}`);
-    });
-    try {
-      await client.query('BEGIN');
+    await this.transaction(`truncating ${targetName(m.table)}`, async (client) => {
       await client.query(`DELETE FROM ${qualified(m.table)}`);
       await client.query(
         `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = greatest(position, $2::numeric), changed_at = now() WHERE target = $1`,
         [targetName(m.table), rank.toString()],
       );
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw classifyPgError(err, `truncating ${targetName(m.table)}`);
-    } finally {
-      client.release();
-    }
+    });
   }
 }
