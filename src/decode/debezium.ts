@@ -64,6 +64,7 @@ export function fromEnvelope(key: Row | null, value: Decoded | null, origin: Rec
     position,
     txId: source.txId === null || source.txId === undefined ? null : String(source.txId),
     sourceTsMs: num(source.ts_ms),
+    sourceTsUs: source.ts_us !== null && source.ts_us !== undefined ? BigInt(source.ts_us as number | bigint) : source.ts_ms !== null && source.ts_ms !== undefined ? BigInt(source.ts_ms as number | bigint) * 1000n : null,
     captureTsMs: num(v.ts_ms),
     fields: value.fields,
     origin,

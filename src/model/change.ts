@@ -46,6 +46,8 @@ export interface ChangeEvent {
   txId: string | null;
   /** When the source committed the change (ms since epoch), if known. */
   sourceTsMs: number | null;
+  /** The same instant in µs (Debezium's source.ts_us), exact enough to order two systems' commits. */
+  sourceTsUs: bigint | null;
   /** When Debezium captured it. */
   captureTsMs: number | null;
   /** Field types of the row, when the record carried a schema (Avro, or JSON with schemas). */

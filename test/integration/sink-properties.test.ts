@@ -48,6 +48,7 @@ describe('the guarded sink is order- and repetition-proof', () => {
     position: s.op === 'r' ? { snapshot: true, commitLsn: 0n, lsn: BigInt(lsn) } : { snapshot: false, commitLsn: BigInt(lsn), lsn: BigInt(lsn) },
     txId: null,
     sourceTsMs: null,
+    sourceTsUs: null,
     captureTsMs: null,
     fields: null,
     origin: { topic: 't', partition: 0, offset: String(offset) },

@@ -16,6 +16,7 @@ function change(key: number, lsn: number, op: 'c' | 'u' | 'd' = 'u'): ChangeEven
     position: { snapshot: false, commitLsn: BigInt(lsn), lsn: BigInt(lsn) },
     txId: null,
     sourceTsMs: null,
+    sourceTsUs: null,
     captureTsMs: null,
     fields: null,
     origin: { topic: 't', partition: 0, offset: String(lsn) },
