@@ -1,13 +1,17 @@
 import { Command } from 'commander';
 import { stackSettings } from '../stack/settings.js';
 import { formatSummary, runDemo } from '../demo/demo.js';
-import { progress } from './output.js';
+import { progress, table } from './output.js';
+import { runSyncDemo, type SyncDemoResult } from '../demo/sync-demo.js';
+import type { Customer } from '../demo/sync.js';
 
 export function demoCommand(): Command {
   return new Command('demo')
     .description('the main job on the local stack: capture a demo shop with Debezium, apply it with trustsync while it changes, and show the destination converging')
     .option('--operations <n>', 'how many source changes to write', '600')
-    .action(async (opts: { operations: string }) => {
+    .option('--bidirectional', 'instead: two databases (app and crm) kept in sync both ways under the customer policy')
+    .action(async (opts: { operations: string; bidirectional?: boolean }) => {
+      if (opts.bidirectional) return printSyncDemo(await runSyncDemo(stackSettings(), progress));
       const operations = Number(opts.operations);
       if (!Number.isInteger(operations) || operations < 1) throw new Error(`--operations ${opts.operations}: give a positive whole number`);
       const r = await runDemo(stackSettings(), { operations, log: progress });
@@ -23,4 +27,31 @@ export function demoCommand(): Command {
       process.stdout.write(`${out.join('\n')}\n`);
       if (r.summaries.some((s) => s.splitKeys.length > 0) || r.tables.some((t) => t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length > 0)) process.exitCode = 1;
     });
+}
+
+function printSyncDemo(r: SyncDemoResult): void {
+  const show = (c: Customer | undefined) => (c ? [c.name, c.email ?? '-', c.phones.join(' '), c.lifecycle_stage ?? '-', c.status] : ['(deleted)', '', '', '', '']);
+  const ids = [...new Set([...r.app, ...r.crm].map((c) => c.id))].sort((a, b) => a - b);
+  const rows = [['ID', 'SIDE', 'NAME', 'EMAIL', 'PHONES', 'LIFECYCLE', 'STATUS']];
+  for (const id of ids) {
+    rows.push([String(id), 'app', ...show(r.app.find((c) => c.id === id))]);
+    rows.push(['', 'crm', ...show(r.crm.find((c) => c.id === id))]);
+  }
+  const out = ['', 'customers after the sync resumed, both databases:', table(rows), '', 'what the policy decided (flows/policies/customers.yaml):'];
+  for (const d of r.decisions) out.push(`  into ${d.system.padEnd(3)} #${d.key}: ${d.reason}`);
+  out.push('', `waiting for review (${r.reviews.length}):`);
+  for (const i of r.reviews) out.push(`  ${i.id}  customer ${i.key} ${i.field}: kept ${JSON.stringify(i.keptValue)} (${i.owner}, the owner), proposed ${JSON.stringify(i.proposedValue)} (${i.proposer})`);
+  const configs = r.flowFiles.map((f) => `--config ${f}`).join(' ');
+  if (r.reviews[0]) out.push(`  resolve it in both databases:  npx trustsync review resolve ${r.reviews[0].id} --take external ${configs}`);
+  out.push(
+    '',
+    `${r.edits} edits by people; trustsync wrote ${r.writes.intoCrm} times into the CRM and ${r.writes.intoApp} times into the app;`,
+    `${r.writes.echoesSuppressed} of its own writes came back through Debezium and were recognised, not sent back.`,
+    r.diverged.length === 0 ? 'both databases agree on everything the policy accepted.' : `DIVERGED on customers ${r.diverged.join(', ')}`,
+    '',
+    'The story of one customer, decision by decision:',
+    '  npx trustsync explain --config flows/app-to-crm.yaml crm.customers 2',
+  );
+  process.stdout.write(`${out.join('\n')}\n`);
+  if (r.diverged.length) process.exitCode = 1;
 }

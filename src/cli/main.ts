@@ -5,6 +5,7 @@ import { demoCommand } from './demo-command.js';
 import { dlqCommand, runCommand } from './flow-commands.js';
 import { lagCommand } from './lag-command.js';
 import { explainCommand } from './explain-command.js';
+import { reviewCommand } from './review-command.js';
 import { reportFailure } from './output.js';
 
 const program = new Command()
@@ -19,6 +20,7 @@ program.addCommand(runCommand());
 program.addCommand(dlqCommand());
 program.addCommand(lagCommand());
 program.addCommand(explainCommand());
+program.addCommand(reviewCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch((err) => {

@@ -9,6 +9,8 @@ import { eventRow, type HistoryRow } from '../history/history.js';
 import type { FlowMetrics } from '../observe/metrics.js';
 import { withRetries, type RetryPolicy } from './retry.js';
 import type { DeadLetter } from './dlq.js';
+import { findEchoes, type EchoRecord, type GovernedDecision, type Governance } from '../sink/governed-sink.js';
+import type { GovernedTables } from './governance.js';
 
 export interface ApplyContext {
   flow: string;
@@ -19,6 +21,8 @@ export interface ApplyContext {
   truncate: 'stop' | 'skip' | 'apply';
   metrics: FlowMetrics;
   log: Logger;
+  /** Set when the table is under policy: changes are decided field by field instead of collapsed. */
+  governed?: { tables: GovernedTables; governance: Governance };
 }
 
 export interface ApplyOutcome {
@@ -28,6 +32,8 @@ export interface ApplyOutcome {
   stale: number;
   duplicate: number;
   ignored: number;
+  /** trustsync's own writes captured back from the source, not sent on. */
+  echoes: number;
   deadLetters: DeadLetter[];
   /** Source commit times of the applied changes, for end-to-end latency. */
   appliedSourceTsMs: number[];
@@ -54,7 +60,7 @@ function deadLetter(record: RawRecord, err: TrustsyncError | Error, attempts: nu
 export async function applyRecords(ctx: ApplyContext, records: readonly RawRecord[]): Promise<ApplyOutcome> {
   const { mapping, metrics, log } = ctx;
   const topic = mapping.topic;
-  const outcome: ApplyOutcome = { applied: 0, superseded: 0, stale: 0, duplicate: 0, ignored: 0, deadLetters: [], appliedSourceTsMs: [] };
+  const outcome: ApplyOutcome = { applied: 0, superseded: 0, stale: 0, duplicate: 0, ignored: 0, echoes: 0, deadLetters: [], appliedSourceTsMs: [] };
   const rawByOffset = new Map(records.map((r) => [`${r.origin.partition}/${r.origin.offset}`, r]));
   let pending: ChangeEvent[] = [];
   metrics.count(topic, 'received', '', records.length);
@@ -69,8 +75,78 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     log.warn({ topic, attempt, delayMs, err: err.message }, 'transient failure, retrying');
   };
 
+  const rejectRow = (d: { event: ChangeEvent; error: TrustsyncError }) => {
+    const e = d.event;
+    const raw = rawByOffset.get(`${e.origin.partition}/${e.origin.offset}`)!;
+    outcome.deadLetters.push(deadLetter(raw, d.error, 1));
+    metrics.count(topic, 'dead_lettered', d.error.code);
+    metrics.deadLetters.inc({ flow: ctx.flow, topic, code: d.error.code });
+    log.warn({ topic, partition: e.origin.partition, offset: e.origin.offset, key: e.keyText, err: d.error.message }, `row rejected by ${targetName(mapping.table)}: dead-lettered`);
+  };
+  const skip = (d: { event: ChangeEvent; reason: 'stale' | 'duplicate'; storedPosition: string }) => {
+    outcome[d.reason]++;
+    metrics.count(topic, 'skipped', d.reason);
+    log.debug({ topic, partition: d.event.origin.partition, offset: d.event.origin.offset, key: d.event.keyText, position: positionRank(d.event.position).toString(), stored: d.storedPosition }, `skipped: ${d.reason}`);
+  };
+  const applied = (e: ChangeEvent) => {
+    outcome.applied++;
+    if (e.sourceTsMs !== null) outcome.appliedSourceTsMs.push(e.sourceTsMs);
+    metrics.count(topic, 'applied', e.op);
+  };
+
+  /** Under policy, every change is weighed in source order; none is collapsed away unheard. */
+  const flushGoverned = async (events: ChangeEvent[], governed: NonNullable<ApplyContext['governed']>) => {
+    const { tables, governance } = governed;
+    const started = process.hrtime.bigint();
+    const decisions = await withRetries(
+      ctx.retry,
+      async () => {
+        const echoes = new Map<string, EchoRecord>();
+        if (tables.sourceDb) {
+          for (const entity of new Set(events.map((e) => e.entity))) {
+            for (const [k, v] of await findEchoes(tables.sourceDb, entity, events.filter((e) => e.entity === entity))) echoes.set(k, v);
+          }
+        }
+        return tables.sink.applyGoverned(mapping, events, governance, echoes, { flow: ctx.flow, extra: retried }, tables.sourceDb);
+      },
+      onRetry,
+    );
+    retried = [];
+    metrics.applySeconds.observe({ flow: ctx.flow, topic }, Number(process.hrtime.bigint() - started) / 1e9);
+    metrics.batchSize.observe({ flow: ctx.flow, topic }, events.length);
+    for (const d of decisions) countGoverned(d, governance.policy.entity);
+    if (decisions.some((d) => d.decision === 'resolved' && d.resolution.fields.some((f) => f.outcome === 'review'))) {
+      metrics.reviewOpen.set({ flow: ctx.flow }, await tables.sink.openReviews(tables.targets));
+    }
+  };
+  const countGoverned = (d: GovernedDecision, entity: string) => {
+    switch (d.decision) {
+      case 'echo':
+        outcome.echoes++;
+        metrics.count(topic, 'skipped', 'echo');
+        return;
+      case 'skipped':
+        return skip(d);
+      case 'rejected':
+        return rejectRow(d);
+      case 'resolved':
+        if (d.resolution.action === 'none') metrics.count(topic, 'skipped', 'unchanged');
+        else applied(d.event);
+        for (const f of d.resolution.fields) {
+          const reason = f.outcome === 'rejected' ? f.reason : f.outcome === 'conflict' ? f.strategy : '';
+          metrics.fieldDecisions.inc({ flow: ctx.flow, entity, field: f.field, outcome: f.outcome, reason });
+          if (f.outcome !== 'applied') log.info({ topic, key: d.event.keyText, field: f.field, outcome: f.outcome, detail: 'detail' in f ? f.detail : undefined }, `${f.field}: ${f.outcome}`);
+        }
+    }
+  };
+
   const flush = async () => {
     if (pending.length === 0) return;
+    if (ctx.governed) {
+      const events = pending;
+      pending = [];
+      return flushGoverned(events, ctx.governed);
+    }
     const plan = collapseByKey(pending);
     pending = [];
     for (const s of plan.superseded) {
@@ -87,23 +163,9 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     metrics.applySeconds.observe({ flow: ctx.flow, topic }, Number(process.hrtime.bigint() - started) / 1e9);
     metrics.batchSize.observe({ flow: ctx.flow, topic }, plan.latest.length);
     for (const d of decisions) {
-      const e = d.event;
-      const where = { topic, partition: e.origin.partition, offset: e.origin.offset, key: e.keyText };
-      if (d.decision === 'applied') {
-        outcome.applied++;
-        if (e.sourceTsMs !== null) outcome.appliedSourceTsMs.push(e.sourceTsMs);
-        metrics.count(topic, 'applied', e.op);
-      } else if (d.decision === 'skipped') {
-        outcome[d.reason]++;
-        metrics.count(topic, 'skipped', d.reason);
-        log.debug({ ...where, position: positionRank(e.position).toString(), stored: d.storedPosition }, `skipped: ${d.reason}`);
-      } else {
-        const raw = rawByOffset.get(`${e.origin.partition}/${e.origin.offset}`)!;
-        outcome.deadLetters.push(deadLetter(raw, d.error, 1));
-        metrics.count(topic, 'dead_lettered', d.error.code);
-        metrics.deadLetters.inc({ flow: ctx.flow, topic, code: d.error.code });
-        log.warn({ ...where, err: d.error.message }, `row rejected by ${targetName(mapping.table)}: dead-lettered`);
-      }
+      if (d.decision === 'applied') applied(d.event);
+      else if (d.decision === 'skipped') skip(d);
+      else rejectRow(d);
     }
   };
 

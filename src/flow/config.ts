@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseTableName, type TableName } from '../sink/sql.js';
 import type { TableMapping } from '../sink/postgres-sink.js';
 import { substitute } from '../shared/substitute.js';
+import { compilePolicies, customValidatorRefs, policiesSpec, type PoliciesSpec } from '../policy/policy.js';
 
 const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -22,7 +24,11 @@ const tableSchema = z.strictObject({
   exclude: z.array(identifier).optional(),
   rename: z.record(identifier, identifier).default({}),
   createIfMissing: z.boolean().default(true),
+  policy: z.string().min(1).optional(),
 });
+
+const systemName = z.string().regex(/^[a-z][a-z0-9_-]*$/, { message: 'a system name of lower-case letters, digits, "_" or "-", e.g. app or crm' });
+const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, { message: 'a postgres:// URL' });
 
 export const flowSchema = z.strictObject({
   flow: z.string().regex(/^[A-Za-z0-9._-]+$/, { message: 'a flow name of letters, digits, ".", "_" or "-"' }),
@@ -32,9 +38,12 @@ export const flowSchema = z.strictObject({
     decoding: z.enum(['json', 'avro']),
     registryUrl: z.url().optional(),
     fromBeginning: z.boolean().default(true),
+    system: systemName.optional(),
+    database: postgresUrl.optional(),
   }),
   destination: z.strictObject({
-    url: z.string().regex(/^postgres(ql)?:\/\//, { message: 'a postgres:// URL' }),
+    system: systemName.optional(),
+    url: postgresUrl,
     tables: z.array(tableSchema).min(1, { message: 'map at least one topic to a table' }),
   }),
   batch: z.strictObject({ maxRows: z.number().int().min(1).max(100_000).default(1000), maxWaitMs: duration.default(200) }).default({ maxRows: 1000, maxWaitMs: 200 }),
@@ -51,6 +60,7 @@ export const flowSchema = z.strictObject({
   historyRetention: duration.default(90 * 86_400_000),
   metrics: z.strictObject({ port: z.number().int().min(0).max(65535), host: z.string().default('127.0.0.1') }).optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  policies: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
 });
 
 
@@ -72,6 +82,14 @@ export interface FlowConfig {
   historyRetentionMs: number;
   metrics: { port: number; host: string } | undefined;
   logLevel: string;
+  /** Under policy: the systems this flow connects, and the policies of the entities its tables hold. */
+  sourceSystem: string | undefined;
+  destinationSystem: string | undefined;
+  /** The source system's database, where trustsync records its writes into it: enables echo suppression. */
+  sourceDatabaseUrl: string | undefined;
+  policies: PoliciesSpec | undefined;
+  /** Where custom validator modules are looked up from: the flow file's folder. */
+  baseDir: string;
 }
 
 /** Every problem of a flow file, each with the field's path and what to write instead. */
@@ -91,7 +109,31 @@ const HINTS: Record<string, string> = {
   'source.registryUrl': 'the Confluent-compatible registry URL, e.g. http://127.0.0.1:18081/apis/ccompat/v7',
   'destination.url': 'postgres://user@host:port/database',
   truncate: 'stop (default: halt and report), skip, or apply (wipe the destination table too)',
+  'source.database': "the source system's database URL, postgres://user@host:port/database (for bidirectional sync)",
 };
+
+/** Policies inline, or in a YAML file named relative to the flow file; problems come back with their path. */
+function readPolicies(value: unknown, file: string, problems: string[]): PoliciesSpec | undefined {
+  if (value === undefined) return undefined;
+  let doc = value;
+  let where = 'policies';
+  if (typeof value === 'string') {
+    const path = resolve(dirname(file), value);
+    where = `policies (${value})`;
+    try {
+      doc = parseYaml(readFileSync(path, 'utf8'));
+    } catch (err) {
+      problems.push(`policies: ${path} cannot be read: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+  const parsed = policiesSpec.safeParse(doc);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(describeIssue({ ...issue, path: [where, ...issue.path] } as z.core.$ZodIssue));
+    return undefined;
+  }
+  return parsed.data;
+}
 
 function describeIssue(issue: z.core.$ZodIssue): string {
   const path = issue.path.map(String).join('.') || '(top level)';
@@ -105,6 +147,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 export function validateFlow(doc: unknown, file: string): FlowConfig {
   const result = flowSchema.safeParse(doc);
   const problems = result.success ? [] : result.error.issues.map(describeIssue);
+  let policies: PoliciesSpec | undefined;
   if (result.success) {
     const f = result.data;
     if (f.source.decoding === 'avro' && !f.source.registryUrl) problems.push(`source.registryUrl: missing — avro decoding needs ${HINTS['source.registryUrl']}`);
@@ -115,6 +158,8 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
       if (t.include && t.exclude) problems.push(`destination.tables.${i}: give include or exclude, not both`);
     });
     if (f.retry.initialDelayMs > f.retry.maxDelayMs) problems.push('retry.initialDelayMs: larger than retry.maxDelayMs — the first delay cannot exceed the cap');
+    policies = readPolicies(f.policies, file, problems);
+    checkGovernance(f, policies, problems);
   }
   if (problems.length) throw new FlowConfigError(file, problems);
   const f = result.data!;
@@ -134,6 +179,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
       exclude: t.exclude,
       rename: t.rename,
       createIfMissing: t.createIfMissing,
+      policy: t.policy,
     })),
     batch: f.batch,
     retry: f.retry,
@@ -143,7 +189,33 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
     historyRetentionMs: f.historyRetention,
     metrics: f.metrics,
     logLevel: f.log.level,
+    sourceSystem: f.source.system,
+    destinationSystem: f.destination.system,
+    sourceDatabaseUrl: f.source.database,
+    policies,
+    baseDir: dirname(resolve(file)),
   };
+}
+
+/** Tables under policy need both systems named, and policies that exist and make sense for them. */
+function checkGovernance(f: z.infer<typeof flowSchema>, policies: PoliciesSpec | undefined, problems: string[]): void {
+  const governed = f.destination.tables.filter((t) => t.policy);
+  if (governed.length === 0) {
+    if (f.source.database) problems.push('source.database: only used by tables under a policy — add policy: <entity> to a table, or remove it');
+    return;
+  }
+  if (!f.source.system) problems.push('source.system: missing — tables under a policy need the name of the system this flow reads from (e.g. app)');
+  if (!f.destination.system) problems.push('destination.system: missing — tables under a policy need the name of the system this flow writes into (e.g. crm)');
+  if (f.source.system && f.source.system === f.destination.system) problems.push(`destination.system: ${f.destination.system} is also the source — a flow connects two different systems`);
+  // Policies that did not parse are reported already; naming each table's policy missing would only add noise.
+  if (f.policies !== undefined && !policies) return;
+  f.destination.tables.forEach((t, i) => {
+    if (t.policy && !policies?.[t.policy]) problems.push(`destination.tables.${i}.policy: no policy named ${t.policy} — define it under policies${policies ? ` (defined: ${Object.keys(policies).join(', ') || 'none'})` : ''}`);
+  });
+  if (!policies || !f.source.system || !f.destination.system) return;
+  // Custom validators are loaded when the flow starts; here only their references are checked.
+  const placeholders = new Map(customValidatorRefs(policies).map((ref) => [ref, () => null]));
+  problems.push(...compilePolicies(policies, [f.source.system, f.destination.system], () => undefined, placeholders).problems);
 }
 
 /** Reads a YAML or JSON flow file; `${VAR}` / `${VAR:-default}` come from the environment. */

@@ -7,6 +7,7 @@ import { readTopicsToEnd } from './read-topic.js';
 import { applyRecords, type ApplyOutcome } from './apply-records.js';
 import { createDecoder } from './run-flow.js';
 import { PostgresSink } from '../sink/postgres-sink.js';
+import { prepareGovernance, type GovernedTables } from './governance.js';
 import { FlowMetrics } from '../observe/metrics.js';
 
 function kafkaFor(config: FlowConfig): Kafka {
@@ -43,8 +44,10 @@ export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry
   const decoder = createDecoder(config);
   const metrics = new FlowMetrics(config.flow);
   const results: ReplayResult[] = [];
+  let governed: GovernedTables | undefined;
   try {
     await sink.prepare();
+    governed = await prepareGovernance(config, sink, log);
     for (const entry of entries) {
       const mapping = config.tables.find((t) => t.topic === entry.origin.topic);
       if (!mapping) {
@@ -54,7 +57,17 @@ export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry
       let outcome: ApplyOutcome;
       try {
         outcome = await applyRecords(
-          { flow: config.flow, mapping, decoder, sink, retry: config.retry, truncate: config.truncate, metrics, log },
+          {
+            flow: config.flow,
+            mapping,
+            decoder,
+            sink,
+            retry: config.retry,
+            truncate: config.truncate,
+            metrics,
+            log,
+            governed: governed?.byTopic.has(mapping.topic) ? { tables: governed, governance: governed.byTopic.get(mapping.topic)! } : undefined,
+          },
           [{ key: entry.key, value: entry.value, origin: entry.origin }],
         );
       } catch (err) {
@@ -70,6 +83,7 @@ export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry
     }
   } finally {
     await pool.end();
+    await governed?.sourceDb?.end();
   }
   return results;
 }

@@ -10,6 +10,7 @@ import { FlowMetrics, serveMetrics } from '../observe/metrics.js';
 import { applyRecords, type ApplyContext } from './apply-records.js';
 import { ensureDlqTopic, sendDeadLetters } from './dlq.js';
 import { waitForLeaders } from './topics.js';
+import { prepareGovernance, type GovernedTables } from './governance.js';
 
 /** Shows where a URL points without its password. */
 export function redactUrl(url: string): string {
@@ -49,6 +50,7 @@ export class FlowRunner {
   private readonly sink: PostgresSink;
   private readonly decoder: RecordDecoder;
   private readonly tables: Map<string, TableMapping>;
+  private governed?: GovernedTables;
   private server?: Server;
   private joined = false;
   private running = false;
@@ -97,7 +99,9 @@ export class FlowRunner {
   }
 
   private context(mapping: TableMapping): ApplyContext {
+    const governance = this.governed?.byTopic.get(mapping.topic);
     return {
+      governed: governance ? { tables: this.governed!, governance } : undefined,
       flow: this.config.flow,
       mapping,
       decoder: this.decoder,
@@ -120,6 +124,8 @@ export class FlowRunner {
       log.info({ port: config.metrics.port }, 'metrics on /metrics, health on /healthz and /readyz');
     }
     await this.sink.prepare();
+    this.governed = await prepareGovernance(config, this.sink, log);
+    if (this.governed) this.metrics.reviewOpen.set({ flow: config.flow }, await this.governed.sink.openReviews(this.governed.targets));
     const admin = this.kafka.admin();
     await admin.connect();
     try {
@@ -235,7 +241,9 @@ export class FlowRunner {
     this.lastPurge = Date.now();
     const tombstones = await this.sink.purgeTombstones(this.config.tombstoneRetentionMs).catch(() => 0);
     const history = await this.sink.purgeHistory(this.config.flow, this.config.historyRetentionMs).catch(() => 0);
-    if (tombstones || history) this.log.info({ tombstones, history }, 'purged tombstones and history past their retention');
+    // A write's record is kept as long as a tombstone: its echo may come that late after an outage.
+    const outbound = (await this.governed?.sink.purgeOutbound(this.config.tombstoneRetentionMs).catch(() => 0)) ?? 0;
+    if (tombstones || history || outbound) this.log.info({ tombstones, history, outbound }, 'purged tombstones, history and write records past their retention');
   }
 
   /** Stops on an error that retrying cannot fix; nothing past the last durable write was committed. */
@@ -260,6 +268,7 @@ export class FlowRunner {
     await this.consumer.disconnect().catch(() => undefined);
     await this.producer.disconnect().catch(() => undefined);
     await this.pool.end().catch(() => undefined);
+    await this.governed?.sourceDb?.end().catch(() => undefined);
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.server = undefined;
   }

@@ -26,6 +26,8 @@ export interface Explanation {
   believed: Record<string, unknown> | null;
   /** What the position ledger holds for the key now. */
   ledger: { position: string; deleted: boolean; changedAt: string } | null;
+  /** Under policy: the record's version vector and the values both systems agree on, now. */
+  state: { vector: Record<string, string>; agreed: Record<string, unknown> | null; changedAt: string } | null;
 }
 
 /** The story of one destination record: every decision about its key, oldest first, and where it stands now. */
@@ -39,11 +41,16 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
   const pick = (values: Record<string, unknown> | null) => (values && field ? { [field]: values[field] } : values);
   let believed: Record<string, unknown> | null = null;
   for (const r of history.rows) {
-    if (r.decision !== 'applied' && r.decision !== 'truncated') continue;
+    if (r.decision !== 'applied' && r.decision !== 'truncated' && r.decision !== 'review-resolved') continue;
     if (r.op === 'd' || r.op === 't') believed = null;
     else believed = { ...(believed ?? {}), ...Object.fromEntries(Object.entries(r.new_values as Record<string, unknown>).filter(([, v]) => v !== '__debezium_unavailable_value')) };
   }
   const ledger = await client.query(`SELECT position::text, deleted, changed_at FROM trustsync.key_positions WHERE target = $1 AND key = $2`, [target, key]);
+  // Only databases a flow under policy writes have row state.
+  const state = await client
+    .query(`SELECT vector, known_values, changed_at FROM trustsync.row_state WHERE target = $1 AND key = $2`, [target, key])
+    .then((r) => r.rows[0])
+    .catch(() => undefined);
   return {
     target,
     key,
@@ -63,6 +70,7 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
       values: pick(r.new_values),
     })),
     ledger: ledger.rows[0] ? { position: ledger.rows[0].position, deleted: ledger.rows[0].deleted, changedAt: (ledger.rows[0].changed_at as Date).toISOString() } : null,
+    state: state ? { vector: state.vector, agreed: pick(state.known_values), changedAt: (state.changed_at as Date).toISOString() } : null,
   };
 }
 
@@ -83,6 +91,10 @@ export function formatExplanation(x: Explanation): string {
   lines.push(`  believed${x.at ? ' then' : ''}: ${x.believed ? JSON.stringify(x.believed).slice(0, 300) : 'no such record'}`);
   if (x.at) return lines.join('\n');
   if (x.ledger) lines.push(`  now: ${x.ledger.deleted ? 'deleted (tombstone kept)' : 'present'} at ${formatRank(x.ledger.position)}, since ${x.ledger.changedAt}`);
-  else lines.push('  now: never written');
+  else if (x.state) {
+    const vector = Object.entries(x.state.vector).map(([system, p]) => `${system} ${formatRank(p)}`).join(', ');
+    lines.push(`  now: version vector {${vector}}, since ${x.state.changedAt}`);
+    lines.push(`       agreed by both systems: ${x.state.agreed ? JSON.stringify(x.state.agreed).slice(0, 300) : 'the record is gone'}`);
+  } else lines.push('  now: never written');
   return lines.join('\n');
 }

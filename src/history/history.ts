@@ -29,9 +29,21 @@ CREATE TABLE IF NOT EXISTS trustsync.history (
   new_values       jsonb
 );
 CREATE INDEX IF NOT EXISTS history_by_key ON trustsync.history (target, key, id);
+ALTER TABLE trustsync.history ADD COLUMN IF NOT EXISTS fields jsonb;
 `;
 
-export type HistoryDecision = 'applied' | 'skipped-stale' | 'skipped-duplicate' | 'superseded' | 'dead-lettered' | 'retried' | 'truncated' | 'ignored';
+export type HistoryDecision =
+  | 'applied'
+  | 'unchanged'
+  | 'echo-suppressed'
+  | 'review-resolved'
+  | 'skipped-stale'
+  | 'skipped-duplicate'
+  | 'superseded'
+  | 'dead-lettered'
+  | 'retried'
+  | 'truncated'
+  | 'ignored';
 
 export interface HistoryRow {
   target: string;
@@ -47,6 +59,8 @@ export interface HistoryRow {
   sourceTsMs: number | null;
   captureTsMs: number | null;
   newValues: unknown;
+  /** Under policy: what was decided for each field, and why. */
+  fields?: unknown;
 }
 
 /** A history row about one change event. */
@@ -76,8 +90,8 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 /** One statement for any number of history rows. */
 export function historyInsert(flow: string, rows: readonly HistoryRow[]): { text: string; values: unknown[] } {
   return {
-    text: `INSERT INTO trustsync.history (flow, target, entity, key, op, decision, reason, position, stored_position, origin_topic, origin_partition, origin_offset, tx_id, source_ts, capture_ts, new_values)
-      SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::text[], $11::int[], $12::bigint[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::jsonb[])`,
+    text: `INSERT INTO trustsync.history (flow, target, entity, key, op, decision, reason, position, stored_position, origin_topic, origin_partition, origin_offset, tx_id, source_ts, capture_ts, new_values, fields)
+      SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::text[], $11::int[], $12::bigint[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::jsonb[], $17::jsonb[])`,
     values: [
       flow,
       rows.map((r) => r.target),
@@ -95,6 +109,7 @@ export function historyInsert(flow: string, rows: readonly HistoryRow[]): { text
       rows.map((r) => iso(r.sourceTsMs)),
       rows.map((r) => iso(r.captureTsMs)),
       rows.map((r) => json(r.newValues)),
+      rows.map((r) => json(r.fields)),
     ],
   };
 }

@@ -13,6 +13,8 @@ export class FlowMetrics {
   readonly lagMessages: Gauge<'flow' | 'topic' | 'partition'>;
   readonly lagSeconds: Gauge<'flow' | 'topic' | 'partition'>;
   readonly dlqDepth: Gauge<'flow' | 'topic'>;
+  readonly fieldDecisions: Counter<'flow' | 'entity' | 'field' | 'outcome' | 'reason'>;
+  readonly reviewOpen: Gauge<'flow'>;
 
   constructor(readonly flow: string) {
     collectDefaultMetrics({ register: this.registry, prefix: 'trustsync_process_' });
@@ -53,6 +55,13 @@ export class FlowMetrics {
       registers: [this.registry],
     });
     this.dlqDepth = new Gauge({ name: 'trustsync_dlq_depth', help: 'Records in the dead-letter topic', labelNames: ['flow', 'topic'], registers: [this.registry] });
+    this.fieldDecisions = new Counter({
+      name: 'trustsync_field_decisions_total',
+      help: 'Field-level decisions under policy: applied, rejected (authority, validation), conflict (by strategy), review',
+      labelNames: ['flow', 'entity', 'field', 'outcome', 'reason'],
+      registers: [this.registry],
+    });
+    this.reviewOpen = new Gauge({ name: 'trustsync_review_queue_open', help: 'Review items waiting for a person in this flow\'s destination', labelNames: ['flow'], registers: [this.registry] });
   }
 
   /** Where a partition stands after a commit: records behind the log end, and the age of the oldest of them. */

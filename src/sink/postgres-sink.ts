@@ -32,6 +32,8 @@ export interface TableMapping {
   /** Source column → destination column. */
   rename: Record<string, string>;
   createIfMissing: boolean;
+  /** The entity policy the table is governed by, if any (flow file: policies). */
+  policy?: string;
 }
 
 export type RowDecision =
@@ -39,7 +41,7 @@ export type RowDecision =
   | { decision: 'skipped'; reason: 'stale' | 'duplicate'; event: ChangeEvent; storedPosition: string }
   | { decision: 'rejected'; event: ChangeEvent; error: RowRejected };
 
-interface TableShape {
+export interface TableShape {
   columns: Map<string, string>;
   keyColumns: string[];
 }
@@ -150,7 +152,7 @@ export class PostgresSink {
    * (transient ones retriable), whether the connection, the work or the commit failed; a connection
    * whose rollback failed is discarded rather than returned to the pool.
    */
-  private async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const classify = (err: unknown) => (err instanceof TrustsyncError ? err : classifyPgError(err, what));
     const client = await this.pool.connect().catch((err: unknown) => {
       throw classify(err);

@@ -78,6 +78,8 @@ export const postgres: Component = {
       '-c', `listen_addresses=${s.host}`,
       '-c', 'unix_socket_directories=',
       '-c', 'wal_level=logical',
+      // Policies that take the later of two concurrent changes need the destination's commit times too.
+      '-c', 'track_commit_timestamp=on',
       '-c', 'max_replication_slots=64',
       '-c', 'max_wal_senders=64',
       '-c', 'max_connections=300',

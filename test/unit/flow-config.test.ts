@@ -66,4 +66,65 @@ describe('flow files are validated once, at start', () => {
     expect(c.tables.map((t) => t.topic)).toEqual(['cdc.shop.demo.customers', 'cdc.shop.demo.orders']);
     expect(c.brokers).toEqual(['127.0.0.1:19092']);
   });
+
+  it('the shipped sync flows are valid, both directions under the customer policy', () => {
+    const [appToCrm, crmToApp] = ['app-to-crm', 'crm-to-app'].map((f) => loadFlowFile(join(PACKAGE_DIR, 'flows', `${f}.yaml`), {}));
+    expect([appToCrm!.sourceSystem, appToCrm!.destinationSystem, crmToApp!.sourceSystem, crmToApp!.destinationSystem]).toEqual(['app', 'crm', 'crm', 'app']);
+    expect(appToCrm!.tables[0]).toMatchObject({ topic: 'cdc.app.app.customers', table: { schema: 'crm', table: 'customers' }, policy: 'customers' });
+    expect(Object.keys(appToCrm!.policies!)).toEqual(['customers']);
+  });
 });
+
+describe('tables under a policy', () => {
+  const governed = (extra: Record<string, unknown>, table: Record<string, unknown> = { policy: 'customers' }) => ({
+    ...valid,
+    source: { ...valid.source, system: 'app' },
+    destination: { ...valid.destination, system: 'crm', tables: [{ ...valid.destination.tables[0], ...table }] },
+    ...extra,
+  });
+  const policies = { customers: { default: { owner: 'app', strategy: 'local_wins' } } };
+
+  it('need both systems named, different, and a policy that exists', () => {
+    expect(problems({ ...valid, destination: { ...valid.destination, tables: [{ ...valid.destination.tables[0], policy: 'customers' }] }, policies })).toEqual([
+      'source.system: missing — tables under a policy need the name of the system this flow reads from (e.g. app)',
+      'destination.system: missing — tables under a policy need the name of the system this flow writes into (e.g. crm)',
+    ]);
+    expect(problems(governed({ policies }, { policy: 'orders' }))).toEqual(['destination.tables.0.policy: no policy named orders — define it under policies (defined: customers)']);
+    expect(problems({ ...governed({ policies }), destination: { ...governed({}).destination, system: 'app' } })).toEqual(['destination.system: app is also the source — a flow connects two different systems']);
+  });
+
+  it('report policy mistakes by path: unknown systems, strategies without what they need, bad validators', () => {
+    expect(
+      problems(
+        governed({
+          policies: {
+            customers: {
+              default: { owner: 'app', strategy: 'latest_valid_change', validators: [{ format: 'postcode' }] },
+              fields: { status: { owner: 'erp', strategy: 'merge' } },
+            },
+          },
+        }),
+      ),
+    ).toEqual([
+      'policies.customers.default.validators.0: not a validator — use { format: email|e164|uuid|iso-date|url }, { enum: [...] }, { pattern: REGEX }, { required: true }, { transitions: { from: [to, ...] } } or { custom: ./module.js#exportedFunction }',
+    ]);
+    expect(problems(governed({ policies: { customers: { default: { owner: 'app', strategy: 'latest_valid_change' }, fields: { status: { owner: 'erp', strategy: 'merge' } } } } }))).toEqual([
+      'policies.customers.default: strategy latest_valid_change needs validators — add at least one (e.g. { required: true }) so "valid" means something',
+      'policies.customers.fields.status.owner: unknown system erp — this flow connects app, crm',
+      'policies.customers.fields.status: strategy merge needs a fallback for values that cannot be combined — add fallback: local_wins (or another strategy)',
+    ]);
+  });
+
+  it('read policies from a file next to the flow file, and say when it is missing', () => {
+    const c = validateFlow(governed({ policies: './policies/customers.yaml' }), join(PACKAGE_DIR, 'flows', 'x.yaml'));
+    expect(c.policies!.customers!.fields.status!.strategy).toBe('manual_review');
+    expect(problems(governed({ policies: './no-such.yaml' }))[0]).toMatch(/^policies: .*no-such\.yaml cannot be read/);
+  });
+
+  it('use source.database only for echo suppression under a policy', () => {
+    expect(problems({ ...valid, source: { ...valid.source, database: 'postgres://x@h:1/app' } })).toEqual([
+      'source.database: only used by tables under a policy — add policy: <entity> to a table, or remove it',
+    ]);
+  });
+});
+

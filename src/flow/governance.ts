@@ -1,0 +1,89 @@
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { compilePolicies, customValidatorRefs, type CustomValidators, type EntityPolicy } from '../policy/policy.js';
+import type { Validator } from '../policy/validators.js';
+import { GovernedSink, type Governance } from '../sink/governed-sink.js';
+import { GOVERNED_DDL } from '../sink/governed-sql.js';
+import { HISTORY_DDL } from '../history/history.js';
+import { targetName, type PostgresSink } from '../sink/postgres-sink.js';
+import { FlowConfigError, type FlowConfig } from './config.js';
+
+/** A flow's tables under policy, and what deciding for them needs. */
+export interface GovernedTables {
+  sink: GovernedSink;
+  /** The source system's database: trustsync's writes into it are looked up there (echo suppression). */
+  sourceDb: pg.Pool | undefined;
+  byTopic: Map<string, Governance>;
+  /** The governed destination tables, as schema.table. */
+  targets: string[];
+}
+
+/** Custom validators are ES modules exporting a function `(value, ctx) => string | null` (compiled TypeScript). */
+export async function loadCustomValidators(config: FlowConfig, problems: string[]): Promise<CustomValidators> {
+  const loaded = new Map<string, Validator>();
+  for (const ref of customValidatorRefs(config.policies!)) {
+    const [path, name] = ref.split('#') as [string, string];
+    const file = resolve(config.baseDir, path);
+    try {
+      const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+      if (typeof mod[name] !== 'function') problems.push(`custom validator ${ref}: ${file} has no exported function ${name}`);
+      else loaded.set(ref, mod[name] as Validator);
+    } catch (err) {
+      problems.push(`custom validator ${ref}: ${file} cannot be loaded: ${(err as Error).message}`);
+    }
+  }
+  return loaded;
+}
+
+async function tableColumns(pool: pg.Pool, schema: string, table: string): Promise<string[] | undefined> {
+  const { rows } = await pool.query<{ column_name: string }>('SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position', [schema, table]);
+  return rows.length ? rows.map((r) => r.column_name) : undefined;
+}
+
+const usesLatest = (p: EntityPolicy) => [p.default, ...p.fields.values()].some((f) => f.strategy === 'latest_valid_change' || f.fallback === 'latest_valid_change');
+
+/**
+ * Compiles the flow's policies against what really exists — the destination tables' columns, the
+ * custom validators' modules — and prepares trustsync's state beside the data. Every problem is
+ * reported at once, before a single change is decided.
+ */
+export async function prepareGovernance(config: FlowConfig, sink: PostgresSink, log: Logger): Promise<GovernedTables | undefined> {
+  const governed = config.tables.filter((t) => t.policy);
+  if (governed.length === 0 || !config.policies) return undefined;
+  const problems: string[] = [];
+  const custom = await loadCustomValidators(config, problems);
+  const columns = new Map<string, string[] | undefined>();
+  for (const t of governed) columns.set(t.policy!, await tableColumns(sink.pool, t.table.schema, t.table.table));
+  const { policies, problems: policyProblems } = compilePolicies(config.policies, [config.sourceSystem!, config.destinationSystem!], (entity) => columns.get(entity), custom);
+  problems.push(...policyProblems);
+  const needsCommitTimes = governed.some((t) => policies.get(t.policy!) && usesLatest(policies.get(t.policy!)!));
+  if (needsCommitTimes) {
+    const { rows } = await sink.pool.query<{ on: string }>("SELECT current_setting('track_commit_timestamp') AS on");
+    if (rows[0]!.on !== 'on') {
+      problems.push(
+        `latest_valid_change needs the commit time of the destination's own changes: set track_commit_timestamp = on in ${config.destinationSystem}'s PostgreSQL (ALTER SYSTEM SET track_commit_timestamp = on; then restart it)`,
+      );
+    }
+  }
+  if (problems.length) throw new FlowConfigError(`flow ${config.flow}`, problems);
+
+  const governedSink = new GovernedSink(sink);
+  await governedSink.prepare();
+  let sourceDb: pg.Pool | undefined;
+  if (config.sourceDatabaseUrl) {
+    sourceDb = new pg.Pool({ connectionString: config.sourceDatabaseUrl, max: 4, connectionTimeoutMillis: 10_000, application_name: `trustsync:${config.flow}:echoes`.slice(0, 63) });
+    sourceDb.on('error', (err) => log.warn({ err: err.message }, 'source database connection lost'));
+    // The table of trustsync's writes into the source: the other direction fills it, this one reads it.
+    await sourceDb.query(GOVERNED_DDL + HISTORY_DDL).catch((err) => {
+      if ((err as { code?: string }).code !== '23505') throw err;
+    });
+  }
+  const byTopic = new Map<string, Governance>();
+  for (const t of governed) {
+    byTopic.set(t.topic, { flow: config.flow, policy: policies.get(t.policy!)!, sourceSystem: config.sourceSystem!, destinationSystem: config.destinationSystem! });
+    log.info({ table: targetName(t.table), policy: t.policy, echoSuppression: Boolean(sourceDb) }, 'table under policy');
+  }
+  return { sink: governedSink, sourceDb, byTopic, targets: governed.map((t) => targetName(t.table)) };
+}
