@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { stackSettings } from '../stack/settings.js';
+import { stackEndpoints, stackSettings } from '../stack/settings.js';
 import { formatSummary, runDemo } from '../demo/demo.js';
 import { progress, table } from './output.js';
 import { runSyncDemo, type SyncDemoResult } from '../demo/sync-demo.js';
@@ -22,7 +22,13 @@ export function demoCommand(): Command {
         const bad = t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length;
         out.push(`  ${t.table.padEnd(16)} ${String(t.rows).padStart(5)} rows  ${bad === 0 ? 'equal to the source' : `DIFFERS: ${JSON.stringify(t.diff)}`}`);
       }
-      if (r.metricsUrl) out.push('', `(the flow served Prometheus metrics at ${r.metricsUrl} while it ran)`);
+      if (r.stateTopics.length) {
+        out.push('', 'compacted Avro state topics (current rows, deletes as tombstones; schemas in the registry):');
+        for (const t of r.stateTopics) out.push(`  ${t.topic.padEnd(24)} ${String(t.records).padStart(6)} records`);
+        out.push(`  keys and value sizes (-1: tombstone):  kcat -b ${stackEndpoints(stackSettings()).kafkaBrokers[0]} -C -e -t ${r.stateTopics[0]!.topic} -f '%k %S\\n'`);
+        out.push('  decoded with the registry: README, "Reading state topics"');
+      }
+      if (r.metricsUrl) out.push('', `(the flow served Prometheus metrics at ${r.metricsUrl} while it ran; \`npx trustsync lag --group ${'trustsync-shop'}\` shows its consumer lag)`);
       out.push('', 'Every decision is on record; the story of one customer:', '  npx trustsync explain --config flows/shop.yaml shop.customers 2');
       process.stdout.write(`${out.join('\n')}\n`);
       if (r.summaries.some((s) => s.splitKeys.length > 0) || r.tables.some((t) => t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length > 0)) process.exitCode = 1;

@@ -151,7 +151,9 @@ async function resetDemoDestination(s: StackSettings, config: FlowConfig, kafka:
   await admin.connect();
   try {
     await admin.deleteGroups([config.group]).catch(() => undefined);
-    if ((await admin.listTopics()).includes(config.dlqTopic)) await admin.deleteTopics({ topics: [config.dlqTopic] });
+    const existing = new Set(await admin.listTopics());
+    const topics = [config.dlqTopic, ...config.tables.flatMap((t) => (t.state ? [t.state.topic] : []))].filter((t) => existing.has(t));
+    if (topics.length) await admin.deleteTopics({ topics });
   } finally {
     await admin.disconnect();
   }
@@ -163,6 +165,8 @@ export interface DemoResult {
   tables: { table: string; rows: number; diff: TableDiff }[];
   decisions: Record<string, number>;
   metricsUrl: string | undefined;
+  /** The compacted state topics and how many records each holds. */
+  stateTopics: { topic: string; records: number }[];
 }
 
 /**
@@ -237,7 +241,19 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
       'ignored (Kafka tombstones)': await runner.metrics.total('ignored'),
     };
     const summaries = summarizeTopics(topics, old);
-    return { counts, summaries, tables, decisions, metricsUrl: runner.metricsAddress };
+    const stateTopics: DemoResult['stateTopics'] = [];
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      for (const t of config.tables) {
+        if (!t.state) continue;
+        const offsets = await admin.fetchTopicOffsets(t.state.topic);
+        stateTopics.push({ topic: t.state.topic, records: offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0) });
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    return { counts, summaries, tables, decisions, metricsUrl: runner.metricsAddress, stateTopics };
   } finally {
     await producer.disconnect();
     await runner.stop();

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { ChangeEvent } from '../model/change.js';
+import type { ChangeEvent, Row } from '../model/change.js';
 import { TrustsyncError, TruncateStopped, UndecodableRecord } from '../model/errors.js';
 import type { RawRecord, RecordDecoder } from '../decode/debezium.js';
 import { collapseByKey } from '../order/plan.js';
@@ -34,6 +34,8 @@ export interface ApplyOutcome {
   ignored: number;
   /** trustsync's own writes captured back from the source, not sent on. */
   echoes: number;
+  /** Every key a change of this slice was about (applied or not), by key text: their state is re-published. */
+  keys: Map<string, Row>;
   deadLetters: DeadLetter[];
   /** Source commit times of the applied changes, for end-to-end latency. */
   appliedSourceTsMs: number[];
@@ -60,7 +62,7 @@ function deadLetter(record: RawRecord, err: TrustsyncError | Error, attempts: nu
 export async function applyRecords(ctx: ApplyContext, records: readonly RawRecord[]): Promise<ApplyOutcome> {
   const { mapping, metrics, log } = ctx;
   const topic = mapping.topic;
-  const outcome: ApplyOutcome = { applied: 0, superseded: 0, stale: 0, duplicate: 0, ignored: 0, echoes: 0, deadLetters: [], appliedSourceTsMs: [] };
+  const outcome: ApplyOutcome = { applied: 0, superseded: 0, stale: 0, duplicate: 0, ignored: 0, echoes: 0, keys: new Map(), deadLetters: [], appliedSourceTsMs: [] };
   const rawByOffset = new Map(records.map((r) => [`${r.origin.partition}/${r.origin.offset}`, r]));
   let pending: ChangeEvent[] = [];
   metrics.count(topic, 'received', '', records.length);
@@ -186,6 +188,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     switch (decoded.kind) {
       case 'change':
         pending.push(decoded);
+        outcome.keys.set(decoded.keyText, decoded.key);
         break;
       case 'heartbeat':
       case 'tombstone':

@@ -6,6 +6,7 @@ import { parseTableName, type TableName } from '../sink/sql.js';
 import type { TableMapping } from '../sink/postgres-sink.js';
 import { substitute } from '../shared/substitute.js';
 import { compilePolicies, customValidatorRefs, policiesSpec, type PoliciesSpec } from '../policy/policy.js';
+import { parseStateSchema, type StateTopicSpec } from '../sink/state-topic.js';
 
 const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -25,6 +26,12 @@ const tableSchema = z.strictObject({
   rename: z.record(identifier, identifier).default({}),
   createIfMissing: z.boolean().default(true),
   policy: z.string().min(1).optional(),
+  state: z
+    .strictObject({
+      topic: z.string().min(1).optional(),
+      schema: z.string().min(1, { message: 'the .avsc file of the state record, relative to the flow file' }),
+    })
+    .optional(),
 });
 
 const systemName = z.string().regex(/^[a-z][a-z0-9_-]*$/, { message: 'a system name of lower-case letters, digits, "_" or "-", e.g. app or crm' });
@@ -112,6 +119,24 @@ const HINTS: Record<string, string> = {
   'source.database': "the source system's database URL, postgres://user@host:port/database (for bidirectional sync)",
 };
 
+/** An Avro record schema (.avsc, JSON) named relative to the flow file. */
+function readStateSchema(path: string, file: string, where: string, problems: string[]): { schema: Record<string, unknown>; file: string } | undefined {
+  const full = resolve(dirname(file), path);
+  let schema: unknown;
+  try {
+    schema = JSON.parse(readFileSync(full, 'utf8'));
+  } catch (err) {
+    problems.push(`${where}: ${full} cannot be read as JSON: ${(err as Error).message}`);
+    return undefined;
+  }
+  const { problem } = parseStateSchema(schema);
+  if (problem) {
+    problems.push(`${where}: ${full}: ${problem}`);
+    return undefined;
+  }
+  return { schema: schema as Record<string, unknown>, file: full };
+}
+
 /** Policies inline, or in a YAML file named relative to the flow file; problems come back with their path. */
 function readPolicies(value: unknown, file: string, problems: string[]): PoliciesSpec | undefined {
   if (value === undefined) return undefined;
@@ -148,6 +173,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
   const result = flowSchema.safeParse(doc);
   const problems = result.success ? [] : result.error.issues.map(describeIssue);
   let policies: PoliciesSpec | undefined;
+  const states = new Map<number, StateTopicSpec>();
   if (result.success) {
     const f = result.data;
     if (f.source.decoding === 'avro' && !f.source.registryUrl) problems.push(`source.registryUrl: missing — avro decoding needs ${HINTS['source.registryUrl']}`);
@@ -159,6 +185,12 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
     });
     if (f.retry.initialDelayMs > f.retry.maxDelayMs) problems.push('retry.initialDelayMs: larger than retry.maxDelayMs — the first delay cannot exceed the cap');
     policies = readPolicies(f.policies, file, problems);
+    f.destination.tables.forEach((t, i) => {
+      if (!t.state) return;
+      const spec = readStateSchema(t.state.schema, file, `destination.tables.${i}.state.schema`, problems);
+      if (spec) states.set(i, { topic: t.state.topic ?? `state.${t.table}`, schema: spec.schema, schemaFile: spec.file });
+      if (!f.source.registryUrl) problems.push(`source.registryUrl: missing — the state topic of ${t.table} needs ${HINTS['source.registryUrl']}`);
+    });
     checkGovernance(f, policies, problems);
   }
   if (problems.length) throw new FlowConfigError(file, problems);
@@ -171,7 +203,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
     registryUrl: f.source.registryUrl,
     fromBeginning: f.source.fromBeginning,
     destinationUrl: f.destination.url,
-    tables: f.destination.tables.map((t) => ({
+    tables: f.destination.tables.map((t, i) => ({
       topic: t.topic,
       table: parseTableName(t.table) as TableName,
       keyColumns: t.keyColumns,
@@ -180,6 +212,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
       rename: t.rename,
       createIfMissing: t.createIfMissing,
       policy: t.policy,
+      state: states.get(i),
     })),
     batch: f.batch,
     retry: f.retry,

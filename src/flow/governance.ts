@@ -37,11 +37,6 @@ export async function loadCustomValidators(config: FlowConfig, problems: string[
   return loaded;
 }
 
-async function tableColumns(pool: pg.Pool, schema: string, table: string): Promise<string[] | undefined> {
-  const { rows } = await pool.query<{ column_name: string }>('SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position', [schema, table]);
-  return rows.length ? rows.map((r) => r.column_name) : undefined;
-}
-
 const usesLatest = (p: EntityPolicy) => [p.default, ...p.fields.values()].some((f) => f.strategy === 'latest_valid_change' || f.fallback === 'latest_valid_change');
 
 /**
@@ -55,7 +50,7 @@ export async function prepareGovernance(config: FlowConfig, sink: PostgresSink, 
   const problems: string[] = [];
   const custom = await loadCustomValidators(config, problems);
   const columns = new Map<string, string[] | undefined>();
-  for (const t of governed) columns.set(t.policy!, await tableColumns(sink.pool, t.table.schema, t.table.table));
+  for (const t of governed) columns.set(t.policy!, await sink.columnsOf(t.table));
   const { policies, problems: policyProblems } = compilePolicies(config.policies, [config.sourceSystem!, config.destinationSystem!], (entity) => columns.get(entity), custom);
   problems.push(...policyProblems);
   const needsCommitTimes = governed.some((t) => policies.get(t.policy!) && usesLatest(policies.get(t.policy!)!));

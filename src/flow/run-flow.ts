@@ -3,14 +3,19 @@ import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type EachBatc
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import type { FlowConfig } from './config.js';
+import type { Row } from '../model/change.js';
 import { AvroDecoder, JsonDecoder, type RawRecord, type RecordDecoder } from '../decode/debezium.js';
 import { avroSchemaRegistry } from '../decode/avro-registry.js';
 import { PostgresSink, type TableMapping } from '../sink/postgres-sink.js';
 import { FlowMetrics, serveMetrics } from '../observe/metrics.js';
-import { applyRecords, type ApplyContext } from './apply-records.js';
+import { applyRecords, type ApplyContext, type ApplyOutcome } from './apply-records.js';
 import { ensureDlqTopic, sendDeadLetters } from './dlq.js';
 import { waitForLeaders } from './topics.js';
 import { prepareGovernance, type GovernedTables } from './governance.js';
+import { ensureStateTopic } from './topics.js';
+import { registerStateSchema, stateEncoderFor, type StateEncoder } from '../sink/state-topic.js';
+import { SchemaIncompatible } from '../model/errors.js';
+import { withRetries } from './retry.js';
 
 /** Shows where a URL points without its password. */
 export function redactUrl(url: string): string {
@@ -51,6 +56,10 @@ export class FlowRunner {
   private readonly decoder: RecordDecoder;
   private readonly tables: Map<string, TableMapping>;
   private governed?: GovernedTables;
+  /** Per source topic with a state topic: its encoder. Offsets of those topics commit in Kafka transactions. */
+  private readonly stateEncoders = new Map<string, StateEncoder>();
+  /** One transactional producer per source partition, so a partition's new owner fences its old one. */
+  private readonly txProducers = new Map<string, Producer>();
   private server?: Server;
   private joined = false;
   private running = false;
@@ -133,6 +142,7 @@ export class FlowRunner {
       const dlq = await admin.fetchTopicOffsets(config.dlqTopic);
       this.metrics.dlqDepth.set({ flow: config.flow, topic: config.dlqTopic }, dlq.reduce((n, o) => n + Number(BigInt(o.high) - BigInt(o.low)), 0));
       await this.waitForTopics(admin);
+      await this.prepareStateTopics(admin);
     } finally {
       await admin.disconnect();
     }
@@ -157,6 +167,73 @@ export class FlowRunner {
       eachBatch: (payload) => this.eachBatch(payload),
     });
     log.info({ topics: [...this.tables.keys()], group: config.group, destination: redactUrl(config.destinationUrl) }, 'flow running');
+  }
+
+  private retryLogger(topic: string) {
+    return (err: Error, attempt: number, delayMs: number) => {
+      this.metrics.retries.inc({ flow: this.config.flow, topic, code: (err as { code?: string }).code ?? 'error' });
+      this.log.warn({ topic, attempt, delayMs, err: err.message }, 'transient failure, retrying');
+    };
+  }
+
+  /** Registers each state schema (compatibility checked by the registry) and creates its compacted topic. */
+  private async prepareStateTopics(admin: Admin): Promise<void> {
+    for (const mapping of this.config.tables) {
+      const spec = mapping.state;
+      if (!spec) continue;
+      const columns = await this.sink.columnsOf(mapping.table);
+      const id = await withRetries(this.config.retry, () => registerStateSchema(this.config.registryUrl!, spec), this.retryLogger(spec.topic));
+      const encoder = stateEncoderFor(spec, id);
+      const missing = columns ? encoder.missingColumns(columns) : [];
+      if (missing.length) {
+        throw new SchemaIncompatible(`${spec.schemaFile} has fields ${missing.join(', ')} that ${mapping.table.schema}.${mapping.table.table} lacks, without defaults`, 'give those fields a default (e.g. ["null", "string"] with default null) or remove them');
+      }
+      const { topics } = await admin.fetchTopicMetadata({ topics: [mapping.topic] });
+      await ensureStateTopic(admin, spec.topic, topics[0]?.partitions.length ?? 1);
+      this.stateEncoders.set(mapping.topic, encoder);
+      this.log.info({ topic: spec.topic, schemaId: id, table: `${mapping.table.schema}.${mapping.table.table}` }, 'publishing current rows to a compacted state topic');
+    }
+  }
+
+  /**
+   * Publishes the current rows of the slice's keys to the state topic and commits the slice's offset,
+   * in one Kafka transaction: after a crash both are redone together (the destination's guards make
+   * the rewrite a no-op), so the state topic never disagrees with what was applied. False when
+   * another member has taken the partition over (this producer is fenced): the slice is abandoned.
+   */
+  private async commitWithState(mapping: TableMapping, encoder: StateEncoder, partition: number, keys: ReadonlyMap<string, Row>, offset: string): Promise<boolean> {
+    const rows = await withRetries(this.config.retry, () => this.sink.readRows(mapping, keys), this.retryLogger(mapping.topic));
+    const messages = [...rows].map(([key, row]) => encoder.message(key, row));
+    const id = `${mapping.topic}/${partition}`;
+    let producer = this.txProducers.get(id);
+    if (!producer) {
+      producer = this.kafka.producer({
+        transactionalId: `trustsync.${this.config.flow}.${mapping.topic}.${partition}`,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+        allowAutoTopicCreation: false,
+      });
+      await producer.connect();
+      this.txProducers.set(id, producer);
+    }
+    const tx = await producer.transaction();
+    try {
+      if (messages.length) await tx.send({ topic: encoder.spec.topic, messages });
+      await tx.sendOffsets({ consumerGroupId: this.config.group, topics: [{ topic: mapping.topic, partitions: [{ partition, offset }] }] });
+      await tx.commit();
+      return true;
+    } catch (err) {
+      await tx.abort().catch(() => undefined);
+      const type = (err as { type?: string }).type ?? '';
+      if (['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'INVALID_TXN_STATE'].includes(type)) {
+        this.log.warn({ topic: mapping.topic, partition, err: (err as Error).message }, 'another member took this partition over: slice abandoned to it');
+        this.txProducers.delete(id);
+        await producer.disconnect().catch(() => undefined);
+        return false;
+      }
+      throw err;
+    }
   }
 
   /** Debezium creates a table's topic with its first event: a flow started first waits for it, saying so. */
@@ -212,8 +289,9 @@ export class FlowRunner {
       if (!isRunning() || isStale() || this.failure) return;
       const slice = batch.messages.slice(start, start + size);
       const records: RawRecord[] = slice.map((m) => ({ key: m.key, value: m.value, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } }));
+      let outcome: ApplyOutcome;
       try {
-        const outcome = await applyRecords(this.context(mapping), records);
+        outcome = await applyRecords(this.context(mapping), records);
         await sendDeadLetters(this.producer, this.config.dlqTopic, this.config.flow, outcome.deadLetters);
         if (outcome.deadLetters.length) this.metrics.dlqDepth.inc({ flow: this.config.flow, topic: this.config.dlqTopic }, outcome.deadLetters.length);
         const committedAt = Date.now();
@@ -223,13 +301,24 @@ export class FlowRunner {
         return;
       }
       const last = slice[slice.length - 1]!.offset;
+      const next = (BigInt(last) + 1n).toString();
       // Only now is the write durable (committed in PostgreSQL, dead letters acknowledged): the offset may move.
-      await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+      const encoder = this.stateEncoders.get(batch.topic);
+      if (encoder) {
+        try {
+          if (!(await this.commitWithState(mapping, encoder, batch.partition, outcome.keys, next))) return;
+        } catch (err) {
+          void this.fail(err as Error);
+          return;
+        }
+      } else {
+        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+      }
       resolveOffset(last);
       this.progressAt.set(`${batch.topic}/${batch.partition}`, Date.now());
-      const next = batch.messages[start + size];
-      const behind = high - (BigInt(last) + 1n);
-      this.metrics.partitionLag(batch.topic, batch.partition, Number(behind > 0n ? behind : 0n), next ? Number(next.timestamp) : null);
+      const following = batch.messages[start + size];
+      const behind = high - BigInt(next);
+      this.metrics.partitionLag(batch.topic, batch.partition, Number(behind > 0n ? behind : 0n), following ? Number(following.timestamp) : null);
       await heartbeat();
     }
     await this.maybePurge();
@@ -267,6 +356,8 @@ export class FlowRunner {
     this.running = false;
     await this.consumer.disconnect().catch(() => undefined);
     await this.producer.disconnect().catch(() => undefined);
+    for (const p of this.txProducers.values()) await p.disconnect().catch(() => undefined);
+    this.txProducers.clear();
     await this.pool.end().catch(() => undefined);
     await this.governed?.sourceDb?.end().catch(() => undefined);
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));

@@ -1,9 +1,10 @@
-import type { Admin } from 'kafkajs';
+import kafkajs, { type Admin } from 'kafkajs';
+import { SchemaIncompatible } from '../model/errors.js';
 
 /** Creates the topic if it is missing and returns once every partition has a leader. */
-export async function ensureTopic(admin: Admin, topic: string, numPartitions: number): Promise<void> {
+export async function ensureTopic(admin: Admin, topic: string, numPartitions: number, configEntries: { name: string; value: string }[] = []): Promise<void> {
   if (!(await admin.listTopics()).includes(topic)) {
-    await admin.createTopics({ topics: [{ topic, numPartitions, replicationFactor: 1 }], waitForLeaders: false }).catch((err: Error) => {
+    await admin.createTopics({ topics: [{ topic, numPartitions, replicationFactor: 1, configEntries }], waitForLeaders: false }).catch((err: Error) => {
       if (!/already exists/i.test(err.message)) throw err;
     });
   }
@@ -27,5 +28,15 @@ export async function waitForLeaders(admin: Admin, topic: string, timeoutMs = 30
     }
     if (Date.now() > deadline) throw new Error(`topic ${topic} has no leader after ${timeoutMs / 1000}s`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Creates a state topic compacted, or checks that an existing one is: it must keep each record's latest state. */
+export async function ensureStateTopic(admin: Admin, topic: string, partitions: number): Promise<void> {
+  await ensureTopic(admin, topic, partitions, [{ name: 'cleanup.policy', value: 'compact' }]);
+  const described = await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }], includeSynonyms: false });
+  const policy = described.resources[0]?.configEntries.find((c) => c.configName === 'cleanup.policy')?.configValue ?? '';
+  if (!policy.split(',').includes('compact')) {
+    throw new SchemaIncompatible(`state topic ${topic} exists with cleanup.policy=${policy}: it would not keep each record's latest state`, `kafka-configs.sh --alter --topic ${topic} --add-config cleanup.policy=compact (or choose another state topic)`);
   }
 }

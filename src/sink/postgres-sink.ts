@@ -4,6 +4,7 @@ import { RowRejected, SchemaIncompatible, TrustsyncError } from '../model/errors
 import { positionRank } from '../order/position.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { HISTORY_DDL, eventRow, historyInsert, type HistoryRow } from '../history/history.js';
+import type { StateTopicSpec } from './state-topic.js';
 import {
   CLAIM_POSITIONS,
   LEDGER_DDL,
@@ -34,6 +35,8 @@ export interface TableMapping {
   createIfMissing: boolean;
   /** The entity policy the table is governed by, if any (flow file: policies). */
   policy?: string;
+  /** The compacted topic the table's current rows are published to, if any. */
+  state?: StateTopicSpec;
 }
 
 export type RowDecision =
@@ -139,6 +142,12 @@ export class PostgresSink {
     );
     if (rows.length === 0) return null;
     return { columns: new Map(rows.map((r) => [r.name, r.type])), keyColumns: rows.filter((r) => r.key).map((r) => r.name) };
+  }
+
+  /** The destination table's columns, or undefined while it does not exist. */
+  async columnsOf(t: TableName): Promise<string[] | undefined> {
+    const shape = await this.shape(t, true);
+    return shape ? [...shape.columns.keys()] : undefined;
   }
 
   private async shape(t: TableName, refresh = false): Promise<TableShape | null> {
@@ -321,6 +330,32 @@ export class PostgresSink {
     }
     for (const e of winners) decisions.push({ decision: 'applied', event: e });
     return decisions;
+  }
+
+  /**
+   * The destination's current rows for these keys (columns as PostgreSQL text), by key text; null for
+   * a key the table does not hold. One statement, whatever the number of keys.
+   */
+  async readRows(m: TableMapping, keys: ReadonlyMap<string, Row>): Promise<Map<string, Record<string, string | null> | null>> {
+    const out = new Map<string, Record<string, string | null> | null>([...keys.keys()].map((k) => [k, null]));
+    const shape = keys.size ? await this.shape(m.table) : null;
+    if (!shape) return out;
+    const texts = [...keys.keys()];
+    const keyRows = [...keys.values()].map((k) => mapRow(m, k));
+    const columns = [...shape.columns.keys()];
+    const match = shape.keyColumns.map((c, i) => `t.${quoteIdent(c)} = k.c${i}::${shape.columns.get(c)!}`).join(' AND ');
+    const { rows } = await this.pool
+      .query<{ ord: string; vals: (string | null)[] }>(
+        `SELECT k.ord, ARRAY[${columns.map((c) => `t.${quoteIdent(c)}::text`).join(', ')}] AS vals
+           FROM unnest(${shape.keyColumns.map((_, i) => `$${i + 1}::text[]`).join(', ')}) WITH ORDINALITY AS k(${shape.keyColumns.map((_, i) => `c${i}`).join(', ')}, ord)
+           JOIN ${qualified(m.table)} t ON ${match}`,
+        shape.keyColumns.map((c) => keyRows.map((r) => sqlText(r[c], undefined))),
+      )
+      .catch((err) => {
+        throw classifyPgError(err, `reading the state of ${targetName(m.table)}`);
+      });
+    for (const r of rows) out.set(texts[Number(r.ord) - 1]!, Object.fromEntries(columns.map((c, i) => [c, r.vals[i] ?? null])));
+    return out;
   }
 
   /** TRUNCATE at the source, applied: every row goes, and every known key is marked deleted at that position. */
