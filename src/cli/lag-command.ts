@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { Kafka, logLevel } from 'kafkajs';
 import { stackEndpoints, stackSettings } from '../stack/settings.js';
-import { watchGroupLag } from '../observe/lag.js';
+import { recordAges, watchGroupLag, type PartitionRef } from '../observe/lag.js';
 import type { GroupVerdict } from '../observe/lag-status.js';
 import { table } from './output.js';
 
@@ -29,12 +29,21 @@ export function lagCommand(): Command {
       if (!Number.isInteger(samples) || samples < 1) throw new Error(`--samples ${opts.samples}: give a whole number ≥ 1`);
       if (!(interval >= 0)) throw new Error(`--interval ${opts.interval}: give a number of seconds ≥ 0`);
       const brokers = opts.brokers ? opts.brokers.split(',') : stackEndpoints(stackSettings()).kafkaBrokers;
-      const admin = new Kafka({ clientId: 'trustsync-lag', brokers, logLevel: logLevel.NOTHING }).admin();
+      const kafka = new Kafka({ clientId: 'trustsync-lag', brokers, logLevel: logLevel.NOTHING });
+      const admin = kafka.admin();
       await admin.connect();
       try {
         do {
-          const groups = opts.group ?? (await admin.listGroups()).groups.map((g) => g.groupId).sort();
-          const verdicts = await Promise.all(groups.map(async (g) => ({ group: g, ...(await watchGroupLag(admin, g, samples, interval * 1000)).verdict })));
+          const groups = opts.group ?? (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => !g.startsWith('trustsync-lag-probe-')).sort();
+          const watched = await Promise.all(groups.map(async (g) => ({ group: g, ...(await watchGroupLag(admin, g, samples, interval * 1000)) })));
+          // Time lag of each lagging partition: the age of its oldest unconsumed record, as of the last sample.
+          const behind = watched.flatMap((w) => w.samples.at(-1)!.partitions.filter((p) => p.lag > 0n).map((p) => ({ topic: p.topic, partition: p.partition, offset: p.committed !== null && p.committed > p.low ? p.committed : p.low })));
+          const ages = await recordAges(kafka, uniqueRefs(behind));
+          const verdicts = watched.map((w) => ({
+            group: w.group,
+            ...w.verdict,
+            partitions: w.verdict.partitions.map((p) => ({ ...p, ageSeconds: p.lag === 0n ? 0 : (ages.get(`${p.topic}/${p.partition}`) ?? null) })),
+          }));
           print(verdicts, Boolean(opts.json));
           process.exitCode = verdicts.every((v) => v.status === 'OK') ? 0 : 1;
         } while (opts.watch);
@@ -44,15 +53,29 @@ export function lagCommand(): Command {
     });
 }
 
-function print(verdicts: (GroupVerdict & { group: string })[], json: boolean): void {
+type Verdict = GroupVerdict & { group: string; partitions: (GroupVerdict['partitions'][number] & { ageSeconds: number | null })[] };
+
+/** Two groups behind on one partition at the same offset need one look. */
+function uniqueRefs(refs: PartitionRef[]): PartitionRef[] {
+  const byId = new Map<string, PartitionRef>();
+  for (const r of refs) {
+    const prev = byId.get(`${r.topic}/${r.partition}`);
+    if (!prev || r.offset < prev.offset) byId.set(`${r.topic}/${r.partition}`, r);
+  }
+  return [...byId.values()];
+}
+
+const age = (s: number | null) => (s === null ? '?' : s < 120 ? `${Math.round(s)}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`);
+
+function print(verdicts: Verdict[], json: boolean): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(verdicts, (_, v) => (typeof v === 'bigint' ? Number(v) : v), 2)}\n`);
     return;
   }
-  const rows = [['GROUP', 'TOPIC', 'PARTITION', 'LAG', 'STATUS', 'WHY']];
+  const rows = [['GROUP', 'TOPIC', 'PARTITION', 'LAG', 'TIME LAG', 'STATUS', 'WHY']];
   for (const v of verdicts) {
-    rows.push([v.group, '', '', String(v.totalLag), v.status, v.reason]);
-    for (const p of v.partitions) rows.push(['', p.topic, String(p.partition), String(p.lag), p.status, p.reason]);
+    rows.push([v.group, '', '', String(v.totalLag), '', v.status, v.reason]);
+    for (const p of v.partitions) rows.push(['', p.topic, String(p.partition), String(p.lag), age(p.ageSeconds), p.status, p.reason]);
   }
   process.stdout.write(`${table(rows)}\n`);
 }

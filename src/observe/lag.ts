@@ -1,4 +1,5 @@
-import type { Admin } from 'kafkajs';
+import { randomUUID } from 'node:crypto';
+import type { Admin, Kafka } from 'kafkajs';
 import { evaluateLag, partitionLag, type GroupVerdict, type LagSample, type PartitionLag } from './lag-status.js';
 
 /** One look at a group: its committed offsets against each partition's log end. */
@@ -29,4 +30,49 @@ export async function watchGroupLag(admin: Admin, groupId: string, count: number
     samples.push(await sampleGroupLag(admin, groupId));
   }
   return { samples, verdict: evaluateLag(samples) };
+}
+
+export interface PartitionRef {
+  topic: string;
+  partition: number;
+  offset: bigint;
+}
+
+/**
+ * Time lag: the age (seconds) of the record at each given offset — a group's oldest record not yet
+ * consumed. Read with a short-lived consumer in a group of its own that commits nothing and is
+ * deleted afterwards; a record not found within the timeout has no known age.
+ */
+export async function recordAges(kafka: Kafka, refs: readonly PartitionRef[], timeoutMs = 10_000): Promise<Map<string, number>> {
+  const ages = new Map<string, number>();
+  if (refs.length === 0) return ages;
+  const id = (topic: string, partition: number) => `${topic}/${partition}`;
+  const wanted = new Map(refs.map((r) => [id(r.topic, r.partition), r]));
+  const groupId = `trustsync-lag-probe-${randomUUID()}`;
+  const consumer = kafka.consumer({ groupId, allowAutoTopicCreation: false, maxWaitTimeInMs: 200 });
+  const admin = kafka.admin();
+  await Promise.all([consumer.connect(), admin.connect()]);
+  try {
+    await consumer.subscribe({ topics: [...new Set(refs.map((r) => r.topic))] });
+    let found: () => void = () => undefined;
+    const all = new Promise<void>((r) => (found = r));
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ topic, partition, message }) => {
+        const key = id(topic, partition);
+        const ref = wanted.get(key);
+        if (!ref || ages.has(key) || BigInt(message.offset) < ref.offset) return;
+        ages.set(key, Math.max(0, (Date.now() - Number(message.timestamp)) / 1000));
+        consumer.pause([{ topic, partitions: [partition] }]);
+        if (ages.size === wanted.size) found();
+      },
+    });
+    for (const r of refs) consumer.seek({ topic: r.topic, partition: r.partition, offset: r.offset.toString() });
+    await Promise.race([all, new Promise((r) => setTimeout(r, timeoutMs))]);
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
+  }
+  return ages;
 }

@@ -22,7 +22,9 @@ describe('trustsync lag', () => {
     await ensureTopic(admin, topic, 2);
     const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
     await producer.connect();
-    await producer.send({ topic, messages: Array.from({ length: 20 }, (_, i) => ({ value: `m${i}`, partition: i % 2 })) });
+    // Written an hour ago (CreateTime), so the time lag is known exactly.
+    const anHourAgo = Date.now() - 3_600_000;
+    await producer.send({ topic, messages: Array.from({ length: 20 }, (_, i) => ({ value: `m${i}`, partition: i % 2, timestamp: String(anHourAgo + i) })) });
     await producer.disconnect();
     // One group stopped 3 records short on each partition, one that read everything.
     await admin.setOffsets({ groupId: behind, topic, partitions: [{ partition: 0, offset: '7' }, { partition: 1, offset: '7' }] });
@@ -35,19 +37,24 @@ describe('trustsync lag', () => {
     await admin.disconnect();
   });
 
-  it('reports lag per partition and STALLED for a group whose offsets do not move', () => {
+  it('reports lag per partition, in records and in time, and STALLED for a group whose offsets do not move', () => {
     const r = lag(['--group', behind]);
     expect(r.status).toBe(1);
     const [v] = JSON.parse(r.stdout);
     expect(v.status).toBe('STALLED');
     expect(v.totalLag).toBe(6);
     expect(v.partitions.map((p: { partition: number; lag: number }) => [p.partition, p.lag])).toEqual([[0, 3], [1, 3]]);
+    // The oldest record not yet consumed was written an hour ago.
+    for (const p of v.partitions) {
+      expect(p.ageSeconds).toBeGreaterThan(3590);
+      expect(p.ageSeconds).toBeLessThan(3700);
+    }
   });
 
   it('reports OK for a caught-up group and exits 0', () => {
     const r = lag(['--group', current]);
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)[0]).toMatchObject({ status: 'OK', totalLag: 0 });
+    expect(JSON.parse(r.stdout)[0]).toMatchObject({ status: 'OK', totalLag: 0, partitions: [{ ageSeconds: 0 }, { ageSeconds: 0 }] });
   });
 
   it('reports ERR for a group that never committed', () => {
