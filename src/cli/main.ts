@@ -6,6 +6,7 @@ import { dlqCommand, runCommand } from './flow-commands.js';
 import { lagCommand } from './lag-command.js';
 import { explainCommand } from './explain-command.js';
 import { reviewCommand } from './review-command.js';
+import { reconcileCommand } from './reconcile-command.js';
 import { reportFailure } from './output.js';
 
 const program = new Command()
@@ -21,6 +22,7 @@ program.addCommand(dlqCommand());
 program.addCommand(lagCommand());
 program.addCommand(explainCommand());
 program.addCommand(reviewCommand());
+program.addCommand(reconcileCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch((err) => {

@@ -10,6 +10,7 @@ import { readTopicsToEnd, type ReadMessage } from '../flow/read-topic.js';
 import { loadFlowFile, type FlowConfig } from '../flow/config.js';
 import { FlowRunner } from '../flow/run-flow.js';
 import { compareTables, waitForConvergence, type TableDiff } from '../reconcile/row-compare.js';
+import { reconcileFlow } from '../reconcile/reconcile.js';
 import pino from 'pino';
 
 export interface DemoOptions {
@@ -167,6 +168,8 @@ export interface DemoResult {
   metricsUrl: string | undefined;
   /** The compacted state topics and how many records each holds. */
   stateTopics: { topic: string; records: number }[];
+  /** `trustsync reconcile` of the flow once it settled. */
+  reconcile: { table: string; sourceRows: number; buckets: number; mismatchedBuckets: number; differences: number }[];
 }
 
 /**
@@ -253,7 +256,9 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
     } finally {
       await admin.disconnect();
     }
-    return { counts, summaries, tables, decisions, metricsUrl: runner.metricsAddress, stateTopics };
+    const reconciled = await reconcileFlow(config, { buckets: 64, settleMs: 0, repair: false, progress: () => undefined, log: pino({ level: 'warn' }) });
+    const reconcile = reconciled.tables.map((t) => ({ table: t.destination, sourceRows: t.rows.source, buckets: t.buckets, mismatchedBuckets: t.mismatchedBuckets, differences: t.differences.length }));
+    return { counts, summaries, tables, decisions, metricsUrl: runner.metricsAddress, stateTopics, reconcile };
   } finally {
     await producer.disconnect();
     await runner.stop();

@@ -26,6 +26,8 @@ const tableSchema = z.strictObject({
   rename: z.record(identifier, identifier).default({}),
   createIfMissing: z.boolean().default(true),
   policy: z.string().min(1).optional(),
+  /** The captured table at the source, for reconcile: by default the last two parts of the topic name. */
+  sourceTable: z.string().regex(/^[^.]+\.[^.]+$/, { message: 'schema.table' }).optional(),
   state: z
     .strictObject({
       topic: z.string().min(1).optional(),
@@ -116,7 +118,7 @@ const HINTS: Record<string, string> = {
   'source.registryUrl': 'the Confluent-compatible registry URL, e.g. http://127.0.0.1:18081/apis/ccompat/v7',
   'destination.url': 'postgres://user@host:port/database',
   truncate: 'stop (default: halt and report), skip, or apply (wipe the destination table too)',
-  'source.database': "the source system's database URL, postgres://user@host:port/database (for bidirectional sync)",
+  'source.database': "the source system's database URL, postgres://user@host:port/database (for reconcile, and echo suppression in a bidirectional sync)",
 };
 
 /** An Avro record schema (.avsc, JSON) named relative to the flow file. */
@@ -212,6 +214,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
       rename: t.rename,
       createIfMissing: t.createIfMissing,
       policy: t.policy,
+      sourceTable: t.sourceTable ?? t.topic.split('.').slice(-2).join('.'),
       state: states.get(i),
     })),
     batch: f.batch,
@@ -233,10 +236,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
 /** Tables under policy need both systems named, and policies that exist and make sense for them. */
 function checkGovernance(f: z.infer<typeof flowSchema>, policies: PoliciesSpec | undefined, problems: string[]): void {
   const governed = f.destination.tables.filter((t) => t.policy);
-  if (governed.length === 0) {
-    if (f.source.database) problems.push('source.database: only used by tables under a policy — add policy: <entity> to a table, or remove it');
-    return;
-  }
+  if (governed.length === 0) return;
   if (!f.source.system) problems.push('source.system: missing — tables under a policy need the name of the system this flow reads from (e.g. app)');
   if (!f.destination.system) problems.push('destination.system: missing — tables under a policy need the name of the system this flow writes into (e.g. crm)');
   if (f.source.system && f.source.system === f.destination.system) problems.push(`destination.system: ${f.destination.system} is also the source — a flow connects two different systems`);

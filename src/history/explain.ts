@@ -41,7 +41,7 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
   const pick = (values: Record<string, unknown> | null) => (values && field ? { [field]: values[field] } : values);
   let believed: Record<string, unknown> | null = null;
   for (const r of history.rows) {
-    if (r.decision !== 'applied' && r.decision !== 'truncated' && r.decision !== 'review-resolved') continue;
+    if (!['applied', 'truncated', 'review-resolved', 'repaired'].includes(r.decision)) continue;
     if (r.op === 'd' || r.op === 't') believed = null;
     else believed = { ...(believed ?? {}), ...Object.fromEntries(Object.entries(r.new_values as Record<string, unknown>).filter(([, v]) => v !== '__debezium_unavailable_value')) };
   }

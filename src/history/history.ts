@@ -37,6 +37,7 @@ export type HistoryDecision =
   | 'unchanged'
   | 'echo-suppressed'
   | 'review-resolved'
+  | 'repaired'
   | 'skipped-stale'
   | 'skipped-duplicate'
   | 'superseded'

@@ -37,6 +37,8 @@ export interface TableMapping {
   policy?: string;
   /** The compacted topic the table's current rows are published to, if any. */
   state?: StateTopicSpec;
+  /** The captured source table as schema.table (reconcile compares with it). */
+  sourceTable?: string;
 }
 
 export type RowDecision =

@@ -8,6 +8,7 @@ import type { FlowRunner } from '../../src/flow/run-flow.js';
 import { SourceCapture, kafkaClient, pgClient, uniqueName } from '../support/capture.js';
 import { startFlow } from '../support/flow.js';
 import { explainKey } from '../../src/history/explain.js';
+import { reconcileFlow } from '../../src/reconcile/reconcile.js';
 import pino from 'pino';
 
 /**
@@ -232,4 +233,17 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     expect(story.believed).toMatchObject({ status: 'closed' });
     expect(story.state!.agreed).toMatchObject({ status: 'closed' });
   });
+
+  it('reconciles by policy: a CRM-owned field that differs from the app is the CRM’s own, not drift', async () => {
+    await stopFlows();
+    await crm.query(`UPDATE ${crmTable} SET lifecycle_stage = 'churned' WHERE id = 3`);
+    await crm.query(`UPDATE ${crmTable} SET name = 'Renamed behind trustsync' WHERE id = 4`);
+    const r = await reconcileFlow(configs[0]!, { buckets: 8, settleMs: 0, repair: false, progress: () => undefined, log: quiet });
+    const diffs = r.tables[0]!.differences.filter((d) => d.key === '3' || d.key === '4').sort((a, b) => a.key.localeCompare(b.key));
+    expect(diffs.map((d) => [d.key, d.field, d.recommendedAction])).toEqual([
+      ['3', 'lifecycle_stage', 'ignore'],
+      ['4', 'name', 'update-destination'],
+    ]);
+  });
 });
+

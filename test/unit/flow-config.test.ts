@@ -121,10 +121,9 @@ describe('tables under a policy', () => {
     expect(problems(governed({ policies: './no-such.yaml' }))[0]).toMatch(/^policies: .*no-such\.yaml cannot be read/);
   });
 
-  it('use source.database only for echo suppression under a policy', () => {
-    expect(problems({ ...valid, source: { ...valid.source, database: 'postgres://x@h:1/app' } })).toEqual([
-      'source.database: only used by tables under a policy — add policy: <entity> to a table, or remove it',
-    ]);
+  it('derive the source table from the topic for reconcile, unless named', () => {
+    expect(validateFlow(valid, 'flow.yaml').tables[0]!.sourceTable).toBe('demo.customers');
+    expect(validateFlow({ ...valid, destination: { ...valid.destination, tables: [{ ...valid.destination.tables[0], sourceTable: 'crm.people' }] } }, 'flow.yaml').tables[0]!.sourceTable).toBe('crm.people');
   });
 });
 

@@ -1,0 +1,244 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { FlowConfig } from '../flow/config.js';
+import { prepareGovernance } from '../flow/governance.js';
+import { fieldPolicy, type EntityPolicy } from '../policy/policy.js';
+import { PostgresSink, recordHistory, targetName, type TableMapping } from '../sink/postgres-sink.js';
+import { parseTableName, qualified, quoteIdent, upsertStatement, type TableName } from '../sink/sql.js';
+import type { HistoryRow } from '../history/history.js';
+import { TrustsyncError } from '../model/errors.js';
+
+export type RecommendedAction = 'update-destination' | 'delete-destination' | 'manual-review' | 'ignore';
+
+export interface Difference {
+  key: string;
+  kind: 'missing' | 'extra' | 'field';
+  field?: string;
+  source?: string | null;
+  destination?: string | null;
+  recommendedAction: RecommendedAction;
+  why: string;
+  repaired?: boolean;
+}
+
+export interface TableReport {
+  source: string;
+  destination: string;
+  rows: { source: number; destination: number };
+  buckets: number;
+  mismatchedBuckets: number;
+  /** Differences seen in the first pass that were gone (or moving) after the settle time: in flight, not drift. */
+  settled: number;
+  differences: Difference[];
+}
+
+export interface ReconcileOptions {
+  buckets: number;
+  settleMs: number;
+  repair: boolean;
+  progress: (line: string) => void;
+  log: Logger;
+}
+
+export class ReconcileError extends TrustsyncError {
+  override name = 'ReconcileError';
+  constructor(message: string, fix: string) {
+    super('reconcile', message, false, { fix });
+  }
+}
+
+/** Column pairs compared: source name → destination name, as the flow maps them (include, exclude, rename). */
+function comparedColumns(m: TableMapping, sourceColumns: string[], destColumns: string[], keyColumns: string[]): { src: string; dst: string }[] {
+  return sourceColumns
+    .filter((c) => (!m.include || m.include.includes(c)) && !m.exclude?.includes(c))
+    .map((c) => ({ src: c, dst: m.rename[c] ?? c }))
+    .filter((c) => destColumns.includes(c.dst) && !keyColumns.includes(c.dst));
+}
+
+async function columnsOf(db: pg.Pool, t: TableName): Promise<{ columns: string[]; key: string[] }> {
+  const { rows } = await db.query<{ name: string; key: boolean }>(
+    `SELECT a.attname AS name, coalesce(a.attnum = ANY (i.indkey), false) AS key
+       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+      WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+    [t.schema, t.table],
+  );
+  return { columns: rows.map((r) => r.name), key: rows.filter((r) => r.key).map((r) => r.name) };
+}
+
+/** One side of the comparison: the SQL expressions of a row's key and compared values, in its own column names. */
+interface Side {
+  db: pg.Pool;
+  table: TableName;
+  key: string[];
+  values: string[];
+}
+
+const keyExpr = (s: Side) => (s.key.length === 1 ? `t.${quoteIdent(s.key[0]!)}::text` : `json_build_array(${s.key.map((k) => `t.${quoteIdent(k)}`).join(', ')})::text`);
+const valuesExpr = (s: Side) => `json_build_array(${s.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ')})::text`;
+/** The same bucket for the same key in both databases: from md5 of the key's text, not a version-dependent hash. */
+const bucketExpr = (s: Side, n: number) => `((('x' || substr(md5(${keyExpr(s)}), 1, 8))::bit(32)::int & 2147483647) % ${n})`;
+
+/** Level 1 and 2: per bucket, a row count and a digest of the rows' values, computed inside the database. */
+async function bucketDigests(s: Side, n: number): Promise<Map<number, { rows: number; digest: string }>> {
+  const { rows } = await s.db.query<{ b: number; n: string; digest: string }>(
+    `SELECT b, count(*) AS n, md5(string_agg(h, '' ORDER BY k)) AS digest
+       FROM (SELECT ${keyExpr(s)} AS k, ${bucketExpr(s, n)} AS b, md5(${keyExpr(s)} || ${valuesExpr(s)}) AS h FROM ${qualified(s.table)} t) x
+      GROUP BY b`,
+  );
+  return new Map(rows.map((r) => [Number(r.b), { rows: Number(r.n), digest: r.digest }]));
+}
+
+/** Level 3, for mismatching buckets only: the rows, as text. */
+async function bucketRows(s: Side, n: number, buckets: number[]): Promise<Map<string, (string | null)[]>> {
+  if (buckets.length === 0) return new Map();
+  const { rows } = await s.db.query<{ k: string; v: (string | null)[] }>(
+    `SELECT ${keyExpr(s)} AS k, ARRAY[${s.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ') || 'NULL::text'}] AS v
+       FROM ${qualified(s.table)} t WHERE ${bucketExpr(s, n)} = ANY($1::int[])`,
+    [buckets],
+  );
+  return new Map(rows.map((r) => [r.k, r.v]));
+}
+
+/**
+ * Compares one mapped table with its source as the flow says it should be: counts and digests per
+ * bucket, then rows and fields of the mismatching buckets only, then the same again after the settle
+ * time — a difference that moved or vanished was in flight, not drift. Each difference gets the action
+ * the table's policy allows; with `repair`, those that update or delete the destination are written
+ * (with history), and the table is compared once more.
+ */
+async function reconcileTable(source: pg.Pool, sink: PostgresSink, m: TableMapping, policy: EntityPolicy | undefined, systems: { source: string; destination: string }, flow: string, o: ReconcileOptions): Promise<TableReport> {
+  const srcName = parseTableName(m.sourceTable!);
+  const [src, dst] = await Promise.all([columnsOf(source, srcName), columnsOf(sink.pool, m.table)]);
+  if (src.columns.length === 0) throw new ReconcileError(`source table ${m.sourceTable} not found in the source database`, `name it with sourceTable: schema.table for topic ${m.topic} in the flow file`);
+  if (dst.columns.length === 0) throw new ReconcileError(`destination table ${targetName(m.table)} does not exist`, 'run the flow first: it creates the table');
+  const keyPairs = dst.key.map((d) => ({ dst: d, src: Object.entries(m.rename).find(([, to]) => to === d)?.[0] ?? d }));
+  const pairs = comparedColumns(m, src.columns, dst.columns, dst.key);
+  const srcSide: Side = { db: source, table: srcName, key: keyPairs.map((k) => k.src), values: pairs.map((p) => p.src) };
+  const dstSide: Side = { db: sink.pool, table: m.table, key: keyPairs.map((k) => k.dst), values: pairs.map((p) => p.dst) };
+  const n = o.buckets;
+
+  const compare = async () => {
+    const [a, b] = await Promise.all([bucketDigests(srcSide, n), bucketDigests(dstSide, n)]);
+    const mismatched = [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k)?.digest !== b.get(k)?.digest || a.get(k)?.rows !== b.get(k)?.rows);
+    const count = (d: Map<number, { rows: number }>) => [...d.values()].reduce((x, y) => x + y.rows, 0);
+    return { mismatched, rows: { source: count(a), destination: count(b) } };
+  };
+  const rowDiffs = async (buckets: number[]) => {
+    const [a, b] = await Promise.all([bucketRows(srcSide, n, buckets), bucketRows(dstSide, n, buckets)]);
+    const diffs: Difference[] = [];
+    for (const [key, values] of a) {
+      const other = b.get(key);
+      if (!other) {
+        diffs.push(judge({ key, kind: 'missing' }));
+        continue;
+      }
+      pairs.forEach((p, i) => {
+        if (values[i] !== other[i]) diffs.push(judge({ key, kind: 'field', field: p.dst, source: values[i] ?? null, destination: other[i] ?? null }));
+      });
+    }
+    for (const key of b.keys()) if (!a.has(key)) diffs.push(judge({ key, kind: 'extra' }));
+    return diffs;
+  };
+  /** What the policy allows: a field the source may not write is the destination's own; rows of a two-way sync go to a person. */
+  const judge = (d: Omit<Difference, 'recommendedAction' | 'why'>): Difference => {
+    if (d.kind === 'field') {
+      const p = policy && fieldPolicy(policy, d.field!);
+      if (p && !p.writers.includes(systems.source)) return { ...d, recommendedAction: 'ignore', why: `${d.field} is ${p.owner}'s to change; ${systems.source} may not write it` };
+      return { ...d, recommendedAction: 'update-destination', why: 'the destination differs from the source' };
+    }
+    if (policy) return { ...d, recommendedAction: 'manual-review', why: `a record ${d.kind === 'missing' ? 'missing from' : 'only in'} ${systems.destination} may be a deliberate ${d.kind === 'missing' ? 'delete' : 'create'} there, still on its way` };
+    return d.kind === 'missing'
+      ? { ...d, recommendedAction: 'update-destination', why: 'the source has the row and the destination does not' }
+      : { ...d, recommendedAction: 'delete-destination', why: 'the destination has a row the source does not' };
+  };
+
+  o.progress(`${m.sourceTable} → ${targetName(m.table)}: counting and hashing ${n} buckets on both sides …`);
+  const first = await compare();
+  let differences: Difference[] = [];
+  let settled = 0;
+  if (first.mismatched.length) {
+    o.progress(`  ${first.mismatched.length} buckets differ; comparing their rows …`);
+    const before = await rowDiffs(first.mismatched);
+    if (o.settleMs > 0) {
+      o.progress(`  waiting ${o.settleMs / 1000}s for changes in flight to settle …`);
+      await new Promise((r) => setTimeout(r, o.settleMs));
+    }
+    const after = await rowDiffs(first.mismatched);
+    const id = (d: Difference) => JSON.stringify([d.key, d.kind, d.field ?? null, d.source ?? null, d.destination ?? null]);
+    const stable = new Set(before.map(id));
+    differences = after.filter((d) => stable.has(id(d)));
+    settled = before.length - differences.length;
+  }
+  if (o.repair && differences.some((d) => d.recommendedAction === 'update-destination' || d.recommendedAction === 'delete-destination')) {
+    await repair(source, sink, m, srcSide, dstSide, pairs, differences, flow);
+  }
+  return { source: m.sourceTable!, destination: targetName(m.table), rows: first.rows, buckets: n, mismatchedBuckets: first.mismatched.length, settled, differences };
+}
+
+/** Writes what the policy allows, one transaction per table, each repair on record in the history. */
+async function repair(source: pg.Pool, sink: PostgresSink, m: TableMapping, srcSide: Side, dstSide: Side, pairs: { src: string; dst: string }[], diffs: Difference[], flow: string): Promise<void> {
+  const target = targetName(m.table);
+  const { rows: types } = await sink.pool.query<{ name: string; type: string }>(
+    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
+    [qualified(m.table)],
+  );
+  const typeOf = new Map(types.map((t) => [t.name, t.type]));
+  const keys = [...new Set(diffs.filter((d) => d.recommendedAction === 'update-destination').map((d) => d.key))];
+  const { rows: sourceRows } = await source.query<{ k: string; kv: (string | null)[]; v: (string | null)[] }>(
+    `SELECT ${keyExpr(srcSide)} AS k, ARRAY[${srcSide.key.map((c) => `t.${quoteIdent(c)}::text`).join(', ')}] AS kv, ARRAY[${srcSide.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ') || 'NULL::text'}] AS v
+       FROM ${qualified(srcSide.table)} t WHERE ${keyExpr(srcSide)} = ANY($1::text[])`,
+    [keys],
+  );
+  const byKey = new Map(sourceRows.map((r) => [r.k, r]));
+  await sink.transaction(`repairing ${target}`, async (client) => {
+    const history: HistoryRow[] = [];
+    const row = (key: string, op: string, reason: string, values: unknown): HistoryRow => ({
+      target, entity: m.sourceTable!, key, op, decision: 'repaired', reason, position: null, storedPosition: null, origin: null, txId: null, sourceTsMs: null, captureTsMs: null, newValues: values,
+    });
+    for (const key of keys) {
+      const r = byKey.get(key);
+      if (!r) continue;
+      // Only the fields the policy lets the source write (all of them for a missing row).
+      const allowed = new Set(diffs.filter((d) => d.key === key && d.recommendedAction === 'update-destination').map((d) => d.field));
+      const cols = pairs.map((p, i) => ({ p, i })).filter(({ p }) => allowed.has(undefined) || allowed.has(p.dst));
+      if (allowed.has(undefined)) {
+        const columns = [...dstSide.key, ...cols.map(({ p }) => p.dst)].map((name) => ({ name, type: typeOf.get(name)! }));
+        await client.query(upsertStatement(m.table, columns, dstSide.key, false), [...r.kv, ...cols.map(({ i }) => r.v[i] ?? null)].map((v) => [v]));
+      } else {
+        // Just the differing fields: an INSERT … ON CONFLICT would check NOT NULL columns it does not set.
+        const sets = cols.map(({ p }, j) => `${quoteIdent(p.dst)} = $${j + 2}::text::${typeOf.get(p.dst)!}`);
+        await client.query(`UPDATE ${qualified(m.table)} AS t SET ${sets.join(', ')} WHERE ${keyExpr(dstSide)} = $1`, [key, ...cols.map(({ i }) => r.v[i] ?? null)]);
+      }
+      history.push(row(key, allowed.has(undefined) ? 'c' : 'u', 'reconcile: the destination differed from the source', Object.fromEntries(cols.map(({ p, i }) => [p.dst, r.v[i] ?? null]))));
+    }
+    for (const d of diffs.filter((x) => x.recommendedAction === 'delete-destination')) {
+      await client.query(`DELETE FROM ${qualified(m.table)} AS t WHERE ${keyExpr(dstSide)} = $1`, [d.key]);
+      history.push(row(d.key, 'd', 'reconcile: the source does not have this row', null));
+    }
+    await recordHistory(client, flow, history);
+  });
+  for (const d of diffs) if (d.recommendedAction === 'update-destination' || d.recommendedAction === 'delete-destination') d.repaired = true;
+}
+
+/** Reconciles every table of a flow with its source (source.database). */
+export async function reconcileFlow(config: FlowConfig, o: ReconcileOptions): Promise<{ tables: TableReport[]; clean: boolean }> {
+  if (!config.sourceDatabaseUrl) throw new ReconcileError(`flow ${config.flow} names no source database`, 'add source.database: postgres://… (the database Debezium captures) to the flow file');
+  const source = new pg.Pool({ connectionString: config.sourceDatabaseUrl, max: 2, application_name: `trustsync:${config.flow}:reconcile` });
+  const pool = new pg.Pool({ connectionString: config.destinationUrl, max: 3, application_name: `trustsync:${config.flow}:reconcile` });
+  const sink = new PostgresSink(pool);
+  try {
+    await sink.prepare();
+    const governed = await prepareGovernance(config, sink, o.log);
+    const tables: TableReport[] = [];
+    for (const m of config.tables) {
+      const g = governed?.byTopic.get(m.topic);
+      tables.push(await reconcileTable(source, sink, m, g?.policy, { source: config.sourceSystem ?? 'source', destination: config.destinationSystem ?? 'destination' }, config.flow, o));
+    }
+    await governed?.sourceDb?.end();
+    return { tables, clean: tables.every((t) => t.differences.every((d) => d.recommendedAction === 'ignore' || d.repaired)) };
+  } finally {
+    await source.end();
+    await pool.end();
+  }
+}
