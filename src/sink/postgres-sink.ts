@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { UNAVAILABLE_VALUE, type ChangeEvent, type FieldType, type Row } from '../model/change.js';
+import { UNAVAILABLE_VALUE, keyTextOf, type ChangeEvent, type FieldType, type Row } from '../model/change.js';
 import { RowRejected, SchemaIncompatible, TrustsyncError } from '../model/errors.js';
 import { positionRank } from '../order/position.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
@@ -15,6 +15,7 @@ import {
   deleteStatement,
   qualified,
   quoteIdent,
+  quoteLiteral,
   sqlText,
   upsertStatement,
   type TableName,
@@ -358,6 +359,18 @@ export class PostgresSink {
       });
     for (const r of rows) out.set(texts[Number(r.ord) - 1]!, Object.fromEntries(columns.map((c, i) => [c, r.vals[i] ?? null])));
     return out;
+  }
+
+  /** Every key the destination table holds, by key text (before a truncate wipes them). */
+  async keysOf(m: TableMapping): Promise<Map<string, Row>> {
+    const shape = await this.shape(m.table);
+    if (!shape) return new Map();
+    const { rows } = await this.pool
+      .query<{ k: Row }>(`SELECT json_build_object(${shape.keyColumns.map((c) => `${quoteLiteral(c)}, t.${quoteIdent(c)}`).join(', ')}) AS k FROM ${qualified(m.table)} t`)
+      .catch((err) => {
+        throw classifyPgError(err, `reading the keys of ${targetName(m.table)}`);
+      });
+    return new Map(rows.map((r) => [keyTextOf(r.k), r.k]));
   }
 
   /** TRUNCATE at the source, applied: every row goes, and every known key is marked deleted at that position. */

@@ -5,6 +5,11 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+/** A string literal for SQL text built from names trustsync read from the catalog. */
+export function quoteLiteral(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
 export interface TableName {
   schema: string;
   table: string;

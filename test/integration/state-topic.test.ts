@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { stringify } from 'yaml';
-import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { Kafka } from 'kafkajs';
 import { runWorkload } from '../../src/demo/workload.js';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
@@ -14,6 +13,7 @@ import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 import { endpoints, kafkaClient, pgClient } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowDocument, startFlow } from '../support/flow.js';
+import { readStateTopic } from '../support/state.js';
 
 /**
  * Analysts read compacted state topics with standard tools. Read here the way they would — a plain
@@ -38,32 +38,7 @@ describe('compacted Avro state topics', () => {
     });
   const withRegistry = (d: Record<string, unknown>) => ({ ...d, source: { ...(d.source as object), registryUrl: endpoints.registryCcompatUrl } });
 
-  /** The latest record per key of a topic, read to its end like any consumer would (committed transactions only). */
-  const readState = async (topic: string): Promise<{ latest: Map<string, Record<string, unknown> | null>; tombstones: number }> => {
-    const registry = new SchemaRegistry({ host: endpoints.registryCcompatUrl });
-    const latest = new Map<string, Record<string, unknown> | null>();
-    let tombstones = 0;
-    const consumer = kafka.consumer({ groupId: `${schema}-analyst-${Date.now()}` });
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    let lastSeen = Date.now();
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        lastSeen = Date.now();
-        const key = message.key!.toString();
-        if (message.value === null) {
-          tombstones++;
-          latest.set(key, null);
-        } else {
-          latest.set(key, (await registry.decode(message.value)) as Record<string, unknown>);
-        }
-      },
-    });
-    // Everything is in the topic already: read until nothing has come for three seconds.
-    while (Date.now() - lastSeen < 3000) await new Promise((r) => setTimeout(r, 250));
-    await consumer.disconnect();
-    return { latest, tombstones };
-  };
+  const readState = (topic: string) => readStateTopic(kafka, topic, schema);
 
   const customersNow = async () =>
     new Map(

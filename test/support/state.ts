@@ -1,0 +1,33 @@
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import type { Kafka } from 'kafkajs';
+import { endpoints } from './capture.js';
+
+/**
+ * A state topic as an analyst reads it: a plain Kafka consumer (read-committed) and the Confluent
+ * registry client — none of trustsync's code. The latest record per key (null: a tombstone).
+ */
+export async function readStateTopic(kafka: Kafka, topic: string, group: string): Promise<{ latest: Map<string, Record<string, unknown> | null>; tombstones: number }> {
+  const registry = new SchemaRegistry({ host: endpoints.registryCcompatUrl });
+  const latest = new Map<string, Record<string, unknown> | null>();
+  let tombstones = 0;
+  const consumer = kafka.consumer({ groupId: `${group}-analyst-${Date.now()}` });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  let lastSeen = Date.now();
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      lastSeen = Date.now();
+      const key = message.key!.toString();
+      if (message.value === null) {
+        tombstones++;
+        latest.set(key, null);
+      } else {
+        latest.set(key, (await registry.decode(message.value)) as Record<string, unknown>);
+      }
+    },
+  });
+  // Everything is in the topic already: read until nothing has come for three seconds.
+  while (Date.now() - lastSeen < 3000) await new Promise((r) => setTimeout(r, 250));
+  await consumer.disconnect();
+  return { latest, tombstones };
+}
