@@ -12,6 +12,12 @@ export interface TimelineEntry {
   sourceTs: string | null;
   reason: string | null;
   values: unknown;
+  /** What the record held before, where known. */
+  oldValues: unknown;
+  /** The field a field-level decision is about. */
+  field: string | null;
+  /** The source change the decision is about (the same across flows, retries and replays). */
+  correlationId: string | null;
 }
 
 export interface Explanation {
@@ -33,9 +39,11 @@ export interface Explanation {
 /** The story of one destination record: every decision about its key, oldest first, and where it stands now. */
 export async function explainKey(client: pg.Client | pg.Pool, target: string, key: string, options: { at?: Date; field?: string } = {}): Promise<Explanation> {
   const history = await client.query(
-    `SELECT decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values
-       FROM trustsync.history WHERE target = $1 AND key = $2 AND ($3::timestamptz IS NULL OR decided_at <= $3) ORDER BY id`,
-    [target, key, options.at?.toISOString() ?? null],
+    `SELECT decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values,
+            old_values, field, correlation_id
+       FROM trustsync.history WHERE target = $1 AND key = $2 AND ($3::timestamptz IS NULL OR decided_at <= $3)
+        AND ($4::text IS NULL OR field IS NULL OR field = $4) ORDER BY id`,
+    [target, key, options.at?.toISOString() ?? null, options.field ?? null],
   );
   const field = options.field ?? null;
   const pick = (values: Record<string, unknown> | null) => (values && field ? { [field]: values[field] } : values);
@@ -68,6 +76,9 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
       sourceTs: r.source_ts ? (r.source_ts as Date).toISOString() : null,
       reason: r.reason,
       values: pick(r.new_values),
+      oldValues: pick(r.old_values),
+      field: r.field,
+      correlationId: r.correlation_id,
     })),
     ledger: ledger.rows[0] ? { position: ledger.rows[0].position, deleted: ledger.rows[0].deleted, changedAt: (ledger.rows[0].changed_at as Date).toISOString() } : null,
     state: state ? { vector: state.vector, agreed: pick(state.known_values), changedAt: (state.changed_at as Date).toISOString() } : null,
@@ -84,8 +95,9 @@ export function formatExplanation(x: Explanation): string {
     const what = t.op ? OPS[t.op] ?? t.op : 'batch';
     const from = t.origin ? ` from ${t.origin}` : '';
     const at = t.position ? ` at ${formatRank(t.position)}` : '';
-    lines.push(`  ${t.decidedAt}  ${t.decision.padEnd(17)} ${what}${at}${from}${t.sourceTs ? ` (committed at source ${t.sourceTs})` : ''}`);
+    lines.push(`  ${t.decidedAt}  ${t.decision.padEnd(19)} ${t.field ? `field ${t.field}` : `${what}${at}${from}${t.sourceTs ? ` (committed at source ${t.sourceTs})` : ''}`}`);
     if (t.reason) lines.push(`  ${' '.repeat(24)} why: ${t.reason}`);
+    if (t.oldValues && t.field) lines.push(`  ${' '.repeat(24)} was: ${JSON.stringify(t.oldValues).slice(0, 300)}`);
     if (t.values) lines.push(`  ${' '.repeat(24)} values: ${JSON.stringify(t.values).slice(0, 300)}`);
   }
   lines.push(`  believed${x.at ? ' then' : ''}: ${x.believed ? JSON.stringify(x.believed).slice(0, 300) : 'no such record'}`);

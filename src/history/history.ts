@@ -30,6 +30,11 @@ CREATE TABLE IF NOT EXISTS trustsync.history (
 );
 CREATE INDEX IF NOT EXISTS history_by_key ON trustsync.history (target, key, id);
 ALTER TABLE trustsync.history ADD COLUMN IF NOT EXISTS fields jsonb;
+ALTER TABLE trustsync.history ADD COLUMN IF NOT EXISTS field text;
+ALTER TABLE trustsync.history ADD COLUMN IF NOT EXISTS old_values jsonb;
+ALTER TABLE trustsync.history ADD COLUMN IF NOT EXISTS correlation_id text;
+ALTER TABLE trustsync.history ADD COLUMN IF NOT EXISTS idempotency_key text;
+CREATE INDEX IF NOT EXISTS history_by_correlation ON trustsync.history (correlation_id) WHERE correlation_id IS NOT NULL;
 `;
 
 export type HistoryDecision =
@@ -37,6 +42,10 @@ export type HistoryDecision =
   | 'unchanged'
   | 'echo-suppressed'
   | 'review-resolved'
+  | 'rejected-authority'
+  | 'rejected-validation'
+  | 'conflict-resolved'
+  | 'review-requested'
   | 'repaired'
   | 'skipped-stale'
   | 'skipped-duplicate'
@@ -62,6 +71,14 @@ export interface HistoryRow {
   newValues: unknown;
   /** Under policy: what was decided for each field, and why. */
   fields?: unknown;
+  /** The one field a decision is about (field-level decisions under policy). */
+  field?: string | null;
+  /** The values before the change, where the source told them (before-image) or the destination held them. */
+  oldValues?: unknown;
+  /** The source change a decision is about — the same in every flow, retry and replay that meets it. */
+  correlationId?: string | null;
+  /** The write record's key when trustsync wrote (under policy: trustsync.outbound). */
+  idempotencyKey?: string | null;
 }
 
 /** A history row about one change event. */
@@ -80,7 +97,14 @@ export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecisi
     sourceTsMs: e.sourceTsMs,
     captureTsMs: e.captureTsMs,
     newValues: decision === 'applied' ? e.after : null,
+    oldValues: decision === 'applied' ? e.before : null,
+    correlationId: changeId(e),
   };
+}
+
+/** A source change's identity: its table, key and position. */
+export function changeId(e: ChangeEvent): string {
+  return `${e.entity}/${e.keyText}@${positionRank(e.position)}`;
 }
 
 /** PostgreSQL text cannot hold NUL; an error message quoting binary input might. */
@@ -91,8 +115,8 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 /** One statement for any number of history rows. */
 export function historyInsert(flow: string, rows: readonly HistoryRow[]): { text: string; values: unknown[] } {
   return {
-    text: `INSERT INTO trustsync.history (flow, target, entity, key, op, decision, reason, position, stored_position, origin_topic, origin_partition, origin_offset, tx_id, source_ts, capture_ts, new_values, fields)
-      SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::text[], $11::int[], $12::bigint[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::jsonb[], $17::jsonb[])`,
+    text: `INSERT INTO trustsync.history (flow, target, entity, key, op, decision, reason, position, stored_position, origin_topic, origin_partition, origin_offset, tx_id, source_ts, capture_ts, new_values, fields, field, old_values, correlation_id, idempotency_key)
+      SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::numeric[], $9::numeric[], $10::text[], $11::int[], $12::bigint[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::jsonb[], $17::jsonb[], $18::text[], $19::jsonb[], $20::text[], $21::text[])`,
     values: [
       flow,
       rows.map((r) => r.target),
@@ -111,6 +135,10 @@ export function historyInsert(flow: string, rows: readonly HistoryRow[]): { text
       rows.map((r) => iso(r.captureTsMs)),
       rows.map((r) => json(r.newValues)),
       rows.map((r) => json(r.fields)),
+      rows.map((r) => r.field ?? null),
+      rows.map((r) => json(r.oldValues)),
+      rows.map((r) => r.correlationId ?? null),
+      rows.map((r) => r.idempotencyKey ?? null),
     ],
   };
 }

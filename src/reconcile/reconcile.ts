@@ -79,6 +79,17 @@ const valuesExpr = (s: Side) => `json_build_array(${s.values.map((c) => `t.${quo
 /** The same bucket for the same key in both databases: from md5 of the key's text, not a version-dependent hash. */
 const bucketExpr = (s: Side, n: number) => `((('x' || substr(md5(${keyExpr(s)}), 1, 8))::bit(32)::int & 2147483647) % ${n})`;
 
+/** Rows per bucket read at level 3, at most (about): keeps memory flat whatever the table's size. */
+const ROWS_PER_BUCKET = 500;
+
+/** At least the asked-for buckets, more for big tables (from the planner's row estimate), a power of two. */
+async function bucketCount(a: Side, b: Side, asked: number): Promise<number> {
+  const estimate = async (s: Side) => Number((await s.db.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = $1::regclass', [qualified(s.table)])).rows[0]?.n ?? 0);
+  const rows = Math.max(await estimate(a), await estimate(b));
+  const needed = 2 ** Math.ceil(Math.log2(Math.max(1, rows / ROWS_PER_BUCKET)));
+  return Math.min(65536, Math.max(asked, needed));
+}
+
 /** Level 1 and 2: per bucket, a row count and a digest of the rows' values, computed inside the database. */
 async function bucketDigests(s: Side, n: number): Promise<Map<number, { rows: number; digest: string }>> {
   const { rows } = await s.db.query<{ b: number; n: string; digest: string }>(
@@ -116,7 +127,7 @@ async function reconcileTable(source: pg.Pool, sink: PostgresSink, m: TableMappi
   const pairs = comparedColumns(m, src.columns, dst.columns, dst.key);
   const srcSide: Side = { db: source, table: srcName, key: keyPairs.map((k) => k.src), values: pairs.map((p) => p.src) };
   const dstSide: Side = { db: sink.pool, table: m.table, key: keyPairs.map((k) => k.dst), values: pairs.map((p) => p.dst) };
-  const n = o.buckets;
+  const n = await bucketCount(srcSide, dstSide, o.buckets);
 
   const compare = async () => {
     const [a, b] = await Promise.all([bucketDigests(srcSide, n), bucketDigests(dstSide, n)]);

@@ -31,7 +31,19 @@ export interface EchoRecord {
 }
 
 export type GovernedDecision =
-  | { decision: 'resolved'; event: ChangeEvent; resolution: Resolution; order: VectorOrder; incoming: VersionVector; stored: VersionVector; xid: string | null }
+  | {
+      decision: 'resolved';
+      event: ChangeEvent;
+      resolution: Resolution;
+      order: VectorOrder;
+      incoming: VersionVector;
+      stored: VersionVector;
+      xid: string | null;
+      /** The destination's values before the decision (null: no row). */
+      local: Values | null;
+      /** The write record's key, when trustsync wrote. */
+      idempotencyKey: string | null;
+    }
   | { decision: 'skipped'; reason: 'stale' | 'duplicate'; event: ChangeEvent; storedPosition: string }
   | { decision: 'echo'; event: ChangeEvent; echo: EchoRecord }
   | { decision: 'rejected'; event: ChangeEvent; error: RowRejected };
@@ -207,7 +219,7 @@ export class GovernedSink {
         }
       }
       const target = targetName(m.table);
-      await recordHistory(client, audit.flow, [...audit.extra, ...decisions.map((d) => governedHistoryRow(target, d))]);
+      await recordHistory(client, audit.flow, [...audit.extra, ...decisions.flatMap((d) => governedHistoryRows(target, d))]);
       return decisions;
     });
   }
@@ -405,7 +417,7 @@ class GovernedWriter {
     const stillLocal = Object.fromEntries(Object.entries(localEdits).filter(([c, l]) => nextKnown !== null && !same(nextKnown[c], l.value) && resolution.writes[c] === undefined));
     await this.saveState(e.keyText, { vector: { ...state.vector, [g.sourceSystem]: position }, knownValues: nextKnown, knownXid: nextKnownXid, localEdits: stillLocal });
     await this.queueReviews(e, resolution.fields, incoming, stored);
-    return { decision: 'resolved', event: e, resolution, order, incoming, stored, xid };
+    return { decision: 'resolved', event: e, resolution, order, incoming, stored, xid, local: localValues, idempotencyKey: xid === null ? null : this.idempotencyKeyOf(e) };
   }
 
   async resolveReview(item: ReviewItem, chosen: unknown, take: string): Promise<{ wrote: boolean; detail: string; xid: string | null }> {
@@ -521,8 +533,12 @@ class GovernedWriter {
       fields: Object.keys(r.writes),
       op,
       vector,
-      idempotencyKey: `${this.g.flow}:${this.target}:${e.keyText}:${position}`,
+      idempotencyKey: this.idempotencyKeyOf(e),
     };
+  }
+
+  private idempotencyKeyOf(e: ChangeEvent): string {
+    return `${this.g.flow}:${this.target}:${e.keyText}:${positionRank(e.position)}`;
   }
 
   private async queueReviews(e: ChangeEvent, outcomes: readonly FieldOutcome[], incoming: VersionVector, stored: VersionVector): Promise<void> {
@@ -626,20 +642,45 @@ export function describeOutcomes(outcomes: readonly FieldOutcome[]): string | nu
 
 const jsonable = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x)));
 
-function governedHistoryRow(target: string, d: GovernedDecision): HistoryRow {
+const FIELD_DECISION = { rejected: { authority: 'rejected-authority', validation: 'rejected-validation' }, conflict: 'conflict-resolved', review: 'review-requested' } as const;
+
+/**
+ * A decision's history: one row for the change, and under policy one row per field that did not
+ * simply apply — rejected (authority, validation), conflict resolved, review requested — so a
+ * field's story reads on its own.
+ */
+function governedHistoryRows(target: string, d: GovernedDecision): HistoryRow[] {
   switch (d.decision) {
     case 'echo':
-      return eventRow(target, d.event, 'echo-suppressed', `trustsync's own write into the source (transaction ${d.echo.xid}, from ${d.echo.originSystem}'s change at ${d.echo.originPosition ?? 'unknown'}): not sent back`);
+      return [eventRow(target, d.event, 'echo-suppressed', `trustsync's own write into the source (transaction ${d.echo.xid}, from ${d.echo.originSystem}'s change at ${d.echo.originPosition ?? 'unknown'}): not sent back`)];
     case 'skipped': {
       const why = d.reason === 'stale' ? 'the destination has already taken a newer change of this source' : 'the destination already holds this change';
-      return eventRow(target, d.event, d.reason === 'stale' ? 'skipped-stale' : 'skipped-duplicate', why, d.storedPosition);
+      return [eventRow(target, d.event, d.reason === 'stale' ? 'skipped-stale' : 'skipped-duplicate', why, d.storedPosition)];
     }
     case 'rejected':
-      return eventRow(target, d.event, 'dead-lettered', d.error.message);
+      return [eventRow(target, d.event, 'dead-lettered', d.error.message)];
     case 'resolved': {
       const wrote = d.resolution.action !== 'none';
-      const row = eventRow(target, d.event, wrote ? 'applied' : 'unchanged', [`vectors ${d.order}`, describeOutcomes(d.resolution.fields)].filter(Boolean).join('; '));
-      return { ...row, newValues: wrote ? jsonable(d.resolution.writes) : null, fields: jsonable({ order: d.order, incoming: vectorToJson(d.incoming), stored: vectorToJson(d.stored), xid: d.xid, outcomes: d.resolution.fields }) };
+      const base = eventRow(target, d.event, wrote ? 'applied' : 'unchanged', [`vectors ${d.order}`, describeOutcomes(d.resolution.fields)].filter(Boolean).join('; '));
+      const row: HistoryRow = {
+        ...base,
+        newValues: wrote ? jsonable(d.resolution.writes) : null,
+        oldValues: d.local === null ? null : jsonable(d.local),
+        idempotencyKey: d.idempotencyKey,
+        fields: jsonable({ order: d.order, incoming: vectorToJson(d.incoming), stored: vectorToJson(d.stored), xid: d.xid, outcomes: d.resolution.fields }),
+      };
+      const fieldRows = d.resolution.fields
+        .filter((o) => o.outcome !== 'applied')
+        .map((o): HistoryRow => ({
+          ...base,
+          decision: o.outcome === 'rejected' ? FIELD_DECISION.rejected[o.reason] : FIELD_DECISION[o.outcome],
+          field: o.field,
+          reason: o.outcome === 'conflict' ? `${o.strategy}: ${o.detail}` : o.detail,
+          newValues: o.outcome === 'rejected' ? null : jsonable({ [o.field]: o.value }),
+          oldValues: d.local === null || o.field === '*' ? null : jsonable({ [o.field]: d.local[o.field] ?? null }),
+          idempotencyKey: d.idempotencyKey,
+        }));
+      return [row, ...fieldRows];
     }
   }
 }

@@ -7,7 +7,9 @@ import { listReviews, resolveReview } from '../../src/flow/review.js';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
 import { SourceCapture, kafkaClient, pgClient, uniqueName } from '../support/capture.js';
 import { startFlow } from '../support/flow.js';
-import { explainKey } from '../../src/history/explain.js';
+import { explainKey, formatExplanation } from '../../src/history/explain.js';
+import { readTopicsToEnd } from '../../src/flow/read-topic.js';
+import { Partitioners } from 'kafkajs';
 import { reconcileFlow } from '../../src/reconcile/reconcile.js';
 import pino from 'pino';
 
@@ -244,6 +246,52 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
       ['3', 'lifecycle_stage', 'ignore'],
       ['4', 'name', 'update-destination'],
     ]);
+  });
+
+  it('explains one customer’s story exactly: create, an edit from each side, an echo, a rejection, a stale re-delivery, a conflict', async () => {
+    await startFlows();
+    const a = (sql: string) => edit(app, sql.replaceAll('{T}', appTable));
+    const c = (sql: string) => edit(crm, sql.replaceAll('{T}', crmTable));
+    await a(`INSERT INTO {T} (id, name, email) VALUES (40, 'Story', 'story@example.com')`);
+    await quiesce();
+    await a(`UPDATE {T} SET name = 'Story, renamed' WHERE id = 40`);
+    await quiesce();
+    await c(`UPDATE {T} SET lifecycle_stage = 'lead' WHERE id = 40`);
+    await quiesce();
+    await a(`UPDATE {T} SET lifecycle_stage = 'customer' WHERE id = 40`);
+    await quiesce();
+    // At-least-once delivery: the app's rename arrives again.
+    const records = await readTopicsToEnd(kafka, [configs[0]!.tables[0]!.topic]);
+    const rename = records.find((r) => r.message.value && JSON.parse(r.message.value.toString()).after?.name === 'Story, renamed')!;
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    await producer.send({ topic: rename.topic, messages: [{ key: rename.message.key, value: rename.message.value, partition: rename.partition }] });
+    await producer.disconnect();
+    await quiesce();
+    await stopFlows();
+    await a(`UPDATE {T} SET status = 'paused' WHERE id = 40`);
+    await c(`UPDATE {T} SET status = 'closed' WHERE id = 40`);
+    await startFlows();
+    await quiesce();
+
+    const story = await explainKey(crm, crmTable, '40');
+    expect(story.timeline.map((t) => [t.decision, t.field ?? t.op])).toEqual([
+      ['applied', 'c'],
+      ['applied', 'u'],
+      ['echo-suppressed', 'u'],
+      ['unchanged', 'u'],
+      ['rejected-authority', 'lifecycle_stage'],
+      ['skipped-stale', 'u'],
+      ['applied', 'u'],
+      ['review-requested', 'status'],
+    ]);
+    expect(story.timeline[1]).toMatchObject({ values: { name: 'Story, renamed' }, oldValues: { name: 'Story' } });
+    expect(story.timeline[4]!.reason).toBe('app may not write lifecycle_stage (owner crm, writers crm)');
+    expect(story.timeline[7]).toMatchObject({ values: { status: 'paused' }, oldValues: { status: 'closed' } });
+    // The stale re-delivery is the same source change as the rename: one correlation id.
+    expect(story.timeline[5]!.correlationId).toBe(story.timeline[1]!.correlationId);
+    expect(story.believed).toMatchObject({ name: 'Story, renamed', status: 'paused' });
+    expect(formatExplanation(story)).toMatch(/rejected-authority +field lifecycle_stage\n +why: app may not write lifecycle_stage/);
   });
 });
 
