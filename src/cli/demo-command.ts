@@ -22,8 +22,9 @@ export function demoCommand(): Command {
         const bad = t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length;
         out.push(`  ${t.table.padEnd(16)} ${String(t.rows).padStart(5)} rows  ${bad === 0 ? 'equal to the source' : `DIFFERS: ${JSON.stringify(t.diff)}`}`);
       }
+      out.push('', `trustsync canary --config flows/shop.yaml (synthetic records through Debezium and trustsync): ${r.canary}`);
       out.push('', 'trustsync reconcile --config flows/shop.yaml (counts and hashes per bucket, in each database):');
-      for (const t of r.reconcile) out.push(`  ${t.table.padEnd(16)} ${String(t.sourceRows).padStart(5)} source rows, ${t.mismatchedBuckets} of ${t.buckets} buckets differ, ${t.differences} differences`);
+      for (const t of r.reconcile) out.push(`  ${t.table.padEnd(22)} ${String(t.sourceRows).padStart(5)} source rows, ${t.mismatchedBuckets} of ${t.buckets} buckets differ, ${t.differences} differences`);
       if (r.stateTopics.length) {
         out.push('', 'compacted Avro state topics (current rows, deletes as tombstones; schemas in the registry):');
         for (const t of r.stateTopics) out.push(`  ${t.topic.padEnd(24)} ${String(t.records).padStart(6)} records`);

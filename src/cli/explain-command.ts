@@ -11,8 +11,9 @@ export function explainCommand(): Command {
     .argument('<key>', 'the key as trustsync writes it: 42, "abc", or [1,2] for composite keys')
     .option('--field <name>', 'only this field')
     .option('--at <time>', 'what trustsync believed at this time (ISO 8601)')
+    .option('--all', 'every decision (by default the latest 50 are shown)')
     .option('--json', 'machine-readable output')
-    .action(async (table: string, key: string, opts: { config: string; json?: boolean; field?: string; at?: string }) => {
+    .action(async (table: string, key: string, opts: { config: string; json?: boolean; field?: string; at?: string; all?: boolean }) => {
       const at = opts.at === undefined ? undefined : new Date(opts.at);
       if (at && Number.isNaN(at.getTime())) throw new Error(`--at ${opts.at}: give a time such as 2026-11-23T17:14:34Z`);
       const config = loadFlowFile(opts.config);
@@ -20,7 +21,7 @@ export function explainCommand(): Command {
       const client = new pg.Client({ connectionString: config.destinationUrl });
       await client.connect();
       try {
-        const x = await explainKey(client, target, key, { at, field: opts.field });
+        const x = await explainKey(client, target, key, { at, field: opts.field, all: opts.all });
         process.stdout.write(opts.json ? `${JSON.stringify(x, null, 2)}\n` : `${formatExplanation(x)}\n`);
       } finally {
         await client.end();

@@ -7,6 +7,7 @@ import { lagCommand } from './lag-command.js';
 import { explainCommand } from './explain-command.js';
 import { reviewCommand } from './review-command.js';
 import { reconcileCommand } from './reconcile-command.js';
+import { canaryCommand } from './canary-command.js';
 import { reportFailure } from './output.js';
 
 const program = new Command()
@@ -23,6 +24,7 @@ program.addCommand(lagCommand());
 program.addCommand(explainCommand());
 program.addCommand(reviewCommand());
 program.addCommand(reconcileCommand());
+program.addCommand(canaryCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch((err) => {

@@ -11,6 +11,7 @@ import { loadFlowFile, type FlowConfig } from '../flow/config.js';
 import { FlowRunner } from '../flow/run-flow.js';
 import { compareTables, waitForConvergence, type TableDiff } from '../reconcile/row-compare.js';
 import { reconcileFlow } from '../reconcile/reconcile.js';
+import { runCanary, summarizeCanary } from '../observe/canary.js';
 import pino from 'pino';
 
 export interface DemoOptions {
@@ -54,7 +55,7 @@ export async function prepareDemoSource(s: StackSettings, log: (line: string) =>
   const admin = kafka.admin();
   await admin.connect();
   const existing = new Set(await admin.listTopics());
-  const topics = DEMO_TABLES.map((t) => demoTopic(t)).filter((t) => existing.has(t));
+  const topics = [...DEMO_TABLES, 'trustsync_canary'].map((t) => demoTopic(t)).filter((t) => existing.has(t));
   if (topics.length) await admin.deleteTopics({ topics });
   await admin.disconnect();
   await source.query(`DROP SCHEMA IF EXISTS ${DEMO_SCHEMA} CASCADE`);
@@ -168,6 +169,8 @@ export interface DemoResult {
   metricsUrl: string | undefined;
   /** The compacted state topics and how many records each holds. */
   stateTopics: { topic: string; records: number }[];
+  /** `trustsync canary` once the flow settled. */
+  canary: string;
   /** `trustsync reconcile` of the flow once it settled. */
   reconcile: { table: string; sourceRows: number; buckets: number; mismatchedBuckets: number; differences: number }[];
 }
@@ -256,9 +259,11 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
     } finally {
       await admin.disconnect();
     }
-    const reconciled = await reconcileFlow(config, { buckets: 64, settleMs: 0, repair: false, progress: () => undefined, log: pino({ level: 'warn' }) });
+    const canary = summarizeCanary(await runCanary(config, 5, 30_000));
+    // The flow's own canaries keep arriving: a settle time tells them from drift.
+    const reconciled = await reconcileFlow(config, { buckets: 64, settleMs: 2000, repair: false, progress: () => undefined, log: pino({ level: 'warn' }) });
     const reconcile = reconciled.tables.map((t) => ({ table: t.destination, sourceRows: t.rows.source, buckets: t.buckets, mismatchedBuckets: t.mismatchedBuckets, differences: t.differences.length }));
-    return { counts, summaries, tables, decisions, metricsUrl: runner.metricsAddress, stateTopics, reconcile };
+    return { counts, summaries, tables, decisions, metricsUrl: runner.metricsAddress, stateTopics, reconcile, canary };
   } finally {
     await producer.disconnect();
     await runner.stop();

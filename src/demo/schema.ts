@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { canaryTableSql } from '../observe/canary.js';
 
 /**
  * The demo domain: customers and their orders. Chosen to exercise what CDC sinks get wrong:
@@ -36,6 +37,7 @@ export function demoSchemaSql(schema: string): string {
   return `
 CREATE SCHEMA IF NOT EXISTS ${schema};
 ${customersSql(schema)}
+${canaryTableSql({ schema, table: 'trustsync_canary' })}
 ALTER TABLE ${schema}.customers ALTER COLUMN notes SET STORAGE EXTERNAL;
 ${ordersSql(schema, true)}
 -- orders carry full before-images; customers keep the default identity (key only), as most sources do.
@@ -48,7 +50,7 @@ ALTER TABLE ${schema}.orders REPLICA IDENTITY FULL;
  * own topic, so an order may land before its customer.
  */
 export function demoDestinationSql(schema: string): string {
-  return `CREATE SCHEMA IF NOT EXISTS ${schema};${customersSql(schema)}${ordersSql(schema, false)}`;
+  return `CREATE SCHEMA IF NOT EXISTS ${schema};${customersSql(schema)}${ordersSql(schema, false)}${canaryTableSql({ schema, table: 'trustsync_canary' })}`;
 }
 
 export async function createDemoSchema(client: pg.Client, schema = 'demo'): Promise<void> {

@@ -68,6 +68,13 @@ export const flowSchema = z.strictObject({
   tombstoneRetention: duration.default(7 * 86_400_000),
   historyRetention: duration.default(90 * 86_400_000),
   metrics: z.strictObject({ port: z.number().int().min(0).max(65535), host: z.string().default('127.0.0.1') }).optional(),
+  canary: z
+    .strictObject({
+      sourceTable: z.string().regex(/^[^.]+\.[^.]+$/, { message: 'schema.table of the canary table at the source (captured by the connector)' }),
+      table: z.string().regex(/^[^.]+\.[^.]+$/, { message: 'schema.table of the canary table at the destination (mapped in destination.tables)' }),
+      interval: duration.optional(),
+    })
+    .optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   policies: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
 });
@@ -90,6 +97,8 @@ export interface FlowConfig {
   /** How long this flow's decision history is kept. */
   historyRetentionMs: number;
   metrics: { port: number; host: string } | undefined;
+  /** Synthetic records written at the source and timed to the destination; `intervalMs` has `run` write them too. */
+  canary: { sourceTable: TableName; table: TableName; intervalMs: number | undefined } | undefined;
   logLevel: string;
   /** Under policy: the systems this flow connects, and the policies of the entities its tables hold. */
   sourceSystem: string | undefined;
@@ -185,6 +194,8 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
       topics.add(t.topic);
       if (t.include && t.exclude) problems.push(`destination.tables.${i}: give include or exclude, not both`);
     });
+    if (f.canary && !f.source.database) problems.push('source.database: missing — the canary writes its records into the source database');
+    if (f.canary && !f.destination.tables.some((t) => t.table === f.canary!.table)) problems.push(`canary.table: ${f.canary.table} is not a destination table of this flow — map the canary's topic to it under destination.tables`);
     if (f.retry.initialDelayMs > f.retry.maxDelayMs) problems.push('retry.initialDelayMs: larger than retry.maxDelayMs — the first delay cannot exceed the cap');
     policies = readPolicies(f.policies, file, problems);
     f.destination.tables.forEach((t, i) => {
@@ -224,6 +235,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
     tombstoneRetentionMs: f.tombstoneRetention,
     historyRetentionMs: f.historyRetention,
     metrics: f.metrics,
+    canary: f.canary && { sourceTable: parseTableName(f.canary.sourceTable), table: parseTableName(f.canary.table), intervalMs: f.canary.interval },
     logLevel: f.log.level,
     sourceSystem: f.source.system,
     destinationSystem: f.destination.system,

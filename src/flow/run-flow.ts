@@ -16,6 +16,7 @@ import { ensureStateTopic } from './topics.js';
 import { registerStateSchema, stateEncoderFor, type StateEncoder } from '../sink/state-topic.js';
 import { SchemaIncompatible } from '../model/errors.js';
 import { withRetries } from './retry.js';
+import { awaitCanaries, canaryTableSql, sendCanaries, summarizeCanary } from '../observe/canary.js';
 
 /** Shows where a URL points without its password. */
 export function redactUrl(url: string): string {
@@ -69,6 +70,8 @@ export class FlowRunner {
   private stopped!: Promise<void>;
   private settle!: (err?: Error) => void;
   private lastPurge = 0;
+  private canaryTimer?: NodeJS.Timeout;
+  private canaryDb?: pg.Pool;
   /** When each partition last committed, to tell a stalled partition from a quiet one. */
   private readonly progressAt = new Map<string, number>();
 
@@ -141,6 +144,8 @@ export class FlowRunner {
       await ensureDlqTopic(admin, config.dlqTopic);
       const dlq = await admin.fetchTopicOffsets(config.dlqTopic);
       this.metrics.dlqDepth.set({ flow: config.flow, topic: config.dlqTopic }, dlq.reduce((n, o) => n + Number(BigInt(o.high) - BigInt(o.low)), 0));
+      // Canaries start first: the canary table's topic appears with the first canary Debezium captures.
+      if (config.canary?.intervalMs) this.startCanaries(config.canary.intervalMs);
       await this.waitForTopics(admin);
       await this.prepareStateTopics(admin);
     } finally {
@@ -174,6 +179,34 @@ export class FlowRunner {
       this.metrics.retries.inc({ flow: this.config.flow, topic, code: (err as { code?: string }).code ?? 'error' });
       this.log.warn({ topic, attempt, delayMs, err: err.message }, 'transient failure, retrying');
     };
+  }
+
+  /** One canary per interval: written at the source, awaited at the destination, counted and timed. */
+  private startCanaries(intervalMs: number): void {
+    const canary = this.config.canary!;
+    this.canaryDb = new pg.Pool({ connectionString: this.config.sourceDatabaseUrl!, max: 1, application_name: `trustsync:${this.config.flow}:canary` });
+    this.canaryDb.on('error', () => undefined);
+    const labels = { flow: this.config.flow };
+    let busy = false;
+    const send = async () => {
+      if (busy || this.closing) return;
+      busy = true;
+      try {
+        await this.canaryDb!.query(canaryTableSql(canary.sourceTable));
+        const sent = await sendCanaries(this.canaryDb!, canary.sourceTable, 1);
+        const r = await awaitCanaries(this.pool, canary.table, sent, Math.max(intervalMs * 5, 30_000));
+        for (const l of r.latencies) this.metrics.canaryLatency.observe(labels, l);
+        this.metrics.canaries.inc({ ...labels, result: 'intact' }, r.intact);
+        this.metrics.canaries.inc({ ...labels, result: 'damaged' }, r.arrived - r.intact);
+        this.metrics.canaries.inc({ ...labels, result: 'missing' }, r.missing.length);
+        if (r.intact < r.sent) this.log.warn({ canary: summarizeCanary(r) }, 'canary did not arrive intact');
+      } catch (err) {
+        if (!this.closing) this.log.warn({ err: (err as Error).message }, 'canary failed');
+      } finally {
+        busy = false;
+      }
+    };
+    this.canaryTimer = setInterval(() => void send(), intervalMs);
   }
 
   /** Registers each state schema (compatibility checked by the registry) and creates its compacted topic. */
@@ -330,6 +363,8 @@ export class FlowRunner {
     this.lastPurge = Date.now();
     const tombstones = await this.sink.purgeTombstones(this.config.tombstoneRetentionMs).catch(() => 0);
     const history = await this.sink.purgeHistory(this.config.flow, this.config.historyRetentionMs).catch(() => 0);
+    const snapshots = await this.sink.snapshotLongHistories(this.config.flow).catch(() => 0);
+    if (snapshots) this.log.info({ snapshots }, 'snapshotted records with long histories');
     // A write's record is kept as long as a tombstone: its echo may come that late after an outage.
     const outbound = (await this.governed?.sink.purgeOutbound(this.config.tombstoneRetentionMs).catch(() => 0)) ?? 0;
     if (tombstones || history || outbound) this.log.info({ tombstones, history, outbound }, 'purged tombstones, history and write records past their retention');
@@ -358,6 +393,8 @@ export class FlowRunner {
     await this.producer.disconnect().catch(() => undefined);
     for (const p of this.txProducers.values()) await p.disconnect().catch(() => undefined);
     this.txProducers.clear();
+    clearInterval(this.canaryTimer);
+    await this.canaryDb?.end().catch(() => undefined);
     await this.pool.end().catch(() => undefined);
     await this.governed?.sourceDb?.end().catch(() => undefined);
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));

@@ -28,6 +28,10 @@ export interface Explanation {
   /** Only this field's values, when asked about one field. */
   field: string | null;
   timeline: TimelineEntry[];
+  /** Decisions before the timeline shown (only the latest are shown unless asked for all). */
+  earlier: number;
+  /** The snapshot the belief was computed from, if any (when its decision was made). */
+  snapshotAt: string | null;
   /** The values last applied within the timeline: what trustsync believed the record to be (null: absent). */
   believed: Record<string, unknown> | null;
   /** What the position ledger holds for the key now. */
@@ -36,10 +40,70 @@ export interface Explanation {
   state: { vector: Record<string, string>; agreed: Record<string, unknown> | null; changedAt: string } | null;
 }
 
+/** Decisions that change what trustsync believes a record holds. */
+const BELIEF_DECISIONS = new Set(['applied', 'truncated', 'review-resolved', 'repaired']);
+const TIMELINE_LIMIT = 50;
+
+type HistoryRecord = { decision: string; op: string | null; new_values: unknown };
+
+/** Folds decisions into the record's values: a delete or truncate empties it, an applied change overlays its values. */
+export function foldBelief(start: Record<string, unknown> | null, rows: readonly HistoryRecord[]): Record<string, unknown> | null {
+  let believed = start;
+  for (const r of rows) {
+    if (!BELIEF_DECISIONS.has(r.decision) || r.new_values === null && r.op !== 'd' && r.op !== 't') continue;
+    if (r.op === 'd' || r.op === 't') believed = null;
+    else believed = { ...(believed ?? {}), ...Object.fromEntries(Object.entries(r.new_values as Record<string, unknown>).filter(([, v]) => v !== '__debezium_unavailable_value')) };
+  }
+  return believed;
+}
+
+async function latestSnapshot(client: pg.Client | pg.Pool, target: string, key: string, at?: Date): Promise<{ historyId: string; decidedAt: string; believed: Record<string, unknown> | null } | null> {
+  const { rows } = await client.query(
+    `SELECT history_id::text, decided_at, believed FROM trustsync.entity_snapshots
+      WHERE target = $1 AND key = $2 AND ($3::timestamptz IS NULL OR decided_at <= $3) ORDER BY history_id DESC LIMIT 1`,
+    [target, key, at?.toISOString() ?? null],
+  );
+  const r = rows[0];
+  return r ? { historyId: r.history_id, decidedAt: (r.decided_at as Date).toISOString(), believed: r.believed } : null;
+}
+
+/**
+ * Snapshots of what trustsync believes each record holds, so a long history, or one partly past its
+ * retention, need not be replayed from its beginning. A key gets one when `minRows` belief-changing
+ * decisions have piled up since its last snapshot (all of them up to `upTo`, when given: before a purge).
+ */
+export async function takeSnapshots(client: pg.Client | pg.Pool | pg.PoolClient, flow: string, options: { minRows: number; upTo?: Date }): Promise<number> {
+  const due = await client.query<{ target: string; key: string }>(
+    `SELECT h.target, h.key FROM trustsync.history h
+       LEFT JOIN LATERAL (SELECT max(history_id) AS last FROM trustsync.entity_snapshots s WHERE s.target = h.target AND s.key = h.key) s ON true
+      WHERE h.flow = $1 AND h.decision = ANY($2::text[]) AND h.id > coalesce(s.last, 0) AND ($3::timestamptz IS NULL OR h.decided_at < $3)
+      GROUP BY h.target, h.key HAVING count(*) >= $4`,
+    [flow, [...BELIEF_DECISIONS], options.upTo?.toISOString() ?? null, options.minRows],
+  );
+  for (const { target, key } of due.rows) {
+    const snapshot = await latestSnapshot(client as pg.Pool, target, key);
+    const { rows } = await client.query<HistoryRecord & { id: string; decided_at: Date }>(
+      `SELECT id::text, decided_at, decision, op, new_values FROM trustsync.history
+        WHERE target = $1 AND key = $2 AND id > $3 AND decision = ANY($4::text[]) AND ($5::timestamptz IS NULL OR decided_at < $5) ORDER BY id`,
+      [target, key, snapshot?.historyId ?? '0', [...BELIEF_DECISIONS], options.upTo?.toISOString() ?? null],
+    );
+    const last = rows.at(-1);
+    if (!last) continue;
+    await client.query('INSERT INTO trustsync.entity_snapshots (target, key, history_id, decided_at, believed) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [
+      target,
+      key,
+      last.id,
+      last.decided_at,
+      JSON.stringify(foldBelief(snapshot?.believed ?? null, rows)),
+    ]);
+  }
+  return due.rows.length;
+}
+
 /** The story of one destination record: every decision about its key, oldest first, and where it stands now. */
-export async function explainKey(client: pg.Client | pg.Pool, target: string, key: string, options: { at?: Date; field?: string } = {}): Promise<Explanation> {
+export async function explainKey(client: pg.Client | pg.Pool, target: string, key: string, options: { at?: Date; field?: string; all?: boolean } = {}): Promise<Explanation> {
   const history = await client.query(
-    `SELECT decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values,
+    `SELECT id::text, decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values,
             old_values, field, correlation_id
        FROM trustsync.history WHERE target = $1 AND key = $2 AND ($3::timestamptz IS NULL OR decided_at <= $3)
         AND ($4::text IS NULL OR field IS NULL OR field = $4) ORDER BY id`,
@@ -47,12 +111,11 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
   );
   const field = options.field ?? null;
   const pick = (values: Record<string, unknown> | null) => (values && field ? { [field]: values[field] } : values);
-  let believed: Record<string, unknown> | null = null;
-  for (const r of history.rows) {
-    if (!['applied', 'truncated', 'review-resolved', 'repaired'].includes(r.decision)) continue;
-    if (r.op === 'd' || r.op === 't') believed = null;
-    else believed = { ...(believed ?? {}), ...Object.fromEntries(Object.entries(r.new_values as Record<string, unknown>).filter(([, v]) => v !== '__debezium_unavailable_value')) };
-  }
+  // What was believed: from the latest snapshot the timeline reaches, then the decisions after it.
+  const snapshot = await latestSnapshot(client, target, key, options.at);
+  const after = history.rows.filter((r) => !snapshot || BigInt(r.id) > BigInt(snapshot.historyId));
+  const believed = foldBelief(snapshot ? snapshot.believed : null, after);
+  const shown = options.all ? history.rows : history.rows.slice(-TIMELINE_LIMIT);
   const ledger = await client.query(`SELECT position::text, deleted, changed_at FROM trustsync.key_positions WHERE target = $1 AND key = $2`, [target, key]);
   // Only databases a flow under policy writes have row state.
   const state = await client
@@ -65,7 +128,9 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
     at: options.at?.toISOString() ?? null,
     field,
     believed: pick(believed),
-    timeline: history.rows.map((r) => ({
+    earlier: history.rows.length - shown.length,
+    snapshotAt: snapshot?.decidedAt ?? null,
+    timeline: shown.map((r) => ({
       decidedAt: (r.decided_at as Date).toISOString(),
       decision: r.decision,
       op: r.op,
@@ -90,6 +155,7 @@ const OPS: Record<string, string> = { c: 'insert', u: 'update', d: 'delete', r: 
 /** The explanation as a support person reads it. */
 export function formatExplanation(x: Explanation): string {
   const lines = [`${x.target} key ${x.key}${x.field ? `, field ${x.field}` : ''}${x.at ? `, as believed at ${x.at}` : ''}`];
+  if (x.earlier) lines.push(`  (${x.earlier} earlier decisions not shown: --all shows them)`);
   if (x.timeline.length === 0) lines.push('  no decisions recorded for this key');
   for (const t of x.timeline) {
     const what = t.op ? OPS[t.op] ?? t.op : 'batch';
@@ -100,7 +166,7 @@ export function formatExplanation(x: Explanation): string {
     if (t.oldValues && t.field) lines.push(`  ${' '.repeat(24)} was: ${JSON.stringify(t.oldValues).slice(0, 300)}`);
     if (t.values) lines.push(`  ${' '.repeat(24)} values: ${JSON.stringify(t.values).slice(0, 300)}`);
   }
-  lines.push(`  believed${x.at ? ' then' : ''}: ${x.believed ? JSON.stringify(x.believed).slice(0, 300) : 'no such record'}`);
+  lines.push(`  believed${x.at ? ' then' : ''}: ${x.believed ? JSON.stringify(x.believed).slice(0, 300) : 'no such record'}${x.snapshotAt ? ` (from the snapshot of ${x.snapshotAt} on)` : ''}`);
   if (x.at) return lines.join('\n');
   if (x.ledger) lines.push(`  now: ${x.ledger.deleted ? 'deleted (tombstone kept)' : 'present'} at ${formatRank(x.ledger.position)}, since ${x.ledger.changedAt}`);
   else if (x.state) {

@@ -34,6 +34,14 @@ ALTER TABLE trustsync.history ADD COLUMN IF NOT EXISTS field text;
 ALTER TABLE trustsync.history ADD COLUMN IF NOT EXISTS old_values jsonb;
 ALTER TABLE trustsync.history ADD COLUMN IF NOT EXISTS correlation_id text;
 ALTER TABLE trustsync.history ADD COLUMN IF NOT EXISTS idempotency_key text;
+CREATE TABLE IF NOT EXISTS trustsync.entity_snapshots (
+  target      text NOT NULL,
+  key         text NOT NULL,
+  history_id  bigint NOT NULL,
+  decided_at  timestamptz NOT NULL,
+  believed    jsonb,
+  PRIMARY KEY (target, key, history_id)
+);
 CREATE INDEX IF NOT EXISTS history_by_correlation ON trustsync.history (correlation_id) WHERE correlation_id IS NOT NULL;
 `;
 
@@ -47,6 +55,7 @@ export type HistoryDecision =
   | 'conflict-resolved'
   | 'review-requested'
   | 'repaired'
+  | 'canary'
   | 'skipped-stale'
   | 'skipped-duplicate'
   | 'superseded'

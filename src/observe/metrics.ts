@@ -15,6 +15,8 @@ export class FlowMetrics {
   readonly dlqDepth: Gauge<'flow' | 'topic'>;
   readonly fieldDecisions: Counter<'flow' | 'entity' | 'field' | 'outcome' | 'reason'>;
   readonly reviewOpen: Gauge<'flow'>;
+  readonly canaryLatency: Histogram<'flow'>;
+  readonly canaries: Counter<'flow' | 'result'>;
 
   constructor(readonly flow: string) {
     collectDefaultMetrics({ register: this.registry, prefix: 'trustsync_process_' });
@@ -61,6 +63,14 @@ export class FlowMetrics {
       labelNames: ['flow', 'entity', 'field', 'outcome', 'reason'],
       registers: [this.registry],
     });
+    this.canaryLatency = new Histogram({
+      name: 'trustsync_canary_latency_seconds',
+      help: 'From a canary record committed at the source to its arrival at the destination',
+      labelNames: ['flow'],
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [this.registry],
+    });
+    this.canaries = new Counter({ name: 'trustsync_canaries_total', help: 'Canary records sent, by result: intact, damaged (a field differs), missing (not arrived in time)', labelNames: ['flow', 'result'], registers: [this.registry] });
     this.reviewOpen = new Gauge({ name: 'trustsync_review_queue_open', help: 'Review items waiting for a person in this flow\'s destination', labelNames: ['flow'], registers: [this.registry] });
   }
 

@@ -4,6 +4,7 @@ import { RowRejected, SchemaIncompatible, TrustsyncError } from '../model/errors
 import { positionRank } from '../order/position.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { HISTORY_DDL, eventRow, historyInsert, type HistoryRow } from '../history/history.js';
+import { takeSnapshots } from '../history/explain.js';
 import type { StateTopicSpec } from './state-topic.js';
 import {
   CLAIM_POSITIONS,
@@ -121,8 +122,16 @@ export class PostgresSink {
 
   /** Removes a flow's history older than the retention (the history is otherwise append-only). */
   async purgeHistory(flow: string, retentionMs: number): Promise<number> {
-    const res = await this.pool.query(`DELETE FROM trustsync.history WHERE flow = $1 AND decided_at < now() - make_interval(secs => $2)`, [flow, retentionMs / 1000]);
+    const cutoff = new Date(Date.now() - retentionMs);
+    // What the purged decisions added up to is kept as snapshots: explain still knows each record.
+    await takeSnapshots(this.pool, flow, { minRows: 1, upTo: cutoff });
+    const res = await this.pool.query(`DELETE FROM trustsync.history WHERE flow = $1 AND decided_at < $2`, [flow, cutoff]);
     return res.rowCount ?? 0;
+  }
+
+  /** Snapshots the belief of records whose history grew long since their last snapshot. */
+  async snapshotLongHistories(flow: string, minRows = 200): Promise<number> {
+    return takeSnapshots(this.pool, flow, { minRows });
   }
 
   /** Removes tombstones older than the retention: after that, a change that late is no longer refused. */

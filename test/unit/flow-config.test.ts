@@ -63,7 +63,8 @@ describe('flow files are validated once, at start', () => {
 
   it('the shipped demo flow is valid', () => {
     const c = loadFlowFile(join(PACKAGE_DIR, 'flows', 'shop.yaml'), {});
-    expect(c.tables.map((t) => t.topic)).toEqual(['cdc.shop.demo.customers', 'cdc.shop.demo.orders']);
+    expect(c.tables.map((t) => t.topic)).toEqual(['cdc.shop.demo.customers', 'cdc.shop.demo.orders', 'cdc.shop.demo.trustsync_canary']);
+    expect(c.canary).toMatchObject({ sourceTable: { schema: 'demo', table: 'trustsync_canary' }, intervalMs: 10_000 });
     expect(c.brokers).toEqual(['127.0.0.1:19092']);
   });
 
