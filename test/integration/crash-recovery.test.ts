@@ -72,7 +72,7 @@ describe('kill -9 of trustsync run, again and again, mid-stream', () => {
     await f.close();
   });
 
-  it('ends with the destination equal to the source, row for row, and no position ever applied out of order', async () => {
+  it('ends with the destination equal to the source, row for row, no position ever applied out of order, and history matching the data', async () => {
     const writer = await pgClient('trustsync_source');
     let writing = true;
     const background = (async () => {
@@ -108,5 +108,19 @@ describe('kill -9 of trustsync run, again and again, mid-stream', () => {
     const { rows } = await dest.query(`SELECT count(*)::int AS moves, count(*) FILTER (WHERE new_position <= old_position)::int AS backwards FROM ${destSchema}.ledger_moves`);
     expect(rows[0].moves).toBeGreaterThan(0);
     expect(rows[0].backwards).toBe(0);
+
+    // History and data were written in one transaction, killed or not: for every key, the position the
+    // ledger holds is exactly the newest position the history says was applied — no write without its
+    // history, no history of a write that did not happen.
+    const { rows: mismatched } = await dest.query(
+      `SELECT kp.target, kp.key, kp.position::text AS ledger, h.applied::text AS history
+         FROM trustsync.key_positions kp
+         LEFT JOIN LATERAL (SELECT max(position) AS applied FROM trustsync.history h WHERE h.target = kp.target AND h.key = kp.key AND h.decision = 'applied') h ON true
+        WHERE kp.target LIKE $1 AND h.applied IS DISTINCT FROM kp.position`,
+      [`${destSchema}.%`],
+    );
+    expect(mismatched).toEqual([]);
+    const { rows: counted } = await dest.query(`SELECT count(*)::int AS n FROM trustsync.key_positions WHERE target LIKE $1`, [`${destSchema}.%`]);
+    expect(counted[0].n).toBeGreaterThan(0);
   });
 });
