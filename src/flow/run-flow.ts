@@ -69,7 +69,7 @@ export class FlowRunner {
   private failure?: Error;
   private stopped!: Promise<void>;
   private settle!: (err?: Error) => void;
-  private lastPurge = 0;
+  private purgeTimer?: NodeJS.Timeout;
   private canaryTimer?: NodeJS.Timeout;
   private canaryDb?: pg.Pool;
   /** When each partition last committed, to tell a stalled partition from a quiet one. */
@@ -171,6 +171,8 @@ export class FlowRunner {
       partitionsConsumedConcurrently: 8,
       eachBatch: (payload) => this.eachBatch(payload),
     });
+    this.purgeTimer = setInterval(() => void this.purge(), 600_000);
+    this.purgeTimer.unref();
     log.info({ topics: [...this.tables.keys()], group: config.group, destination: redactUrl(config.destinationUrl) }, 'flow running');
   }
 
@@ -354,20 +356,19 @@ export class FlowRunner {
       this.metrics.partitionLag(batch.topic, batch.partition, Number(behind > 0n ? behind : 0n), following ? Number(following.timestamp) : null);
       await heartbeat();
     }
-    await this.maybePurge();
   }
 
-  /** Every ten minutes: tombstones and history past their retention go. */
-  private async maybePurge(): Promise<void> {
-    if (Date.now() - this.lastPurge < 600_000) return;
-    this.lastPurge = Date.now();
+  /**
+   * Every ten minutes, off the consumer's path (a long purge must not hold a partition past its
+   * session): tombstones, history and write records past their retention go; long histories are snapshotted.
+   */
+  private async purge(): Promise<void> {
     const tombstones = await this.sink.purgeTombstones(this.config.tombstoneRetentionMs).catch(() => 0);
     const history = await this.sink.purgeHistory(this.config.flow, this.config.historyRetentionMs).catch(() => 0);
     const snapshots = await this.sink.snapshotLongHistories(this.config.flow).catch(() => 0);
-    if (snapshots) this.log.info({ snapshots }, 'snapshotted records with long histories');
     // A write's record is kept as long as a tombstone: its echo may come that late after an outage.
     const outbound = (await this.governed?.sink.purgeOutbound(this.config.tombstoneRetentionMs).catch(() => 0)) ?? 0;
-    if (tombstones || history || outbound) this.log.info({ tombstones, history, outbound }, 'purged tombstones, history and write records past their retention');
+    if (tombstones || history || outbound || snapshots) this.log.info({ tombstones, history, outbound, snapshots }, 'purged past retention, snapshotted long histories');
   }
 
   /** Stops on an error that retrying cannot fix; nothing past the last durable write was committed. */
@@ -394,6 +395,7 @@ export class FlowRunner {
     for (const p of this.txProducers.values()) await p.disconnect().catch(() => undefined);
     this.txProducers.clear();
     clearInterval(this.canaryTimer);
+    clearInterval(this.purgeTimer);
     await this.canaryDb?.end().catch(() => undefined);
     await this.pool.end().catch(() => undefined);
     await this.governed?.sourceDb?.end().catch(() => undefined);

@@ -59,12 +59,13 @@ export function foldBelief(start: Record<string, unknown> | null, rows: readonly
 
 async function latestSnapshot(client: pg.Client | pg.Pool, target: string, key: string, at?: Date): Promise<{ historyId: string; decidedAt: string; believed: Record<string, unknown> | null } | null> {
   const { rows } = await client.query(
-    `SELECT history_id::text, decided_at, believed FROM trustsync.entity_snapshots
+    // Aliases other than the column names: ORDER BY would otherwise sort the text, and 99 > 100.
+    `SELECT history_id::text AS hid, decided_at, believed FROM trustsync.entity_snapshots
       WHERE target = $1 AND key = $2 AND ($3::timestamptz IS NULL OR decided_at <= $3) ORDER BY history_id DESC LIMIT 1`,
     [target, key, at?.toISOString() ?? null],
   );
   const r = rows[0];
-  return r ? { historyId: r.history_id, decidedAt: (r.decided_at as Date).toISOString(), believed: r.believed } : null;
+  return r ? { historyId: r.hid, decidedAt: (r.decided_at as Date).toISOString(), believed: r.believed } : null;
 }
 
 /**
@@ -82,8 +83,8 @@ export async function takeSnapshots(client: pg.Client | pg.Pool | pg.PoolClient,
   );
   for (const { target, key } of due.rows) {
     const snapshot = await latestSnapshot(client as pg.Pool, target, key);
-    const { rows } = await client.query<HistoryRecord & { id: string; decided_at: Date }>(
-      `SELECT id::text, decided_at, decision, op, new_values FROM trustsync.history
+    const { rows } = await client.query<HistoryRecord & { hid: string; decided_at: Date }>(
+      `SELECT id::text AS hid, decided_at, decision, op, new_values FROM trustsync.history
         WHERE target = $1 AND key = $2 AND id > $3 AND decision = ANY($4::text[]) AND ($5::timestamptz IS NULL OR decided_at < $5) ORDER BY id`,
       [target, key, snapshot?.historyId ?? '0', [...BELIEF_DECISIONS], options.upTo?.toISOString() ?? null],
     );
@@ -92,7 +93,7 @@ export async function takeSnapshots(client: pg.Client | pg.Pool | pg.PoolClient,
     await client.query('INSERT INTO trustsync.entity_snapshots (target, key, history_id, decided_at, believed) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [
       target,
       key,
-      last.id,
+      last.hid,
       last.decided_at,
       JSON.stringify(foldBelief(snapshot?.believed ?? null, rows)),
     ]);
@@ -103,7 +104,7 @@ export async function takeSnapshots(client: pg.Client | pg.Pool | pg.PoolClient,
 /** The story of one destination record: every decision about its key, oldest first, and where it stands now. */
 export async function explainKey(client: pg.Client | pg.Pool, target: string, key: string, options: { at?: Date; field?: string; all?: boolean } = {}): Promise<Explanation> {
   const history = await client.query(
-    `SELECT id::text, decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values,
+    `SELECT id::text AS hid, decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values,
             old_values, field, correlation_id
        FROM trustsync.history WHERE target = $1 AND key = $2 AND ($3::timestamptz IS NULL OR decided_at <= $3)
         AND ($4::text IS NULL OR field IS NULL OR field = $4) ORDER BY id`,
@@ -113,7 +114,7 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
   const pick = (values: Record<string, unknown> | null) => (values && field ? { [field]: values[field] } : values);
   // What was believed: from the latest snapshot the timeline reaches, then the decisions after it.
   const snapshot = await latestSnapshot(client, target, key, options.at);
-  const after = history.rows.filter((r) => !snapshot || BigInt(r.id) > BigInt(snapshot.historyId));
+  const after = history.rows.filter((r) => !snapshot || BigInt(r.hid) > BigInt(snapshot.historyId));
   const believed = foldBelief(snapshot ? snapshot.believed : null, after);
   const shown = options.all ? history.rows : history.rows.slice(-TIMELINE_LIMIT);
   const ledger = await client.query(`SELECT position::text, deleted, changed_at FROM trustsync.key_positions WHERE target = $1 AND key = $2`, [target, key]);

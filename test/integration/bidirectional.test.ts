@@ -232,6 +232,7 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     await expect(resolveReview(configs, item.id, { take: 'local' }, quiet)).rejects.toThrow(/already resolved/);
     const story = await explainKey(crm, crmTable, '2');
     expect(story.timeline.map((t) => t.decision)).toContain('review-resolved');
+    if ((story.believed as { status?: string } | null)?.status !== 'closed') process.stderr.write(`explain of crm key 2:\n${JSON.stringify(story.timeline, null, 1)}\n`);
     expect(story.believed).toMatchObject({ status: 'closed' });
     expect(story.state!.agreed).toMatchObject({ status: 'closed' });
   });
