@@ -18,7 +18,8 @@ export const bigintLong = avro.types.LongType.__with({
   compare: (a: bigint, b: bigint) => (a === b ? 0 : a < b ? -1 : 1),
 });
 
-function bigintLongHook(schema: avro.Schema): avro.Type | undefined {
+/** avsc type hook: plain `long` becomes the BigInt long; logical longs (timestamps) stay numbers. */
+export function bigintLongHook(schema: avro.Schema): avro.Type | undefined {
   const isPlainLong = schema === 'long' || (typeof schema === 'object' && schema !== null && (schema as { type?: unknown }).type === 'long' && !('logicalType' in schema));
   return isPlainLong ? bigintLong : undefined;
 }

@@ -1,5 +1,5 @@
 import avro from 'avsc';
-import { bigintLong } from '../decode/avro-registry.js';
+import { bigintLong, bigintLongHook } from '../decode/avro-registry.js';
 import { SchemaIncompatible, RegistryUnavailable } from '../model/errors.js';
 
 /**
@@ -18,10 +18,6 @@ export interface StateTopicSpec {
 export interface StateMessage {
   key: string;
   value: Buffer | null;
-}
-
-function bigintLongHook(schema: avro.Schema): avro.Type | undefined {
-  return schema === 'long' || (typeof schema === 'object' && schema !== null && (schema as { type?: unknown }).type === 'long' && !('logicalType' in schema)) ? bigintLong : undefined;
 }
 
 /** Parses an .avsc record schema: problems come back as text (the flow file check lists them). */
