@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { FlowConfig } from '../flow/config.js';
 import { prepareGovernance } from '../flow/governance.js';
 import { fieldPolicy, type EntityPolicy } from '../policy/policy.js';
-import { PostgresSink, recordHistory, targetName, type TableMapping } from '../sink/postgres-sink.js';
+import { PostgresSink, readTableShape, recordHistory, targetName, type TableMapping } from '../sink/postgres-sink.js';
 import { parseTableName, qualified, quoteIdent, upsertStatement, type TableName } from '../sink/sql.js';
 import type { HistoryRow } from '../history/history.js';
 import { TrustsyncError } from '../model/errors.js';
@@ -53,17 +53,6 @@ function comparedColumns(m: TableMapping, sourceColumns: string[], destColumns: 
     .filter((c) => (!m.include || m.include.includes(c)) && !m.exclude?.includes(c))
     .map((c) => ({ src: c, dst: m.rename[c] ?? c }))
     .filter((c) => destColumns.includes(c.dst) && !keyColumns.includes(c.dst));
-}
-
-async function columnsOf(db: pg.Pool, t: TableName): Promise<{ columns: string[]; key: string[] }> {
-  const { rows } = await db.query<{ name: string; key: boolean }>(
-    `SELECT a.attname AS name, coalesce(a.attnum = ANY (i.indkey), false) AS key
-       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-       LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-      WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
-    [t.schema, t.table],
-  );
-  return { columns: rows.map((r) => r.name), key: rows.filter((r) => r.key).map((r) => r.name) };
 }
 
 /** One side of the comparison: the SQL expressions of a row's key and compared values, in its own column names. */
@@ -120,11 +109,11 @@ async function bucketRows(s: Side, n: number, buckets: number[]): Promise<Map<st
  */
 async function reconcileTable(source: pg.Pool, sink: PostgresSink, m: TableMapping, policy: EntityPolicy | undefined, systems: { source: string; destination: string }, flow: string, o: ReconcileOptions): Promise<TableReport> {
   const srcName = parseTableName(m.sourceTable!);
-  const [src, dst] = await Promise.all([columnsOf(source, srcName), columnsOf(sink.pool, m.table)]);
-  if (src.columns.length === 0) throw new ReconcileError(`source table ${m.sourceTable} not found in the source database`, `name it with sourceTable: schema.table for topic ${m.topic} in the flow file`);
-  if (dst.columns.length === 0) throw new ReconcileError(`destination table ${targetName(m.table)} does not exist`, 'run the flow first: it creates the table');
-  const keyPairs = dst.key.map((d) => ({ dst: d, src: Object.entries(m.rename).find(([, to]) => to === d)?.[0] ?? d }));
-  const pairs = comparedColumns(m, src.columns, dst.columns, dst.key);
+  const [srcShape, dstShape] = await Promise.all([readTableShape(source, srcName), readTableShape(sink.pool, m.table)]);
+  if (!srcShape) throw new ReconcileError(`source table ${m.sourceTable} not found in the source database`, `name it with sourceTable: schema.table for topic ${m.topic} in the flow file`);
+  if (!dstShape) throw new ReconcileError(`destination table ${targetName(m.table)} does not exist`, 'run the flow first: it creates the table');
+  const keyPairs = dstShape.keyColumns.map((d) => ({ dst: d, src: Object.entries(m.rename).find(([, to]) => to === d)?.[0] ?? d }));
+  const pairs = comparedColumns(m, [...srcShape.columns.keys()], [...dstShape.columns.keys()], dstShape.keyColumns);
   const srcSide: Side = { db: source, table: srcName, key: keyPairs.map((k) => k.src), values: pairs.map((p) => p.src) };
   const dstSide: Side = { db: sink.pool, table: m.table, key: keyPairs.map((k) => k.dst), values: pairs.map((p) => p.dst) };
   const n = await bucketCount(srcSide, dstSide, o.buckets);
@@ -182,19 +171,14 @@ async function reconcileTable(source: pg.Pool, sink: PostgresSink, m: TableMappi
     settled = before.length - differences.length;
   }
   if (o.repair && differences.some((d) => d.recommendedAction === 'update-destination' || d.recommendedAction === 'delete-destination')) {
-    await repair(source, sink, m, srcSide, dstSide, pairs, differences, flow);
+    await repair(source, sink, m, dstShape.columns, srcSide, dstSide, pairs, differences, flow);
   }
   return { source: m.sourceTable!, destination: targetName(m.table), rows: first.rows, buckets: n, mismatchedBuckets: first.mismatched.length, settled, differences };
 }
 
 /** Writes what the policy allows, one transaction per table, each repair on record in the history. */
-async function repair(source: pg.Pool, sink: PostgresSink, m: TableMapping, srcSide: Side, dstSide: Side, pairs: { src: string; dst: string }[], diffs: Difference[], flow: string): Promise<void> {
+async function repair(source: pg.Pool, sink: PostgresSink, m: TableMapping, typeOf: ReadonlyMap<string, string>, srcSide: Side, dstSide: Side, pairs: { src: string; dst: string }[], diffs: Difference[], flow: string): Promise<void> {
   const target = targetName(m.table);
-  const { rows: types } = await sink.pool.query<{ name: string; type: string }>(
-    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
-    [qualified(m.table)],
-  );
-  const typeOf = new Map(types.map((t) => [t.name, t.type]));
   const keys = [...new Set(diffs.filter((d) => d.recommendedAction === 'update-destination').map((d) => d.key))];
   const { rows: sourceRows } = await source.query<{ k: string; kv: (string | null)[]; v: (string | null)[] }>(
     `SELECT ${keyExpr(srcSide)} AS k, ARRAY[${srcSide.key.map((c) => `t.${quoteIdent(c)}::text`).join(', ')}] AS kv, ARRAY[${srcSide.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ') || 'NULL::text'}] AS v

@@ -100,6 +100,23 @@ function mapFields(m: TableMapping, fields: Record<string, FieldType> | null): R
   return out;
 }
 
+/** A table's columns (name → type, in order) and primary key, from the catalog; null when it does not exist. */
+export async function readTableShape(client: pg.Pool | pg.PoolClient, t: TableName): Promise<TableShape | null> {
+  const { rows } = await client.query<{ name: string; type: string; key: boolean }>(
+    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+            coalesce(a.attnum = ANY (i.indkey), false) AS key
+       FROM pg_attribute a
+       JOIN pg_class c ON c.oid = a.attrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
+      WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY a.attnum`,
+    [t.schema, t.table],
+  );
+  if (rows.length === 0) return null;
+  return { columns: new Map(rows.map((r) => [r.name, r.type])), keyColumns: rows.filter((r) => r.key).map((r) => r.name) };
+}
+
 /**
  * The destination: guarded, batched, idempotent writes into PostgreSQL tables, with a position
  * ledger (trustsync.key_positions) that every write of a key goes through, in the same transaction.
@@ -140,22 +157,6 @@ export class PostgresSink {
     return res.rowCount ?? 0;
   }
 
-  private async loadShape(t: TableName, client: pg.Pool | pg.PoolClient = this.pool): Promise<TableShape | null> {
-    const { rows } = await client.query<{ name: string; type: string; key: boolean }>(
-      `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
-              coalesce(a.attnum = ANY (i.indkey), false) AS key
-         FROM pg_attribute a
-         JOIN pg_class c ON c.oid = a.attrelid
-         JOIN pg_namespace n ON n.oid = c.relnamespace
-         LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
-        WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
-        ORDER BY a.attnum`,
-      [t.schema, t.table],
-    );
-    if (rows.length === 0) return null;
-    return { columns: new Map(rows.map((r) => [r.name, r.type])), keyColumns: rows.filter((r) => r.key).map((r) => r.name) };
-  }
-
   /** The destination table's columns, or undefined while it does not exist. */
   async columnsOf(t: TableName): Promise<string[] | undefined> {
     const shape = await this.shape(t, true);
@@ -164,7 +165,7 @@ export class PostgresSink {
 
   private async shape(t: TableName, refresh = false): Promise<TableShape | null> {
     const name = targetName(t);
-    if (refresh || !this.shapes.has(name)) this.shapes.set(name, await this.loadShape(t));
+    if (refresh || !this.shapes.has(name)) this.shapes.set(name, await readTableShape(this.pool, t));
     return this.shapes.get(name)!;
   }
 
@@ -235,7 +236,7 @@ export class PostgresSink {
   private async followSource(m: TableMapping, wanted: Map<string, string>, eventKeyColumns: string[]): Promise<TableShape> {
     await this.transaction(`following the source's shape in ${targetName(m.table)}`, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`trustsync:ddl:${targetName(m.table)}`]);
-      const shape = await this.loadShape(m.table, client);
+      const shape = await readTableShape(client, m.table);
       if (!shape) {
         if (!m.createIfMissing) {
           throw new SchemaIncompatible(`destination table ${targetName(m.table)} does not exist.`, `create it, or set createIfMissing: true for topic ${m.topic} in the flow file.`);
