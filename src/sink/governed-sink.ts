@@ -8,7 +8,7 @@ import type { EntityPolicy } from '../policy/policy.js';
 import { compareVersionVectors, mergeVersionVectors, vectorFromJson, vectorToJson, type VectorOrder, type VersionVector } from '../policy/vector.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { CURRENT_XID, FIND_OUTBOUND, GOVERNED_DDL } from './governed-sql.js';
-import { mapRow, recordHistory, targetName, type BatchAudit, type PostgresSink, type TableMapping, type TableShape } from './postgres-sink.js';
+import { inTransaction, mapRow, recordHistory, targetName, type BatchAudit, type PostgresSink, type TableMapping, type TableShape } from './postgres-sink.js';
 import { eventRow, type HistoryRow } from '../history/history.js';
 import { deleteStatement, qualified, quoteIdent, sqlText, upsertStatement } from './sql.js';
 
@@ -583,11 +583,7 @@ async function restoreInSource(sourceDb: pg.Pool, m: TableMapping, g: Governance
   const [schema, table] = [e.entity.slice(0, e.entity.indexOf('.')), e.entity.slice(e.entity.indexOf('.') + 1)];
   const source = `${quoteIdent(schema)}.${quoteIdent(table)}`;
   const idempotencyKey = `restore:${g.flow}:${e.entity}:${e.keyText}:${positionRank(e.position)}`;
-  const client = await sourceDb.connect().catch((err: unknown) => {
-    throw classifyPgError(err, `restoring ${e.entity} key ${e.keyText} in ${g.sourceSystem}`);
-  });
-  try {
-    await client.query('BEGIN');
+  await inTransaction(sourceDb, `restoring ${e.entity} key ${e.keyText} in ${g.sourceSystem}`, async (client) => {
     const done = await client.query('SELECT 1 FROM trustsync.outbound WHERE idempotency_key = $1', [idempotencyKey]);
     const inserted = done.rowCount
       ? { rowCount: 0 }
@@ -613,13 +609,7 @@ async function restoreInSource(sourceDb: pg.Pool, m: TableMapping, g: Governance
         },
       ]);
     }
-    await client.query('COMMIT');
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err instanceof TrustsyncError ? err : classifyPgError(err, `restoring ${e.entity} key ${e.keyText} in ${g.sourceSystem}`);
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /**

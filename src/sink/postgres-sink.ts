@@ -100,6 +100,30 @@ function mapFields(m: TableMapping, fields: Record<string, FieldType> | null): R
   return out;
 }
 
+/**
+ * Runs `work` in one transaction on a pooled connection. Failures come out as trustsync's errors
+ * (transient ones retriable), whether the connection, the work or the commit failed; a connection
+ * whose rollback failed is discarded rather than returned to the pool.
+ */
+export async function inTransaction<T>(pool: pg.Pool, what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const classify = (err: unknown) => (err instanceof TrustsyncError ? err : classifyPgError(err, what));
+  const client = await pool.connect().catch((err: unknown) => {
+    throw classify(err);
+  });
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch((e: Error) => (broken = e));
+    throw classify(err);
+  } finally {
+    client.release(broken);
+  }
+}
+
 /** A table's columns (name → type, in order) and primary key, from the catalog; null when it does not exist. */
 export async function readTableShape(client: pg.Pool | pg.PoolClient, t: TableName): Promise<TableShape | null> {
   const { rows } = await client.query<{ name: string; type: string; key: boolean }>(
@@ -169,29 +193,11 @@ export class PostgresSink {
     return this.shapes.get(name)!;
   }
 
-  /**
-   * Runs `work` in one transaction on a pooled connection. Failures come out as trustsync's errors
-   * (transient ones retriable), whether the connection, the work or the commit failed; a connection
-   * whose rollback failed is discarded rather than returned to the pool.
-   */
-  async transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const classify = (err: unknown) => (err instanceof TrustsyncError ? err : classifyPgError(err, what));
-    const client = await this.pool.connect().catch((err: unknown) => {
-      throw classify(err);
-    });
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => (broken = e));
-      throw classify(err);
-    } finally {
-      client.release(broken);
-    }
+  /** Runs `work` in one transaction on the destination (see inTransaction). */
+  transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, what, work);
   }
+
 
   /**
    * Makes the destination able to hold these rows: creates the table from the source's shape when
