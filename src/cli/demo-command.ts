@@ -60,6 +60,8 @@ function printSyncDemo(r: SyncDemoResult): void {
     '',
     'The story of one customer, decision by decision:',
     '  npx trustsync explain --config flows/app-to-crm.yaml crm.customers 2',
+    'Where the two databases still differ, and whose value each field should hold (--repair puts it there):',
+    `  npx trustsync reconcile --config ${r.flowFiles[0]} --reverse ${r.flowFiles[1]}`,
   );
   process.stdout.write(`${out.join('\n')}\n`);
   if (r.diverged.length) process.exitCode = 1;

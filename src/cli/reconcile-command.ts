@@ -10,17 +10,18 @@ export function reconcileCommand(): Command {
   return new Command('reconcile')
     .description("compare a flow's destination tables with their sources (counts, bucket hashes, then rows and fields), as its policies say they should be")
     .requiredOption('--config <file>', 'the flow file (needs source.database)')
-    .option('--repair', 'apply the recommended actions that update or delete the destination (recorded in the history)')
+    .option('--repair', 'apply the recommended actions that update the destination or the source or delete from the destination (recorded in the history)')
+    .option('--reverse <file>', "a two-way sync: the other direction's flow file; each field is held to its owner's value on both sides, and the source is repaired through it")
     .option('--buckets <n>', 'key-range buckets hashed in each database', '64')
     .option('--settle <seconds>', 'wait this long and compare again: differences that move are in flight, not drift', '3')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { config: string; repair?: boolean; buckets: string; settle: string; json?: boolean }) => {
+    .action(async (opts: { config: string; reverse?: string; repair?: boolean; buckets: string; settle: string; json?: boolean }) => {
       const buckets = Number(opts.buckets);
       const settle = Number(opts.settle);
       if (!Number.isInteger(buckets) || buckets < 1 || buckets > 65536) throw new Error(`--buckets ${opts.buckets}: give a whole number from 1 to 65536`);
       if (!(settle >= 0)) throw new Error(`--settle ${opts.settle}: give a number of seconds ≥ 0`);
       const config = loadFlowFile(opts.config);
-      const report = await reconcileFlow(config, { buckets, settleMs: settle * 1000, repair: Boolean(opts.repair), progress: opts.json ? () => undefined : progress, log: createLogger(config.flow, 'warn') });
+      const report = await reconcileFlow(config, { buckets, settleMs: settle * 1000, repair: Boolean(opts.repair), reverse: opts.reverse ? loadFlowFile(opts.reverse) : undefined, progress: opts.json ? () => undefined : progress, log: createLogger(config.flow, 'warn') });
       process.exitCode = report.clean ? 0 : 1;
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -34,7 +35,7 @@ export function reconcileCommand(): Command {
         for (const d of t.differences) rows.push([d.key, d.kind === 'field' ? `field ${d.field}` : d.kind, show(d.source), show(d.destination), `${d.recommendedAction}${d.repaired ? ' (repaired)' : ''}`, d.why]);
         out.push(table(rows).replace(/^/gm, '  '));
       }
-      out.push(report.clean ? 'clean: the destination is what the policies say it should be' : 'drift found: run with --repair to apply the actions marked update-/delete-destination; manual-review ones need a person');
+      out.push(report.clean ? 'clean: the destination is what the policies say it should be' : 'drift found: run with --repair to apply the actions marked update-destination, update-source and delete-destination; manual-review ones need a person');
       process.stdout.write(`${out.join('\n')}\n`);
     });
 }

@@ -1,14 +1,19 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { FlowConfig } from '../flow/config.js';
-import { prepareGovernance } from '../flow/governance.js';
-import { fieldPolicy, type EntityPolicy } from '../policy/policy.js';
+import { prepareGovernance, type GovernedTables } from '../flow/governance.js';
+import { fieldPolicy } from '../policy/policy.js';
+import { validate } from '../policy/validators.js';
+import { fromPgText, type GovernedSink, type Governance } from '../sink/governed-sink.js';
 import { PostgresSink, readTableShape, recordHistory, targetName, type TableMapping } from '../sink/postgres-sink.js';
 import { parseTableName, qualified, quoteIdent, upsertStatement, type TableName } from '../sink/sql.js';
 import type { HistoryRow } from '../history/history.js';
 import { TrustsyncError } from '../model/errors.js';
 
-export type RecommendedAction = 'update-destination' | 'delete-destination' | 'manual-review' | 'ignore';
+export type RecommendedAction = 'update-destination' | 'update-source' | 'delete-destination' | 'manual-review' | 'ignore';
+
+/** The actions `--repair` writes. */
+const REPAIRABLE: ReadonlySet<RecommendedAction> = new Set(['update-destination', 'update-source', 'delete-destination']);
 
 export interface Difference {
   key: string;
@@ -36,6 +41,8 @@ export interface ReconcileOptions {
   buckets: number;
   settleMs: number;
   repair: boolean;
+  /** The other direction of a two-way sync: fields are held to their owner's value on both sides, and the source is written through it. */
+  reverse?: FlowConfig;
   progress: (line: string) => void;
   log: Logger;
 }
@@ -55,6 +62,8 @@ function comparedColumns(m: TableMapping, sourceColumns: string[], destColumns: 
     .filter((c) => destColumns.includes(c.dst) && !keyColumns.includes(c.dst));
 }
 
+const sourceColumnOf = (pairs: readonly { src: string; dst: string }[], field: string) => pairs.find((p) => p.dst === field)!.src;
+
 /** One side of the comparison: the SQL expressions of a row's key and compared values, in its own column names. */
 interface Side {
   db: pg.Pool;
@@ -63,7 +72,8 @@ interface Side {
   values: string[];
 }
 
-const keyExpr = (s: Side) => (s.key.length === 1 ? `t.${quoteIdent(s.key[0]!)}::text` : `json_build_array(${s.key.map((k) => `t.${quoteIdent(k)}`).join(', ')})::text`);
+/** A row's key as the rest of trustsync writes it (history, explain, review): JSON of each key value. */
+const keyExpr = (s: Side) => (s.key.length === 1 ? `to_json(t.${quoteIdent(s.key[0]!)})::text` : `'[' || concat_ws(',', ${s.key.map((k) => `to_json(t.${quoteIdent(k)})::text`).join(', ')}) || ']'`);
 const valuesExpr = (s: Side) => `json_build_array(${s.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ')})::text`;
 /** The same bucket for the same key in both databases: from md5 of the key's text, not a version-dependent hash. */
 const bucketExpr = (s: Side, n: number) => `((('x' || substr(md5(${keyExpr(s)}), 1, 8))::bit(32)::int & 2147483647) % ${n})`;
@@ -100,20 +110,43 @@ async function bucketRows(s: Side, n: number, buckets: number[]): Promise<Map<st
   return new Map(rows.map((r) => [r.k, r.v]));
 }
 
+/** A governed table's writer: its flow's destination under policy, with the table's mapping there. */
+interface GovernedTable {
+  sink: GovernedSink;
+  m: TableMapping;
+  g: Governance;
+}
+
+/** What reconciling one table works with. */
+interface TableContext {
+  flow: string;
+  source: pg.Pool;
+  sink: PostgresSink;
+  m: TableMapping;
+  systems: { source: string; destination: string };
+  /** Under policy: the destination's writer. */
+  governed?: GovernedTable;
+  /** A two-way sync: the other direction's writer, whose destination is this table's source. */
+  back?: GovernedTable;
+}
+
 /**
  * Compares one mapped table with its source as the flow says it should be: counts and digests per
  * bucket, then rows and fields of the mismatching buckets only, then the same again after the settle
  * time — a difference that moved or vanished was in flight, not drift. Each difference gets the action
- * the table's policy allows; with `repair`, those that update or delete the destination are written
- * (with history), and the table is compared once more.
+ * the table's policy allows; with `repair`, those that update the destination or the source or
+ * delete from the destination are written (with history).
  */
-async function reconcileTable(source: pg.Pool, sink: PostgresSink, m: TableMapping, policy: EntityPolicy | undefined, systems: { source: string; destination: string }, flow: string, o: ReconcileOptions): Promise<TableReport> {
+async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<TableReport> {
+  const { source, sink, m, systems } = t;
+  const policy = t.governed?.g.policy;
   const srcName = parseTableName(m.sourceTable!);
   const [srcShape, dstShape] = await Promise.all([readTableShape(source, srcName), readTableShape(sink.pool, m.table)]);
   if (!srcShape) throw new ReconcileError(`source table ${m.sourceTable} not found in the source database`, `name it with sourceTable: schema.table for topic ${m.topic} in the flow file`);
   if (!dstShape) throw new ReconcileError(`destination table ${targetName(m.table)} does not exist`, 'run the flow first: it creates the table');
   const keyPairs = dstShape.keyColumns.map((d) => ({ dst: d, src: Object.entries(m.rename).find(([, to]) => to === d)?.[0] ?? d }));
   const pairs = comparedColumns(m, [...srcShape.columns.keys()], [...dstShape.columns.keys()], dstShape.keyColumns);
+  const sourceColumn = (field: string) => sourceColumnOf(pairs, field);
   const srcSide: Side = { db: source, table: srcName, key: keyPairs.map((k) => k.src), values: pairs.map((p) => p.src) };
   const dstSide: Side = { db: sink.pool, table: m.table, key: keyPairs.map((k) => k.dst), values: pairs.map((p) => p.dst) };
   const n = await bucketCount(srcSide, dstSide, o.buckets);
@@ -140,12 +173,34 @@ async function reconcileTable(source: pg.Pool, sink: PostgresSink, m: TableMappi
     for (const key of b.keys()) if (!a.has(key)) diffs.push(judge({ key, kind: 'extra' }));
     return diffs;
   };
-  /** What the policy allows: a field the source may not write is the destination's own; rows of a two-way sync go to a person. */
+  /**
+   * What the policy allows. One way: the source's value, for fields the source may write (the others
+   * are the destination's own). Two ways: each field's owner's value, in whichever system lacks it.
+   * A value the field's validators refuse is never written, and a field under manual review, like the
+   * rows of a sync under policy, goes to a person.
+   */
   const judge = (d: Omit<Difference, 'recommendedAction' | 'why'>): Difference => {
     if (d.kind === 'field') {
       const p = policy && fieldPolicy(policy, d.field!);
-      if (p && !p.writers.includes(systems.source)) return { ...d, recommendedAction: 'ignore', why: `${d.field} is ${p.owner}'s to change; ${systems.source} may not write it` };
-      return { ...d, recommendedAction: 'update-destination', why: 'the destination differs from the source' };
+      if (!p) return { ...d, recommendedAction: 'update-destination', why: 'the destination differs from the source' };
+      let action: RecommendedAction;
+      let why: string;
+      if (t.back) {
+        if (p.strategy === 'manual_review') return { ...d, recommendedAction: 'manual-review', why: `${d.field} is under manual review: a person chooses the value` };
+        action = p.owner === systems.source ? 'update-destination' : 'update-source';
+        why = `${d.field} is ${p.owner}'s: ${p.owner === systems.source ? systems.destination : systems.source} should hold ${p.owner}'s value`;
+      } else if (!p.writers.includes(systems.source)) {
+        return { ...d, recommendedAction: 'ignore', why: `${d.field} is ${p.owner}'s to change; ${systems.source} may not write it (a two-way sync: give --reverse)` };
+      } else {
+        action = 'update-destination';
+        why = 'the destination differs from the source';
+      }
+      const [from, to] = action === 'update-destination' ? [systems.source, systems.destination] : [systems.destination, systems.source];
+      const [text, other] = action === 'update-destination' ? [d.source, d.destination] : [d.destination, d.source];
+      const type = action === 'update-destination' ? dstShape.columns.get(d.field!)! : srcShape.columns.get(sourceColumn(d.field!))!;
+      const problem = validate(p.validators, fromPgText(text ?? null, type), { field: d.field!, previous: fromPgText(other ?? null, type), system: from });
+      if (problem) return { ...d, recommendedAction: 'manual-review', why: `${from}'s value fails ${d.field}'s policy (${problem}): it is not written into ${to}; correct it in ${from}` };
+      return { ...d, recommendedAction: action, why };
     }
     if (policy) return { ...d, recommendedAction: 'manual-review', why: `a record ${d.kind === 'missing' ? 'missing from' : 'only in'} ${systems.destination} may be a deliberate ${d.kind === 'missing' ? 'delete' : 'create'} there, still on its way` };
     return d.kind === 'missing'
@@ -170,14 +225,44 @@ async function reconcileTable(source: pg.Pool, sink: PostgresSink, m: TableMappi
     differences = after.filter((d) => stable.has(id(d)));
     settled = before.length - differences.length;
   }
-  if (o.repair && differences.some((d) => d.recommendedAction === 'update-destination' || d.recommendedAction === 'delete-destination')) {
-    await repair(source, sink, m, dstShape.columns, srcSide, dstSide, pairs, differences, flow);
+  if (o.repair && differences.some((d) => REPAIRABLE.has(d.recommendedAction))) {
+    if (t.governed) await repairGoverned(t.governed, t.back, srcShape.columns, dstShape.columns, pairs, differences, systems);
+    else await repairCopy(source, sink, m, dstShape.columns, srcSide, dstSide, pairs, differences, t.flow);
   }
   return { source: m.sourceTable!, destination: targetName(m.table), rows: first.rows, buckets: n, mismatchedBuckets: first.mismatched.length, settled, differences };
 }
 
-/** Writes what the policy allows, one transaction per table, each repair on record in the history. */
-async function repair(source: pg.Pool, sink: PostgresSink, m: TableMapping, typeOf: ReadonlyMap<string, string>, srcSide: Side, dstSide: Side, pairs: { src: string; dst: string }[], diffs: Difference[], flow: string): Promise<void> {
+/**
+ * Under policy, the fields where their owner's value is missing, through the governed writer of the
+ * system that lacks it: write records (so the captures are not sent back), agreed values, history.
+ */
+async function repairGoverned(
+  dest: GovernedTable,
+  back: GovernedTable | undefined,
+  srcTypes: ReadonlyMap<string, string>,
+  dstTypes: ReadonlyMap<string, string>,
+  pairs: { src: string; dst: string }[],
+  diffs: Difference[],
+  systems: { source: string; destination: string },
+): Promise<void> {
+  const valuesByKey = (action: RecommendedAction, value: (d: Difference) => [string, unknown]) => {
+    const byKey = new Map<string, Record<string, unknown>>();
+    for (const d of diffs.filter((x) => x.recommendedAction === action && x.kind === 'field')) {
+      const [column, v] = value(d);
+      byKey.set(d.key, { ...byKey.get(d.key), [column]: v });
+    }
+    return [...byKey].map(([keyText, values]) => ({ keyText, values }));
+  };
+  const toDestination = valuesByKey('update-destination', (d) => [d.field!, fromPgText(d.source ?? null, dstTypes.get(d.field!)!)]);
+  if (toDestination.length) await dest.sink.repairFields(dest.m, dest.g, toDestination, `reconcile: ${systems.destination} lacked the owner's (${systems.source}) value`);
+  const sourceColumn = (field: string) => sourceColumnOf(pairs, field);
+  const toSource = valuesByKey('update-source', (d) => [sourceColumn(d.field!), fromPgText(d.destination ?? null, srcTypes.get(sourceColumn(d.field!))!)]);
+  if (toSource.length && back) await back.sink.repairFields(back.m, back.g, toSource, `reconcile: ${systems.source} lacked the owner's (${systems.destination}) value`);
+  for (const d of diffs) if ((d.recommendedAction === 'update-destination' && d.kind === 'field') || (d.recommendedAction === 'update-source' && back)) d.repaired = true;
+}
+
+/** Without policy: the source's rows copied, one transaction per table, each repair on record in the history. */
+async function repairCopy(source: pg.Pool, sink: PostgresSink, m: TableMapping, typeOf: ReadonlyMap<string, string>, srcSide: Side, dstSide: Side, pairs: { src: string; dst: string }[], diffs: Difference[], flow: string): Promise<void> {
   const target = targetName(m.table);
   const keys = [...new Set(diffs.filter((d) => d.recommendedAction === 'update-destination').map((d) => d.key))];
   const { rows: sourceRows } = await source.query<{ k: string; kv: (string | null)[]; v: (string | null)[] }>(
@@ -213,27 +298,57 @@ async function repair(source: pg.Pool, sink: PostgresSink, m: TableMapping, type
     }
     await recordHistory(client, flow, history);
   });
-  for (const d of diffs) if (d.recommendedAction === 'update-destination' || d.recommendedAction === 'delete-destination') d.repaired = true;
+  for (const d of diffs) if (REPAIRABLE.has(d.recommendedAction)) d.repaired = true;
 }
 
-/** Reconciles every table of a flow with its source (source.database). */
+/** Reconciles every table of a flow with its source (source.database); with `reverse`, as a two-way sync. */
 export async function reconcileFlow(config: FlowConfig, o: ReconcileOptions): Promise<{ tables: TableReport[]; clean: boolean }> {
   if (!config.sourceDatabaseUrl) throw new ReconcileError(`flow ${config.flow} names no source database`, 'add source.database: postgres://… (the database Debezium captures) to the flow file');
+  const reverse = o.reverse;
+  if (reverse && (reverse.sourceSystem !== config.destinationSystem || reverse.destinationSystem !== config.sourceSystem)) {
+    throw new ReconcileError(
+      `flow ${reverse.flow} (${reverse.sourceSystem ?? '?'} → ${reverse.destinationSystem ?? '?'}) is not the reverse of ${config.flow} (${config.sourceSystem ?? '?'} → ${config.destinationSystem ?? '?'})`,
+      'give --reverse the flow file of the other direction of the sync',
+    );
+  }
   const source = new pg.Pool({ connectionString: config.sourceDatabaseUrl, max: 2, application_name: `trustsync:${config.flow}:reconcile` });
   const pool = new pg.Pool({ connectionString: config.destinationUrl, max: 3, application_name: `trustsync:${config.flow}:reconcile` });
+  const reversePool = reverse && new pg.Pool({ connectionString: reverse.destinationUrl, max: 2, application_name: `trustsync:${reverse.flow}:reconcile` });
   const sink = new PostgresSink(pool);
+  const opened: (GovernedTables | undefined)[] = [];
   try {
     await sink.prepare();
     const governed = await prepareGovernance(config, sink, o.log);
+    opened.push(governed);
+    const backSink = reversePool && new PostgresSink(reversePool);
+    await backSink?.prepare();
+    const backGoverned = reverse && backSink && (await prepareGovernance(reverse, backSink, o.log));
+    opened.push(backGoverned);
     const tables: TableReport[] = [];
     for (const m of config.tables) {
       const g = governed?.byTopic.get(m.topic);
-      tables.push(await reconcileTable(source, sink, m, g?.policy, { source: config.sourceSystem ?? 'source', destination: config.destinationSystem ?? 'destination' }, config.flow, o));
+      const backTable = backGoverned && reverse!.tables.find((t) => t.policy && targetName(t.table) === m.sourceTable);
+      const backG = backTable && backGoverned.byTopic.get(backTable.topic);
+      tables.push(
+        await reconcileTable(
+          {
+            flow: config.flow,
+            source,
+            sink,
+            m,
+            systems: { source: config.sourceSystem ?? 'source', destination: config.destinationSystem ?? 'destination' },
+            governed: g && governed ? { sink: governed.sink, m, g } : undefined,
+            back: g && backTable && backG ? { sink: backGoverned.sink, m: backTable, g: backG } : undefined,
+          },
+          o,
+        ),
+      );
     }
-    await governed?.sourceDb?.end();
     return { tables, clean: tables.every((t) => t.differences.every((d) => d.recommendedAction === 'ignore' || d.repaired)) };
   } finally {
+    for (const gv of opened) await gv?.sourceDb?.end();
     await source.end();
     await pool.end();
+    await reversePool?.end();
   }
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { UNAVAILABLE_VALUE, type ChangeEvent, type Row } from '../model/change.js';
 import { RowRejected, TrustsyncError } from '../model/errors.js';
@@ -83,7 +83,7 @@ interface LocalRow {
 
 const isJsonType = (type: string) => type === 'jsonb' || type === 'json';
 /** A column's value as trustsync compares it: PostgreSQL's text, JSON parsed. */
-const fromPgText = (text: string | null, type: string): unknown => (text === null ? null : isJsonType(type) ? JSON.parse(text) : text);
+export const fromPgText = (text: string | null, type: string): unknown => (text === null ? null : isJsonType(type) ? JSON.parse(text) : text);
 const toPgText = (value: unknown, type: string): string | null => (value === null || value === undefined ? null : isJsonType(type) ? JSON.stringify(value) : String(value));
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
@@ -167,6 +167,26 @@ export class GovernedSink {
         },
       ]);
       return { wrote: result.wrote, detail: result.detail };
+    });
+  }
+
+  /**
+   * Reconcile's repair of records' fields under policy: each written as a settled decision (write
+   * record, agreed values), on record as `repaired`, one transaction for the table.
+   */
+  async repairFields(m: TableMapping, g: Governance, repairs: readonly { keyText: string; values: Values }[], reason: string): Promise<number> {
+    const shape = await this.sink.ensureTable(m, []);
+    const target = targetName(m.table);
+    return this.sink.transaction(`repairing ${target}`, async (client) => {
+      const writer = new GovernedWriter(client, m, shape, g);
+      const history: HistoryRow[] = [];
+      for (const r of repairs) {
+        const settled = await writer.settleFields(r.keyText, r.values, 'reconcile', `reconcile:${randomUUID()}`);
+        if (!settled?.xid) continue;
+        history.push({ target, entity: null, key: r.keyText, op: 'u', decision: 'repaired', reason, position: null, storedPosition: null, origin: null, txId: settled.xid, sourceTsMs: null, captureTsMs: null, newValues: jsonable(settled.written) });
+      }
+      await recordHistory(client, g.flow, history);
+      return history.length;
     });
   }
 
@@ -421,37 +441,15 @@ class GovernedWriter {
   }
 
   async resolveReview(item: ReviewItem, chosen: unknown, take: string): Promise<{ wrote: boolean; detail: string; xid: string | null }> {
-    const key = parseKeyText(item.key, this.shape.keyColumns.length);
-    const state = (await this.readState(item.key)) ?? { vector: {}, knownXid: null, knownValues: null, localEdits: {} };
-    const row = await this.readRow(key);
     let xid: string | null = null;
     let detail: string;
-    let known = state.knownValues;
-    const write = (op: string, values: Values) =>
-      this.recordWrite({ keyText: item.key, originSystem: 'review', originPosition: null, originTxId: null, originValues: values, fields: Object.keys(values), op, vector: state.vector, idempotencyKey: `review:${item.id}:${this.target}` });
     if (item.field === '*') {
-      if (chosen === 'deleted' && row) {
-        const { where, params } = this.keyMatch(key);
-        await this.client.query(`DELETE FROM ${qualified(this.m.table)} AS t WHERE ${where}`, params);
-        xid = await write('delete', {});
-        known = null;
-        detail = 'record deleted';
-      } else {
-        detail = row ? 'record kept' : chosen === 'kept' ? 'the record is already gone here: recreate it at its owner' : 'already deleted';
-      }
-    } else if (!row) {
-      detail = 'no such record here';
-    } else if (same(row.values[item.field], chosen)) {
-      detail = 'already holds this value';
-      known = { ...(known ?? {}), [item.field]: chosen };
+      ({ xid, detail } = await this.resolveRecordReview(item, chosen));
     } else {
-      await this.write(key, { [item.field]: chosen }, true);
-      xid = await write('update', { [item.field]: chosen });
-      known = { ...(known ?? {}), [item.field]: chosen };
-      detail = 'written';
+      const settled = await this.settleFields(item.key, { [item.field]: chosen }, 'review', `review:${item.id}:${this.target}`);
+      xid = settled?.xid ?? null;
+      detail = !settled ? 'no such record here' : xid ? 'written' : 'already holds this value';
     }
-    const { [item.field]: _, ...localEdits } = state.localEdits;
-    await this.saveState(item.key, { vector: state.vector, knownValues: known, knownXid: null, localEdits });
     await this.client.query(
       `INSERT INTO trustsync.review (id, flow, entity, target, key, field, owner, proposer, kept_value, proposed_value, proposer_tx_id, vectors, policy, status, resolved_at, resolution)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'resolved', now(), $14)
@@ -474,6 +472,40 @@ class GovernedWriter {
       ],
     );
     return { wrote: xid !== null, detail, xid };
+  }
+
+  /** A review of a whole record (a delete against an edit): deleted or kept as the person chose. */
+  private async resolveRecordReview(item: ReviewItem, chosen: unknown): Promise<{ xid: string | null; detail: string }> {
+    const key = parseKeyText(item.key, this.shape.keyColumns.length);
+    const state = (await this.readState(item.key)) ?? { vector: {}, knownXid: null, knownValues: null, localEdits: {} };
+    const row = await this.readRow(key);
+    if (!(chosen === 'deleted' && row)) return { xid: null, detail: row ? 'record kept' : chosen === 'kept' ? 'the record is already gone here: recreate it at its owner' : 'already deleted' };
+    const { where, params } = this.keyMatch(key);
+    await this.client.query(`DELETE FROM ${qualified(this.m.table)} AS t WHERE ${where}`, params);
+    const xid = await this.recordWrite({ keyText: item.key, originSystem: 'review', originPosition: null, originTxId: null, originValues: {}, fields: [], op: 'delete', vector: state.vector, idempotencyKey: `review:${item.id}:${this.target}` });
+    await this.saveState(item.key, { vector: state.vector, knownValues: null, knownXid: null, localEdits: state.localEdits });
+    return { xid, detail: 'record deleted' };
+  }
+
+  /**
+   * Sets fields of an existing record to values decided outside a captured change (a review, a
+   * reconcile repair): written where they differ, with a write record so the capture is not sent
+   * back, and agreed by both sides from now on. Null when the record is not here.
+   */
+  async settleFields(keyText: string, values: Values, origin: string, idempotencyKey: string): Promise<{ xid: string | null; written: Values } | null> {
+    const key = parseKeyText(keyText, this.shape.keyColumns.length);
+    const state = (await this.readState(keyText)) ?? { vector: {}, knownXid: null, knownValues: null, localEdits: {} };
+    const row = await this.readRow(key);
+    if (!row) return null;
+    const differing = Object.fromEntries(Object.entries(values).filter(([c, v]) => !same(row.values[c], v)));
+    let xid: string | null = null;
+    if (Object.keys(differing).length) {
+      await this.write(key, differing, true);
+      xid = await this.recordWrite({ keyText, originSystem: origin, originPosition: null, originTxId: null, originValues: differing, fields: Object.keys(differing), op: 'update', vector: state.vector, idempotencyKey });
+    }
+    const localEdits = Object.fromEntries(Object.entries(state.localEdits).filter(([c]) => !(c in values)));
+    await this.saveState(keyText, { vector: state.vector, knownValues: { ...(state.knownValues ?? {}), ...values }, knownXid: null, localEdits });
+    return { xid, written: differing };
   }
 
   /**

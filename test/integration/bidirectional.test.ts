@@ -237,16 +237,42 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     expect(story.state!.agreed).toMatchObject({ status: 'closed' });
   });
 
-  it('reconciles by policy: a CRM-owned field that differs from the app is the CRM’s own, not drift', async () => {
+  it('reconciles by policy: one way a CRM-owned field is the CRM’s own; two ways each field is held to its owner’s value, repaired where missing, never echoed', async () => {
+    // Every change in either database is captured and on its way: what persists once the flows are
+    // idle is what the policies left apart. 7 and 11 hold rejected edits (the app's lifecycle stage,
+    // the CRM's email), 8 the app's invalid email.
     await stopFlows();
-    await crm.query(`UPDATE ${crmTable} SET lifecycle_stage = 'churned' WHERE id = 3`);
-    await crm.query(`UPDATE ${crmTable} SET name = 'Renamed behind trustsync' WHERE id = 4`);
-    const r = await reconcileFlow(configs[0]!, { buckets: 8, settleMs: 0, repair: false, progress: () => undefined, log: quiet });
-    const diffs = r.tables[0]!.differences.filter((d) => d.key === '3' || d.key === '4').sort((a, b) => a.key.localeCompare(b.key));
-    expect(diffs.map((d) => [d.key, d.field, d.recommendedAction])).toEqual([
-      ['3', 'lifecycle_stage', 'ignore'],
-      ['4', 'name', 'update-destination'],
+    const reconcile = (repair: boolean, reverse?: FlowConfig) => reconcileFlow(configs[0]!, { buckets: 8, settleMs: 0, repair, reverse, progress: () => undefined, log: quiet });
+    const actions = (r: Awaited<ReturnType<typeof reconcile>>) =>
+      r.tables[0]!.differences.map((d) => [d.key, d.field, d.recommendedAction]).sort((a, b) => Number(a[0]) - Number(b[0]));
+    expect(actions(await reconcile(false))).toEqual([
+      ['7', 'lifecycle_stage', 'ignore'],
+      ['8', 'email', 'manual-review'],
+      ['11', 'email', 'update-destination'],
     ]);
+    const before = await writeCounts();
+    const twoWay = await reconcile(true, configs[1]);
+    expect(actions(twoWay)).toEqual([
+      ['7', 'lifecycle_stage', 'update-source'],
+      ['8', 'email', 'manual-review'],
+      ['11', 'email', 'update-destination'],
+    ]);
+    expect(twoWay.tables[0]!.differences.find((d) => d.key === '8')!.why).toMatch(/app's value fails email's policy \(format:email/);
+    const repaired = async () => ({ app: byId(await readCustomers(app, appSchema)), crm: byId(await readCustomers(crm, crmSchema)) });
+    const r = await repaired();
+    expect([r.app.get(7)!.lifecycle_stage, r.crm.get(11)!.email]).toEqual([null, 'c11@example.com']);
+    const again = await reconcile(false, configs[1]);
+    expect(actions(again)).toEqual([['8', 'email', 'manual-review']]);
+    expect(again.clean).toBe(false);
+
+    // The repairs' captures come back and are known as trustsync's own: nothing moves.
+    await startFlows();
+    await quiesce();
+    await stopFlows();
+    expect(await repaired()).toEqual(r);
+    expect(await writeCounts()).toEqual({ intoApp: before.intoApp + 1, intoCrm: before.intoCrm + 1, echoedFromApp: before.echoedFromApp + 1, echoedFromCrm: before.echoedFromCrm + 1 });
+    const story = await explainKey(app, appTable, '7');
+    expect(story.timeline.at(-1)).toMatchObject({ decision: 'repaired', values: { lifecycle_stage: null }, reason: "reconcile: app lacked the owner's (crm) value" });
   });
 
   it('explains one customer’s story exactly: create, an edit from each side, an echo, a rejection, a stale re-delivery, a conflict', async () => {
