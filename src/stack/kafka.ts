@@ -8,7 +8,10 @@ import { runCommand, startDetached } from './processes.js';
 import { javaCommand, jvmArgs, writeLog4j2Config } from './java.js';
 import { StackError } from './errors.js';
 
-/** A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, as `kafka-storage random-uuid` makes. */
+/**
+ * A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, as `kafka-storage random-uuid`
+ * makes. One in 64 starts with '-': it is passed as `--cluster-id=…` so it is never read as an option.
+ */
 function clusterId(): string {
   return randomBytes(16).toString('base64url');
 }
@@ -62,7 +65,7 @@ export const kafka: Component = {
     const java = javaCommand();
     if (!existsSync(join(dataDir, 'meta.properties'))) {
       mkdirSync(dataDir, { recursive: true });
-      await runCommand(java, [...jvmArgs(jvmMarker(s), '256m', log4j), '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId(), '-c', config]).catch((err) => {
+      await runCommand(java, [...jvmArgs(jvmMarker(s), '256m', log4j), '-cp', classpath, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', config]).catch((err) => {
         throw new StackError(`formatting Kafka's storage in ${dataDir} failed: ${(err as Error).message}`, 'run `trustsync stack down --purge` and `trustsync stack up` again.');
       });
     }
