@@ -45,6 +45,22 @@ export function createDecoder(config: FlowConfig): RecordDecoder {
   return config.decoding === 'avro' ? new AvroDecoder(avroSchemaRegistry(config.registryUrl!)) : new JsonDecoder();
 }
 
+/** Kafka's word that the group went on without this member: a pause longer than the session, a rebalance. */
+const MEMBERSHIP_LOST = new Set(['UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP']);
+
+/**
+ * A commit or heartbeat refused because the group went on without this member. kafkajs wraps the
+ * refusal as non-retriable, which would end the consumer; handed the bare protocol error it rejoins
+ * instead. The slice's writes are durable and its offset uncommitted: whoever owns the partition
+ * next reads it again, and the guards absorb it.
+ */
+function rejoinOnLostMembership(err: unknown): never {
+  for (let e = err as { type?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.type && MEMBERSHIP_LOST.has(e.type)) throw e;
+  }
+  throw err;
+}
+
 /** Everything a flow holds open: Kafka clients, the destination pool, the metrics endpoint. */
 export class FlowRunner {
   readonly metrics: FlowMetrics;
@@ -347,14 +363,14 @@ export class FlowRunner {
           return;
         }
       } else {
-        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]).catch(rejoinOnLostMembership);
       }
       resolveOffset(last);
       this.progressAt.set(`${batch.topic}/${batch.partition}`, Date.now());
       const following = batch.messages[start + size];
       const behind = high - BigInt(next);
       this.metrics.partitionLag(batch.topic, batch.partition, Number(behind > 0n ? behind : 0n), following ? Number(following.timestamp) : null);
-      await heartbeat();
+      await heartbeat().catch(rejoinOnLostMembership);
     }
   }
 
