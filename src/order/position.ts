@@ -17,8 +17,12 @@ function lsnFrom(value: unknown, what: string): bigint {
 }
 
 /**
- * Reads Debezium PostgreSQL's `source.sequence` (`["<lastCommitLsn>","<lsn>"]`, a JSON string whose
- * first element is null for the first change after the slot was created). Falls back to `source.lsn`.
+ * Reads Debezium PostgreSQL's `source.sequence` (`["<lastCommitLsn>","<lsn>"]`, a JSON string). Falls
+ * back to `source.lsn`. The first element is null in the first transaction a new slot streams; that
+ * transaction's own LSN stands in for it. Taking 0 instead would rank it below every change an
+ * earlier connector delivered, and the ledger would skip it as stale. Two changes of one key are
+ * serialised by the row lock, so the later one's LSN is past the earlier one's commit, which
+ * keeps the substitute in order.
  */
 export function postgresPosition(sequence: unknown, lsn: unknown, snapshot: boolean): Position {
   if (typeof sequence === 'string' && sequence.length > 0) {
@@ -29,7 +33,8 @@ export function postgresPosition(sequence: unknown, lsn: unknown, snapshot: bool
       throw new InvalidPosition(`source.sequence is not JSON: ${sequence}`);
     }
     if (!Array.isArray(pair) || pair.length !== 2) throw new InvalidPosition(`source.sequence is not a pair: ${sequence}`);
-    return checked({ snapshot, commitLsn: lsnFrom(pair[0], 'source.sequence[0]'), lsn: lsnFrom(pair[1], 'source.sequence[1]') });
+    const at = lsnFrom(pair[1], 'source.sequence[1]');
+    return checked({ snapshot, commitLsn: pair[0] === null ? at : lsnFrom(pair[0], 'source.sequence[0]'), lsn: at });
   }
   if (lsn === null || lsn === undefined) throw new InvalidPosition('the event has neither source.sequence nor source.lsn');
   return checked({ snapshot, commitLsn: 0n, lsn: lsnFrom(lsn, 'source.lsn') });

@@ -24,10 +24,15 @@ describe('source positions order changes by commit, never by arrival or clock', 
     expect(positionRank(b) - positionRank(a)).toBe(1n);
   });
 
-  it('treats the null commit LSN of the first change after slot creation as the earliest', () => {
+  it('orders the first transaction of a new slot (no last commit yet) by its own LSN', () => {
     const first = postgresPosition('[null,"36064912"]', 36064912, false);
     const next = postgresPosition('["36065088","36065088"]', 36065088, false);
     expect(comparePositions(first, next)).toBeLessThan(0);
+    // A change an earlier connector delivered from a transaction that committed before this one began.
+    const earlierConnector = postgresPosition('["36000000","36010000"]', 36010000, false);
+    expect(comparePositions(earlierConnector, first)).toBeLessThan(0);
+    const sameTransaction = postgresPosition('[null,"36064990"]', 36064990, false);
+    expect(comparePositions(first, sameTransaction)).toBeLessThan(0);
   });
 
   it('ranks snapshot reads below every streamed change', () => {
