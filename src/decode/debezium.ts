@@ -2,6 +2,7 @@ import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { keyTextOf, type DecodedRecord, type FieldType, type RecordOrigin, type Row } from '../model/change.js';
 import { RegistryUnavailable, UndecodableRecord } from '../model/errors.js';
 import { InvalidPosition, postgresPosition } from '../order/position.js';
+import { splitConnectEnvelope } from './connect-json.js';
 
 export interface RawRecord {
   key: Buffer | null;
@@ -105,11 +106,46 @@ function unwrapConnectJson(parsed: unknown): Decoded {
 }
 
 export class JsonDecoder implements RecordDecoder {
+  /**
+   * Per topic and part (key, value), the envelope's bytes up to its payload — the schema, which is
+   * the same for every change of a table version — and the fields read from it once.
+   */
+  private readonly envelopes = new Map<string, { prefix: Buffer; fields: Record<string, FieldType> | null }>();
+
   async decode(record: RawRecord): Promise<DecodedRecord> {
-    const key = record.key === null ? null : unwrapConnectJson(parseJson(record.key, 'key')).payload;
+    const key = record.key === null ? null : this.unwrap(record.key, 'key', record.origin.topic).payload;
     if (key !== null && (typeof key !== 'object' || Array.isArray(key))) throw new UndecodableRecord('missing-key', 'key is not a JSON object of key columns');
-    const value = record.value === null ? null : unwrapConnectJson(parseJson(record.value, 'value'));
+    const value = record.value === null ? null : this.unwrap(record.value, 'value', record.origin.topic);
     return fromEnvelope(key, value, record.origin);
+  }
+
+  /**
+   * A JsonConverter envelope whose schema was seen before is recognised by comparing bytes, and only
+   * its payload is parsed; anything else is parsed whole (where a malformed record is named as such).
+   */
+  private unwrap(buf: Buffer, what: 'key' | 'value', topic: string): Decoded {
+    const slot = `${what}\u0000${topic}`;
+    const known = this.envelopes.get(slot);
+    let envelope = known && buf.length > known.prefix.length && buf.compare(known.prefix, 0, known.prefix.length, 0, known.prefix.length) === 0 && buf[buf.length - 1] === 0x7d ? known : undefined;
+    if (!envelope) {
+      const parts = splitConnectEnvelope(buf);
+      if (parts) {
+        try {
+          const fields = what === 'value' ? fieldsOfConnectSchema(JSON.parse(buf.toString('utf8', parts.schemaStart, parts.schemaEnd)) as ConnectJsonSchema) : null;
+          this.envelopes.set(slot, (envelope = { prefix: Buffer.from(buf.subarray(0, parts.payloadStart)), fields }));
+        } catch {
+          // Parsed whole below.
+        }
+      }
+    }
+    if (envelope) {
+      try {
+        return { payload: JSON.parse(buf.toString('utf8', envelope.prefix.length, buf.length - 1)) as Row, fields: envelope.fields };
+      } catch {
+        // Parsed whole below.
+      }
+    }
+    return unwrapConnectJson(parseJson(buf, what));
   }
 }
 

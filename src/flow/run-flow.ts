@@ -104,6 +104,10 @@ export class FlowRunner {
     this.consumer = this.kafka.consumer({
       groupId: config.group,
       maxWaitTimeInMs: config.batch.maxWaitMs,
+      // Room for a full batch per partition (Debezium JSON with schemas runs to 2-3 KB a change): fewer,
+      // larger transactions. kafkajs's default (1 MB) cut batches to a few hundred changes.
+      maxBytesPerPartition: 8 * 1024 * 1024,
+      maxBytes: 32 * 1024 * 1024,
       // A process that dies (kill -9) holds its partitions until the session expires: keep that short.
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { JsonDecoder, AvroDecoder } from '../../src/decode/debezium.js';
+import { splitConnectEnvelope } from '../../src/decode/connect-json.js';
 import { UndecodableRecord } from '../../src/model/errors.js';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 
@@ -39,6 +41,43 @@ describe('decoding Debezium JSON', () => {
     };
     const e = await decoder.decode({ key: json({ schema: { type: 'struct' }, payload: { id: 7 } }), value: json({ schema, payload: envelope('c', { id: 7, updated_at: '2026-01-01T00:00:00Z' }) }), origin });
     expect(e.kind === 'change' && e.fields).toEqual({ id: { type: 'int64', name: undefined, optional: false }, updated_at: { type: 'string', name: 'io.debezium.time.ZonedTimestamp', optional: false } });
+  });
+
+  it('reads only the payload of an envelope whose schema it has seen, and follows a schema that changes', async () => {
+    const schemaWith = (columns: string[]) => ({
+      type: 'struct',
+      fields: [{ field: 'after', type: 'struct', optional: true, fields: columns.map((c) => ({ field: c, type: 'string', optional: true })) }],
+    });
+    const fresh = new JsonDecoder();
+    const decode = (columns: string[], after: Record<string, unknown>) =>
+      fresh.decode({ key: json({ schema: { type: 'struct' }, payload: { id: 7 } }), value: json({ schema: schemaWith(columns), payload: envelope('u', after) }), origin });
+    const first = await decode(['id', 'name'], { id: 7, name: 'a' });
+    const again = await decode(['id', 'name'], { id: 7, name: 'b' });
+    const added = await decode(['id', 'name', 'tier'], { id: 7, name: 'b', tier: 'gold' });
+    expect([first, again, added].map((e) => e.kind === 'change' && [Object.keys(e.fields ?? {}), e.after])).toEqual([
+      [['id', 'name'], { id: 7, name: 'a' }],
+      [['id', 'name'], { id: 7, name: 'b' }],
+      [['id', 'name', 'tier'], { id: 7, name: 'b', tier: 'gold' }],
+    ]);
+  });
+
+  it('splits any JsonConverter envelope exactly where a whole parse would, whatever its strings hold', () => {
+    const text = fc.string({ unit: fc.constantFrom('a', '"', '\\', '{', '}', '[', ']', ',', ':', 'é', '😀', '\n', ',"payload":') });
+    fc.assert(
+      fc.property(fc.dictionary(text, fc.oneof(text, fc.integer(), fc.constant(null), fc.array(text))), fc.dictionary(text, fc.oneof(text, fc.array(text))), (payload, schemaExtra) => {
+        const buf = json({ schema: { type: 'struct', ...schemaExtra }, payload });
+        const parts = splitConnectEnvelope(buf)!;
+        expect(JSON.parse(buf.toString('utf8', parts.payloadStart, parts.payloadEnd))).toEqual(payload);
+        expect(JSON.parse(buf.toString('utf8', parts.schemaStart, parts.schemaEnd))).toEqual({ type: 'struct', ...schemaExtra });
+      }),
+    );
+    expect(splitConnectEnvelope(json({ payload: {}, schema: {} }))).toBeNull();
+    expect(splitConnectEnvelope(Buffer.from('{"schema":{"a":1}, "payload":{}}'))).toBeNull();
+  });
+
+  it('names a malformed envelope as malformed JSON, even when it starts like one', async () => {
+    const broken = Buffer.from('{"schema":{"type":"struct"},"payload":{"op":"u",}');
+    await expect(decoder.decode({ key: json({ id: 1 }), value: broken, origin })).rejects.toMatchObject({ code: 'malformed-json' });
   });
 
   it('marks snapshot reads', async () => {
