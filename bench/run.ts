@@ -1,34 +1,135 @@
-import { JsonDecoder, type RawRecord } from '../src/decode/debezium.js';
+import avro from 'avsc';
+import { SchemaType } from '@kafkajs/confluent-schema-registry';
+import { AvroDecoder, JsonDecoder, type RawRecord, type RecordDecoder } from '../src/decode/debezium.js';
+import { avroSchemaRegistry, bigintLongHook } from '../src/decode/avro-registry.js';
 import { collapseByKey } from '../src/order/plan.js';
 import type { ChangeEvent } from '../src/model/change.js';
 import { seededRandom } from '../src/demo/workload.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { PACKAGE_DIR, stackSettings } from '../src/stack/settings.js';
+import { stackUp } from '../src/stack/stack.js';
+import { table } from '../src/cli/output.js';
+import { runContest } from './contest.js';
 
 /**
- * Micro-benchmark of trustsync's pure path — decode + order + plan, no I/O — on ~1 KB Debezium JSON
- * change events, one core. Prints events per second; `--events N` sets the volume.
+ * `npm run bench`: the micro-benchmark of trustsync's pure path — decode + order + plan, no I/O — on
+ * ~1 KB Debezium JSON change events, one core; then the contest on the local stack (bench/contest.ts).
+ * `--events N` and `--keys N` size the contest's workload, `--micro` stops after the pure path,
+ * `--json` also writes bench/results/<time>.json.
  */
-function debeziumRecords(count: number, keys: number): RawRecord[] {
+/** A Debezium change of the demo's customers table, as its Avro envelope carries it (plain longs as BigInt). */
+function customerChange(i: number, id: number, random: () => number) {
+  const lsn = 40_000_000n + BigInt(i) * 96n;
+  return {
+    before: null,
+    after: { id: BigInt(id), email: `customer${id}@example.com`, name: `Customer ${id}`, tier: 'gold', balance: (random() * 1000).toFixed(2), profile: '{"tags": ["vip"], "score": 42}', notes: NOTE, updated_at: '2026-11-23T15:43:10.304829Z' },
+    source: { version: '3.3.1.Final', connector: 'postgresql', name: 'cdc.shop', ts_ms: 1795448591655n, snapshot: 'false', db: 'trustsync_source', sequence: `["${lsn - 48n}","${lsn}"]`, ts_us: 1795448591655717n, ts_ns: 1795448591655717000n, schema: 'demo', table: 'customers', txId: BigInt(748 + i), lsn, xmin: null },
+    transaction: null,
+    op: i % 10 === 0 ? 'c' : 'u',
+    ts_ms: 1795448592096n,
+  };
+}
+const NOTE = 'lorem ipsum dolor sit amet '.repeat(22);
+
+/** The Avro schemas Debezium's converter registers for that table: key, and the envelope. */
+const optional = (type: unknown) => ({ type: ['null', type], default: null });
+const KEY_SCHEMA = { type: 'record', name: 'Key', namespace: 'cdc.shop.demo.customers', fields: [{ name: 'id', type: 'long' }], 'connect.name': 'cdc.shop.demo.customers.Key' };
+const ENVELOPE_SCHEMA = {
+  type: 'record',
+  name: 'Envelope',
+  namespace: 'cdc.shop.demo.customers',
+  'connect.name': 'cdc.shop.demo.customers.Envelope',
+  fields: [
+    {
+      name: 'before',
+      ...optional({
+        type: 'record',
+        name: 'Value',
+        'connect.name': 'cdc.shop.demo.customers.Value',
+        fields: [
+          { name: 'id', type: 'long' },
+          { name: 'email', type: 'string' },
+          { name: 'name', type: 'string' },
+          { name: 'tier', type: 'string' },
+          { name: 'balance', type: 'string' },
+          { name: 'profile', ...optional({ type: 'string', 'connect.name': 'io.debezium.data.Json' }) },
+          { name: 'notes', ...optional('string') },
+          { name: 'updated_at', type: { type: 'string', 'connect.name': 'io.debezium.time.ZonedTimestamp' } },
+        ],
+      }),
+    },
+    { name: 'after', ...optional('Value') },
+    {
+      name: 'source',
+      type: {
+        type: 'record',
+        name: 'Source',
+        namespace: 'io.debezium.connector.postgresql',
+        'connect.name': 'io.debezium.connector.postgresql.Source',
+        fields: [
+          { name: 'version', type: 'string' },
+          { name: 'connector', type: 'string' },
+          { name: 'name', type: 'string' },
+          { name: 'ts_ms', type: 'long' },
+          { name: 'snapshot', ...optional('string') },
+          { name: 'db', type: 'string' },
+          { name: 'sequence', ...optional('string') },
+          { name: 'ts_us', ...optional('long') },
+          { name: 'ts_ns', ...optional('long') },
+          { name: 'schema', type: 'string' },
+          { name: 'table', type: 'string' },
+          { name: 'txId', ...optional('long') },
+          { name: 'lsn', ...optional('long') },
+          { name: 'xmin', ...optional('long') },
+        ],
+      },
+    },
+    { name: 'transaction', ...optional({ type: 'record', name: 'block', namespace: 'event', fields: [{ name: 'id', type: 'string' }, { name: 'total_order', type: 'long' }, { name: 'data_collection_order', type: 'long' }] }) },
+    { name: 'op', type: 'string' },
+    { name: 'ts_ms', ...optional('long') },
+  ],
+};
+
+const jsonReplacer = (_: string, v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
+
+/**
+ * `count` changes to 100,000 keys, encoded as Debezium's JSON converter (schemas off) or its Avro
+ * converter (Confluent wire format: magic byte, schema id, body) writes them.
+ */
+function debeziumRecords(count: number, format: 'json' | 'avro'): RawRecord[] {
   const random = seededRandom(1);
+  const keyType = avro.Type.forSchema(KEY_SCHEMA as avro.Schema, { typeHook: bigintLongHook });
+  const valueType = avro.Type.forSchema(ENVELOPE_SCHEMA as avro.Schema, { typeHook: bigintLongHook });
+  const wire = (id: number, body: Buffer) => {
+    const head = Buffer.alloc(5);
+    head.writeInt32BE(id, 1);
+    return Buffer.concat([head, body]);
+  };
   const records: RawRecord[] = [];
-  const note = 'lorem ipsum dolor sit amet '.repeat(22);
   for (let i = 0; i < count; i++) {
-    const id = Math.floor(random() * keys) + 1;
-    const lsn = 40_000_000 + i * 96;
-    const value = {
-      before: null,
-      after: { id, email: `customer${id}@example.com`, name: `Customer ${id}`, tier: 'gold', balance: (random() * 1000).toFixed(2), profile: '{"tags": ["vip"], "score": 42}', notes: note, updated_at: '2026-11-23T15:43:10.304829Z' },
-      source: { version: '3.3.1.Final', connector: 'postgresql', name: 'cdc.shop', ts_ms: 1795448591655, snapshot: 'false', db: 'trustsync_source', sequence: `["${lsn - 48}","${lsn}"]`, ts_us: 1795448591655717, ts_ns: 1795448591655717000, schema: 'demo', table: 'customers', txId: 748 + i, lsn, xmin: null },
-      transaction: null,
-      op: i % 10 === 0 ? 'c' : 'u',
-      ts_ms: 1795448592096,
-    };
-    records.push({ key: Buffer.from(JSON.stringify({ id })), value: Buffer.from(JSON.stringify(value)), origin: { topic: 'cdc.shop.demo.customers', partition: id % 6, offset: String(i) } });
+    const id = Math.floor(random() * 100_000) + 1;
+    const change = customerChange(i, id, random);
+    const key = format === 'json' ? Buffer.from(JSON.stringify({ id })) : wire(1, keyType.toBuffer({ id: BigInt(id) }));
+    const value = format === 'json' ? Buffer.from(JSON.stringify(change, jsonReplacer)) : wire(2, valueType.toBuffer(change));
+    records.push({ key, value, origin: { topic: 'cdc.shop.demo.customers', partition: id % 6, offset: String(i) } });
   }
   return records;
 }
 
-async function decodeOrderPlan(records: RawRecord[], batch: number): Promise<number> {
-  const decoder = new JsonDecoder();
+/**
+ * The Avro decoder with its registry client's cache already holding both schemas, as it does after
+ * the first record of a topic: the pure path, no registry round trip.
+ */
+function avroDecoderWithSchemasCached(): AvroDecoder {
+  const registry = avroSchemaRegistry('http://127.0.0.1:9/unused');
+  registry.cache.setSchema(1, SchemaType.AVRO, avro.Type.forSchema(KEY_SCHEMA as avro.Schema, { typeHook: bigintLongHook }) as never);
+  registry.cache.setSchema(2, SchemaType.AVRO, avro.Type.forSchema(ENVELOPE_SCHEMA as avro.Schema, { typeHook: bigintLongHook }) as never);
+  return new AvroDecoder(registry);
+}
+
+async function decodeOrderPlan(decoder: RecordDecoder, records: RawRecord[], batch: number): Promise<number> {
   let written = 0;
   for (let start = 0; start < records.length; start += batch) {
     const events: ChangeEvent[] = [];
@@ -41,25 +142,72 @@ async function decodeOrderPlan(records: RawRecord[], batch: number): Promise<num
   return written;
 }
 
-async function main(): Promise<void> {
-  const arg = process.argv.indexOf('--events');
-  const count = arg > 0 ? Number(process.argv[arg + 1]) : 200_000;
-  const records = debeziumRecords(count, 100_000);
+interface MicroResult {
+  format: 'json' | 'avro';
+  events: number;
+  avgEventBytes: number;
+  eventsPerSecond: number;
+  min: number;
+  max: number;
+}
+
+/** The pure path, median of three runs, in events per second on one core. */
+async function microBenchmark(format: 'json' | 'avro', count: number): Promise<MicroResult> {
+  const records = debeziumRecords(count, format);
+  const decoder = format === 'json' ? new JsonDecoder() : avroDecoderWithSchemasCached();
   const bytes = records.reduce((n, r) => n + (r.value?.length ?? 0), 0) / records.length;
-  await decodeOrderPlan(records.slice(0, 20_000), 1000); // warm-up: let the JIT settle
+  await decodeOrderPlan(decoder, records.slice(0, 20_000), 1000); // warm-up: let the JIT settle
   const runs: number[] = [];
   for (let i = 0; i < 3; i++) {
     const started = process.hrtime.bigint();
-    await decodeOrderPlan(records, 1000);
+    await decodeOrderPlan(decoder, records, 1000);
     runs.push(count / (Number(process.hrtime.bigint() - started) / 1e9));
   }
   runs.sort((a, b) => a - b);
-  const rows = [
-    ['benchmark', 'events', 'avg event', 'events/s (median of 3)', 'min', 'max'],
-    ['decode + order + plan, JSON, 1 core', String(count), `${bytes.toFixed(0)} B`, runs[1]!.toFixed(0), runs[0]!.toFixed(0), runs[2]!.toFixed(0)],
-  ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+  return { format, events: count, avgEventBytes: Math.round(bytes), eventsPerSecond: Math.round(runs[1]!), min: Math.round(runs[0]!), max: Math.round(runs[2]!) };
+}
+
+const option = (name: string, fallback: number) => {
+  const at = process.argv.indexOf(name);
+  const value = at > 0 ? Number(process.argv[at + 1]) : fallback;
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} ${process.argv[at + 1]}: give a whole number above 0`);
+  return value;
+};
+const fixed = (n: number | null, digits = 0) => (n === null ? '-' : n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+async function main(): Promise<void> {
+  const events = option('--events', 1_000_000);
+  const keys = option('--keys', Math.min(100_000, Math.max(1, Math.floor(events / 10))));
+  const micro = [await microBenchmark('json', option('--micro-events', 200_000)), await microBenchmark('avro', option('--micro-events', 200_000))];
+  console.log(table([
+    ['pure path (no I/O)', 'events', 'avg event', 'events/s (median of 3)', 'min', 'max'],
+    ...micro.map((m) => [`decode + order + plan, ${m.format === 'json' ? 'JSON' : 'Avro'}, 1 core`, fixed(m.events), `${m.avgEventBytes} B`, fixed(m.eventsPerSecond), fixed(m.min), fixed(m.max)]),
+  ]));
+  if (process.argv.includes('--micro')) return;
+
+  const s = stackSettings();
+  const status = await stackUp(s, (line) => console.log(`[stack] ${line}`));
+  if (!status.healthy) throw new Error('the local stack is not healthy; see `trustsync stack status`');
+  const contest = await runContest(s, { events, keys, log: (line) => console.log(line) });
+  const w = contest.workload;
+  console.log(`\nworkload: ${fixed(w.events)} change events over ${fixed(w.keys)} keys (${fixed(w.inserts)} inserts, ${fixed(w.updates)} updates with the hottest 1 % of keys in every statement, ${fixed(w.deletes)} deletes; ${fixed(w.toastedRows)} rows with a TOASTed column), captured by Debezium in ${fixed(w.captureSeconds)} s\n`);
+  console.log(table([
+    ['contender', 'events/s', 'seconds', 'p50 ms', 'p99 ms', 'peak RSS MB', 'wrong rows', 'missing rows', 'how'],
+    ...contest.contenders.map((c) => [c.contender, fixed(c.eventsPerSecond), fixed(c.seconds, 1), fixed(c.p50Ms, 1), fixed(c.p99Ms, 1), fixed(c.peakRssMb), fixed(c.wrongRows), fixed(c.missingRows), c.note]),
+  ]));
+  const t = contest.contenders.find((c) => c.contender === 'trustsync')!;
+  const st = contest.steady;
+  console.log(`\ntrustsync live at half its rate: ${fixed(st.events)} changes in ${fixed(st.seconds)} s (${fixed(st.eventsPerSecond)}/s) · apply p50 ${fixed(st.applyP50Ms)} ms, p99 ${fixed(st.applyP99Ms)} ms · end to end (source commit → destination commit) p50 ${fixed(st.endToEndP50Ms)} ms, p99 ${fixed(st.endToEndP99Ms)} ms · steady RSS ${fixed(st.steadyRssMb)} MB · ${fixed(st.wrongRows)} wrong rows, ${fixed(st.missingRows)} missing`);
+  console.log(`\ntrustsync ÷ Debezium JDBC sink ${fixed(t.vsDebeziumJdbc, 2)} · ÷ naive ${fixed(t.vsNaive, 2)} · ÷ raw ceiling ${fixed(t.vsRawCeiling, 2)}`);
+  console.log(`JDBC sink settings: ${Object.entries(contest.jdbcSinkSettings).filter(([k]) => !k.startsWith('connection.') && !k.includes('converter')).map(([k, v]) => `${k}=${v}`).join(', ')}`);
+  if (process.argv.includes('--json')) {
+    const dir = join(PACKAGE_DIR, 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version };
+    writeFileSync(file, `${JSON.stringify({ machine, micro, ...contest }, null, 2)}\n`);
+    console.log(`results: ${file}`);
+  }
 }
 
 await main();

@@ -1,0 +1,422 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { Kafka, logLevel } from 'kafkajs';
+import { stringify } from 'yaml';
+import { PACKAGE_DIR, stackEndpoints, type StackSettings } from '../src/stack/settings.js';
+import { seededRandom } from '../src/demo/workload.js';
+import { componentPid } from '../src/stack/component.js';
+import { connect as connectComponent } from '../src/stack/connect.js';
+import { ConnectClient, readConnectorFile, removePostgresSource, stackConnectorVars, type ConnectorConfig } from '../src/stack/connectors.js';
+
+/**
+ * trustsync against the Debezium JDBC sink connector, a naive one-upsert-per-message consumer and
+ * the raw ceiling (the final rows written set-based, no Kafka), on one topic captured once by real
+ * Debezium. Each contender starts from the topic's beginning into a fresh table of its own; the
+ * clock runs from its start to the last write it makes (the destination's write counters quiet),
+ * and its table is then compared with the source row by row.
+ */
+export interface ContestOptions {
+  events: number;
+  keys: number;
+  log: (line: string) => void;
+}
+
+export interface ContenderResult {
+  contender: string;
+  events: number;
+  seconds: number;
+  eventsPerSecond: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  peakRssMb: number | null;
+  wrongRows: number;
+  missingRows: number;
+  note: string;
+}
+
+export interface ContestResult {
+  workload: { events: number; keys: number; records: number; inserts: number; updates: number; deletes: number; toastedRows: number; captureSeconds: number };
+  jdbcSinkSettings: Record<string, string>;
+  /** trustsync live at half its rate: latency and memory in steady state. */
+  steady: SteadyResult;
+  contenders: (ContenderResult & { vsDebeziumJdbc: number | null; vsNaive: number | null; vsRawCeiling: number | null })[];
+}
+
+const SOURCE = 'bench_src.items';
+const COLUMNS = ['id', 'name', 'qty', 'price_cents', 'notes', 'updated_at'];
+const TABLE_DDL = (name: string) => `CREATE TABLE ${name} (id bigint PRIMARY KEY, name text NOT NULL, qty integer NOT NULL, price_cents bigint NOT NULL, notes text, updated_at timestamptz NOT NULL)`;
+const BATCH = 10_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The keys an update statement touches: the hot 1 % every time, the rest spread at random. */
+function updateBatch(keys: number, hot: number, size: number, random: () => number): number[] {
+  const ids = new Set<number>();
+  for (let i = 1; i <= hot && ids.size < size; i++) ids.add(i);
+  while (ids.size < size) ids.add(1 + Math.floor(random() * keys));
+  return [...ids];
+}
+
+/** Writes the workload at the source while Debezium captures it; returns what was written. */
+async function writeWorkload(source: pg.Client, o: ContestOptions): Promise<ContestResult['workload']> {
+  const random = seededRandom(7);
+  const deletes = Math.floor(o.keys / 100);
+  const updates = Math.max(0, o.events - o.keys - deletes);
+  for (let from = 1; from <= o.keys; from += BATCH) {
+    const to = Math.min(o.keys, from + BATCH - 1);
+    // One row in ten carries ~6 KB of incompressible notes: stored out of line (TOAST), so an update
+    // that leaves it alone is captured without it.
+    await source.query(
+      `INSERT INTO ${SOURCE} SELECT g, 'item ' || g, 0, (g * 37) % 100000,
+              CASE WHEN g % 10 = 0 THEN array_to_string(ARRAY(SELECT md5(random()::text || g || i) FROM generate_series(1, 200) i), '') END, now()
+         FROM generate_series($1::bigint, $2::bigint) g`,
+      [from, to],
+    );
+  }
+  for (let done = 0; done < updates; ) {
+    // At most half the keys per statement, so drawing distinct keys at random stays cheap.
+    const ids = updateBatch(o.keys, Math.floor(o.keys / 100), Math.min(BATCH, Math.ceil(o.keys / 2), updates - done), random);
+    await source.query(`UPDATE ${SOURCE} SET qty = qty + 1, price_cents = price_cents + 1, updated_at = now() WHERE id = ANY($1::bigint[])`, [ids]);
+    done += ids.length;
+    if (done % 100_000 < BATCH) o.log(`  ${(o.keys + done).toLocaleString('en')} changes written …`);
+  }
+  const gone = Array.from({ length: deletes }, (_, i) => o.keys - i * 97).filter((id) => id > 0);
+  await source.query(`DELETE FROM ${SOURCE} WHERE id = ANY($1::bigint[])`, [gone]);
+  return { events: o.keys + updates + gone.length, keys: o.keys, records: o.keys + updates + 2 * gone.length, inserts: o.keys, updates, deletes: gone.length, toastedRows: Math.floor(o.keys / 10), captureSeconds: 0 };
+}
+
+async function topicRecords(kafka: Kafka, topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(topic).catch(() => [])).reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * A fingerprint of a destination table that moves with every write: its row count and its newest
+ * transaction id. (PostgreSQL's own write counters reach pg_stat only seconds after an idle backend's
+ * last write: too late to time a run by.)
+ */
+async function tableState(dest: pg.Client, table: string): Promise<string> {
+  const { rows } = await dest.query<{ n: string; x: string | null }>(`SELECT count(*) AS n, max(xmin::text::bigint) AS x FROM ${table}`);
+  return `${rows[0]!.n}/${rows[0]!.x ?? '-'}`;
+}
+
+/** Resident memory of a process now, in MB (null once it is gone). */
+function rssMb(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Runs until the destination has been quiet for `quietMs` (after its first write, unless it may
+ * already be done), sampling the process's memory; returns the time from start to the last write seen.
+ */
+async function timeUntilQuiet(dest: pg.Client, table: string, pid: () => number | undefined, quietMs = 5000, mayBeDone = false): Promise<{ seconds: number; peakRssMb: number | null }> {
+  const started = Date.now();
+  const empty = await tableState(dest, table);
+  let last = empty;
+  let lastChange = started;
+  let peak: number | null = null;
+  for (;;) {
+    await sleep(200);
+    const rss = rssMb(pid());
+    if (rss !== null) peak = Math.max(peak ?? 0, rss);
+    const state = await tableState(dest, table);
+    if (state !== last) {
+      last = state;
+      lastChange = Date.now();
+    } else if ((mayBeDone || state !== empty) && Date.now() - lastChange > quietMs) {
+      return { seconds: (lastChange - started) / 1000, peakRssMb: peak };
+    }
+  }
+}
+
+/** Rows of the destination that differ from the source (or should not be there), and rows missing. */
+async function checkRows(source: pg.Client, dest: pg.Client, table: string): Promise<{ wrongRows: number; missingRows: number }> {
+  const digest = `SELECT id::text AS id, md5(row(${COLUMNS.slice(1).join(', ')})::text) AS h FROM`;
+  const want = new Map((await source.query<{ id: string; h: string }>(`${digest} ${SOURCE}`)).rows.map((r) => [r.id, r.h]));
+  let wrongRows = 0;
+  const seen = new Set<string>();
+  for (const r of (await dest.query<{ id: string; h: string }>(`${digest} ${table}`)).rows) {
+    seen.add(r.id);
+    if (want.get(r.id) !== r.h) wrongRows++;
+  }
+  return { wrongRows, missingRows: [...want.keys()].filter((id) => !seen.has(id)).length };
+}
+
+/** A Prometheus histogram's cumulative bucket counts (summed over its label sets), by upper bound. */
+function histogramBuckets(metricsText: string, name: string): Map<number, number> {
+  const buckets = new Map<number, number>();
+  for (const line of metricsText.split('\n')) {
+    const m = new RegExp(`^${name}_bucket\\{.*le="([^"]+)".*\\} (\\d+)`).exec(line);
+    if (!m) continue;
+    const le = m[1] === '+Inf' ? Infinity : Number(m[1]);
+    buckets.set(le, (buckets.get(le) ?? 0) + Number(m[2]));
+  }
+  return buckets;
+}
+
+/** What a histogram counted between two scrapes. */
+function histogramSince(before: Map<number, number>, after: Map<number, number>): Map<number, number> {
+  return new Map([...after].map(([le, n]) => [le, n - (before.get(le) ?? 0)]));
+}
+
+/**
+ * Percentiles of a histogram in ms, interpolated linearly inside the bucket the rank falls in, as
+ * PromQL's histogram_quantile does.
+ */
+function percentiles(buckets: Map<number, number>): { p50Ms: number | null; p99Ms: number | null } {
+  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
+  const total = sorted.at(-1)?.[1] ?? 0;
+  const at = (q: number) => {
+    const rank = q * total;
+    let lower = 0;
+    let below = 0;
+    for (const [le, n] of sorted) {
+      if (n >= rank) return Number.isFinite(le) ? (lower + ((le - lower) * (rank - below)) / Math.max(1, n - below)) * 1000 : lower * 1000;
+      lower = le;
+      below = n;
+    }
+    return null;
+  };
+  return total ? { p50Ms: at(0.5), p99Ms: at(0.99) } : { p50Ms: null, p99Ms: null };
+}
+
+export interface SteadyResult {
+  events: number;
+  seconds: number;
+  eventsPerSecond: number;
+  applyP50Ms: number | null;
+  applyP99Ms: number | null;
+  endToEndP50Ms: number | null;
+  endToEndP99Ms: number | null;
+  steadyRssMb: number | null;
+  wrongRows: number;
+  missingRows: number;
+}
+
+/**
+ * Updates at the source at `rate` changes per second for `seconds` (a transaction every 100 ms) while
+ * trustsync applies them live; its histograms are read before and after, so only this window counts.
+ */
+async function steadyLoad(source: pg.Client, dest: pg.Client, metricsUrl: string, pid: () => number | undefined, rate: number, keys: number, seconds: number): Promise<SteadyResult> {
+  const scrape = async () => (await fetch(metricsUrl)).text();
+  for (let ready = false; !ready; await sleep(500)) ready = await fetch(metricsUrl.replace('/metrics', '/readyz')).then((r) => r.ok, () => false);
+  const before = await scrape();
+  const random = seededRandom(11);
+  const perTick = Math.max(1, Math.min(Math.floor(keys / 2), Math.round(rate / 10)));
+  let events = 0;
+  let steadyRssMb: number | null = null;
+  const started = Date.now();
+  for (let tick = 0; Date.now() - started < seconds * 1000; tick++) {
+    await sleep(Math.max(0, started + tick * 100 - Date.now()));
+    const ids = updateBatch(keys, 0, perTick, random);
+    events += (await source.query(`UPDATE ${SOURCE} SET qty = qty + 1, updated_at = now() WHERE id = ANY($1::bigint[])`, [ids])).rowCount ?? 0;
+    if (tick % 10 === 0) steadyRssMb = Math.max(steadyRssMb ?? 0, rssMb(pid()) ?? 0);
+  }
+  const elapsed = (Date.now() - started) / 1000;
+  await timeUntilQuiet(dest, 'bench_dst.items_trustsync', pid, 3000, true);
+  const after = await scrape();
+  const since = (name: string) => percentiles(histogramSince(histogramBuckets(before, name), histogramBuckets(after, name)));
+  const apply = since('trustsync_apply_seconds');
+  const endToEnd = since('trustsync_end_to_end_seconds');
+  return {
+    events,
+    seconds: elapsed,
+    eventsPerSecond: events / elapsed,
+    applyP50Ms: apply.p50Ms,
+    applyP99Ms: apply.p99Ms,
+    endToEndP50Ms: endToEnd.p50Ms,
+    endToEndP99Ms: endToEnd.p99Ms,
+    steadyRssMb,
+    ...(await checkRows(source, dest, 'bench_dst.items_trustsync')),
+  };
+}
+
+const waitExit = (child: ChildProcess) => new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+
+export async function runContest(s: StackSettings, o: ContestOptions): Promise<ContestResult> {
+  const e = stackEndpoints(s);
+  const kafka = new Kafka({ clientId: 'trustsync-bench', brokers: e.kafkaBrokers, logLevel: logLevel.NOTHING });
+  const source = new pg.Client(e.postgresUrl('trustsync_source'));
+  const dest = new pg.Client(e.postgresUrl('trustsync_dest'));
+  await source.connect();
+  await dest.connect();
+  const connect = new ConnectClient(e.connectUrl);
+  const run = Date.now().toString(36);
+  const capture: ConnectorConfig = readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), {
+    ...stackConnectorVars(s),
+    SERVER: `bench${run}`,
+    SCHEMAS: 'bench_src',
+    TABLES: SOURCE,
+    JSON_SCHEMAS: 'true', // the JDBC sink needs the schemas; trustsync reads either
+    PARTITIONS: '6',
+  });
+  const topic = `cdc.bench${run}.${SOURCE}`;
+  const results: ContenderResult[] = [];
+  const jdbcName = `bench-jdbc-sink-${run}`;
+  try {
+    await source.query(`DROP SCHEMA IF EXISTS bench_src CASCADE; CREATE SCHEMA bench_src; ${TABLE_DDL(SOURCE)}`);
+    await dest.query('DROP SCHEMA IF EXISTS bench_dst CASCADE; CREATE SCHEMA bench_dst');
+    // Fresh tables start with no remembered positions or history either.
+    await dest.query(`DO $$ BEGIN
+      IF to_regclass('trustsync.key_positions') IS NOT NULL THEN DELETE FROM trustsync.key_positions WHERE target LIKE 'bench\\_dst.%'; END IF;
+      IF to_regclass('trustsync.history') IS NOT NULL THEN DELETE FROM trustsync.history WHERE target LIKE 'bench\\_dst.%'; END IF;
+    END $$`);
+    await connect.apply(capture);
+    await connect.waitRunning(capture.name);
+
+    o.log(`writing ${o.events.toLocaleString('en')} changes over ${o.keys.toLocaleString('en')} keys at the source (Debezium captures them) …`);
+    const captureStarted = Date.now();
+    const workload = await writeWorkload(source, o);
+    while ((await topicRecords(kafka, topic)) < workload.records) await sleep(1000);
+    workload.captureSeconds = (Date.now() - captureStarted) / 1000;
+    o.log(`  ${workload.records.toLocaleString('en')} records in ${topic} after ${workload.captureSeconds.toFixed(0)} s`);
+
+    const measure = async (contender: string, table: string, pid: () => number | undefined, note: string, latency: () => Promise<{ p50Ms: number | null; p99Ms: number | null }>) => {
+      const t = await timeUntilQuiet(dest, `bench_dst.${table}`, pid);
+      const rows = await checkRows(source, dest, `bench_dst.${table}`);
+      results.push({ contender, events: workload.events, seconds: t.seconds, eventsPerSecond: workload.events / t.seconds, ...(await latency()), peakRssMb: t.peakRssMb, ...rows, note });
+      o.log(`  ${contender}: ${t.seconds.toFixed(1)} s, ${rows.wrongRows} wrong rows, ${rows.missingRows} missing`);
+    };
+
+    // trustsync run, as a user runs it.
+    o.log('trustsync …');
+    await dest.query(TABLE_DDL('bench_dst.items_trustsync'));
+    const dir = mkdtempSync(join(tmpdir(), 'trustsync-bench-'));
+    const metricsPort = 9479;
+    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    writeFileSync(
+      join(dir, 'flow.yaml'),
+      stringify({
+        flow: `bench-${run}`,
+        source: { brokers: e.kafkaBrokers, decoding: 'json' },
+        destination: { url: e.postgresUrl('trustsync_dest'), tables: [{ topic, table: 'bench_dst.items_trustsync', createIfMissing: false }] },
+        batch: { maxRows: 5000, maxWaitMs: 50 },
+        metrics: { port: metricsPort },
+        log: { level: 'warn' },
+      }),
+    );
+    const startTrustsync = () => spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', join(dir, 'flow.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const ts = startTrustsync();
+    await measure('trustsync', 'items_trustsync', () => ts.pid, 'batch.maxRows 5000; ordering guard and decision history on', async () =>
+      percentiles(histogramBuckets(await (await fetch(metricsUrl)).text(), 'trustsync_apply_seconds')),
+    );
+    ts.kill('SIGTERM');
+    await waitExit(ts);
+
+    // The Debezium JDBC sink connector, in the stack's Kafka Connect.
+    o.log('Debezium JDBC sink connector …');
+    await dest.query(TABLE_DDL('bench_dst.items_jdbc'));
+    const jdbcSettings: Record<string, string> = {
+      'connector.class': 'io.debezium.connector.jdbc.JdbcSinkConnector',
+      'tasks.max': '2',
+      topics: topic,
+      'connection.url': `jdbc:postgresql://${s.host}:${s.ports.postgres}/trustsync_dest`,
+      'connection.username': 'postgres',
+      'connection.password': '',
+      'insert.mode': 'upsert',
+      'primary.key.mode': 'record_key',
+      'delete.enabled': 'true',
+      'schema.evolution': 'none',
+      'collection.name.format': 'bench_dst.items_jdbc',
+      'batch.size': '5000',
+      'use.reduction.buffer': 'true',
+      'consumer.override.max.poll.records': '5000',
+      'key.converter': 'org.apache.kafka.connect.json.JsonConverter',
+      'key.converter.schemas.enable': 'true',
+      'value.converter': 'org.apache.kafka.connect.json.JsonConverter',
+      'value.converter.schemas.enable': 'true',
+    };
+    await connect.apply({ name: jdbcName, config: jdbcSettings });
+    await measure('Debezium JDBC sink', 'items_jdbc', () => componentPid(s, connectComponent), 'tasks.max 2 (cores), batch.size 5000, reduction buffer on; RSS is the whole Connect worker', async () => ({ p50Ms: null, p99Ms: null }));
+    await connect.remove(jdbcName).catch(() => undefined);
+
+    // A naive consumer: one upsert per message.
+    o.log('naive consumer …');
+    await dest.query(TABLE_DDL('bench_dst.items_naive'));
+    const naive = spawn(process.execPath, [join(PACKAGE_DIR, 'dist', 'bench', 'naive-consumer.js'), e.kafkaBrokers.join(','), topic, `bench-naive-${run}`, e.postgresUrl('trustsync_dest'), 'bench_dst.items_naive'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let naiveOut = '';
+    naive.stdout!.on('data', (d: Buffer) => (naiveOut += d.toString()));
+    await measure('naive consumer', 'items_naive', () => naive.pid, 'kafkajs eachMessage, one upsert per message, arrival order', async () => {
+      naive.kill('SIGTERM');
+      await waitExit(naive);
+      const r = JSON.parse(naiveOut.trim().split('\n').at(-1) ?? '{}') as { p50Ms?: number; p99Ms?: number };
+      return { p50Ms: r.p50Ms ?? null, p99Ms: r.p99Ms ?? null };
+    });
+
+    // The raw ceiling: the final rows, set-based, 1,000 per statement, no Kafka.
+    o.log('raw ceiling …');
+    await dest.query(TABLE_DDL('bench_dst.items_raw'));
+    // As text, the way they travel: a JavaScript Date would cut updated_at to milliseconds.
+    const finalRows = (await source.query<Record<string, unknown>>(`SELECT ${COLUMNS.map((c) => `${c}::text AS ${c}`).join(', ')} FROM ${SOURCE} ORDER BY id`)).rows;
+    const latencies: number[] = [];
+    let peak = 0;
+    const started = Date.now();
+    for (let i = 0; i < finalRows.length; i += 1000) {
+      const slice = finalRows.slice(i, i + 1000);
+      const t0 = process.hrtime.bigint();
+      await dest.query(
+        `INSERT INTO bench_dst.items_raw SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::timestamptz[])
+         ON CONFLICT (id) DO UPDATE SET ${COLUMNS.slice(1).map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`,
+        COLUMNS.map((c) => slice.map((r) => r[c])),
+      );
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      peak = Math.max(peak, process.memoryUsage().rss / 2 ** 20);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    latencies.sort((a, b) => a - b);
+    const rawRows = await checkRows(source, dest, 'bench_dst.items_raw');
+    results.push({
+      contender: 'raw ceiling',
+      events: workload.events,
+      seconds,
+      eventsPerSecond: workload.events / seconds,
+      p50Ms: latencies[Math.floor(latencies.length / 2)] ?? null,
+      p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? null,
+      peakRssMb: peak,
+      ...rawRows,
+      note: `the ${finalRows.length.toLocaleString('en')} final rows, INSERT … SELECT FROM unnest … ON CONFLICT per 1,000`,
+    });
+
+    const rate = (name: string) => results.find((r) => r.contender === name)?.eventsPerSecond ?? null;
+    // trustsync again, caught up and live (its group resumes at the topic's end), under a steady load at half its rate.
+    o.log('trustsync live, at half its rate …');
+    const live = startTrustsync();
+    let steady: SteadyResult;
+    try {
+      steady = await steadyLoad(source, dest, metricsUrl, () => live.pid, Math.round(rate('trustsync')! / 2), o.keys, 30);
+    } finally {
+      live.kill('SIGTERM');
+      await waitExit(live);
+    }
+    o.log(`  ${steady.events.toLocaleString('en')} changes at ${steady.eventsPerSecond.toFixed(0)}/s: apply p99 ${steady.applyP99Ms?.toFixed(0)} ms, end-to-end p99 ${steady.endToEndP99Ms?.toFixed(0)} ms, ${steady.wrongRows} wrong rows, ${steady.missingRows} missing`);
+
+    const trustsync = rate('trustsync')!;
+    const ratio = (other: number | null) => (other ? trustsync / other : null);
+    return {
+      workload,
+      jdbcSinkSettings: jdbcSettings,
+      steady,
+      contenders: results.map((r) => (r.contender === 'trustsync' ? { ...r, vsDebeziumJdbc: ratio(rate('Debezium JDBC sink')), vsNaive: ratio(rate('naive consumer')), vsRawCeiling: ratio(rate('raw ceiling')) } : { ...r, vsDebeziumJdbc: null, vsNaive: null, vsRawCeiling: null })),
+    };
+  } finally {
+    await connect.remove(jdbcName).catch(() => undefined);
+    await removePostgresSource(connect, capture, e.postgresUrl).catch(() => undefined);
+    await source.end();
+    await dest.end();
+  }
+}
