@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import type { Admin, Kafka } from 'kafkajs';
-import { loadSyncFlows, readCustomers, syncCustomersSql, waitForSyncQuiet, type Customer } from '../../src/demo/sync.js';
+import { loadSyncFlows, readCustomers, waitForSyncQuiet, type Customer } from '../../src/demo/sync.js';
 import type { FlowConfig } from '../../src/flow/config.js';
 import { listReviews, resolveReview } from '../../src/flow/review.js';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
-import { SourceCapture, kafkaClient, pgClient, uniqueName } from '../support/capture.js';
+import { kafkaClient, uniqueName, type SourceCapture } from '../support/capture.js';
 import { startFlow } from '../support/flow.js';
+import { closeTwoSides, editBothSidesAtRandom, openTwoSides, writeCounts as countWrites, type TwoSides } from '../support/two-way.js';
 import { explainKey, formatExplanation } from '../../src/history/explain.js';
 import { readTopicsToEnd } from '../../src/flow/read-topic.js';
 import { Partitioners } from 'kafkajs';
@@ -48,30 +49,14 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
   const appTable = `${appSchema}.customers`;
   const crmTable = `${crmSchema}.customers`;
 
-  /** trustsync's writes into each side, and how many of them came back captured and were suppressed. */
-  const writeCounts = async () => {
-    const count = async (db: pg.Client, target: string) => Number((await db.query('SELECT count(*) AS n FROM trustsync.outbound WHERE target = $1', [target])).rows[0].n);
-    const echoes = async (db: pg.Client, target: string) =>
-      Number((await db.query("SELECT count(*) AS n FROM trustsync.history WHERE target = $1 AND decision = 'echo-suppressed'", [target])).rows[0].n);
-    return { intoApp: await count(app, appTable), intoCrm: await count(crm, crmTable), echoedFromApp: await echoes(crm, crmTable), echoedFromCrm: await echoes(app, appTable) };
-  };
+  const sides = (): TwoSides => ({ app, crm, appTable, crmTable, edit });
+  const writeCounts = () => countWrites(sides());
 
   const quiesce = () => waitForSyncQuiet(admin, configs, async () => JSON.stringify([await readCustomers(app, appSchema), await readCustomers(crm, crmSchema)]));
   const byId = (rows: Customer[]) => new Map(rows.map((r) => [r.id, r]));
 
   beforeAll(async () => {
-    app = await pgClient('trustsync_source');
-    crm = await pgClient('trustsync_dest');
-    await app.query(syncCustomersSql(appSchema));
-    await crm.query(syncCustomersSql(crmSchema));
-    for (let id = 1; id <= 30; id++) {
-      await edit(app, `INSERT INTO ${appTable} (id, name, email, phones) VALUES ($1, $2, $3, $4)`, [id, `Customer ${id}`, `c${id}@example.com`, JSON.stringify([`+1000${id}`])]);
-    }
-    captures = [
-      new SourceCapture(appSchema, appSchema, ['customers'], 'json', { SOURCE_DB: 'trustsync_source', PARTITIONS: '3' }),
-      new SourceCapture(crmSchema, crmSchema, ['customers'], 'json', { SOURCE_DB: 'trustsync_dest', PARTITIONS: '3' }),
-    ];
-    for (const c of captures) await c.start();
+    ({ app, crm, captures } = await openTwoSides(appSchema, crmSchema, edit));
     // The shipped flow files, for this test's own schemas, topics and consumer groups.
     configs = loadSyncFlows(appSchema, crmSchema).map((c) => ({ ...c, metrics: undefined, retry: { maxAttempts: 20, initialDelayMs: 50, maxDelayMs: 2000 } }));
     kafka = kafkaClient();
@@ -84,13 +69,7 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
   afterAll(async () => {
     await stopFlows();
     await admin?.disconnect();
-    for (const c of captures) await c.stop();
-    await app?.query(`DROP SCHEMA IF EXISTS ${appSchema} CASCADE`);
-    await crm?.query(`DROP SCHEMA IF EXISTS ${crmSchema} CASCADE`);
-    await app?.query('DELETE FROM trustsync.outbound WHERE target = $1', [appTable]);
-    await crm?.query('DELETE FROM trustsync.outbound WHERE target = $1', [crmTable]);
-    await app?.end();
-    await crm?.end();
+    await closeTwoSides(appSchema, crmSchema, { app, crm, captures });
   });
 
   it('copies the app’s customers into the CRM once, and the CRM’s capture of them is not sent back', async () => {
@@ -173,25 +152,7 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
 
   it('converges after users on both sides edit the same customers at random moments, with writes bounded by the edits', async () => {
     // TRUSTSYNC_TEST_SEED / TRUSTSYNC_TEST_EDITS replay or stretch the script.
-    let seed = Number(process.env.TRUSTSYNC_TEST_SEED ?? 20261123);
-    const editCount = Number(process.env.TRUSTSYNC_TEST_EDITS ?? 60);
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const pick = <T,>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)]!;
-    const keys = Array.from({ length: 15 }, (_, i) => 12 + i);
-    for (let i = 0; i < editCount; i++) {
-      const appSide = random() < 0.5;
-      const db = appSide ? app : crm;
-      const table = appSide ? appTable : crmTable;
-      const id = pick(keys);
-      const kind = i % 20 === 7 ? 'delete' : pick(['name', 'name', 'phones', 'phones', 'status', 'own', 'own']);
-      if (kind === 'name') await edit(db, `UPDATE ${table} SET name = $2 WHERE id = $1`, [id, `${appSide ? 'app' : 'crm'} edit ${i}`]);
-      if (kind === 'phones') await edit(db, `UPDATE ${table} SET phones = phones || $2::jsonb WHERE id = $1`, [id, JSON.stringify([`+${i}0${id}`])]);
-      if (kind === 'status') await edit(db, `UPDATE ${table} SET status = $2 WHERE id = $1`, [id, pick(['active', 'paused', 'closed'])]);
-      if (kind === 'own' && appSide) await edit(db, `UPDATE ${table} SET email = $2 WHERE id = $1`, [id, `e${i}.${id}@example.com`]);
-      if (kind === 'own' && !appSide) await edit(db, `UPDATE ${table} SET lifecycle_stage = $2 WHERE id = $1`, [id, pick(['lead', 'customer', 'churned'])]);
-      if (kind === 'delete') await edit(db, `DELETE FROM ${table} WHERE id = $1`, [id]);
-      await new Promise((r) => setTimeout(r, Math.floor(random() * 150)));
-    }
+    await editBothSidesAtRandom(sides(), Number(process.env.TRUSTSYNC_TEST_SEED ?? 20261123), Number(process.env.TRUSTSYNC_TEST_EDITS ?? 60));
     await quiesce();
     const inRange = (rows: Customer[]) => rows.filter((r) => r.id >= 12);
     const [crmRows, appRows] = [inRange(await readCustomers(crm, crmSchema)), inRange(await readCustomers(app, appSchema))];
