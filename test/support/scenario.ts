@@ -45,13 +45,24 @@ export class FaultScenario {
 
   /** The shop with some history, captured, applied and caught up. */
   async open(options: { rows?: number } = {}): Promise<this> {
-    await this.f.open({ demoTables: true });
-    this.quietOnLoss();
-    await runWorkload(this.f.source, this.f.schema, options.rows ?? 80, 41);
-    await this.f.captureTables(TABLES, this.variant).start();
+    await this.openUncaptured(options.rows);
+    await this.startCapture();
     await this.startFlow();
     await this.converge();
     return this;
+  }
+
+  /** The shop with some history, not captured yet. */
+  async openUncaptured(rows = 80): Promise<this> {
+    await this.f.open({ demoTables: true });
+    this.quietOnLoss();
+    await runWorkload(this.f.source, this.f.schema, rows, 41);
+    return this;
+  }
+
+  /** Creates the scenario's connector: Debezium snapshots the tables, then streams. */
+  async startCapture(): Promise<void> {
+    await this.f.captureTables(TABLES, this.variant).start();
   }
 
   /** Many customers at once, from id `from` on, in one statement. */
