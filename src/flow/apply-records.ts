@@ -151,17 +151,18 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     }
     const plan = collapseByKey(pending);
     pending = [];
-    for (const s of plan.superseded) {
-      outcome[s.reason]++;
-      metrics.count(topic, 'skipped', s.reason);
-      log.debug({ topic, partition: s.event.origin.partition, offset: s.event.origin.offset, key: s.event.keyText, position: formatPosition(s.event.position) }, `skipped: ${s.reason} (a newer or the same change of the key is in this batch)`);
-    }
     const started = process.hrtime.bigint();
     const superseded = plan.superseded.map((x) =>
       eventRow(target, x.event, x.reason === 'duplicate' ? 'skipped-duplicate' : 'superseded', x.reason === 'duplicate' ? 'the same change is in this batch' : `a newer change of the key in this batch (offset ${x.by.origin.offset}) is written instead`),
     );
     const decisions = await withRetries(ctx.retry, () => ctx.sink.applyBatch(mapping, plan.latest, { flow: ctx.flow, extra: [...superseded, ...retried] }), onRetry);
     retried = [];
+    // Counted once their history is committed with the batch: a batch that never commits counts nothing.
+    for (const s of plan.superseded) {
+      outcome[s.reason]++;
+      metrics.count(topic, 'skipped', s.reason);
+      log.debug({ topic, partition: s.event.origin.partition, offset: s.event.origin.offset, key: s.event.keyText, position: formatPosition(s.event.position) }, `skipped: ${s.reason} (a newer or the same change of the key is in this batch)`);
+    }
     metrics.applySeconds.observe({ flow: ctx.flow, topic }, Number(process.hrtime.bigint() - started) / 1e9);
     metrics.batchSize.observe({ flow: ctx.flow, topic }, plan.latest.length);
     for (const d of decisions) {
@@ -172,6 +173,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   };
 
   const undecodable: HistoryRow[] = [];
+  const undecodableCodes: string[] = [];
   for (const record of records) {
     let decoded;
     try {
@@ -180,8 +182,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
       if (!(err instanceof UndecodableRecord)) throw err;
       outcome.deadLetters.push(deadLetter(record, err, 1));
       undecodable.push({ ...batchRow(target, 'dead-lettered'), key: printableKey(record.key), reason: `${err.code}: ${err.message}`, origin: record.origin });
-      metrics.count(topic, 'dead_lettered', err.code);
-      metrics.deadLetters.inc({ flow: ctx.flow, topic, code: err.code });
+      undecodableCodes.push(err.code);
       log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset, err: err.message }, `undecodable record (${err.code}): dead-lettered`);
       continue;
     }
@@ -215,6 +216,11 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   await flush();
   // Records that never became change events are on record too, before their offsets are committed.
   await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, undecodable), onRetry);
+  // Counted once on record, like every other decision.
+  for (const code of undecodableCodes) {
+    metrics.count(topic, 'dead_lettered', code);
+    metrics.deadLetters.inc({ flow: ctx.flow, topic, code });
+  }
   return outcome;
 }
 
