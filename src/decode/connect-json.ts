@@ -54,3 +54,8 @@ export function splitConnectEnvelope(buf: Buffer): EnvelopeParts | null {
   if (buf[buf.length - 1] !== CLOSE_BRACE) return null;
   return { schemaStart, schemaEnd, payloadStart, payloadEnd: buf.length - 1 };
 }
+
+/** Whether `buf` is an envelope that starts with `prefix`: an earlier envelope's bytes up to its payload. */
+export function sharesEnvelopePrefix(buf: Buffer, prefix: Buffer): boolean {
+  return buf.length > prefix.length && buf.compare(prefix, 0, prefix.length, 0, prefix.length) === 0 && buf[buf.length - 1] === CLOSE_BRACE;
+}

@@ -2,7 +2,7 @@ import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { keyTextOf, type DecodedRecord, type FieldType, type RecordOrigin, type Row } from '../model/change.js';
 import { RegistryUnavailable, UndecodableRecord } from '../model/errors.js';
 import { InvalidPosition, postgresPosition } from '../order/position.js';
-import { splitConnectEnvelope } from './connect-json.js';
+import { sharesEnvelopePrefix, splitConnectEnvelope } from './connect-json.js';
 
 export interface RawRecord {
   key: Buffer | null;
@@ -105,12 +105,18 @@ function unwrapConnectJson(parsed: unknown): Decoded {
   return { payload: parsed as Row, fields: null };
 }
 
+/** A JsonConverter envelope seen before: its bytes up to the payload, and the row fields its schema gives. */
+interface KnownEnvelope {
+  prefix: Buffer;
+  fields: Record<string, FieldType> | null;
+}
+
 export class JsonDecoder implements RecordDecoder {
   /**
-   * Per topic and part (key, value), the envelope's bytes up to its payload — the schema, which is
-   * the same for every change of a table version — and the fields read from it once.
+   * Per topic, for its keys and its values, the envelope's bytes up to its payload — the schema,
+   * which is the same for every change of a table version — and the fields read from it once.
    */
-  private readonly envelopes = new Map<string, { prefix: Buffer; fields: Record<string, FieldType> | null }>();
+  private readonly envelopes = new Map<string, Partial<Record<'key' | 'value', KnownEnvelope>>>();
 
   async decode(record: RawRecord): Promise<DecodedRecord> {
     const key = record.key === null ? null : this.unwrap(record.key, 'key', record.origin.topic).payload;
@@ -124,15 +130,15 @@ export class JsonDecoder implements RecordDecoder {
    * its payload is parsed; anything else is parsed whole (where a malformed record is named as such).
    */
   private unwrap(buf: Buffer, what: 'key' | 'value', topic: string): Decoded {
-    const slot = `${what}\u0000${topic}`;
-    const known = this.envelopes.get(slot);
-    let envelope = known && buf.length > known.prefix.length && buf.compare(known.prefix, 0, known.prefix.length, 0, known.prefix.length) === 0 && buf[buf.length - 1] === 0x7d ? known : undefined;
+    let known = this.envelopes.get(topic);
+    if (!known) this.envelopes.set(topic, (known = {}));
+    let envelope = known[what] && sharesEnvelopePrefix(buf, known[what].prefix) ? known[what] : undefined;
     if (!envelope) {
       const parts = splitConnectEnvelope(buf);
       if (parts) {
         try {
           const fields = what === 'value' ? fieldsOfConnectSchema(JSON.parse(buf.toString('utf8', parts.schemaStart, parts.schemaEnd)) as ConnectJsonSchema) : null;
-          this.envelopes.set(slot, (envelope = { prefix: Buffer.from(buf.subarray(0, parts.payloadStart)), fields }));
+          known[what] = envelope = { prefix: Buffer.from(buf.subarray(0, parts.payloadStart)), fields };
         } catch {
           // Parsed whole below.
         }
