@@ -1,5 +1,5 @@
 import avro from 'avsc';
-import { SchemaType } from '@kafkajs/confluent-schema-registry';
+import { SchemaType, type SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { AvroDecoder, JsonDecoder, type RawRecord, type RecordDecoder } from '../src/decode/debezium.js';
 import { avroSchemaRegistry, bigintLongHook } from '../src/decode/avro-registry.js';
 import { collapseByKey } from '../src/order/plan.js';
@@ -13,12 +13,14 @@ import { stackUp } from '../src/stack/stack.js';
 import { table } from '../src/cli/output.js';
 import { runContest } from './contest.js';
 
-/**
+/*
  * `npm run bench`: the micro-benchmark of trustsync's pure path — decode + order + plan, no I/O — on
- * ~1 KB Debezium JSON change events, one core; then the contest on the local stack (bench/contest.ts).
- * `--events N` and `--keys N` size the contest's workload, `--micro` stops after the pure path,
- * `--json` also writes bench/results/<time>.json.
+ * Debezium change events of the demo's customers (~1 KB as JSON, ~0.9 KB as Avro), one core; then
+ * the contest on the local stack (bench/contest.ts). `--events N` and `--keys N` size the contest's
+ * workload, `--micro-events N` the pure path's, `--micro` stops after the pure path, `--json` also
+ * writes bench/results/<time>.json.
  */
+
 /** A Debezium change of the demo's customers table, as its Avro envelope carries it (plain longs as BigInt). */
 function customerChange(i: number, id: number, random: () => number) {
   const lsn = 40_000_000n + BigInt(i) * 96n;
@@ -95,38 +97,31 @@ const ENVELOPE_SCHEMA = {
 const jsonReplacer = (_: string, v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
 
 /**
+ * A registry client whose cache already holds both schemas (key id 1, envelope id 2), as after a
+ * topic's first record: it encodes the Avro records and serves the decoder with no round trip.
+ */
+function registryWithSchemasCached(): SchemaRegistry {
+  const registry = avroSchemaRegistry('http://127.0.0.1:9/unused');
+  registry.cache.setSchema(1, SchemaType.AVRO, avro.Type.forSchema(KEY_SCHEMA as avro.Schema, { typeHook: bigintLongHook }) as never);
+  registry.cache.setSchema(2, SchemaType.AVRO, avro.Type.forSchema(ENVELOPE_SCHEMA as avro.Schema, { typeHook: bigintLongHook }) as never);
+  return registry;
+}
+
+/**
  * `count` changes to 100,000 keys, encoded as Debezium's JSON converter (schemas off) or its Avro
  * converter (Confluent wire format: magic byte, schema id, body) writes them.
  */
-function debeziumRecords(count: number, format: 'json' | 'avro'): RawRecord[] {
+async function debeziumRecords(count: number, format: 'json' | 'avro', registry: SchemaRegistry): Promise<RawRecord[]> {
   const random = seededRandom(1);
-  const keyType = avro.Type.forSchema(KEY_SCHEMA as avro.Schema, { typeHook: bigintLongHook });
-  const valueType = avro.Type.forSchema(ENVELOPE_SCHEMA as avro.Schema, { typeHook: bigintLongHook });
-  const wire = (id: number, body: Buffer) => {
-    const head = Buffer.alloc(5);
-    head.writeInt32BE(id, 1);
-    return Buffer.concat([head, body]);
-  };
   const records: RawRecord[] = [];
   for (let i = 0; i < count; i++) {
     const id = Math.floor(random() * 100_000) + 1;
     const change = customerChange(i, id, random);
-    const key = format === 'json' ? Buffer.from(JSON.stringify({ id })) : wire(1, keyType.toBuffer({ id: BigInt(id) }));
-    const value = format === 'json' ? Buffer.from(JSON.stringify(change, jsonReplacer)) : wire(2, valueType.toBuffer(change));
+    const key = format === 'json' ? Buffer.from(JSON.stringify({ id })) : await registry.encode(1, { id: BigInt(id) });
+    const value = format === 'json' ? Buffer.from(JSON.stringify(change, jsonReplacer)) : await registry.encode(2, change);
     records.push({ key, value, origin: { topic: 'cdc.shop.demo.customers', partition: id % 6, offset: String(i) } });
   }
   return records;
-}
-
-/**
- * The Avro decoder with its registry client's cache already holding both schemas, as it does after
- * the first record of a topic: the pure path, no registry round trip.
- */
-function avroDecoderWithSchemasCached(): AvroDecoder {
-  const registry = avroSchemaRegistry('http://127.0.0.1:9/unused');
-  registry.cache.setSchema(1, SchemaType.AVRO, avro.Type.forSchema(KEY_SCHEMA as avro.Schema, { typeHook: bigintLongHook }) as never);
-  registry.cache.setSchema(2, SchemaType.AVRO, avro.Type.forSchema(ENVELOPE_SCHEMA as avro.Schema, { typeHook: bigintLongHook }) as never);
-  return new AvroDecoder(registry);
 }
 
 async function decodeOrderPlan(decoder: RecordDecoder, records: RawRecord[], batch: number): Promise<number> {
@@ -153,8 +148,9 @@ interface MicroResult {
 
 /** The pure path, median of three runs, in events per second on one core. */
 async function microBenchmark(format: 'json' | 'avro', count: number): Promise<MicroResult> {
-  const records = debeziumRecords(count, format);
-  const decoder = format === 'json' ? new JsonDecoder() : avroDecoderWithSchemasCached();
+  const registry = registryWithSchemasCached();
+  const records = await debeziumRecords(count, format, registry);
+  const decoder = format === 'json' ? new JsonDecoder() : new AvroDecoder(registry);
   const bytes = records.reduce((n, r) => n + (r.value?.length ?? 0), 0) / records.length;
   await decodeOrderPlan(decoder, records.slice(0, 20_000), 1000); // warm-up: let the JIT settle
   const runs: number[] = [];
@@ -178,7 +174,8 @@ const fixed = (n: number | null, digits = 0) => (n === null ? '-' : n.toLocaleSt
 async function main(): Promise<void> {
   const events = option('--events', 1_000_000);
   const keys = option('--keys', Math.min(100_000, Math.max(1, Math.floor(events / 10))));
-  const micro = [await microBenchmark('json', option('--micro-events', 200_000)), await microBenchmark('avro', option('--micro-events', 200_000))];
+  const microEvents = option('--micro-events', 200_000);
+  const micro = [await microBenchmark('json', microEvents), await microBenchmark('avro', microEvents)];
   console.log(table([
     ['pure path (no I/O)', 'events', 'avg event', 'events/s (median of 3)', 'min', 'max'],
     ...micro.map((m) => [`decode + order + plan, ${m.format === 'json' ? 'JSON' : 'Avro'}, 1 core`, fixed(m.events), `${m.avgEventBytes} B`, fixed(m.eventsPerSecond), fixed(m.min), fixed(m.max)]),
