@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
@@ -9,6 +9,7 @@ import { loadSyncFlows, readCustomers, waitForSyncQuiet } from '../../src/demo/s
 import type { FlowConfig } from '../../src/flow/config.js';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { kafkaClient, uniqueName, type SourceCapture } from '../support/capture.js';
+import { spawnRun } from '../support/flow.js';
 import { closeTwoSides, editBothSidesAtRandom, openTwoSides, writeCounts, type TwoSides } from '../support/two-way.js';
 
 /**
@@ -42,13 +43,12 @@ describe('a two-way sync whose consumer is killed mid-stream', () => {
 
   /** One direction's `trustsync run`, with the shipped flow file; its metrics on a port of its own. */
   const startDirection = (file: 'app-to-crm' | 'crm-to-app', metricsPort: number) => {
-    const child = spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', join(PACKAGE_DIR, 'flows', `${file}.yaml`)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TRUSTSYNC_SYNC_APP: appSchema, TRUSTSYNC_SYNC_CRM: crmSchema, [`TRUSTSYNC_${file.toUpperCase().replaceAll('-', '_')}_METRICS_PORT`]: String(metricsPort) },
+    const child = spawnRun(join(PACKAGE_DIR, 'flows', `${file}.yaml`), join(dir, `${file}.log`), {
+      ...process.env,
+      TRUSTSYNC_SYNC_APP: appSchema,
+      TRUSTSYNC_SYNC_CRM: crmSchema,
+      [`TRUSTSYNC_${file.toUpperCase().replaceAll('-', '_')}_METRICS_PORT`]: String(metricsPort),
     });
-    const log = createWriteStream(join(dir, `${file}.log`), { flags: 'a' });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
     running.set(file, child);
     return child;
   };

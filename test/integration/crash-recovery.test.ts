@@ -1,15 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, createWriteStream } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { stringify } from 'yaml';
 import { runWorkload } from '../../src/demo/workload.js';
-import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { pgClient } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
-import { flowDocument } from '../support/flow.js';
+import { flowDocument, spawnRun } from '../support/flow.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 
 /**
@@ -27,13 +26,7 @@ describe('kill -9 of trustsync run, again and again, mid-stream', () => {
   let dest: pg.Client;
   const pairs = f.pairs(tables);
 
-  const startRun = (): ChildProcess => {
-    const child = spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', flowFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = createWriteStream(logFile, { flags: 'a' });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    return child;
-  };
+  const startRun = (): ChildProcess => spawnRun(flowFile, logFile);
   const exited = (child: ChildProcess) => new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
 
   /** How many times this test's keys were written so far (first writes and moves of the ledger). */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
@@ -12,7 +12,7 @@ import { validateFlow } from '../../src/flow/config.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 import { endpoints, kafkaClient, pgClient } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
-import { flowDocument, startFlow } from '../support/flow.js';
+import { flowDocument, spawnRun, startFlow } from '../support/flow.js';
 import { readStateTopic } from '../support/state.js';
 
 /**
@@ -90,13 +90,7 @@ describe('compacted Avro state topics', () => {
   });
 
   it('agrees with the destination after trustsync run is killed with SIGKILL while producing state', async () => {
-    const log = createWriteStream(join(dir, 'run.log'), { flags: 'a' });
-    const start = (): ChildProcess => {
-      const child = spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', flowFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout!.pipe(log);
-      child.stderr!.pipe(log);
-      return child;
-    };
+    const start = (): ChildProcess => spawnRun(flowFile, join(dir, 'run.log'));
     const writer = await pgClient('trustsync_source');
     let writing = true;
     const background = (async () => {

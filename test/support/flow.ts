@@ -1,6 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
 import pino from 'pino';
 import { validateFlow, type FlowConfig } from '../../src/flow/config.js';
 import { FlowRunner } from '../../src/flow/run-flow.js';
+import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { endpoints } from './capture.js';
 
 export interface FlowSpec {
@@ -37,3 +41,12 @@ export async function startFlow(config: FlowConfig): Promise<FlowRunner> {
   return runner;
 }
 
+
+/** `trustsync run` as a user runs it, in a process of its own; what it prints is appended to `logFile`. */
+export function spawnRun(configFile: string, logFile: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const child = spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const log = createWriteStream(logFile, { flags: 'a' });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  return child;
+}
