@@ -38,11 +38,14 @@ export async function editBothSidesAtRandom(sides: TwoSides, seed: number, count
   }
 }
 
-/** trustsync's writes into each side, and how many of them came back captured and were suppressed. */
+/**
+ * trustsync's writes into each side, and how many of them came back captured and were suppressed:
+ * distinct captured changes, since a flow that re-reads after a crash decides an echo again.
+ */
 export async function writeCounts(sides: TwoSides): Promise<{ intoApp: number; intoCrm: number; echoedFromApp: number; echoedFromCrm: number }> {
   const count = async (db: pg.Client, target: string) => Number((await db.query('SELECT count(*) AS n FROM trustsync.outbound WHERE target = $1', [target])).rows[0].n);
   const echoes = async (db: pg.Client, target: string) =>
-    Number((await db.query("SELECT count(*) AS n FROM trustsync.history WHERE target = $1 AND decision = 'echo-suppressed'", [target])).rows[0].n);
+    Number((await db.query("SELECT count(DISTINCT correlation_id) AS n FROM trustsync.history WHERE target = $1 AND decision = 'echo-suppressed'", [target])).rows[0].n);
   return {
     intoApp: await count(sides.app, sides.appTable),
     intoCrm: await count(sides.crm, sides.crmTable),
