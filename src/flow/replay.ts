@@ -22,7 +22,13 @@ export async function listDeadLetters(config: FlowConfig): Promise<DlqEntry[]> {
   await admin.disconnect();
   if (!exists) return [];
   const messages = await readTopicsToEnd(kafka, [config.dlqTopic]);
-  return messages.map((m) => parseDlqMessage(m.message)).filter((e): e is DlqEntry => e !== undefined);
+  // A dead letter is sent before the offsets move past its record, so a record read again (after a
+  // crash or a rebalance) is dead-lettered again: it is still one letter, the latest for its record.
+  const byRecord = new Map<string, DlqEntry>();
+  for (const e of messages.map((m) => parseDlqMessage(m.message))) {
+    if (e) byRecord.set(`${e.flow}\u0000${e.origin.topic}/${e.origin.partition}@${e.origin.offset}`, e);
+  }
+  return [...byRecord.values()];
 }
 
 export interface ReplayResult {
