@@ -3,10 +3,10 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StackError } from './errors.js';
 
-/** Pinned versions that are known to work together (Debezium 3.3 is built against Kafka 4.1; Apicurio 3.0 is the last registry line that runs on Java 17). */
+/** Pinned versions that are known to work together (Debezium 3.4 is built against Kafka 4.1; Apicurio 3.0 is the last registry line that runs on Java 17). */
 export const VERSIONS = {
   kafka: '4.1.1',
-  debezium: '3.3.1.Final',
+  debezium: '3.4.3.Final',
   apicurioRegistry: '3.0.9',
   apicurioConverter: '2.6.13.Final',
 } as const;
