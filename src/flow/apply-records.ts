@@ -155,7 +155,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     const superseded = plan.superseded.map((x) =>
       eventRow(target, x.event, x.reason === 'duplicate' ? 'skipped-duplicate' : 'superseded', x.reason === 'duplicate' ? 'the same change is in this batch' : `a newer change of the key in this batch (offset ${x.by.origin.offset}) is written instead`),
     );
-    const decisions = await withRetries(ctx.retry, () => ctx.sink.applyBatch(mapping, plan.latest, { flow: ctx.flow, extra: [...superseded, ...retried] }), onRetry);
+    const decisions = await withRetries(ctx.retry, (attempt) => ctx.sink.applyBatch(mapping, plan.latest, { flow: ctx.flow, extra: [...superseded, ...retried], retrying: attempt > 1 }), onRetry);
     retried = [];
     // Counted once their history is committed with the batch: a batch that never commits counts nothing.
     for (const s of plan.superseded) {

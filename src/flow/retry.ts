@@ -27,13 +27,14 @@ export class RetriesExhausted extends Error {
  */
 export async function withRetries<T>(
   policy: RetryPolicy,
-  work: () => Promise<T>,
+  /** Given the attempt's number, from 1. */
+  work: (attempt: number) => Promise<T>,
   onRetry: (err: Error, attempt: number, delayMs: number) => void,
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await work();
+      return await work(attempt);
     } catch (err) {
       const retriable = (err as { retriable?: boolean }).retriable === true;
       if (!retriable) throw err;

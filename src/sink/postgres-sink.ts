@@ -62,6 +62,12 @@ export interface BatchAudit {
   flow: string;
   /** Superseded changes, retries of this batch: told in the same transaction as the write. */
   extra: HistoryRow[];
+  /**
+   * An earlier attempt of this batch failed, possibly after its COMMIT was durable (the server went
+   * away before acknowledging it): a decision that attempt recorded is not recorded again. (A change
+   * with the same decision on record from an earlier delivery is left out too: rare, and only here.)
+   */
+  retrying?: boolean;
 }
 
 function decisionRow(target: string, d: RowDecision): HistoryRow {
@@ -74,9 +80,9 @@ function decisionRow(target: string, d: RowDecision): HistoryRow {
 }
 
 /** Writes history rows: inside a batch's transaction, or on their own (records that never reach a batch write). */
-export async function recordHistory(db: pg.Pool | pg.PoolClient, flow: string, rows: readonly HistoryRow[]): Promise<void> {
+export async function recordHistory(db: pg.Pool | pg.PoolClient, flow: string, rows: readonly HistoryRow[], skipRecorded = false): Promise<void> {
   if (rows.length === 0) return;
-  const insert = historyInsert(flow, rows);
+  const insert = historyInsert(flow, rows, skipRecorded);
   await db.query(insert.text, insert.values).catch((err) => {
     throw err instanceof TrustsyncError ? err : classifyPgError(err, 'writing decision history');
   });
@@ -278,7 +284,7 @@ export class PostgresSink {
       const decisions = shape ? await this.applyIsolating(client, m, shape, [...latest]) : [];
       if (audit) {
         const target = targetName(m.table);
-        await recordHistory(client, audit.flow, [...audit.extra, ...decisions.map((d) => decisionRow(target, d))]);
+        await recordHistory(client, audit.flow, [...audit.extra, ...decisions.map((d) => decisionRow(target, d))], audit.retrying);
       }
       return decisions;
     });

@@ -4,6 +4,7 @@ import pg from 'pg';
 import type { ChangeEvent } from '../../src/model/change.js';
 import { collapseByKey } from '../../src/order/plan.js';
 import { PostgresSink, type TableMapping } from '../../src/sink/postgres-sink.js';
+import { eventRow } from '../../src/history/history.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 
 /**
@@ -141,5 +142,24 @@ describe('the guarded sink is order- and repetition-proof', () => {
     const { rows } = await pool.query(`SELECT flow FROM trustsync.history WHERE flow LIKE $1`, [`${schema}-%`]);
     expect(rows).toEqual([{ flow: `${schema}-b` }]);
     await pool.query(`DELETE FROM trustsync.history WHERE flow LIKE $1`, [`${schema}-%`]);
+  });
+  it('a batch retried after its commit landed unacknowledged records each decision once', async () => {
+    const m = mapping('shuffled');
+    const flow = `${schema}-retry`;
+    const older = event({ key: 7, op: 'c', v: 'first' }, 700, 70);
+    const newer = event({ key: 7, op: 'u', v: 'second' }, 701, 71);
+    const { latest, superseded } = collapseByKey([older, newer]);
+    const audit = { flow, extra: superseded.map((x) => eventRow(`${schema}.shuffled`, x.event, 'superseded', 'a newer change of the key in this batch')) };
+    await sink.applyBatch(m, latest, audit);
+    // The retry of a batch whose COMMIT was durable: the ledger makes its write a duplicate.
+    const retry = await sink.applyBatch(m, latest, { ...audit, retrying: true });
+    expect(retry.map((d) => d.decision)).toEqual(['skipped']);
+    const { rows } = await pool.query(`SELECT decision, count(*)::int AS n FROM trustsync.history WHERE flow = $1 GROUP BY decision ORDER BY decision`, [flow]);
+    expect(rows).toEqual([
+      { decision: 'applied', n: 1 },
+      { decision: 'skipped-duplicate', n: 1 },
+      { decision: 'superseded', n: 1 },
+    ]);
+    await pool.query(`DELETE FROM trustsync.history WHERE flow = $1`, [flow]);
   });
 });
