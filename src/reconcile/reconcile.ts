@@ -6,7 +6,7 @@ import { fieldPolicy } from '../policy/policy.js';
 import { validate } from '../policy/validators.js';
 import { fromPgText, type GovernedSink, type Governance } from '../sink/governed-sink.js';
 import { PostgresSink, readTableShape, recordHistory, targetName, type TableMapping } from '../sink/postgres-sink.js';
-import { parseTableName, qualified, quoteIdent, upsertStatement, type TableName } from '../sink/sql.js';
+import { LEDGER_STATES, parseTableName, qualified, quoteIdent, upsertStatement, type TableName } from '../sink/sql.js';
 import type { HistoryRow } from '../history/history.js';
 import { TrustsyncError } from '../model/errors.js';
 
@@ -108,6 +108,13 @@ async function bucketRows(s: Side, n: number, buckets: number[]): Promise<Map<st
     [buckets],
   );
   return new Map(rows.map((r) => [r.k, r.v]));
+}
+
+/** Ledger states (see LEDGER_STATES) by key; a key the ledger does not hold is absent. `lock` holds them until the transaction ends. */
+async function ledgerStates(db: pg.Pool | pg.PoolClient, target: string, keys: string[], lock: boolean): Promise<Map<string, string>> {
+  if (keys.length === 0) return new Map();
+  const { rows } = await db.query<{ key: string; state: string }>(`${LEDGER_STATES}${lock ? ' FOR UPDATE' : ''}`, [target, keys]);
+  return new Map(rows.map((r) => [r.key, r.state]));
 }
 
 /** A governed table's writer: its flow's destination under policy, with the table's mapping there. */
@@ -212,6 +219,7 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
   const first = await compare();
   let differences: Difference[] = [];
   let settled = 0;
+  let ledgerSeen = new Map<string, string>();
   if (first.mismatched.length) {
     o.progress(`  ${first.mismatched.length} buckets differ; comparing their rows …`);
     const before = await rowDiffs(first.mismatched);
@@ -219,6 +227,8 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
       o.progress(`  waiting ${o.settleMs / 1000}s for changes in flight to settle …`);
       await new Promise((r) => setTimeout(r, o.settleMs));
     }
+    // Read before the rows are: a key the flow writes after this moves in the ledger, and is not repaired.
+    ledgerSeen = await ledgerStates(sink.pool, targetName(m.table), [...new Set(before.map((d) => d.key))], false);
     const after = await rowDiffs(first.mismatched);
     const id = (d: Difference) => JSON.stringify([d.key, d.kind, d.field ?? null, d.source ?? null, d.destination ?? null]);
     const stable = new Set(before.map(id));
@@ -227,7 +237,11 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
   }
   if (o.repair && differences.some((d) => REPAIRABLE.has(d.recommendedAction))) {
     if (t.governed) await repairGoverned(t.governed, t.back, srcShape.columns, dstShape.columns, pairs, differences, systems);
-    else await repairCopy(source, sink, m, dstShape.columns, srcSide, dstSide, pairs, differences, t.flow);
+    else {
+      const moved = await repairCopy(source, sink, m, dstShape.columns, srcSide, dstSide, pairs, differences, t.flow, ledgerSeen);
+      differences = differences.filter((d) => !moved.has(d.key));
+      settled += moved.size;
+    }
   }
   return { source: m.sourceTable!, destination: targetName(m.table), rows: first.rows, buckets: n, mismatchedBuckets: first.mismatched.length, settled, differences };
 }
@@ -261,9 +275,27 @@ async function repairGoverned(
   for (const d of diffs) if ((d.recommendedAction === 'update-destination' && d.kind === 'field') || (d.recommendedAction === 'update-source' && back)) d.repaired = true;
 }
 
-/** Without policy: the source's rows copied, one transaction per table, each repair on record in the history. */
-async function repairCopy(source: pg.Pool, sink: PostgresSink, m: TableMapping, typeOf: ReadonlyMap<string, string>, srcSide: Side, dstSide: Side, pairs: { src: string; dst: string }[], diffs: Difference[], flow: string): Promise<void> {
+/**
+ * Without policy: the source's rows copied, one transaction per table, each repair on record in the
+ * history. Only keys the flow has not written since the difference was found (their ledger state is
+ * still `ledgerSeen`'s): a repair never overwrites a change applied meanwhile. Returns the keys that
+ * moved, left to the flow.
+ */
+async function repairCopy(
+  source: pg.Pool,
+  sink: PostgresSink,
+  m: TableMapping,
+  typeOf: ReadonlyMap<string, string>,
+  srcSide: Side,
+  dstSide: Side,
+  pairs: { src: string; dst: string }[],
+  allDiffs: Difference[],
+  flow: string,
+  ledgerSeen: ReadonlyMap<string, string>,
+): Promise<Set<string>> {
   const target = targetName(m.table);
+  const moved = new Set<string>();
+  let diffs = allDiffs.filter((d) => REPAIRABLE.has(d.recommendedAction));
   const keys = [...new Set(diffs.filter((d) => d.recommendedAction === 'update-destination').map((d) => d.key))];
   const { rows: sourceRows } = await source.query<{ k: string; kv: (string | null)[]; v: (string | null)[] }>(
     `SELECT ${keyExpr(srcSide)} AS k, ARRAY[${srcSide.key.map((c) => `t.${quoteIdent(c)}::text`).join(', ')}] AS kv, ARRAY[${srcSide.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ') || 'NULL::text'}] AS v
@@ -272,19 +304,24 @@ async function repairCopy(source: pg.Pool, sink: PostgresSink, m: TableMapping, 
   );
   const byKey = new Map(sourceRows.map((r) => [r.k, r]));
   await sink.transaction(`repairing ${target}`, async (client) => {
+    // Locked: the flow's next write of these keys waits for this transaction.
+    const ledgerNow = await ledgerStates(client, target, [...new Set(diffs.map((d) => d.key))], true);
+    for (const d of diffs) if (ledgerNow.get(d.key) !== ledgerSeen.get(d.key)) moved.add(d.key);
+    diffs = diffs.filter((d) => !moved.has(d.key));
     const history: HistoryRow[] = [];
     const row = (key: string, op: string, reason: string, values: unknown): HistoryRow => ({
       target, entity: m.sourceTable!, key, op, decision: 'repaired', reason, position: null, storedPosition: null, origin: null, txId: null, sourceTsMs: null, captureTsMs: null, newValues: values,
     });
     for (const key of keys) {
       const r = byKey.get(key);
-      if (!r) continue;
+      if (!r || moved.has(key)) continue;
       // Only the fields the policy lets the source write (all of them for a missing row).
       const allowed = new Set(diffs.filter((d) => d.key === key && d.recommendedAction === 'update-destination').map((d) => d.field));
       const cols = pairs.map((p, i) => ({ p, i })).filter(({ p }) => allowed.has(undefined) || allowed.has(p.dst));
       if (allowed.has(undefined)) {
         const columns = [...dstSide.key, ...cols.map(({ p }) => p.dst)].map((name) => ({ name, type: typeOf.get(name)! }));
-        await client.query(upsertStatement(m.table, columns, dstSide.key, false), [...r.kv, ...cols.map(({ i }) => r.v[i] ?? null)].map((v) => [v]));
+        // A key the ledger never held has no lock to take: should the flow insert it first, its row stays.
+        await client.query(upsertStatement(m.table, columns, dstSide.key, true), [...r.kv, ...cols.map(({ i }) => r.v[i] ?? null)].map((v) => [v]));
       } else {
         // Just the differing fields: an INSERT … ON CONFLICT would check NOT NULL columns it does not set.
         const sets = cols.map(({ p }, j) => `${quoteIdent(p.dst)} = $${j + 2}::text::${typeOf.get(p.dst)!}`);
@@ -298,7 +335,8 @@ async function repairCopy(source: pg.Pool, sink: PostgresSink, m: TableMapping, 
     }
     await recordHistory(client, flow, history);
   });
-  for (const d of diffs) if (REPAIRABLE.has(d.recommendedAction)) d.repaired = true;
+  for (const d of diffs) d.repaired = true;
+  return moved;
 }
 
 /** Reconciles every table of a flow with its source (source.database); with `reverse`, as a two-way sync. */

@@ -194,6 +194,15 @@ CREATE INDEX IF NOT EXISTS key_positions_tombstones ON ${LEDGER_SCHEMA}.key_posi
 `;
 
 /**
+ * The ledger's state of some keys: position, and a trailing '-' for a tombstone. A repair reads it
+ * when it finds a difference and again, locked, when it writes: a key whose state moved in between
+ * was written by the flow meanwhile, and the repair leaves it alone.
+ */
+export const LEDGER_STATES = `
+SELECT key, position::text || CASE WHEN deleted THEN '-' ELSE '' END AS state
+FROM ${LEDGER_SCHEMA}.key_positions WHERE target = $1 AND key = ANY($2::text[])`;
+
+/**
  * Claims each key for its incoming position, in one statement: the ledger row moves forward only
  * when the incoming position is newer. Row locks on the ledger serialize concurrent writers of the
  * same key, so the guard holds inside the database even with two flows writing.
