@@ -9,7 +9,8 @@ import { PACKAGE_DIR, stackEndpoints, type StackSettings } from '../src/stack/se
 import { seededRandom } from '../src/demo/workload.js';
 import { componentPid } from '../src/stack/component.js';
 import { connect as connectComponent } from '../src/stack/connect.js';
-import { ConnectClient, readConnectorFile, removePostgresSource, stackConnectorVars, type ConnectorConfig } from '../src/stack/connectors.js';
+import { ConnectClient, readConnectorFile, stackConnectorVars, type ConnectorConfig } from '../src/stack/connectors.js';
+import { removePostgresSource } from '../src/stack/postgres-source.js';
 
 /**
  * trustsync against the Debezium JDBC sink connector, a naive one-upsert-per-message consumer and
@@ -415,7 +416,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     };
   } finally {
     await connect.remove(jdbcName).catch(() => undefined);
-    await removePostgresSource(connect, capture, e.postgresUrl).catch(() => undefined);
+    await removePostgresSource(connect, capture).catch(() => undefined);
     await source.end();
     await dest.end();
   }

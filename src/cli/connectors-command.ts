@@ -1,24 +1,85 @@
 import { Command } from 'commander';
 import { join } from 'node:path';
 import { PACKAGE_DIR, stackEndpoints, stackSettings } from '../stack/settings.js';
-import { ConnectClient, readConnectorDir, stackConnectorVars } from '../stack/connectors.js';
-import { progress } from './output.js';
+import { ConnectClient, readConnectorDir, stackConnectorVars, type ConnectorConfig } from '../stack/connectors.js';
+import { checkCapture, describeGap, resnapshot, type CaptureCheck } from '../stack/postgres-source.js';
+import { StackError } from '../stack/errors.js';
+import { progress, table } from './output.js';
+
+interface ConnectorsOptions {
+  dir: string;
+  name?: string;
+}
+
+const dirOption = ['--dir <path>', 'folder (or one file) of connector JSON; ${VAR} and ${VAR:-default} come from the environment', join(PACKAGE_DIR, 'connectors')] as const;
+
+/** The connector files named by --dir (and --name), with the local stack's values filled in, and a Connect client. */
+function connectorsOf(opts: ConnectorsOptions): { configs: ConnectorConfig[]; client: ConnectClient } {
+  const s = stackSettings();
+  const all = readConnectorDir(opts.dir, { ...stackConnectorVars(s), ...process.env });
+  const configs = opts.name ? all.filter((c) => c.name === opts.name) : all;
+  if (configs.length === 0) throw new StackError(`no connector named ${opts.name} in ${opts.dir}.`, `name one of: ${all.map((c) => c.name).join(', ')}.`);
+  return { configs, client: new ConnectClient(stackEndpoints(s).connectUrl) };
+}
+
+function gapFailure(gaps: CaptureCheck[], opts: ConnectorsOptions): StackError {
+  const dir = opts.dir === dirOption[2] ? '' : ` --dir ${opts.dir}`;
+  return new StackError(
+    `capture gap: ${gaps.map((c) => `${c.connector}: ${describeGap(c.gap!)}`).join('; ')}.`,
+    `take the source again with \`trustsync connectors resnapshot${dir} --name <connector>\`; once the flow has caught up, \`trustsync reconcile <flow> --repair\` removes the rows deleted during the gap (a snapshot holds no deletes).`,
+  );
+}
 
 export function connectorsCommand(): Command {
   const connectors = new Command('connectors').description('Kafka Connect connectors (Debezium sources) from JSON files');
   connectors
     .command('apply')
     .description('create or update each connector (idempotent) and wait until it and its tasks run')
-    .option('--dir <path>', 'folder (or one file) of connector JSON; ${VAR} and ${VAR:-default} come from the environment', join(PACKAGE_DIR, 'connectors'))
-    .action(async (opts: { dir: string }) => {
-      const s = stackSettings();
-      const configs = readConnectorDir(opts.dir, { ...stackConnectorVars(s), ...process.env });
-      const client = new ConnectClient(stackEndpoints(s).connectUrl);
+    .option(...dirOption)
+    .action(async (opts: ConnectorsOptions) => {
+      const { configs, client } = connectorsOf(opts);
       for (const c of configs) {
         const outcome = await client.apply(c);
         await client.waitRunning(c.name);
         progress(`${c.name}: ${outcome}, RUNNING`);
       }
+    });
+  connectors
+    .command('status')
+    .description("each connector's state, and whether its source can resume where it stopped (exit 1 on a capture gap)")
+    .option(...dirOption)
+    .option('--name <connector>', 'only this connector')
+    .option('--json', 'print the checks as JSON')
+    .action(async (opts: ConnectorsOptions & { json?: boolean }) => {
+      const { configs, client } = connectorsOf(opts);
+      const checks: CaptureCheck[] = [];
+      for (const c of configs) checks.push(await checkCapture(client, c));
+      if (opts.json) process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
+      else {
+        const rows = checks.map((c) => [c.connector, c.state, c.tasks.join(',') || '-', c.gap ? `GAP: ${describeGap(c.gap)}` : 'ok']);
+        process.stdout.write(`${table([['CONNECTOR', 'STATE', 'TASKS', 'CAPTURE'], ...rows])}\n`);
+      }
+      const gaps = checks.filter((c) => c.gap);
+      if (gaps.length) throw gapFailure(gaps, opts);
+    });
+  connectors
+    .command('resnapshot')
+    .description('capture a source again from a fresh snapshot after a capture gap (the connector re-created without its offset, the unusable slot dropped)')
+    .option(...dirOption)
+    .requiredOption('--name <connector>', 'the connector to take again')
+    .option('--force', 'take the snapshot even without a gap')
+    .action(async (opts: ConnectorsOptions & { force?: boolean }) => {
+      const { configs, client } = connectorsOf(opts);
+      const c = configs[0]!;
+      const check = await checkCapture(client, c);
+      if (!check.gap && !opts.force) {
+        progress(`${c.name}: no capture gap; nothing done (--force takes a snapshot anyway).`);
+        return;
+      }
+      if (check.gap) progress(`${c.name}: ${describeGap(check.gap)}.`);
+      await resnapshot(client, c);
+      progress(`${c.name}: re-created without its offset, snapshot under way, RUNNING.`);
+      progress('next: once the flow has caught up, `trustsync reconcile <flow> --repair` removes the rows deleted during the gap.');
     });
   return connectors;
 }

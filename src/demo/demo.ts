@@ -3,7 +3,8 @@ import pg from 'pg';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { PACKAGE_DIR, stackEndpoints, type StackSettings } from '../stack/settings.js';
 import { stackUp } from '../stack/stack.js';
-import { ConnectClient, readConnectorFile, removePostgresSource, stackConnectorVars } from '../stack/connectors.js';
+import { ConnectClient, readConnectorFile, stackConnectorVars } from '../stack/connectors.js';
+import { removePostgresSource } from '../stack/postgres-source.js';
 import { createDemoSchema, demoDestinationSql } from './schema.js';
 import { runWorkload, type WorkloadCounts } from './workload.js';
 import { readTopicsToEnd, type ReadMessage } from '../flow/read-topic.js';
@@ -51,7 +52,7 @@ export async function prepareDemoSource(s: StackSettings, log: (line: string) =>
   await source.connect();
 
   log('resetting the demo source (schema, connector, slot, topics) …');
-  await removePostgresSource(connect, connector, e.postgresUrl);
+  await removePostgresSource(connect, connector);
   const admin = kafka.admin();
   await admin.connect();
   const existing = new Set(await admin.listTopics());

@@ -4,7 +4,8 @@ import pino from 'pino';
 import { Kafka, logLevel } from 'kafkajs';
 import { PACKAGE_DIR, stackEndpoints, type StackSettings } from '../stack/settings.js';
 import { stackUp } from '../stack/stack.js';
-import { ConnectClient, readConnectorFile, removePostgresSource, stackConnectorVars, type ConnectorConfig } from '../stack/connectors.js';
+import { ConnectClient, readConnectorFile, stackConnectorVars, type ConnectorConfig } from '../stack/connectors.js';
+import { removePostgresSource } from '../stack/postgres-source.js';
 import { FlowRunner } from '../flow/run-flow.js';
 import type { FlowConfig } from '../flow/config.js';
 import { listReviews } from '../flow/review.js';
@@ -43,7 +44,7 @@ async function resetSync(s: StackSettings, kafka: Kafka, flows: FlowConfig[], ap
   const e = stackEndpoints(s);
   const connect = new ConnectClient(e.connectUrl);
   log('resetting the sync (schemas app and crm, their connectors, slots, topics and trustsync state) …');
-  for (const side of ['app', 'crm'] as const) await removePostgresSource(connect, sideConnector(s, side), e.postgresUrl);
+  for (const side of ['app', 'crm'] as const) await removePostgresSource(connect, sideConnector(s, side));
   const admin = kafka.admin();
   await admin.connect();
   try {

@@ -1,7 +1,6 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { stackEndpoints, type StackSettings } from './settings.js';
-import pg from 'pg';
 import { sleep } from './processes.js';
 import { StackError } from './errors.js';
 import { substitute } from '../shared/substitute.js';
@@ -104,6 +103,15 @@ export class ConnectClient {
     throw new StackError(`connector ${name} was not RUNNING within ${timeoutMs / 1000}s (${last}).`, 'read the Connect log (`trustsync stack status` shows where it is).');
   }
 
+  /** The source offsets Connect stores for a connector (KIP-875): for Debezium PostgreSQL, one holding the LSNs it resumes from. */
+  async offsets(name: string): Promise<Record<string, unknown>[]> {
+    const res = await this.call('GET', `/connectors/${encodeURIComponent(name)}/offsets`);
+    if (res.status === 404) throw new StackError(`Kafka Connect has no connector ${name}.`, 'create it with `trustsync connectors apply`.');
+    if (!res.ok) throw new StackError(`reading the offsets of connector ${name}: ${res.status} ${redact(await res.text())}`, 'check that Kafka Connect is 3.6 or newer and running.');
+    const body = (await res.json()) as { offsets?: { offset?: Record<string, unknown> }[] };
+    return (body.offsets ?? []).flatMap((o) => (o.offset ? [o.offset] : []));
+  }
+
   /**
    * Deletes a connector and forgets its source offsets. Connect keeps offsets by connector name, so a
    * connector re-created under the same name would otherwise try to resume from a slot position that
@@ -125,31 +133,4 @@ export class ConnectClient {
 /** Connect echoes configs in errors; passwords stay out of what we print. */
 function redact(text: string): string {
   return text.replace(/("?[\w.]*password"?\s*[:=]\s*"?)[^",\s}]*/gi, '$1***');
-}
-
-/**
- * Removes a Debezium PostgreSQL source completely: the connector, then its replication slot
- * (an abandoned slot makes the server keep WAL forever) and its publication.
- */
-export async function removePostgresSource(connect: ConnectClient, c: ConnectorConfig, postgresUrl: (db: string) => string): Promise<void> {
-  await connect.remove(c.name);
-  const client = new pg.Client(postgresUrl(c.config['database.dbname'] ?? 'postgres'));
-  await client.connect();
-  try {
-    const slot = c.config['slot.name'];
-    // The task lets go of the slot shortly after the connector is deleted.
-    for (let i = 0; slot && i < 100; i++) {
-      const { rows } = await client.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-      if (rows.length === 0) break;
-      if (!rows[0]!.active) {
-        await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
-        break;
-      }
-      await sleep(200);
-    }
-    const publication = c.config['publication.name'];
-    if (publication) await client.query(`DROP PUBLICATION IF EXISTS "${publication.replaceAll('"', '""')}"`);
-  } finally {
-    await client.end();
-  }
 }

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
-import { ConnectClient, removePostgresSource, readConnectorFile, stackConnectorVars } from '../../src/stack/connectors.js';
+import { ConnectClient, readConnectorFile, stackConnectorVars } from '../../src/stack/connectors.js';
+import { removePostgresSource } from '../../src/stack/postgres-source.js';
 import { endpoints, pgClient, settings, uniqueName } from '../support/capture.js';
 
 const cli = (args: string[], env: Record<string, string> = {}) =>
@@ -45,7 +46,7 @@ describe('trustsync connectors apply', () => {
     const connect = new ConnectClient(endpoints.connectUrl);
     for (const [server, tables] of [[schema, vars.TABLES], [`${schema}_bad`, `${schema}.missing`]]) {
       const config = readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), { ...stackConnectorVars(settings), ...vars, SERVER: server!, TABLES: tables! });
-      await removePostgresSource(connect, config, endpoints.postgresUrl);
+      await removePostgresSource(connect, config);
     }
     const source = await pgClient();
     await source.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { PACKAGE_DIR, stackEndpoints, stackSettings } from '../../src/stack/settings.js';
 import { readTopicsToEnd } from '../../src/flow/read-topic.js';
-import { ConnectClient, readConnectorFile, removePostgresSource, stackConnectorVars, type ConnectorConfig } from '../../src/stack/connectors.js';
+import { ConnectClient, readConnectorFile, stackConnectorVars, type ConnectorConfig } from '../../src/stack/connectors.js';
+import { removePostgresSource } from '../../src/stack/postgres-source.js';
 
 export const settings = stackSettings();
 export const endpoints = stackEndpoints(settings);
@@ -60,7 +61,7 @@ export class SourceCapture {
   }
 
   async stop(): Promise<void> {
-    await removePostgresSource(this.connect, this.connector, endpoints.postgresUrl);
+    await removePostgresSource(this.connect, this.connector);
   }
 }
 

@@ -7,7 +7,7 @@ import { registry as registryComponent } from '../../src/stack/registry.js';
 import { isAlive } from '../../src/stack/processes.js';
 import { stackUp } from '../../src/stack/stack.js';
 import { ConnectClient } from '../../src/stack/connectors.js';
-import { endpoints, settings, type SourceCapture } from './capture.js';
+import { endpoints, pgClient, settings, type SourceCapture } from './capture.js';
 
 /**
  * One vocabulary for breaking the fault suite's stack on purpose, and for bringing it back. Only the
@@ -40,6 +40,28 @@ export const crashPostgres = () => killAndWait(postgresComponent, 'SIGQUIT');
 
 /** The schema registry gone (its process killed). */
 export const killRegistry = () => killAndWait(registryComponent, 'SIGKILL');
+
+/**
+ * The capture's replication slot dropped while Debezium streams from it, as a person (or
+ * max_slot_wal_keep_size) might: an active slot cannot be dropped, so its walsender is ended first,
+ * again and again until the drop wins the race with Debezium's reconnect.
+ */
+export async function dropSlot(capture: SourceCapture): Promise<void> {
+  const slot = capture.connector.config['slot.name']!;
+  const db = await pgClient();
+  try {
+    for (let i = 0; i < 100; i++) {
+      await db.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL', [slot]);
+      const dropped = await db.query('SELECT pg_drop_replication_slot($1)', [slot]).then(() => true, () => false);
+      const { rowCount } = await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+      if (dropped || rowCount === 0) return;
+      await sleep(100);
+    }
+    throw new Error(`replication slot ${slot} could not be dropped`);
+  } finally {
+    await db.end();
+  }
+}
 
 /** Starts whatever is down again and waits until every component serves. */
 export async function restoreStack(): Promise<void> {

@@ -1,13 +1,20 @@
 import type pg from 'pg';
 import type { Admin } from 'kafkajs';
+import pino from 'pino';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'vitest';
 import { runWorkload } from '../../src/demo/workload.js';
+import { validateFlow } from '../../src/flow/config.js';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
+import { sampleGroupLag } from '../../src/observe/lag.js';
+import { reconcileFlow } from '../../src/reconcile/reconcile.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 import { ConnectClient } from '../../src/stack/connectors.js';
 import { endpoints, kafkaClient, pgClient, type Variant } from './capture.js';
 import { SyncFixture } from './fixture.js';
-import { flowConfig, startFlow } from './flow.js';
+import { flowConfig, flowDocument, startFlow } from './flow.js';
 
 const TABLES = ['customers', 'orders'];
 
@@ -124,6 +131,38 @@ export class FaultScenario {
   async stopFlow(): Promise<void> {
     await this.f.runner?.stop();
     this.f.runner = undefined;
+  }
+
+  /** `trustsync reconcile` of the scenario's flow, as the CLI runs it (64 buckets, 3 s settle). */
+  reconcile(repair: boolean) {
+    const doc = flowDocument({ name: this.f.schema, topics: this.f.flowTables(TABLES), decoding: this.variant });
+    // reconcile reads the source database the flow file names.
+    const config = validateFlow({ ...doc, source: { ...(doc.source as object), database: endpoints.postgresUrl('trustsync_source') } }, `${this.f.schema}.yaml`);
+    return reconcileFlow(config, { buckets: 64, settleMs: 3000, repair, progress: () => undefined, log: pino({ level: 'silent' }) });
+  }
+
+  /** The scenario's connector in a file of its own, for the `trustsync connectors` commands. */
+  connectorFile(): string {
+    const file = join(mkdtempSync(join(tmpdir(), 'trustsync-connector-')), 'source.json');
+    writeFileSync(file, JSON.stringify(this.f.capture!.connector));
+    return file;
+  }
+
+  /** Waits until the flow's group has committed every record of the scenario's topics. */
+  async caughtUp(timeoutMs = 120_000): Promise<void> {
+    const admin = kafkaClient().admin();
+    await admin.connect();
+    try {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const lag = await sampleGroupLag(admin, `trustsync-${this.f.schema}`);
+        if (lag.partitions.length > 0 && lag.partitions.every((p) => p.lag === 0n)) return;
+        if (Date.now() > deadline) throw new Error(`the flow did not catch up within ${timeoutMs / 1000}s: ${lag.partitions.map((p) => `${p.topic}/${p.partition} lag ${p.lag}`).join(', ')}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    } finally {
+      await admin.disconnect();
+    }
   }
 
   /** Keeps changing the source (inserts, updates, deletes) until the returned function is called. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { readConnectorFile, stackConnectorVars } from '../../src/stack/connectors.js';
+import { describeGap, formatLsn } from '../../src/stack/postgres-source.js';
 import { substitute, VariableMissing } from '../../src/shared/substitute.js';
 import { PACKAGE_DIR, stackSettings } from '../../src/stack/settings.js';
 
@@ -33,5 +34,18 @@ describe('stack settings', () => {
   });
   it('binds to loopback', () => {
     expect(stackSettings({}).host).toBe('127.0.0.1');
+  });
+});
+
+describe('capture gaps, as people read them', () => {
+  it('writes an LSN the way PostgreSQL and Debezium print it', () => {
+    expect(formatLsn(35835784n)).toBe('0/222CF88');
+    expect(formatLsn((0x1an << 32n) | 0xbn)).toBe('1A/B');
+  });
+
+  it('says which slot failed how, and from where changes were lost', () => {
+    expect(describeGap({ slot: 's1', problem: 'missing', resumeLsn: '0/222CF88' })).toBe('replication slot s1 no longer exists; the changes committed after 0/222CF88 were never captured');
+    expect(describeGap({ slot: 's1', problem: 'ahead', resumeLsn: '0/10', slotRestartLsn: '0/20' })).toContain('keeps WAL only from 0/20');
+    expect(describeGap({ slot: 's1', problem: 'lost', resumeLsn: '0/10' })).toContain('invalidated');
   });
 });

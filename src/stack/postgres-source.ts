@@ -1,0 +1,144 @@
+import pg from 'pg';
+import { ConnectClient, type ConnectorConfig } from './connectors.js';
+import { StackError } from './errors.js';
+import { sleep } from './processes.js';
+
+export const POSTGRES_SOURCE = 'io.debezium.connector.postgresql.PostgresConnector';
+
+/**
+ * Why a Debezium PostgreSQL source cannot resume where it stopped: its replication slot is gone
+ * (dropped), lost (invalidated once it held more WAL than max_slot_wal_keep_size allows), or keeps WAL
+ * only from after the stored position. Either way the changes in between are not on the server any more.
+ */
+export type SlotProblem = 'missing' | 'lost' | 'ahead';
+
+export interface CaptureGap {
+  slot: string;
+  problem: SlotProblem;
+  /** The commit LSN of the connector's stored offset: it would resume after this. */
+  resumeLsn: string;
+  /** The oldest WAL position the slot still holds (an 'ahead' slot). */
+  slotRestartLsn?: string;
+}
+
+export interface CaptureCheck {
+  connector: string;
+  /** Connect's state of the connector ('ABSENT' when Connect does not know it) and of each task. */
+  state: string;
+  tasks: string[];
+  /** Set when changes were lost between the stored offset and what the slot still holds. */
+  gap?: CaptureGap;
+}
+
+/** PostgreSQL's text form of an LSN (hi/lo in hex), as pg_replication_slots and Debezium's logs show it. */
+export function formatLsn(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
+}
+
+export function describeGap(gap: CaptureGap): string {
+  const slot = {
+    missing: `replication slot ${gap.slot} no longer exists`,
+    lost: `replication slot ${gap.slot} was invalidated (wal_status lost)`,
+    ahead: `replication slot ${gap.slot} keeps WAL only from ${gap.slotRestartLsn}`,
+  }[gap.problem];
+  return `${slot}; the changes committed after ${gap.resumeLsn} were never captured`;
+}
+
+/** The database a PostgreSQL source connector reads, with its own credentials. */
+function sourceDatabase(c: ConnectorConfig): pg.ClientConfig {
+  const v = (k: string) => c.config[`database.${k}`];
+  return { host: v('hostname'), port: Number(v('port') ?? 5432), user: v('user'), password: v('password'), database: v('dbname') };
+}
+
+const slotName = (c: ConnectorConfig) => c.config['slot.name'] ?? 'debezium';
+
+async function withSource<T>(c: ConnectorConfig, use: (db: pg.Client) => Promise<T>): Promise<T> {
+  const db = new pg.Client({ ...sourceDatabase(c), application_name: 'trustsync:connectors' });
+  try {
+    await db.connect();
+  } catch (err) {
+    throw new StackError(`cannot reach the source database of connector ${c.name} (${(err as Error).message}).`, "check the connector file's database.* settings and that PostgreSQL is up.");
+  }
+  try {
+    return await use(db);
+  } finally {
+    await db.end();
+  }
+}
+
+/**
+ * Compares where the connector will resume (its stored offset) with what its slot still holds. The
+ * same comparison Debezium makes when its task starts, made before it starts: once a new slot
+ * streams, the evidence of the gap is gone.
+ */
+export async function checkCapture(connect: ConnectClient, c: ConnectorConfig): Promise<CaptureCheck> {
+  const status = await connect.status(c.name);
+  if (!status) return { connector: c.name, state: 'ABSENT', tasks: [] };
+  const check: CaptureCheck = { connector: c.name, state: status.connector.state, tasks: status.tasks.map((t) => t.state) };
+  if (c.config['connector.class'] !== POSTGRES_SOURCE) return check;
+  const stored = (await connect.offsets(c.name)).find((o) => o.lsn_commit !== undefined || o.lsn !== undefined);
+  // No offset yet: the connector has not streamed, so it will snapshot first and nothing can be missing.
+  if (!stored) return check;
+  // JSON numbers: exact up to 2^53 bytes of WAL, far beyond any real server.
+  const resumeLsn = BigInt(Number(stored.lsn_commit ?? stored.lsn));
+  const slot = slotName(c);
+  const { rows } = await withSource(c, (db) =>
+    db.query<{ restart_lsn: string | null; wal_status: string | null; ahead: boolean }>(
+      `SELECT restart_lsn::text, wal_status, restart_lsn > $2::pg_lsn AS ahead FROM pg_replication_slots WHERE slot_name = $1`,
+      [slot, formatLsn(resumeLsn)],
+    ),
+  );
+  const found = rows[0];
+  const at = formatLsn(resumeLsn);
+  if (!found) check.gap = { slot, problem: 'missing', resumeLsn: at };
+  else if (found.wal_status === 'lost' || found.restart_lsn === null) check.gap = { slot, problem: 'lost', resumeLsn: at };
+  else if (found.ahead) check.gap = { slot, problem: 'ahead', resumeLsn: at, slotRestartLsn: found.restart_lsn };
+  return check;
+}
+
+/**
+ * Captures a source again from a fresh snapshot: the connector removed with its stored offset, an
+ * unusable slot dropped, and the connector created anew (Debezium creates a new slot and snapshots
+ * from the moment it does). Created anew rather than resumed: a task stuck retrying against the lost
+ * slot may outlive its stop, and a resumed connector has been seen to wait for it with no tasks.
+ * The snapshot fills in the rows the destination never had; it cannot carry updates the destination
+ * missed (a snapshot read never overrides a streamed change) nor deletes: `trustsync reconcile
+ * --repair` finds and mends those.
+ */
+export async function resnapshot(connect: ConnectClient, c: ConnectorConfig): Promise<void> {
+  if (c.config['connector.class'] !== POSTGRES_SOURCE) throw new StackError(`connector ${c.name} is not a Debezium PostgreSQL source.`, `resnapshot handles ${POSTGRES_SOURCE} connectors only.`);
+  if (!(await connect.status(c.name))) throw new StackError(`Kafka Connect has no connector ${c.name}.`, 'create it with `trustsync connectors apply`.');
+  await connect.remove(c.name);
+  if (!(await withSource(c, (db) => dropSlotOnceReleased(db, slotName(c))))) {
+    throw new StackError(`replication slot ${slotName(c)} is still in use after connector ${c.name} was removed.`, 'find who holds it in pg_stat_replication, stop that client, then run resnapshot again.');
+  }
+  await connect.apply(c);
+  await connect.waitRunning(c.name);
+}
+
+/** Drops a replication slot as soon as its (stopping) client lets go of it: true once there is none. */
+async function dropSlotOnceReleased(db: pg.Client, slot: string): Promise<boolean> {
+  for (let i = 0; i < 150; i++) {
+    const { rows } = await db.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    if (rows.length === 0) return true;
+    if (!rows[0]!.active) {
+      await db.query('SELECT pg_drop_replication_slot($1)', [slot]);
+      return true;
+    }
+    await sleep(200);
+  }
+  return false;
+}
+
+/**
+ * Removes a Debezium PostgreSQL source completely: the connector and its offsets, then its
+ * replication slot (an abandoned slot makes the server keep WAL forever) and its publication.
+ */
+export async function removePostgresSource(connect: ConnectClient, c: ConnectorConfig): Promise<void> {
+  await connect.remove(c.name);
+  await withSource(c, async (db) => {
+    await dropSlotOnceReleased(db, slotName(c));
+    const publication = c.config['publication.name'];
+    if (publication) await db.query(`DROP PUBLICATION IF EXISTS "${publication.replaceAll('"', '""')}"`);
+  });
+}

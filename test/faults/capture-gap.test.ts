@@ -1,0 +1,69 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PACKAGE_DIR } from '../../src/stack/settings.js';
+import { dropSlot, restoreStack } from '../support/faults.js';
+import { FaultScenario } from '../support/scenario.js';
+
+const cli = (args: string[]) => spawnSync(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), ...args], { encoding: 'utf8', timeout: 180_000 });
+
+/**
+ * The source's replication slot dropped under a running capture: what was committed until a new
+ * slot exists is not in the WAL any consumer can read. trustsync finds the gap, takes the source
+ * again, and repairs what a snapshot cannot carry, without writing anything older over newer.
+ */
+describe('a capture gap', () => {
+  let s: FaultScenario | undefined;
+
+  afterEach(async () => {
+    await restoreStack();
+    await s?.close();
+    s = undefined;
+  });
+
+  it('the replication slot dropped: the gap is reported, a new snapshot and reconcile --repair mend it, nothing newer reverted', async () => {
+    s = await new FaultScenario('f_slot').open();
+    const file = s.connectorFile();
+    const name = s.f.capture!.connector.name;
+    const slot = s.f.capture!.connector.config['slot.name']!;
+
+    const stop = await s.writeInBackground();
+    await sleep(1500);
+    await dropSlot(s.f.capture!);
+    // The source keeps changing while nothing captures it.
+    await sleep(3000);
+
+    const status = cli(['connectors', 'status', '--dir', file]);
+    expect(status.status).toBe(1);
+    expect(status.stdout).toContain(`GAP: replication slot ${slot} no longer exists`);
+    expect(status.stderr).toMatch(new RegExp(`capture gap: ${name}: replication slot ${slot} no longer exists; the changes committed after [0-9A-F]+/[0-9A-F]+ were never captured`));
+    expect(status.stderr).toContain('connectors resnapshot');
+
+    const again = cli(['connectors', 'resnapshot', '--dir', file, '--name', name]);
+    expect(again.stderr).toContain('snapshot under way, RUNNING');
+    expect(again.status).toBe(0);
+    expect(cli(['connectors', 'status', '--dir', file]).status).toBe(0);
+
+    await sleep(1500);
+    await stop();
+    await s.captureSettled();
+    await s.caughtUp();
+
+    // What the gap took: updates and deletes a snapshot cannot bring back.
+    const found = await s.reconcile(false);
+    const differences = found.tables.flatMap((t) => t.differences);
+    expect(differences.length).toBeGreaterThan(0);
+    expect(differences.every((d) => d.recommendedAction === 'update-destination' || d.recommendedAction === 'delete-destination')).toBe(true);
+
+    const repaired = await s.reconcile(true);
+    expect(repaired.clean).toBe(true);
+    expect((await s.reconcile(false)).tables.flatMap((t) => t.differences)).toEqual([]);
+
+    // The stream goes on over the repaired rows, and the destination follows it.
+    const more = await s.writeInBackground();
+    await sleep(2000);
+    await more();
+    await s.assertNothingLost();
+  });
+});
