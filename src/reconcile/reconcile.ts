@@ -227,8 +227,8 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
       o.progress(`  waiting ${o.settleMs / 1000}s for changes in flight to settle …`);
       await new Promise((r) => setTimeout(r, o.settleMs));
     }
-    // Read before the rows are: a key the flow writes after this moves in the ledger, and is not repaired.
-    ledgerSeen = await ledgerStates(sink.pool, targetName(m.table), [...new Set(before.map((d) => d.key))], false);
+    // For the repair, read before the rows are: a key the flow writes after this moves in the ledger, and is not repaired.
+    if (o.repair && !t.governed) ledgerSeen = await ledgerStates(sink.pool, targetName(m.table), [...new Set(before.map((d) => d.key))], false);
     const after = await rowDiffs(first.mismatched);
     const id = (d: Difference) => JSON.stringify([d.key, d.kind, d.field ?? null, d.source ?? null, d.destination ?? null]);
     const stable = new Set(before.map(id));
@@ -295,26 +295,28 @@ async function repairCopy(
 ): Promise<Set<string>> {
   const target = targetName(m.table);
   const moved = new Set<string>();
-  let diffs = allDiffs.filter((d) => REPAIRABLE.has(d.recommendedAction));
-  const keys = [...new Set(diffs.filter((d) => d.recommendedAction === 'update-destination').map((d) => d.key))];
-  const { rows: sourceRows } = await source.query<{ k: string; kv: (string | null)[]; v: (string | null)[] }>(
-    `SELECT ${keyExpr(srcSide)} AS k, ARRAY[${srcSide.key.map((c) => `t.${quoteIdent(c)}::text`).join(', ')}] AS kv, ARRAY[${srcSide.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ') || 'NULL::text'}] AS v
-       FROM ${qualified(srcSide.table)} t WHERE ${keyExpr(srcSide)} = ANY($1::text[])`,
-    [keys],
-  );
-  const byKey = new Map(sourceRows.map((r) => [r.k, r]));
+  let repaired: Difference[] = [];
   await sink.transaction(`repairing ${target}`, async (client) => {
-    // Locked: the flow's next write of these keys waits for this transaction.
-    const ledgerNow = await ledgerStates(client, target, [...new Set(diffs.map((d) => d.key))], true);
-    for (const d of diffs) if (ledgerNow.get(d.key) !== ledgerSeen.get(d.key)) moved.add(d.key);
-    diffs = diffs.filter((d) => !moved.has(d.key));
+    // Locked: the flow's next write of these keys waits for this transaction, so the source read
+    // below is at least as new as anything the flow applied to them.
+    const candidates = allDiffs.filter((d) => REPAIRABLE.has(d.recommendedAction));
+    const ledgerNow = await ledgerStates(client, target, [...new Set(candidates.map((d) => d.key))], true);
+    for (const d of candidates) if (ledgerNow.get(d.key) !== ledgerSeen.get(d.key)) moved.add(d.key);
+    const diffs = candidates.filter((d) => !moved.has(d.key));
+    const keys = [...new Set(diffs.filter((d) => d.recommendedAction === 'update-destination').map((d) => d.key))];
+    const { rows: sourceRows } = await source.query<{ k: string; kv: (string | null)[]; v: (string | null)[] }>(
+      `SELECT ${keyExpr(srcSide)} AS k, ARRAY[${srcSide.key.map((c) => `t.${quoteIdent(c)}::text`).join(', ')}] AS kv, ARRAY[${srcSide.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ') || 'NULL::text'}] AS v
+         FROM ${qualified(srcSide.table)} t WHERE ${keyExpr(srcSide)} = ANY($1::text[])`,
+      [keys],
+    );
+    const byKey = new Map(sourceRows.map((r) => [r.k, r]));
     const history: HistoryRow[] = [];
     const row = (key: string, op: string, reason: string, values: unknown): HistoryRow => ({
       target, entity: m.sourceTable!, key, op, decision: 'repaired', reason, position: null, storedPosition: null, origin: null, txId: null, sourceTsMs: null, captureTsMs: null, newValues: values,
     });
     for (const key of keys) {
       const r = byKey.get(key);
-      if (!r || moved.has(key)) continue;
+      if (!r) continue;
       // Only the fields the policy lets the source write (all of them for a missing row).
       const allowed = new Set(diffs.filter((d) => d.key === key && d.recommendedAction === 'update-destination').map((d) => d.field));
       const cols = pairs.map((p, i) => ({ p, i })).filter(({ p }) => allowed.has(undefined) || allowed.has(p.dst));
@@ -334,8 +336,9 @@ async function repairCopy(
       history.push(row(d.key, 'd', 'reconcile: the source does not have this row', null));
     }
     await recordHistory(client, flow, history);
+    repaired = diffs;
   });
-  for (const d of diffs) d.repaired = true;
+  for (const d of repaired) d.repaired = true;
   return moved;
 }
 
