@@ -159,16 +159,15 @@ export function historyInsert(flow: string, rows: readonly HistoryRow[], skipRec
   } catch {
     document = JSON.stringify(records, bigintAsText); // Avro longs are BigInts; a replacer is slow, so only then
   }
+  const unrecorded = skipRecorded
+    ? `
+       WHERE r.correlation_id IS NULL OR NOT EXISTS (SELECT 1 FROM trustsync.history h WHERE h.correlation_id = r.correlation_id AND h.target = r.target AND h.decision = r.decision)`
+    : '';
   return {
     text: `INSERT INTO trustsync.history (flow, target, entity, key, op, decision, reason, position, stored_position, origin_topic, origin_partition, origin_offset, tx_id, source_ts, capture_ts, new_values, fields, field, old_values, correlation_id, idempotency_key)
       SELECT $1, r.target, r.entity, r.key, r.op, r.decision, r.reason, r.position, r.stored_position, r.origin_topic, r.origin_partition, r.origin_offset, r.tx_id,
              to_timestamp(r.source_ms / 1000), to_timestamp(r.capture_ms / 1000), r.new_values, r.fields, r.field, r.old_values, r.correlation_id, r.idempotency_key
-        FROM json_to_recordset($2::json) AS r(${HISTORY_COLUMNS})${
-          skipRecorded
-            ? `
-       WHERE r.correlation_id IS NULL OR NOT EXISTS (SELECT 1 FROM trustsync.history h WHERE h.correlation_id = r.correlation_id AND h.target = r.target AND h.decision = r.decision)`
-            : ''
-        }`,
+        FROM json_to_recordset($2::json) AS r(${HISTORY_COLUMNS})${unrecorded}`,
     values: [flow, document],
   };
 }

@@ -80,16 +80,15 @@ export async function checkCapture(connect: ConnectClient, c: ConnectorConfig): 
   // No offset yet: the connector has not streamed, so it will snapshot first and nothing can be missing.
   if (!stored) return check;
   // JSON numbers: exact up to 2^53 bytes of WAL, far beyond any real server.
-  const resumeLsn = BigInt(Number(stored.lsn_commit ?? stored.lsn));
+  const at = formatLsn(BigInt(Number(stored.lsn_commit ?? stored.lsn)));
   const slot = slotName(c);
   const { rows } = await withSource(c, (db) =>
     db.query<{ restart_lsn: string | null; wal_status: string | null; ahead: boolean }>(
       `SELECT restart_lsn::text, wal_status, restart_lsn > $2::pg_lsn AS ahead FROM pg_replication_slots WHERE slot_name = $1`,
-      [slot, formatLsn(resumeLsn)],
+      [slot, at],
     ),
   );
   const found = rows[0];
-  const at = formatLsn(resumeLsn);
   if (!found) check.gap = { slot, problem: 'missing', resumeLsn: at };
   else if (found.wal_status === 'lost' || found.restart_lsn === null) check.gap = { slot, problem: 'lost', resumeLsn: at };
   else if (found.ahead) check.gap = { slot, problem: 'ahead', resumeLsn: at, slotRestartLsn: found.restart_lsn };
