@@ -22,10 +22,8 @@ describe('canaries', () => {
     await f.open();
     await f.source.query(canaryTableSql({ schema: f.schema, table: 'trustsync_canary' }));
     await f.captureTables(['trustsync_canary'], 'json').start();
-    const doc = flowDocument({ name: f.schema, topics: f.flowTables(['trustsync_canary']) }) as { source: Record<string, unknown> };
     const full = {
-      ...doc,
-      source: { ...doc.source, database: endpoints.postgresUrl('trustsync_source') },
+      ...flowDocument({ name: f.schema, topics: f.flowTables(['trustsync_canary']), sourceDatabase: endpoints.postgresUrl('trustsync_source') }),
       canary: { sourceTable: `${f.schema}.trustsync_canary`, table: `${f.destSchema}.trustsync_canary`, interval: '1s' },
     };
     writeFileSync(flowFile, stringify(full));

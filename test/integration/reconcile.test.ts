@@ -28,8 +28,7 @@ describe('trustsync reconcile', () => {
     ({ source, dest } = await f.open({ demoTables: true }));
     await runWorkload(source, schema, 200, 21);
     await f.captureTables(tables, 'json').start();
-    const doc = flowDocument({ name: schema, topics: f.flowTables(tables) }) as { source: Record<string, unknown> };
-    config = validateFlow({ ...doc, source: { ...doc.source, database: endpoints.postgresUrl('trustsync_source') } }, 'flow.yaml');
+    config = validateFlow(flowDocument({ name: schema, topics: f.flowTables(tables), sourceDatabase: endpoints.postgresUrl('trustsync_source') }), 'flow.yaml');
     f.runner = await startFlow(config);
     await waitForConvergence(source, dest, f.pairs(tables));
     await f.runner.stop();

@@ -11,6 +11,8 @@ export interface FlowSpec {
   name: string;
   topics: { topic: string; table: string }[];
   decoding?: 'json' | 'avro';
+  /** The source system's database (source.database), which reconcile and canaries use. */
+  sourceDatabase?: string;
   extra?: Record<string, unknown>;
 }
 
@@ -22,6 +24,7 @@ export function flowDocument(spec: FlowSpec): Record<string, unknown> {
       brokers: endpoints.kafkaBrokers,
       decoding: spec.decoding ?? 'json',
       ...(spec.decoding === 'avro' ? { registryUrl: endpoints.registryCcompatUrl } : {}),
+      ...(spec.sourceDatabase ? { database: spec.sourceDatabase } : {}),
     },
     destination: { url: endpoints.postgresUrl('trustsync_dest'), tables: spec.topics },
     batch: { maxRows: 500, maxWaitMs: 100 },

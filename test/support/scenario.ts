@@ -14,7 +14,7 @@ import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 import { ConnectClient } from '../../src/stack/connectors.js';
 import { endpoints, kafkaClient, pgClient, type Variant } from './capture.js';
 import { SyncFixture } from './fixture.js';
-import { flowConfig, flowDocument, startFlow } from './flow.js';
+import { flowConfig, flowDocument, startFlow, type FlowSpec } from './flow.js';
 
 const TABLES = ['customers', 'orders'];
 
@@ -121,8 +121,13 @@ export class FaultScenario {
     this.quietOnLoss();
   }
 
+  /** The scenario's flow: its topics into the destination schema, under its own group. */
+  private flowSpec(): FlowSpec {
+    return { name: this.f.schema, topics: this.f.flowTables(TABLES), decoding: this.variant };
+  }
+
   async startFlow(): Promise<FlowRunner> {
-    const runner = await startFlow(flowConfig({ name: this.f.schema, topics: this.f.flowTables(TABLES), decoding: this.variant }));
+    const runner = await startFlow(flowConfig(this.flowSpec()));
     this.f.runner = runner;
     this.runners.push(runner);
     return runner;
@@ -135,10 +140,9 @@ export class FaultScenario {
 
   /** `trustsync reconcile` of the scenario's flow, as the CLI runs it (64 buckets, 3 s settle). */
   reconcile(repair: boolean) {
-    const doc = flowDocument({ name: this.f.schema, topics: this.f.flowTables(TABLES), decoding: this.variant });
     // reconcile reads the source database the flow file names.
-    const config = validateFlow({ ...doc, source: { ...(doc.source as object), database: endpoints.postgresUrl('trustsync_source') } }, `${this.f.schema}.yaml`);
-    return reconcileFlow(config, { buckets: 64, settleMs: 3000, repair, progress: () => undefined, log: pino({ level: 'silent' }) });
+    const doc = flowDocument({ ...this.flowSpec(), sourceDatabase: endpoints.postgresUrl('trustsync_source') });
+    return reconcileFlow(validateFlow(doc, `${this.f.schema}.yaml`), { buckets: 64, settleMs: 3000, repair, progress: () => undefined, log: pino({ level: 'silent' }) });
   }
 
   /** The scenario's connector in a file of its own, for the `trustsync connectors` commands. */
