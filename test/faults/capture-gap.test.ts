@@ -1,12 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { dropSlot, restoreStack } from '../support/faults.js';
+import { trustsync as cli } from '../support/cli.js';
 import { FaultScenario } from '../support/scenario.js';
-
-const cli = (args: string[]) => spawnSync(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), ...args], { encoding: 'utf8', timeout: 180_000 });
 
 /**
  * The source's replication slot dropped under a running capture: what was committed until a new

@@ -1,5 +1,4 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,9 +6,7 @@ import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { ConnectClient, readConnectorFile, stackConnectorVars } from '../../src/stack/connectors.js';
 import { removePostgresSource } from '../../src/stack/postgres-source.js';
 import { endpoints, pgClient, settings, uniqueName } from '../support/capture.js';
-
-const cli = (args: string[], env: Record<string, string> = {}) =>
-  spawnSync(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 180_000 });
+import { trustsync as cli } from '../support/cli.js';
 
 describe('trustsync stack, as a person runs it', () => {
   it('status --json shows every component up, with port, version and PID, and exits 0', () => {

@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { Partitioners, type Admin } from 'kafkajs';
-import { PACKAGE_DIR } from '../../src/stack/settings.js';
+import { trustsync } from '../support/cli.js';
 import { kafkaClient, uniqueName } from '../support/capture.js';
 import { ensureTopic } from '../../src/flow/topics.js';
 
-const lag = (args: string[]) => spawnSync(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'lag', '--json', '--samples', '2', '--interval', '0.5', ...args], { encoding: 'utf8' });
+const lag = (args: string[]) => trustsync(['lag', '--json', '--samples', '2', '--interval', '0.5', ...args]);
 
 /** `trustsync lag` reads any group's committed offsets against the log end, as SREs need. */
 describe('trustsync lag', () => {

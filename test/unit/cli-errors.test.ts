@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PACKAGE_DIR } from '../../src/stack/settings.js';
-
-const cli = (args: string[]) => spawnSync(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), ...args], { encoding: 'utf8' });
+import { trustsync as cli } from '../support/cli.js';
 
 /** What a person sees from the built command when the input is wrong: the problem, where, and the fix. */
 describe('trustsync run with a bad flow file', () => {
