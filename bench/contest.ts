@@ -11,6 +11,7 @@ import { componentPid } from '../src/stack/component.js';
 import { connect as connectComponent } from '../src/stack/connect.js';
 import { ConnectClient, readConnectorFile, stackConnectorVars, type ConnectorConfig } from '../src/stack/connectors.js';
 import { removePostgresSource } from '../src/stack/postgres-source.js';
+import { topicOffsets } from '../src/flow/topics.js';
 
 /**
  * trustsync against the Debezium JDBC sink connector, a naive one-upsert-per-message consumer and
@@ -92,7 +93,7 @@ async function topicRecords(kafka: Kafka, topic: string): Promise<number> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    return (await admin.fetchTopicOffsets(topic).catch(() => [])).reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
+    return (await topicOffsets(admin, topic).catch(() => [])).reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
   } finally {
     await admin.disconnect();
   }

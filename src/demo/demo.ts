@@ -14,6 +14,7 @@ import { compareTables, waitForConvergence, type TableDiff } from '../reconcile/
 import { reconcileFlow } from '../reconcile/reconcile.js';
 import { runCanary, summarizeCanary } from '../observe/canary.js';
 import pino from 'pino';
+import { topicOffsets } from '../flow/topics.js';
 
 export interface DemoOptions {
   operations: number;
@@ -104,7 +105,7 @@ export async function waitForQuiet(kafka: Kafka, topics: string[], quietMs = 300
   try {
     const total = async () => {
       let n = 0n;
-      for (const t of topics) for (const o of await admin.fetchTopicOffsets(t).catch(() => [])) n += BigInt(o.high);
+      for (const t of topics) for (const o of await topicOffsets(admin, t).catch(() => [])) n += BigInt(o.high);
       return n;
     };
     const deadline = Date.now() + timeoutMs;
@@ -254,7 +255,7 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
     try {
       for (const t of config.tables) {
         if (!t.state) continue;
-        const offsets = await admin.fetchTopicOffsets(t.state.topic);
+        const offsets = await topicOffsets(admin, t.state.topic);
         stateTopics.push({ topic: t.state.topic, records: offsets.reduce((n, o) => n + Number(o.high) - Number(o.low), 0) });
       }
     } finally {

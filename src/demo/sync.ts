@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadFlowFile, type FlowConfig } from '../flow/config.js';
 import { PACKAGE_DIR } from '../stack/settings.js';
 import { quoteIdent } from '../sink/sql.js';
+import { topicOffsets } from '../flow/topics.js';
 
 /**
  * The customer record a bidirectional sync keeps between two systems (the app and the CRM): the
@@ -58,7 +59,7 @@ export async function waitForSyncQuiet(admin: Admin, flows: readonly FlowConfig[
     let caughtUp = true;
     for (const f of flows) {
       for (const topic of f.tables.map((t) => t.topic)) {
-        const high = await admin.fetchTopicOffsets(topic);
+        const high = await topicOffsets(admin, topic);
         const [committed] = await admin.fetchOffsets({ groupId: f.group, topics: [topic] });
         for (const p of high) {
           const done = committed?.partitions.find((x) => x.partition === p.partition)?.offset ?? '-1';

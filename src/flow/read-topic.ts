@@ -1,4 +1,5 @@
 import type { Kafka, KafkaMessage } from 'kafkajs';
+import { topicOffsets } from './topics.js';
 
 export interface ReadMessage {
   topic: string;
@@ -17,7 +18,7 @@ export async function readTopicsToEnd(kafka: Kafka, topics: string[], timeoutMs 
   try {
     const remaining = new Map<string, bigint>();
     for (const topic of topics) {
-      for (const o of await admin.fetchTopicOffsets(topic)) {
+      for (const o of await topicOffsets(admin, topic)) {
         if (BigInt(o.high) > BigInt(o.low)) remaining.set(`${topic}/${o.partition}`, BigInt(o.high));
       }
     }

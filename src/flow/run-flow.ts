@@ -10,9 +10,8 @@ import { PostgresSink, type TableMapping } from '../sink/postgres-sink.js';
 import { FlowMetrics, serveMetrics } from '../observe/metrics.js';
 import { applyRecords, type ApplyContext, type ApplyOutcome } from './apply-records.js';
 import { ensureDlqTopic, sendDeadLetters } from './dlq.js';
-import { waitForLeaders } from './topics.js';
 import { prepareGovernance, type GovernedTables } from './governance.js';
-import { ensureStateTopic } from './topics.js';
+import { ensureStateTopic, topicOffsets, waitForLeaders } from './topics.js';
 import { registerStateSchema, stateEncoderFor, type StateEncoder } from '../sink/state-topic.js';
 import { SchemaIncompatible } from '../model/errors.js';
 import { withRetries } from './retry.js';
@@ -162,7 +161,7 @@ export class FlowRunner {
     await admin.connect();
     try {
       await ensureDlqTopic(admin, config.dlqTopic);
-      const dlq = await admin.fetchTopicOffsets(config.dlqTopic);
+      const dlq = await topicOffsets(admin, config.dlqTopic);
       this.metrics.dlqDepth.set({ flow: config.flow, topic: config.dlqTopic }, dlq.reduce((n, o) => n + Number(BigInt(o.high) - BigInt(o.low)), 0));
       // Canaries start first: the canary table's topic appears with the first canary Debezium captures.
       if (config.canary?.intervalMs) this.startCanaries(config.canary.intervalMs);

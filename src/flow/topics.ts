@@ -31,6 +31,27 @@ export async function waitForLeaders(admin: Admin, topic: string, timeoutMs = 30
   }
 }
 
+/** Answers meaning the partition's leader is moving or not serving yet: asking again shortly succeeds. */
+const LEADER_SETTLING = new Set(['NOT_LEADER_FOR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/**
+ * A topic's offsets per partition. Just after a topic is created, or after the broker restarts,
+ * the leader metadata names may not serve offsets yet; kafkajs's admin gives up on that answer at
+ * once, so ask again here, with fresh metadata, until the leader has settled.
+ */
+export async function topicOffsets(admin: Admin, topic: string, timeoutMs = 30_000): Promise<Awaited<ReturnType<Admin['fetchTopicOffsets']>>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await admin.fetchTopicOffsets(topic);
+    } catch (err) {
+      if (!LEADER_SETTLING.has((err as { type?: string }).type ?? '') || Date.now() > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
+  }
+}
+
 /** Creates a state topic compacted, or checks that an existing one is: it must keep each record's latest state. */
 export async function ensureStateTopic(admin: Admin, topic: string, partitions: number): Promise<void> {
   await ensureTopic(admin, topic, partitions, [{ name: 'cleanup.policy', value: 'compact' }]);

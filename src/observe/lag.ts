@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
 import { evaluateLag, partitionLag, type GroupVerdict, type LagSample, type PartitionLag } from './lag-status.js';
+import { topicOffsets } from '../flow/topics.js';
 
 /** One look at a group: its committed offsets against each partition's log end. */
 export async function sampleGroupLag(admin: Admin, groupId: string): Promise<LagSample> {
@@ -8,7 +9,7 @@ export async function sampleGroupLag(admin: Admin, groupId: string): Promise<Lag
   const partitions: PartitionLag[] = [];
   for (const { topic, partitions: offsets } of committed) {
     if (offsets.every((o) => o.offset === '-1')) continue;
-    const ends = new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, o]));
+    const ends = new Map((await topicOffsets(admin, topic)).map((o) => [o.partition, o]));
     for (const o of offsets) {
       const end = ends.get(o.partition);
       if (!end) continue;

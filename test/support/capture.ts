@@ -6,6 +6,7 @@ import { PACKAGE_DIR, stackEndpoints, stackSettings } from '../../src/stack/sett
 import { readTopicsToEnd } from '../../src/flow/read-topic.js';
 import { ConnectClient, readConnectorFile, stackConnectorVars, type ConnectorConfig } from '../../src/stack/connectors.js';
 import { removePostgresSource } from '../../src/stack/postgres-source.js';
+import { topicOffsets } from '../../src/flow/topics.js';
 
 export const settings = stackSettings();
 export const endpoints = stackEndpoints(settings);
@@ -69,7 +70,7 @@ export class SourceCapture {
 export async function waitForRecords(admin: Admin, topic: string, count: number, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const offsets = await admin.fetchTopicOffsets(topic).catch(() => []);
+    const offsets = await topicOffsets(admin, topic).catch(() => []);
     const total = offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0);
     if (total >= count) return;
     if (Date.now() > deadline) throw new Error(`${topic} holds ${total} records after ${timeoutMs / 1000}s, expected ${count}`);

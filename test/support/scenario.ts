@@ -15,6 +15,7 @@ import { ConnectClient } from '../../src/stack/connectors.js';
 import { endpoints, kafkaClient, pgClient, type Variant } from './capture.js';
 import { SyncFixture } from './fixture.js';
 import { flowConfig, flowDocument, startFlow, type FlowSpec } from './flow.js';
+import { topicOffsets } from '../../src/flow/topics.js';
 
 const TABLES = ['customers', 'orders'];
 
@@ -91,7 +92,7 @@ export class FaultScenario {
     let n = 0;
     for (const t of TABLES.map((table) => this.f.capture!.topic(table)).filter((topic) => existing.has(topic))) {
       // A topic just created has no leader for a moment: nothing to count yet.
-      for (const o of await this.admin.fetchTopicOffsets(t).catch(() => [])) n += Number(o.high) - Number(o.low);
+      for (const o of await topicOffsets(this.admin, t).catch(() => [])) n += Number(o.high) - Number(o.low);
     }
     return n;
   }
@@ -217,7 +218,7 @@ export class FaultScenario {
       await admin.connect();
       for (const t of TABLES) {
         const topic = this.f.capture!.topic(t);
-        const ends = await admin.fetchTopicOffsets(topic);
+        const ends = await topicOffsets(admin, topic);
         const [committed] = await admin.fetchOffsets({ groupId: `trustsync-${this.f.schema}`, topics: [topic] });
         for (const e of ends) partitions.push(`${t}/${e.partition}: end ${e.high}, committed ${committed?.partitions.find((p) => p.partition === e.partition)?.offset ?? '?'}`);
       }
