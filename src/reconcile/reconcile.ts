@@ -5,7 +5,7 @@ import { prepareGovernance, type GovernedTables } from '../flow/governance.js';
 import { fieldPolicy } from '../policy/policy.js';
 import { validate } from '../policy/validators.js';
 import { fromPgText, type GovernedSink, type Governance } from '../sink/governed-sink.js';
-import { PostgresSink, readTableShape, recordHistory, targetName, type TableMapping } from '../sink/postgres-sink.js';
+import { PostgresSink, keyStates, readTableShape, recordHistory, targetName, type TableMapping } from '../sink/postgres-sink.js';
 import { LEDGER_STATES, parseTableName, qualified, quoteIdent, upsertStatement, type TableName } from '../sink/sql.js';
 import type { HistoryRow } from '../history/history.js';
 import { TrustsyncError } from '../model/errors.js';
@@ -43,7 +43,8 @@ export interface ReconcileOptions {
   repair: boolean;
   /** The other direction of a two-way sync: fields are held to their owner's value on both sides, and the source is written through it. */
   reverse?: FlowConfig;
-  progress: (line: string) => void;
+  /** Told what reconcile is doing; awaited, so a caller may act between steps. */
+  progress: (line: string) => unknown;
   log: Logger;
 }
 
@@ -110,18 +111,26 @@ async function bucketRows(s: Side, n: number, buckets: number[]): Promise<Map<st
   return new Map(rows.map((r) => [r.k, r.v]));
 }
 
-/** Ledger states (see LEDGER_STATES) by key; a key the ledger does not hold is absent. `lock` holds them until the transaction ends. */
-async function ledgerStates(db: pg.Pool | pg.PoolClient, target: string, keys: string[], lock: boolean): Promise<Map<string, string>> {
-  if (keys.length === 0) return new Map();
-  const { rows } = await db.query<{ key: string; state: string }>(`${LEDGER_STATES}${lock ? ' FOR UPDATE' : ''}`, [target, keys]);
-  return new Map(rows.map((r) => [r.key, r.state]));
-}
-
 /** A governed table's writer: its flow's destination under policy, with the table's mapping there. */
 interface GovernedTable {
   sink: GovernedSink;
   m: TableMapping;
   g: Governance;
+}
+
+/**
+ * Keys' states on each side a repair writes, as they were when the differences were found (the
+ * ledger's; under policy, the records' states): a key whose state moved since was written by a flow
+ * meanwhile, and the repair leaves it alone.
+ */
+interface SeenStates {
+  destination: ReadonlyMap<string, string>;
+  source: ReadonlyMap<string, string>;
+}
+
+async function statesBeforeRepair(t: TableContext, keys: string[]): Promise<SeenStates> {
+  if (!t.governed) return { destination: await keyStates(t.sink.pool, LEDGER_STATES, targetName(t.m.table), keys), source: new Map() };
+  return { destination: await t.governed.sink.rowStates(t.governed.m, keys), source: t.back ? await t.back.sink.rowStates(t.back.m, keys) : new Map() };
 }
 
 /** What reconciling one table works with. */
@@ -215,33 +224,34 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
       : { ...d, recommendedAction: 'delete-destination', why: 'the destination has a row the source does not' };
   };
 
-  o.progress(`${m.sourceTable} → ${targetName(m.table)}: counting and hashing ${n} buckets on both sides …`);
+  await o.progress(`${m.sourceTable} → ${targetName(m.table)}: counting and hashing ${n} buckets on both sides …`);
   const first = await compare();
   let differences: Difference[] = [];
   let settled = 0;
-  let ledgerSeen = new Map<string, string>();
+  let seen: SeenStates = { destination: new Map(), source: new Map() };
   if (first.mismatched.length) {
-    o.progress(`  ${first.mismatched.length} buckets differ; comparing their rows …`);
+    await o.progress(`  ${first.mismatched.length} buckets differ; comparing their rows …`);
     const before = await rowDiffs(first.mismatched);
     if (o.settleMs > 0) {
-      o.progress(`  waiting ${o.settleMs / 1000}s for changes in flight to settle …`);
+      await o.progress(`  waiting ${o.settleMs / 1000}s for changes in flight to settle …`);
       await new Promise((r) => setTimeout(r, o.settleMs));
     }
-    // For the repair, read before the rows are: a key the flow writes after this moves in the ledger, and is not repaired.
-    if (o.repair && !t.governed) ledgerSeen = await ledgerStates(sink.pool, targetName(m.table), [...new Set(before.map((d) => d.key))], false);
+    // For the repair, read before the rows are: a key a flow writes after this moves, and is not repaired.
+    if (o.repair) seen = await statesBeforeRepair(t, [...new Set(before.map((d) => d.key))]);
     const after = await rowDiffs(first.mismatched);
     const id = (d: Difference) => JSON.stringify([d.key, d.kind, d.field ?? null, d.source ?? null, d.destination ?? null]);
     const stable = new Set(before.map(id));
     differences = after.filter((d) => stable.has(id(d)));
     settled = before.length - differences.length;
   }
-  if (o.repair && differences.some((d) => REPAIRABLE.has(d.recommendedAction))) {
-    if (t.governed) await repairGoverned(t.governed, t.back, srcShape.columns, dstShape.columns, pairs, differences, systems);
-    else {
-      const moved = await repairCopy(source, sink, m, dstShape.columns, srcSide, dstSide, pairs, differences, t.flow, ledgerSeen);
-      differences = differences.filter((d) => !moved.has(d.key));
-      settled += moved.size;
-    }
+  const repairable = differences.filter((d) => REPAIRABLE.has(d.recommendedAction)).length;
+  if (o.repair && repairable) {
+    await o.progress(`  repairing ${repairable} differences …`);
+    const moved = t.governed
+      ? await repairGoverned(t.governed, t.back, srcShape.columns, dstShape.columns, pairs, differences, systems, seen)
+      : await repairCopy(source, sink, m, dstShape.columns, srcSide, dstSide, pairs, differences, t.flow, seen.destination);
+    differences = differences.filter((d) => !moved.has(d.key));
+    settled += moved.size;
   }
   return { source: m.sourceTable!, destination: targetName(m.table), rows: first.rows, buckets: n, mismatchedBuckets: first.mismatched.length, settled, differences };
 }
@@ -249,6 +259,7 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
 /**
  * Under policy, the fields where their owner's value is missing, through the governed writer of the
  * system that lacks it: write records (so the captures are not sent back), agreed values, history.
+ * Returns the keys a flow wrote since `seen`, left to the flows.
  */
 async function repairGoverned(
   dest: GovernedTable,
@@ -258,7 +269,8 @@ async function repairGoverned(
   pairs: { src: string; dst: string }[],
   diffs: Difference[],
   systems: { source: string; destination: string },
-): Promise<void> {
+  seen: SeenStates,
+): Promise<Set<string>> {
   const valuesByKey = (action: RecommendedAction, value: (d: Difference) => [string, unknown]) => {
     const byKey = new Map<string, Record<string, unknown>>();
     for (const d of diffs.filter((x) => x.recommendedAction === action && x.kind === 'field')) {
@@ -268,11 +280,16 @@ async function repairGoverned(
     return [...byKey].map(([keyText, values]) => ({ keyText, values }));
   };
   const toDestination = valuesByKey('update-destination', (d) => [d.field!, fromPgText(d.source ?? null, dstTypes.get(d.field!)!)]);
-  if (toDestination.length) await dest.sink.repairFields(dest.m, dest.g, toDestination, `reconcile: ${systems.destination} lacked the owner's (${systems.source}) value`);
+  const moved = new Set<string>();
+  const repairIn = async (side: GovernedTable, repairs: typeof toDestination, reason: string, states: ReadonlyMap<string, string>) => {
+    if (repairs.length) for (const key of (await side.sink.repairFields(side.m, side.g, repairs, reason, states)).moved) moved.add(key);
+  };
+  await repairIn(dest, toDestination, `reconcile: ${systems.destination} lacked the owner's (${systems.source}) value`, seen.destination);
   const sourceColumn = (field: string) => sourceColumnOf(pairs, field);
   const toSource = valuesByKey('update-source', (d) => [sourceColumn(d.field!), fromPgText(d.destination ?? null, srcTypes.get(sourceColumn(d.field!))!)]);
-  if (toSource.length && back) await back.sink.repairFields(back.m, back.g, toSource, `reconcile: ${systems.source} lacked the owner's (${systems.destination}) value`);
+  if (back) await repairIn(back, toSource, `reconcile: ${systems.source} lacked the owner's (${systems.destination}) value`, seen.source);
   for (const d of diffs) if ((d.recommendedAction === 'update-destination' && d.kind === 'field') || (d.recommendedAction === 'update-source' && back)) d.repaired = true;
+  return moved;
 }
 
 /**
@@ -300,7 +317,7 @@ async function repairCopy(
     // Locked: the flow's next write of these keys waits for this transaction, so the source read
     // below is at least as new as anything the flow applied to them.
     const candidates = allDiffs.filter((d) => REPAIRABLE.has(d.recommendedAction));
-    const ledgerNow = await ledgerStates(client, target, [...new Set(candidates.map((d) => d.key))], true);
+    const ledgerNow = await keyStates(client, LEDGER_STATES, target, [...new Set(candidates.map((d) => d.key))], true);
     for (const d of candidates) if (ledgerNow.get(d.key) !== ledgerSeen.get(d.key)) moved.add(d.key);
     const diffs = candidates.filter((d) => !moved.has(d.key));
     const keys = [...new Set(diffs.filter((d) => d.recommendedAction === 'update-destination').map((d) => d.key))];

@@ -7,8 +7,8 @@ import { resolveChange, type FieldOutcome, type Resolution, type Values } from '
 import type { EntityPolicy } from '../policy/policy.js';
 import { compareVersionVectors, mergeVersionVectors, vectorFromJson, vectorToJson, type VectorOrder, type VersionVector } from '../policy/vector.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
-import { CURRENT_XID, FIND_OUTBOUND, GOVERNED_DDL } from './governed-sql.js';
-import { inTransaction, mapRow, recordHistory, targetName, type BatchAudit, type PostgresSink, type TableMapping, type TableShape } from './postgres-sink.js';
+import { CURRENT_XID, FIND_OUTBOUND, GOVERNED_DDL, ROW_STATES } from './governed-sql.js';
+import { inTransaction, keyStates, mapRow, recordHistory, targetName, type BatchAudit, type PostgresSink, type TableMapping, type TableShape } from './postgres-sink.js';
 import { eventRow, type HistoryRow } from '../history/history.js';
 import { deleteStatement, qualified, quoteIdent, sqlText, upsertStatement } from './sql.js';
 
@@ -170,23 +170,32 @@ export class GovernedSink {
     });
   }
 
+  /** Records' states (see ROW_STATES), read when reconcile finds a difference: repairFields compares them. */
+  rowStates(m: TableMapping, keys: readonly string[]): Promise<Map<string, string>> {
+    return keyStates(this.sink.pool, ROW_STATES, targetName(m.table), keys);
+  }
+
   /**
    * Reconcile's repair of records' fields under policy: each written as a settled decision (write
-   * record, agreed values), on record as `repaired`, one transaction for the table.
+   * record, agreed values), on record as `repaired`, one transaction for the table. Only records
+   * whose state is still `seen`'s, locked first: one the flow wrote since is left to the flow, and
+   * returned as moved.
    */
-  async repairFields(m: TableMapping, g: Governance, repairs: readonly { keyText: string; values: Values }[], reason: string): Promise<number> {
+  async repairFields(m: TableMapping, g: Governance, repairs: readonly { keyText: string; values: Values }[], reason: string, seen: ReadonlyMap<string, string>): Promise<{ repaired: number; moved: Set<string> }> {
     const shape = await this.sink.ensureTable(m, []);
     const target = targetName(m.table);
     return this.sink.transaction(`repairing ${target}`, async (client) => {
+      const now = await keyStates(client, ROW_STATES, target, repairs.map((r) => r.keyText), true);
+      const moved = new Set(repairs.filter((r) => now.get(r.keyText) !== seen.get(r.keyText)).map((r) => r.keyText));
       const writer = new GovernedWriter(client, m, shape, g);
       const history: HistoryRow[] = [];
-      for (const r of repairs) {
+      for (const r of repairs.filter((x) => !moved.has(x.keyText))) {
         const settled = await writer.settleFields(r.keyText, r.values, 'reconcile', `reconcile:${randomUUID()}`);
         if (!settled?.xid) continue;
         history.push({ target, entity: null, key: r.keyText, op: 'u', decision: 'repaired', reason, position: null, storedPosition: null, origin: null, txId: settled.xid, sourceTsMs: null, captureTsMs: null, newValues: jsonable(settled.written) });
       }
       await recordHistory(client, g.flow, history);
-      return history.length;
+      return { repaired: history.length, moved };
     });
   }
 

@@ -5,6 +5,14 @@
  *   Debezium captures back from it is recognised as trustsync's own (never by timing or values);
  * - review: conflicts waiting for a person.
  */
+/**
+ * Each record's state under policy as one comparable text: its vector, the transaction the other
+ * system is known to agree with, and when it last changed. The LEDGER_STATES of governed tables.
+ */
+export const ROW_STATES = `
+SELECT key, vector::text || '|' || coalesce(known_xid::text, '') || '|' || changed_at::text AS state
+FROM trustsync.row_state WHERE target = $1 AND key = ANY($2::text[])`;
+
 export const GOVERNED_DDL = `
 CREATE SCHEMA IF NOT EXISTS trustsync;
 CREATE TABLE IF NOT EXISTS trustsync.row_state (

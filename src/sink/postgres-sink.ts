@@ -88,6 +88,17 @@ export async function recordHistory(db: pg.Pool | pg.PoolClient, flow: string, r
   });
 }
 
+/**
+ * Some keys' states (`query` selects key and state for target $1 and keys $2: LEDGER_STATES,
+ * ROW_STATES); a key without one is absent. With `lock`, the rows are held until the transaction
+ * ends, taken in key order.
+ */
+export async function keyStates(db: pg.Pool | pg.PoolClient, query: string, target: string, keys: readonly string[], lock = false): Promise<Map<string, string>> {
+  if (keys.length === 0) return new Map();
+  const { rows } = await db.query<{ key: string; state: string }>(`${query}${lock ? ' ORDER BY key FOR UPDATE' : ''}`, [target, keys]);
+  return new Map(rows.map((r) => [r.key, r.state]));
+}
+
 /** Applies source column selection and renames to a row. */
 export function mapRow(m: TableMapping, row: Row): Row {
   const out: Row = {};

@@ -196,7 +196,8 @@ CREATE INDEX IF NOT EXISTS key_positions_tombstones ON ${LEDGER_SCHEMA}.key_posi
 /**
  * The ledger's state of some keys: position, and a trailing '-' for a tombstone. A repair reads it
  * when it finds a difference and again, locked, when it writes: a key whose state moved in between
- * was written by the flow meanwhile, and the repair leaves it alone.
+ * was written by the flow meanwhile, and the repair leaves it alone (ROW_STATES is the same for
+ * tables under policy).
  */
 export const LEDGER_STATES = `
 SELECT key, position::text || CASE WHEN deleted THEN '-' ELSE '' END AS state

@@ -236,6 +236,35 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     expect(story.timeline.at(-1)).toMatchObject({ decision: 'repaired', values: { lifecycle_stage: null }, reason: "reconcile: app lacked the owner's (crm) value" });
   });
 
+  it('leaves a record a flow writes between reconcile finding its difference and repairing it to the flow: an older value is never written back', async () => {
+    // The CRM's edit of the app-owned email is rejected on its way to the app: a difference to repair.
+    await startFlows();
+    await edit(crm, `UPDATE ${crmTable} SET email = 'crm-edit.28@example.com' WHERE id = 28`);
+    await quiesce();
+    await stopFlows();
+    const email = async () => (await readCustomers(crm, crmSchema)).find((c) => c.id === 28)!.email;
+    expect(await email()).toBe('crm-edit.28@example.com');
+    // Found, then, before the repair writes: the owner changes the email and the flow carries it into the CRM.
+    const report = await reconcileFlow(configs[0]!, {
+      buckets: 8,
+      settleMs: 0,
+      repair: true,
+      log: quiet,
+      progress: async (line: string) => {
+        if (!line.trim().startsWith('repairing')) return;
+        await startFlows();
+        await edit(app, `UPDATE ${appTable} SET email = 'owner-new.28@example.com' WHERE id = 28`);
+        await quiesce();
+        await stopFlows();
+      },
+    });
+    expect(report.tables[0]!.differences.filter((d) => d.key === '28')).toEqual([]);
+    expect(report.tables[0]!.settled).toBeGreaterThan(0);
+    expect(await email()).toBe('owner-new.28@example.com');
+    const repairs = await crm.query(`SELECT count(*)::int AS n FROM trustsync.history WHERE target = $1 AND key = '28' AND decision = 'repaired'`, [crmTable]);
+    expect(repairs.rows[0].n).toBe(0);
+  });
+
   it('explains one customer’s story exactly: create, an edit from each side, an echo, a rejection, a stale re-delivery, a conflict', async () => {
     await startFlows();
     const a = (sql: string) => edit(app, sql.replaceAll('{T}', appTable));

@@ -71,6 +71,32 @@ describe('trustsync reconcile', () => {
     await waitForConvergence(source, dest, f.pairs(tables), 5000);
   });
 
+  it('leaves a row the flow writes between reconcile finding its difference and repairing it to the flow', async () => {
+    // Two rows only the destination has: one stays extra, the other the source gains while reconcile is about to repair.
+    await dest.query(`INSERT INTO ${destSchema}.customers (id, email, name) VALUES (987700, 'early@example.com', 'Early'), (987701, 'extra@example.com', 'Extra')`);
+    const report = await reconcileFlow(config, {
+      ...options,
+      repair: true,
+      progress: async (line: string) => {
+        if (!line.trim().startsWith('repairing')) return;
+        await source.query(`INSERT INTO ${schema}.customers (id, email, name) VALUES (987700, 'source@example.com', 'Source')`);
+        f.runner = await startFlow(config);
+        const applied = async () => (await dest.query(`SELECT 1 FROM ${destSchema}.customers WHERE id = 987700 AND email = 'source@example.com'`)).rowCount === 1;
+        for (const deadline = Date.now() + 60_000; !(await applied()); ) {
+          if (Date.now() > deadline) throw new Error('the flow did not apply customer 987700 within 60s');
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        await f.runner.stop();
+        f.runner = undefined;
+      },
+    });
+    expect(summary(report.tables[0]!.differences)).toEqual(['extra 987701 → delete-destination']);
+    expect(report.tables[0]!.differences[0]!.repaired).toBe(true);
+    expect(report.tables[0]!.settled).toBe(1);
+    const rows = await dest.query(`SELECT id::int, email FROM ${destSchema}.customers WHERE id IN (987700, 987701)`);
+    expect(rows.rows).toEqual([{ id: 987700, email: 'source@example.com' }]);
+  });
+
   it('does not report a difference that moves between its two looks as drift', async () => {
     // A change the flow has not applied yet moves while reconcile waits: in flight, not drift.
     const id = (await source.query(`SELECT id::text FROM ${schema}.customers ORDER BY id LIMIT 1`)).rows[0].id as string;
