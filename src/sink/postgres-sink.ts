@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { UNAVAILABLE_VALUE, keyTextOf, type ChangeEvent, type FieldType, type Row } from '../model/change.js';
-import { RowRejected, SchemaIncompatible, TrustsyncError } from '../model/errors.js';
+import { RowRejected, SchemaIncompatible, TransientSinkError, TrustsyncError } from '../model/errors.js';
 import { positionRank } from '../order/position.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { HISTORY_DDL, eventRow, historyInsert, type HistoryRow } from '../history/history.js';
@@ -131,7 +131,8 @@ export async function inTransaction<T>(pool: pg.Pool, what: string, work: (clien
   try {
     await client.query('BEGIN');
     const result = await work(client);
-    await client.query('COMMIT');
+    // PostgreSQL answers COMMIT of a transaction an earlier failure aborted with ROLLBACK, not an error.
+    if ((await client.query('COMMIT')).command !== 'COMMIT') throw new TransientSinkError(`${what}: the transaction was rolled back at COMMIT (a statement in it failed); nothing of it was written`);
     return result;
   } catch (err) {
     await client.query('ROLLBACK').catch((e: Error) => (broken = e));

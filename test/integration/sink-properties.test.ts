@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import type { ChangeEvent } from '../../src/model/change.js';
 import { collapseByKey } from '../../src/order/plan.js';
-import { PostgresSink, type TableMapping } from '../../src/sink/postgres-sink.js';
+import { PostgresSink, inTransaction, type TableMapping } from '../../src/sink/postgres-sink.js';
 import { eventRow } from '../../src/history/history.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 
@@ -161,5 +161,16 @@ describe('the guarded sink is order- and repetition-proof', () => {
       { decision: 'superseded', n: 1 },
     ]);
     await pool.query(`DELETE FROM trustsync.history WHERE flow = $1`, [flow]);
+  });
+
+  it('a transaction an earlier failure aborted is reported as not written, never as committed', async () => {
+    // A statement's failure swallowed inside the transaction: PostgreSQL answers the COMMIT with ROLLBACK.
+    const work = inTransaction(pool, 'a swallowed failure', async (client) => {
+      await client.query(`INSERT INTO trustsync.history (flow, target, key, decision) VALUES ($1, 't', 'k', 'applied')`, [`${schema}-aborted`]);
+      await client.query('SELECT 1/0').catch(() => undefined);
+    });
+    await expect(work).rejects.toMatchObject({ name: 'TransientSinkError', retriable: true, message: expect.stringMatching(/rolled back at COMMIT/) });
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM trustsync.history WHERE flow = $1`, [`${schema}-aborted`]);
+    expect(rows[0].n).toBe(0);
   });
 });
