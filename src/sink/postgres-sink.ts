@@ -195,7 +195,7 @@ export class PostgresSink {
 
   /** Removes tombstones older than the retention: after that, a change that late is no longer refused. */
   async purgeTombstones(retentionMs: number): Promise<number> {
-    const res = await this.pool.query(`DELETE FROM ${LEDGER_SCHEMA}.key_positions WHERE deleted AND changed_at < now() - make_interval(secs => $1)`, [retentionMs / 1000]);
+    const res = await this.pool.query(`DELETE FROM ${LEDGER_SCHEMA}.key_positions WHERE deleted AND deleted_at < now() - make_interval(secs => $1)`, [retentionMs / 1000]);
     return res.rowCount ?? 0;
   }
 
@@ -412,7 +412,7 @@ export class PostgresSink {
     await this.transaction(`truncating ${targetName(m.table)}`, async (client) => {
       await client.query(`DELETE FROM ${qualified(m.table)}`);
       await client.query(
-        `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = greatest(position, $2::numeric), changed_at = now() WHERE target = $1`,
+        `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = greatest(position, $2::numeric), changed_at = now(), deleted_at = now() WHERE target = $1`,
         [targetName(m.table), rank.toString()],
       );
     });

@@ -179,7 +179,12 @@ export function deleteStatement(table: TableName, keyColumns: { name: string; ty
 
 export const LEDGER_SCHEMA = 'trustsync';
 
-/** The position ledger: the newest position applied per destination key, deletes included (tombstones). */
+/**
+ * The position ledger: the newest position applied per destination key, deletes included (tombstones).
+ * Every change claims its key here, so updates must stay HOT (heap-only: no index entry per claim):
+ * no indexed column changes for a live key, and pages keep room for the new version. A tombstone's
+ * time is therefore its own column, `deleted_at`, NULL for a live key (the purge's index).
+ */
 export const LEDGER_DDL = `
 CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA};
 CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.key_positions (
@@ -188,9 +193,19 @@ CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.key_positions (
   position    numeric(40,0) NOT NULL,
   deleted     boolean NOT NULL,
   changed_at  timestamptz NOT NULL DEFAULT now(),
+  deleted_at  timestamptz,
   PRIMARY KEY (target, key)
-);
-CREATE INDEX IF NOT EXISTS key_positions_tombstones ON ${LEDGER_SCHEMA}.key_positions (changed_at) WHERE deleted;
+) WITH (fillfactor = 90);
+ALTER TABLE ${LEDGER_SCHEMA}.key_positions ADD COLUMN IF NOT EXISTS deleted_at timestamptz;
+DO $$ BEGIN
+  -- A ledger made before deleted_at: its tombstones' index was on changed_at, which every claim moves.
+  IF to_regclass('${LEDGER_SCHEMA}.key_positions_tombstones') IS NOT NULL THEN
+    UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted_at = changed_at WHERE deleted AND deleted_at IS NULL;
+    DROP INDEX ${LEDGER_SCHEMA}.key_positions_tombstones;
+    ALTER TABLE ${LEDGER_SCHEMA}.key_positions SET (fillfactor = 90);
+  END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS key_positions_deleted ON ${LEDGER_SCHEMA}.key_positions (deleted_at) WHERE deleted_at IS NOT NULL;
 `;
 
 /**
@@ -215,9 +230,9 @@ WITH incoming AS (
 ), prior AS (
   SELECT kp.key, kp.position FROM ${LEDGER_SCHEMA}.key_positions kp JOIN incoming i ON kp.target = $1 AND kp.key = i.key
 ), won AS (
-  INSERT INTO ${LEDGER_SCHEMA}.key_positions AS kp (target, key, position, deleted, changed_at)
-  SELECT $1, key, position, deleted, now() FROM incoming
-  ON CONFLICT (target, key) DO UPDATE SET position = EXCLUDED.position, deleted = EXCLUDED.deleted, changed_at = EXCLUDED.changed_at
+  INSERT INTO ${LEDGER_SCHEMA}.key_positions AS kp (target, key, position, deleted, changed_at, deleted_at)
+  SELECT $1, key, position, deleted, now(), CASE WHEN deleted THEN now() END FROM incoming
+  ON CONFLICT (target, key) DO UPDATE SET position = EXCLUDED.position, deleted = EXCLUDED.deleted, changed_at = EXCLUDED.changed_at, deleted_at = EXCLUDED.deleted_at
   WHERE kp.position < EXCLUDED.position
   RETURNING kp.key
 )

@@ -121,7 +121,7 @@ describe('the guarded sink is order- and repetition-proof', () => {
     await sink.applyBatch(m, [event({ key: 1, op: 'c', v: 'a' }, 10, 0), event({ key: 2, op: 'c', v: 'b' }, 11, 1), event({ key: 3, op: 'c', v: 'c' }, 12, 2)]);
     await sink.applyBatch(m, [event({ key: 1, op: 'd', v: '' }, 20, 3), event({ key: 2, op: 'd', v: '' }, 21, 4)]);
     // Key 1's delete is old enough to go, key 2's is not; key 3 is alive.
-    await pool.query(`UPDATE trustsync.key_positions SET changed_at = now() - interval '8 days' WHERE target = $1 AND key IN ('1', '3')`, [`${schema}.shuffled`]);
+    await pool.query(`UPDATE trustsync.key_positions SET deleted_at = now() - interval '8 days' WHERE target = $1 AND key IN ('1', '3')`, [`${schema}.shuffled`]);
     expect(await sink.purgeTombstones(7 * 86_400_000)).toBeGreaterThanOrEqual(1);
     const { rows } = await pool.query(`SELECT key, deleted FROM trustsync.key_positions WHERE target = $1 ORDER BY key`, [`${schema}.shuffled`]);
     expect(rows).toEqual([
@@ -172,5 +172,26 @@ describe('the guarded sink is order- and repetition-proof', () => {
     await expect(work).rejects.toMatchObject({ name: 'TransientSinkError', retriable: true, message: expect.stringMatching(/rolled back at COMMIT/) });
     const { rows } = await pool.query(`SELECT count(*)::int AS n FROM trustsync.history WHERE flow = $1`, [`${schema}-aborted`]);
     expect(rows[0].n).toBe(0);
+  });
+
+  it('moves a ledger made before deleted_at to it: tombstones keep their time, the old index goes', async () => {
+    const db = uniqueName('ledger_migration');
+    await pool.query(`CREATE DATABASE ${db}`);
+    const old = new pg.Pool({ connectionString: endpoints.postgresUrl(db), max: 2 });
+    try {
+      await old.query(`CREATE SCHEMA trustsync;
+        CREATE TABLE trustsync.key_positions (target text NOT NULL, key text NOT NULL, position numeric(40,0) NOT NULL, deleted boolean NOT NULL, changed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (target, key));
+        CREATE INDEX key_positions_tombstones ON trustsync.key_positions (changed_at) WHERE deleted;
+        INSERT INTO trustsync.key_positions VALUES ('t.a', '1', 10, true, now() - interval '8 days'), ('t.a', '2', 11, false, now() - interval '8 days')`);
+      await new PostgresSink(old).prepare();
+      const { rows } = await old.query(`SELECT key, deleted_at = changed_at AS kept FROM trustsync.key_positions ORDER BY key`);
+      expect(rows).toEqual([{ key: '1', kept: true }, { key: '2', kept: null }]);
+      const indexes = await old.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'key_positions' ORDER BY indexname`);
+      expect(indexes.rows.map((r) => r.indexname)).toEqual(['key_positions_deleted', 'key_positions_pkey']);
+      expect(await new PostgresSink(old).purgeTombstones(7 * 86_400_000)).toBe(1);
+    } finally {
+      await old.end();
+      await pool.query(`DROP DATABASE ${db}`);
+    }
   });
 });
