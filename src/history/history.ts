@@ -120,54 +120,104 @@ export function changeId(e: ChangeEvent): string {
 const text = (v: string | null) => (v === null ? null : v.replaceAll('\u0000', '\\0'));
 const bigintAsText = (_: string, x: unknown) => (typeof x === 'bigint' ? x.toString() : x);
 
-/** The columns of a history row as the batch's JSON document carries them, in the table's order. */
-const HISTORY_COLUMNS = `target text, entity text, key text, op text, decision text, reason text, position numeric, stored_position numeric,
-  origin_topic text, origin_partition int, origin_offset bigint, tx_id text, source_ms float8, capture_ms float8,
-  new_values jsonb, fields jsonb, field text, old_values jsonb, correlation_id text, idempotency_key text`;
+const NULL = '\\N';
 
-/**
- * One statement for any number of history rows, sent as one JSON document: serialised natively in
- * one pass, where twenty PostgreSQL arrays were escaped element by element. With `skipRecorded`, a
- * row whose change already has this decision on record for its target is left out.
- */
-export function historyInsert(flow: string, rows: readonly HistoryRow[], skipRecorded = false): { text: string; values: unknown[] } {
-  const records = rows.map((r) => ({
-    target: r.target,
-    entity: r.entity,
-    key: text(r.key),
-    op: r.op,
-    decision: r.decision,
-    reason: text(r.reason),
-    position: r.position,
-    stored_position: r.storedPosition,
-    origin_topic: r.origin?.topic ?? null,
-    origin_partition: r.origin?.partition ?? null,
-    origin_offset: r.origin?.offset ?? null,
-    tx_id: r.txId,
-    source_ms: r.sourceTsMs,
-    capture_ms: r.captureTsMs,
-    new_values: r.newValues ?? null,
-    fields: r.fields ?? null,
-    field: r.field ?? null,
-    old_values: r.oldValues ?? null,
-    correlation_id: r.correlationId ?? null,
-    idempotency_key: r.idempotencyKey ?? null,
-  }));
-  let document: string;
+/** Text in COPY's format: the four characters the format gives meaning escaped. */
+function copyText(v: string | null): string {
+  if (v === null) return NULL;
+  return /[\\\t\n\r]/.test(v) ? v.replace(/[\\\t\n\r]/g, (c) => COPY_ESCAPES[c]!) : v;
+}
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/** A value for a jsonb column. JSON text holds no raw tab or line break; only its backslashes need escaping. */
+function copyJson(v: unknown): string {
+  if (v === null || v === undefined) return NULL;
+  let s: string;
   try {
-    document = JSON.stringify(records);
+    s = JSON.stringify(v);
   } catch {
-    document = JSON.stringify(records, bigintAsText); // Avro longs are BigInts; a replacer is slow, so only then
+    s = JSON.stringify(v, bigintAsText); // Avro longs are BigInts; a replacer is slow, so only then
   }
-  const unrecorded = skipRecorded
-    ? `
-       WHERE r.correlation_id IS NULL OR NOT EXISTS (SELECT 1 FROM trustsync.history h WHERE h.correlation_id = r.correlation_id AND h.target = r.target AND h.decision = r.decision)`
-    : '';
-  return {
-    text: `INSERT INTO trustsync.history (flow, target, entity, key, op, decision, reason, position, stored_position, origin_topic, origin_partition, origin_offset, tx_id, source_ts, capture_ts, new_values, fields, field, old_values, correlation_id, idempotency_key)
-      SELECT $1, r.target, r.entity, r.key, r.op, r.decision, r.reason, r.position, r.stored_position, r.origin_topic, r.origin_partition, r.origin_offset, r.tx_id,
-             to_timestamp(r.source_ms / 1000), to_timestamp(r.capture_ms / 1000), r.new_values, r.fields, r.field, r.old_values, r.correlation_id, r.idempotency_key
-        FROM json_to_recordset($2::json) AS r(${HISTORY_COLUMNS})${unrecorded}`,
-    values: [flow, document],
+  return s.includes('\\') ? s.replaceAll('\\', '\\\\') : s;
+}
+
+/** Digits, enum words and such: nothing to escape. */
+const copyPlain = (v: string | number | null): string => (v === null ? NULL : String(v));
+
+/** Epoch milliseconds (a fraction for microseconds) as timestamptz literals, the last one kept: a batch's changes often share one. */
+function timestampsInCopy(): (ms: number | null) => string {
+  let lastMs: number | null = null;
+  let last = NULL;
+  return (ms) => {
+    if (ms === null) return NULL;
+    if (ms !== lastMs) {
+      const micros = Math.round(ms * 1000);
+      const whole = Math.floor(micros / 1000);
+      lastMs = ms;
+      last = `${new Date(whole).toISOString().slice(0, -1)}${String(micros - whole * 1000).padStart(3, '0')}+00`;
+    }
+    return last;
   };
 }
+
+/** The history columns a batch of rows fills, in the order of historyCopyText's fields. */
+export const HISTORY_COPY_COLUMNS =
+  'flow, target, entity, key, op, decision, reason, position, stored_position, origin_topic, origin_partition, origin_offset, tx_id, source_ts, capture_ts, new_values, fields, field, old_values, correlation_id, idempotency_key';
+
+/** COPY text written straight into buffers, a chunk at a time: the large values never join a bigger string. */
+class CopyChunks {
+  private static readonly SIZE = 1 << 20;
+  private readonly chunks: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(CopyChunks.SIZE);
+  private at = 0;
+
+  put(s: string): void {
+    const most = s.length * 3; // UTF-8 bytes per UTF-16 unit, at most
+    if (this.at + most > this.buf.length) {
+      this.seal(); // the chunk is the stream's now: write on in a new one
+      this.buf = Buffer.allocUnsafe(Math.max(CopyChunks.SIZE, most));
+    }
+    this.at += this.buf.write(s, this.at);
+  }
+
+  done(): Buffer[] {
+    this.seal();
+    return this.chunks;
+  }
+
+  private seal(): void {
+    if (this.at > 0) this.chunks.push(this.buf.subarray(0, this.at));
+    this.at = 0;
+  }
+}
+
+/**
+ * History rows in COPY's text format, one line each: COPY is PostgreSQL's cheapest way in. Measured
+ * on 5,000-row batches of ~1 KB rows, PostgreSQL spends 13.7 µs a row on it, against 23.2 for one
+ * INSERT parsing the rows out of a JSON document; building it costs 1.9 µs a row here, against 1.4
+ * for the document.
+ */
+export function historyCopy(flow: string, rows: readonly HistoryRow[]): Buffer[] {
+  const flowText = copyText(flow);
+  const sourceTs = timestampsInCopy();
+  const captureTs = timestampsInCopy();
+  const out = new CopyChunks();
+  for (const r of rows) {
+    out.put(
+      `${flowText}\t${copyText(r.target)}\t${copyText(r.entity)}\t${copyText(text(r.key))}\t${copyPlain(r.op)}\t${r.decision}\t${copyText(text(r.reason))}\t` +
+        `${copyPlain(r.position)}\t${copyPlain(r.storedPosition)}\t${r.origin ? `${copyText(r.origin.topic)}\t${r.origin.partition}\t${r.origin.offset}` : `${NULL}\t${NULL}\t${NULL}`}\t` +
+        `${copyText(r.txId)}\t${sourceTs(r.sourceTsMs)}\t${captureTs(r.captureTsMs)}\t`,
+    );
+    out.put(copyJson(r.newValues));
+    out.put(`\t${copyJson(r.fields)}\t${copyText(r.field ?? null)}\t${copyJson(r.oldValues)}\t${copyText(r.correlationId ?? null)}\t${copyText(r.idempotencyKey ?? null)}\n`);
+  }
+  return out.done();
+}
+
+/**
+ * For a retried batch, its rows are staged, then only those whose change does not already have
+ * this decision on record for the target are kept (the correlation id index serves the check).
+ */
+export const HISTORY_STAGE = `CREATE TEMP TABLE IF NOT EXISTS trustsync_history_incoming ON COMMIT DELETE ROWS AS SELECT ${HISTORY_COPY_COLUMNS} FROM trustsync.history WITH NO DATA`;
+export const HISTORY_FROM_STAGE = `INSERT INTO trustsync.history (${HISTORY_COPY_COLUMNS}) SELECT ${HISTORY_COPY_COLUMNS} FROM trustsync_history_incoming r
+  WHERE r.correlation_id IS NULL OR NOT EXISTS (SELECT 1 FROM trustsync.history h WHERE h.correlation_id = r.correlation_id AND h.target = r.target AND h.decision = r.decision)`;

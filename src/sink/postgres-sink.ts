@@ -1,9 +1,12 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { UNAVAILABLE_VALUE, keyTextOf, type ChangeEvent, type FieldType, type Row } from '../model/change.js';
 import { RowRejected, SchemaIncompatible, TransientSinkError, TrustsyncError } from '../model/errors.js';
 import { positionRank } from '../order/position.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
-import { HISTORY_DDL, eventRow, historyInsert, type HistoryRow } from '../history/history.js';
+import { HISTORY_COPY_COLUMNS, HISTORY_DDL, HISTORY_FROM_STAGE, HISTORY_STAGE, eventRow, historyCopy, type HistoryRow } from '../history/history.js';
 import { takeSnapshots } from '../history/explain.js';
 import type { StateTopicSpec } from './state-topic.js';
 import {
@@ -79,13 +82,28 @@ function decisionRow(target: string, d: RowDecision): HistoryRow {
   return eventRow(target, d.event, 'dead-lettered', d.error.message);
 }
 
-/** Writes history rows: inside a batch's transaction, or on their own (records that never reach a batch write). */
+/**
+ * Writes history rows with COPY: inside a batch's transaction, or in one of their own (records that
+ * never reach a batch write). With `skipRecorded` (a retried batch), a row whose change already has
+ * this decision on record for its target is left out.
+ */
 export async function recordHistory(db: pg.Pool | pg.PoolClient, flow: string, rows: readonly HistoryRow[], skipRecorded = false): Promise<void> {
   if (rows.length === 0) return;
-  const insert = historyInsert(flow, rows, skipRecorded);
-  await db.query(insert.text, insert.values).catch((err) => {
+  if (db instanceof pg.Pool) return inTransaction(db, 'writing decision history', (client) => recordHistory(client, flow, rows, skipRecorded));
+  const data = historyCopy(flow, rows);
+  try {
+    if (!skipRecorded) return await copyIn(db, `COPY trustsync.history (${HISTORY_COPY_COLUMNS}) FROM STDIN`, data);
+    await db.query(HISTORY_STAGE);
+    await copyIn(db, `COPY trustsync_history_incoming (${HISTORY_COPY_COLUMNS}) FROM STDIN`, data);
+    await db.query(HISTORY_FROM_STAGE);
+  } catch (err) {
     throw err instanceof TrustsyncError ? err : classifyPgError(err, 'writing decision history');
-  });
+  }
+}
+
+/** Sends `data` (COPY text) through a COPY … FROM STDIN statement. */
+async function copyIn(client: pg.PoolClient, statement: string, data: Buffer[]): Promise<void> {
+  await pipeline(Readable.from(data), client.query(copyFrom(statement)));
 }
 
 /**

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import type { ChangeEvent } from '../../src/model/change.js';
 import { collapseByKey } from '../../src/order/plan.js';
-import { PostgresSink, inTransaction, type TableMapping } from '../../src/sink/postgres-sink.js';
+import { PostgresSink, inTransaction, recordHistory, type TableMapping } from '../../src/sink/postgres-sink.js';
 import { eventRow } from '../../src/history/history.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 
@@ -193,5 +193,42 @@ describe('the guarded sink is order- and repetition-proof', () => {
       await old.end();
       await pool.query(`DROP DATABASE ${db}`);
     }
+  });
+
+  it('records history text exactly, whatever characters it holds', async () => {
+    const flow = `${schema}-text`;
+    const reason = 'tab\there, newline\nthere, a backslash \\N and \\t, a return\r, a NUL \u0000 end';
+    await recordHistory(pool, flow, [
+      {
+        target: `${schema}.t`, entity: 'src.t', key: 'k\t1', op: 'u', decision: 'applied', reason, position: '123456789012345678901234567890', storedPosition: null,
+        origin: { topic: 'cdc.t', partition: 3, offset: '42' }, txId: '77', sourceTsMs: 1795448591655.717, captureTsMs: 1795448592096,
+        newValues: { id: 10n ** 18n, note: 'a\\b\tc\nd', nested: { list: [1, 'x'] } }, correlationId: 'src.t/k@1',
+      },
+    ]);
+    const { rows } = await pool.query(
+      `SELECT key, reason, position::text, origin_partition, origin_offset::text, source_ts = '2026-11-23 15:43:11.655717+00' AS source_exact, extract(epoch FROM capture_ts) * 1000 AS capture_ms, new_values, correlation_id FROM trustsync.history WHERE flow = $1`,
+      [flow],
+    );
+    expect(rows).toEqual([
+      {
+        key: 'k\t1', reason: reason.replace('\u0000', '\\0'), position: '123456789012345678901234567890', origin_partition: 3, origin_offset: '42', source_exact: true, capture_ms: '1795448592096.000000',
+        new_values: { id: '1000000000000000000', note: 'a\\b\tc\nd', nested: { list: [1, 'x'] } }, correlation_id: 'src.t/k@1',
+      },
+    ]);
+    await pool.query(`DELETE FROM trustsync.history WHERE flow = $1`, [flow]);
+  });
+
+  it('records a batch larger than one COPY chunk, and a value larger than a chunk, whole', async () => {
+    const flow = `${schema}-large`;
+    const row = (i: number, note: string) => ({
+      target: `${schema}.t`, entity: 'src.t', key: String(i), op: 'u', decision: 'applied' as const, reason: null, position: String(i), storedPosition: null,
+      origin: null, txId: null, sourceTsMs: null, captureTsMs: null, newValues: { i, note }, correlationId: null,
+    });
+    const rows = Array.from({ length: 3000 }, (_, i) => row(i, `ünïcödé ${i} `.repeat(60)));
+    rows.splice(1500, 0, row(99_999, 'x'.repeat(3 * 1024 * 1024)));
+    await recordHistory(pool, flow, rows);
+    const { rows: got } = await pool.query(`SELECT count(*)::int AS n, sum(length(new_values->>'note'))::bigint::text AS chars, count(DISTINCT key)::int AS keys FROM trustsync.history WHERE flow = $1`, [flow]);
+    expect(got).toEqual([{ n: 3001, chars: String(rows.reduce((n, r) => n + r.newValues.note.length, 0)), keys: 3001 }]);
+    await pool.query(`DELETE FROM trustsync.history WHERE flow = $1`, [flow]);
   });
 });
