@@ -87,6 +87,8 @@ export const postgres: Component = {
       // A throwaway cluster: survive process crashes (WAL is still written), not power loss.
       '-c', 'fsync=off',
       '-c', 'full_page_writes=off',
+      // Statement statistics (CREATE EXTENSION pg_stat_statements to read them): where the destination's time goes.
+      '-c', 'shared_preload_libraries=pg_stat_statements',
     ]);
     startDetached(cmd, args, files.logFile, files.pidFile);
   },
