@@ -30,16 +30,16 @@ describe('a capture gap', () => {
     // The source keeps changing while nothing captures it.
     await sleep(3000);
 
-    const status = cli(['connectors', 'status', '--dir', file]);
+    const status = await cli(['connectors', 'status', '--dir', file]);
     expect(status.status).toBe(1);
     expect(status.stdout).toContain(`GAP: replication slot ${slot} no longer exists`);
     expect(status.stderr).toMatch(new RegExp(`capture gap: ${name}: replication slot ${slot} no longer exists; the changes committed after [0-9A-F]+/[0-9A-F]+ were never captured`));
     expect(status.stderr).toContain('connectors resnapshot');
 
-    const again = cli(['connectors', 'resnapshot', '--dir', file, '--name', name]);
+    const again = await cli(['connectors', 'resnapshot', '--dir', file, '--name', name]);
     expect(again.stderr).toContain('snapshot under way, RUNNING');
     expect(again.status).toBe(0);
-    expect(cli(['connectors', 'status', '--dir', file]).status).toBe(0);
+    expect((await cli(['connectors', 'status', '--dir', file])).status).toBe(0);
 
     await sleep(1500);
     await stop();

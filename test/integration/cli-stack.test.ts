@@ -9,8 +9,8 @@ import { endpoints, pgClient, settings, uniqueName } from '../support/capture.js
 import { trustsync as cli } from '../support/cli.js';
 
 describe('trustsync stack, as a person runs it', () => {
-  it('status --json shows every component up, with port, version and PID, and exits 0', () => {
-    const r = cli(['stack', 'status', '--json']);
+  it('status --json shows every component up, with port, version and PID, and exits 0', async () => {
+    const r = await cli(['stack', 'status', '--json']);
     expect(r.status).toBe(0);
     const status = JSON.parse(r.stdout);
     expect(status.healthy).toBe(true);
@@ -23,9 +23,9 @@ describe('trustsync stack, as a person runs it', () => {
     }
   });
 
-  it('up on a running stack is harmless: same processes, still healthy', () => {
-    const before = JSON.parse(cli(['stack', 'status', '--json']).stdout);
-    const r = cli(['stack', 'up', '--json']);
+  it('up on a running stack is harmless: same processes, still healthy', async () => {
+    const before = JSON.parse((await cli(['stack', 'status', '--json'])).stdout);
+    const r = await cli(['stack', 'up', '--json']);
     expect(r.status).toBe(0);
     const after = JSON.parse(r.stdout);
     expect(after.healthy).toBe(true);
@@ -55,18 +55,18 @@ describe('trustsync connectors apply', () => {
     await source.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.things (id int PRIMARY KEY)`);
     await source.end();
     writeFileSync(join(dir, 'source.json'), JSON.stringify({ name: `trustsync-\${SERVER}-source-json`, config: readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), { ...stackConnectorVars(settings), ...vars }).config }));
-    const first = cli(['connectors', 'apply', '--dir', dir], vars);
+    const first = await cli(['connectors', 'apply', '--dir', dir], vars);
     expect(first.stderr).toContain(`trustsync-${schema}-source-json: created, RUNNING`);
     expect(first.status).toBe(0);
-    const second = cli(['connectors', 'apply', '--dir', dir], vars);
+    const second = await cli(['connectors', 'apply', '--dir', dir], vars);
     expect(second.stderr).toContain(`trustsync-${schema}-source-json: updated, RUNNING`);
   });
 
-  it('prints the failed task trace and exits 1 when the connector cannot run', () => {
+  it('prints the failed task trace and exits 1 when the connector cannot run', async () => {
     const bad = mkdtempSync(join(tmpdir(), 'trustsync-connectors-bad-'));
     // A table that does not exist: Debezium cannot build its publication, and the task fails.
     writeFileSync(join(bad, 'bad.json'), readFileSync(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json')));
-    const r = cli(['connectors', 'apply', '--dir', bad], { ...vars, SERVER: `${schema}_bad`, TABLES: `${schema}.missing` });
+    const r = await cli(['connectors', 'apply', '--dir', bad], { ...vars, SERVER: `${schema}_bad`, TABLES: `${schema}.missing` });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`connector trustsync-${schema}_bad-source-json FAILED`);
     expect(r.stderr).toContain('Unable to create filtered publication');

@@ -35,8 +35,8 @@ describe('trustsync lag', () => {
     await admin.disconnect();
   });
 
-  it('reports lag per partition, in records and in time, and STALLED for a group whose offsets do not move', () => {
-    const r = lag(['--group', behind]);
+  it('reports lag per partition, in records and in time, and STALLED for a group whose offsets do not move', async () => {
+    const r = await lag(['--group', behind]);
     expect(r.status).toBe(1);
     const [v] = JSON.parse(r.stdout);
     expect(v.status).toBe('STALLED');
@@ -49,14 +49,14 @@ describe('trustsync lag', () => {
     }
   });
 
-  it('reports OK for a caught-up group and exits 0', () => {
-    const r = lag(['--group', current]);
+  it('reports OK for a caught-up group and exits 0', async () => {
+    const r = await lag(['--group', current]);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout)[0]).toMatchObject({ status: 'OK', totalLag: 0, partitions: [{ ageSeconds: 0 }, { ageSeconds: 0 }] });
   });
 
-  it('reports ERR for a group that never committed', () => {
-    const r = lag(['--group', uniqueName('lag-none')]);
+  it('reports ERR for a group that never committed', async () => {
+    const r = await lag(['--group', uniqueName('lag-none')]);
     expect(r.status).toBe(1);
     expect(JSON.parse(r.stdout)[0].status).toBe('ERR');
   });
