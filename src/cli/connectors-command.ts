@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { join } from 'node:path';
 import { PACKAGE_DIR, stackEndpoints, stackSettings } from '../stack/settings.js';
 import { ConnectClient, readConnectorDir, stackConnectorVars, type ConnectorConfig } from '../stack/connectors.js';
-import { checkCapture, describeGap, resnapshot, type CaptureCheck } from '../stack/postgres-source.js';
+import { checkCapture, describeGap, resnapshot, waitSourceRunning, type CaptureCheck } from '../stack/postgres-source.js';
 import { StackError } from '../stack/errors.js';
 import { progress, table } from './output.js';
 
@@ -10,6 +10,13 @@ interface ConnectorsOptions {
   dir: string;
   name?: string;
 }
+
+const waitOption = ['--wait <seconds>', 'how long to wait for the connector and its tasks to run', '90'] as const;
+const waitMs = (opts: { wait: string }) => {
+  const seconds = Number(opts.wait);
+  if (!(seconds > 0)) throw new StackError(`--wait ${opts.wait}: give a number of seconds above 0.`, 'for example --wait 120.');
+  return seconds * 1000;
+};
 
 const dirOption = ['--dir <path>', 'folder (or one file) of connector JSON; ${VAR} and ${VAR:-default} come from the environment', join(PACKAGE_DIR, 'connectors')] as const;
 
@@ -36,11 +43,12 @@ export function connectorsCommand(): Command {
     .command('apply')
     .description('create or update each connector (idempotent) and wait until it and its tasks run')
     .option(...dirOption)
-    .action(async (opts: ConnectorsOptions) => {
+    .option(...waitOption)
+    .action(async (opts: ConnectorsOptions & { wait: string }) => {
       const { configs, client } = connectorsOf(opts);
       for (const c of configs) {
         const outcome = await client.apply(c);
-        await client.waitRunning(c.name);
+        await waitSourceRunning(client, c, waitMs(opts));
         progress(`${c.name}: ${outcome}, RUNNING`);
       }
     });
@@ -68,7 +76,8 @@ export function connectorsCommand(): Command {
     .option(...dirOption)
     .requiredOption('--name <connector>', 'the connector to take again')
     .option('--force', 'take the snapshot even without a gap')
-    .action(async (opts: ConnectorsOptions & { force?: boolean }) => {
+    .option(...waitOption)
+    .action(async (opts: ConnectorsOptions & { force?: boolean; wait: string }) => {
       const { configs, client } = connectorsOf(opts);
       const c = configs[0]!;
       const check = await checkCapture(client, c);
@@ -77,7 +86,7 @@ export function connectorsCommand(): Command {
         return;
       }
       if (check.gap) progress(`${c.name}: ${describeGap(check.gap)}.`);
-      await resnapshot(client, c);
+      await resnapshot(client, c, waitMs(opts));
       progress(`${c.name}: re-created without its offset, snapshot under way, RUNNING.`);
       progress('next: once the flow has caught up, `trustsync reconcile <flow> --repair` removes the rows deleted during the gap.');
     });

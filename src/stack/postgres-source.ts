@@ -104,7 +104,7 @@ export async function checkCapture(connect: ConnectClient, c: ConnectorConfig): 
  * missed (a snapshot read never overrides a streamed change) nor deletes: `trustsync reconcile
  * --repair` finds and mends those.
  */
-export async function resnapshot(connect: ConnectClient, c: ConnectorConfig): Promise<void> {
+export async function resnapshot(connect: ConnectClient, c: ConnectorConfig, waitMs?: number): Promise<void> {
   if (c.config['connector.class'] !== POSTGRES_SOURCE) throw new StackError(`connector ${c.name} is not a Debezium PostgreSQL source.`, `resnapshot handles ${POSTGRES_SOURCE} connectors only.`);
   if (!(await connect.status(c.name))) throw new StackError(`Kafka Connect has no connector ${c.name}.`, 'create it with `trustsync connectors apply`.');
   await connect.remove(c.name);
@@ -112,7 +112,39 @@ export async function resnapshot(connect: ConnectClient, c: ConnectorConfig): Pr
     throw new StackError(`replication slot ${slotName(c)} is still in use after connector ${c.name} was removed.`, 'find who holds it in pg_stat_replication, stop that client, then run resnapshot again.');
   }
   await connect.apply(c);
-  await connect.waitRunning(c.name);
+  await waitSourceRunning(connect, c, waitMs);
+}
+
+/**
+ * Waits for a connector and its tasks to run. A Debezium PostgreSQL source that creates its slot
+ * waits until every transaction that holds a transaction id anywhere in the cluster has ended (the
+ * slot's consistent point); when that is what it still waits for, the error names them.
+ */
+export async function waitSourceRunning(connect: ConnectClient, c: ConnectorConfig, waitMs?: number): Promise<void> {
+  try {
+    await connect.waitRunning(c.name, waitMs);
+  } catch (err) {
+    if (!(err instanceof StackError) || c.config['connector.class'] !== POSTGRES_SOURCE) throw err;
+    const open = await withSource(c, (db) => transactionsHoldingSlot(db, slotName(c))).catch(() => []);
+    if (open.length === 0) throw err;
+    throw new StackError(
+      `${err.message} Its replication slot ${slotName(c)} is still being created: PostgreSQL waits for every transaction open when that began to end; open now: ${open.join('; ')}.`,
+      'end those transactions (commit, roll back, or pg_terminate_backend); the connector goes on by itself once they have.',
+    );
+  }
+}
+
+/** While a walsender is creating `slot`, the transactions with a transaction id (in any database) it waits for, oldest first. */
+async function transactionsHoldingSlot(db: pg.Client, slot: string): Promise<string[]> {
+  const { rows } = await db.query<{ pid: number; datname: string | null; application_name: string; state: string | null; seconds: number }>(
+    `SELECT a.pid, a.datname, a.application_name, a.state, extract(epoch FROM now() - a.xact_start)::int AS seconds
+       FROM pg_stat_activity a
+      WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
+        AND EXISTS (SELECT 1 FROM pg_stat_activity w WHERE w.backend_type = 'walsender' AND w.query LIKE 'CREATE_REPLICATION_SLOT "' || $1 || '"%')
+      ORDER BY a.xact_start LIMIT 5`,
+    [slot],
+  );
+  return rows.map((r) => `pid ${r.pid} (${r.application_name || 'no application name'}, database ${r.datname ?? '?'}, ${r.state ?? '?'}, open ${r.seconds} s)`);
 }
 
 /** Drops a replication slot as soon as its (stopping) client lets go of it: true once there is none. */

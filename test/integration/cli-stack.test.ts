@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import pg from 'pg';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
@@ -41,7 +42,7 @@ describe('trustsync connectors apply', () => {
 
   afterAll(async () => {
     const connect = new ConnectClient(endpoints.connectUrl);
-    for (const [server, tables] of [[schema, vars.TABLES], [`${schema}_bad`, `${schema}.missing`]]) {
+    for (const [server, tables] of [[schema, vars.TABLES], [`${schema}_bad`, `${schema}.missing`], [`${schema}_held`, vars.TABLES]]) {
       const config = readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), { ...stackConnectorVars(settings), ...vars, SERVER: server!, TABLES: tables! });
       await removePostgresSource(connect, config);
     }
@@ -71,6 +72,28 @@ describe('trustsync connectors apply', () => {
     expect(r.stderr).toContain(`connector trustsync-${schema}_bad-source-json FAILED`);
     expect(r.stderr).toContain('Unable to create filtered publication');
     expect(r.stderr).toContain('fix:');
+  });
+  it('names the open transactions a new replication slot waits for, then runs once they end', async () => {
+    const dirHeld = mkdtempSync(join(tmpdir(), 'trustsync-connectors-held-'));
+    writeFileSync(join(dirHeld, 'held.json'), readFileSync(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json')));
+    const env = { ...vars, SERVER: `${schema}_held` };
+    // A writing transaction anywhere in the cluster holds up every logical slot created after it began.
+    const holder = new pg.Client({ connectionString: endpoints.postgresUrl('trustsync_dest'), application_name: 'slot-holder-test' });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_current_xact_id()');
+      const held = await cli(['connectors', 'apply', '--dir', dirHeld, '--wait', '8'], env);
+      expect(held.status).toBe(1);
+      expect(held.stderr).toContain(`replication slot trustsync_${schema}_held_json is still being created`);
+      expect(held.stderr).toMatch(/open now: pid \d+ \(slot-holder-test, database trustsync_dest, idle in transaction, open \d+ s\)/);
+      await holder.query('COMMIT');
+      const after = await cli(['connectors', 'apply', '--dir', dirHeld], env);
+      expect(after.stderr).toContain(`trustsync-${schema}_held-source-json: updated, RUNNING`);
+      expect(after.status).toBe(0);
+    } finally {
+      await holder.end();
+    }
   });
 });
 
