@@ -55,16 +55,27 @@ interface ConnectorStatus {
 export class ConnectClient {
   constructor(readonly baseUrl: string) {}
 
+  /**
+   * One REST request. Connect answers 409 while its workers rebalance (a connector was just created,
+   * changed or removed): that answer is asked again, for up to 30 s.
+   */
   private async call(method: string, path: string, body?: unknown): Promise<Response> {
-    try {
-      return await fetch(`${this.baseUrl}${path}`, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(30_000),
-      });
-    } catch (err) {
-      throw new StackError(`Kafka Connect at ${this.baseUrl} did not answer (${(err as Error).message}).`, 'start the stack with `trustsync stack up`, or check TRUSTSYNC_CONNECT_PORT.');
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      let res: Response;
+      try {
+        res = await fetch(`${this.baseUrl}${path}`, {
+          method,
+          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(30_000),
+        });
+      } catch (err) {
+        throw new StackError(`Kafka Connect at ${this.baseUrl} did not answer (${(err as Error).message}).`, 'start the stack with `trustsync stack up`, or check TRUSTSYNC_CONNECT_PORT.');
+      }
+      if (res.status !== 409 || Date.now() > deadline) return res;
+      await res.body?.cancel();
+      await sleep(500);
     }
   }
 

@@ -31,7 +31,7 @@ describe('a capture gap', () => {
     await sleep(3000);
 
     const status = await cli(['connectors', 'status', '--dir', file]);
-    expect(status.status).toBe(1);
+    expect(status.status, status.stderr).toBe(1);
     expect(status.stdout).toContain(`GAP: replication slot ${slot} no longer exists`);
     expect(status.stderr).toMatch(new RegExp(`capture gap: ${name}: replication slot ${slot} no longer exists; the changes committed after [0-9A-F]+/[0-9A-F]+ were never captured`));
     expect(status.stderr).toContain('connectors resnapshot');
@@ -39,7 +39,8 @@ describe('a capture gap', () => {
     const again = await cli(['connectors', 'resnapshot', '--dir', file, '--name', name]);
     expect(again.stderr).toContain('snapshot under way, RUNNING');
     expect(again.status).toBe(0);
-    expect((await cli(['connectors', 'status', '--dir', file])).status).toBe(0);
+    const after = await cli(['connectors', 'status', '--dir', file]);
+    expect(after.status, `${after.stdout}${after.stderr}`).toBe(0);
 
     await sleep(1500);
     await stop();
