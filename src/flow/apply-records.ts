@@ -172,8 +172,8 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     }
   };
 
-  const undecodable: HistoryRow[] = [];
-  const undecodableCodes: string[] = [];
+  /** Records that never became change events: their history rows, and their codes to count once those are on record. */
+  const undecodable: { row: HistoryRow; code: string }[] = [];
   for (const record of records) {
     let decoded;
     try {
@@ -181,8 +181,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     } catch (err) {
       if (!(err instanceof UndecodableRecord)) throw err;
       outcome.deadLetters.push(deadLetter(record, err, 1));
-      undecodable.push({ ...batchRow(target, 'dead-lettered'), key: printableKey(record.key), reason: `${err.code}: ${err.message}`, origin: record.origin });
-      undecodableCodes.push(err.code);
+      undecodable.push({ row: { ...batchRow(target, 'dead-lettered'), key: printableKey(record.key), reason: `${err.code}: ${err.message}`, origin: record.origin }, code: err.code });
       log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset, err: err.message }, `undecodable record (${err.code}): dead-lettered`);
       continue;
     }
@@ -215,9 +214,9 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   }
   await flush();
   // Records that never became change events are on record too, before their offsets are committed.
-  await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, undecodable), onRetry);
+  await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, undecodable.map((u) => u.row)), onRetry);
   // Counted once on record, like every other decision.
-  for (const code of undecodableCodes) {
+  for (const { code } of undecodable) {
     metrics.count(topic, 'dead_lettered', code);
     metrics.deadLetters.inc({ flow: ctx.flow, topic, code });
   }
