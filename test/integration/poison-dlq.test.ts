@@ -73,8 +73,10 @@ describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter top
           ];
     injected.push(...poison);
     await producer.send({ topic: capture.topic('customers'), messages: poison.map((p) => ({ key: p.key, value: p.value, partition })) });
-    await source.query(`UPDATE ${schema}.customers SET tier = 'banned' WHERE id = 2`);
-    await source.query(`UPDATE ${schema}.customers SET name = 'after poison' WHERE id = ANY($1)`, [[1, 2, 3, 4, 5]]);
+    // One change of customer 2 breaks the destination's rule: exactly one row to reject, however the
+    // changes fall into batches (two changes of the key in two batches would each be rejected).
+    await source.query(`UPDATE ${schema}.customers SET tier = 'banned', name = 'after poison' WHERE id = 2`);
+    await source.query(`UPDATE ${schema}.customers SET name = 'after poison' WHERE id = ANY($1)`, [[1, 3, 4, 5]]);
 
     await waitFor(async () => (await nameOf(1)) === 'after poison' && (await nameOf(5)) === 'after poison', 'changes after the poison to apply');
     const letters = await listDeadLetters(config);
