@@ -9,14 +9,7 @@ import { kafkaClient, readRecords, type SourceCapture, type Variant } from '../s
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
-
-async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+import { waitFor } from '../support/wait.js';
 
 /**
  * Bad input gets a clear error and costs no other data: each poison record lands in the DLQ with its

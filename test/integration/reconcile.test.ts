@@ -8,6 +8,7 @@ import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 import { endpoints } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowDocument, startFlow } from '../support/flow.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * Drift injected behind trustsync's back is found exactly — counts and bucket hashes first, rows
@@ -81,11 +82,7 @@ describe('trustsync reconcile', () => {
         if (!line.trim().startsWith('repairing')) return;
         await source.query(`INSERT INTO ${schema}.customers (id, email, name) VALUES (987700, 'source@example.com', 'Source')`);
         f.runner = await startFlow(config);
-        const applied = async () => (await dest.query(`SELECT 1 FROM ${destSchema}.customers WHERE id = 987700 AND email = 'source@example.com'`)).rowCount === 1;
-        for (const deadline = Date.now() + 60_000; !(await applied()); ) {
-          if (Date.now() > deadline) throw new Error('the flow did not apply customer 987700 within 60s');
-          await new Promise((r) => setTimeout(r, 200));
-        }
+        await waitFor(async () => (await dest.query(`SELECT 1 FROM ${destSchema}.customers WHERE id = 987700 AND email = 'source@example.com'`)).rowCount === 1, 'the flow to apply customer 987700');
         await f.runner.stop();
         f.runner = undefined;
       },
