@@ -46,9 +46,10 @@ export function connectorsCommand(): Command {
     .option(...waitOption)
     .action(async (opts: ConnectorsOptions & { wait: string }) => {
       const { configs, client } = connectorsOf(opts);
+      const wait = waitMs(opts);
       for (const c of configs) {
         const outcome = await client.apply(c);
-        await waitSourceRunning(client, c, waitMs(opts));
+        await waitSourceRunning(client, c, wait);
         progress(`${c.name}: ${outcome}, RUNNING`);
       }
     });
@@ -79,6 +80,7 @@ export function connectorsCommand(): Command {
     .option(...waitOption)
     .action(async (opts: ConnectorsOptions & { force?: boolean; wait: string }) => {
       const { configs, client } = connectorsOf(opts);
+      const wait = waitMs(opts);
       const c = configs[0]!;
       const check = await checkCapture(client, c);
       if (!check.gap && !opts.force) {
@@ -86,7 +88,7 @@ export function connectorsCommand(): Command {
         return;
       }
       if (check.gap) progress(`${c.name}: ${describeGap(check.gap)}.`);
-      await resnapshot(client, c, waitMs(opts));
+      await resnapshot(client, c, wait);
       progress(`${c.name}: re-created without its offset, snapshot under way, RUNNING.`);
       progress('next: once the flow has caught up, `trustsync reconcile <flow> --repair` removes the rows deleted during the gap.');
     });

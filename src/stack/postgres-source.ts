@@ -4,6 +4,7 @@ import { StackError } from './errors.js';
 import { sleep } from './processes.js';
 
 export const POSTGRES_SOURCE = 'io.debezium.connector.postgresql.PostgresConnector';
+const isPostgresSource = (c: ConnectorConfig) => c.config['connector.class'] === POSTGRES_SOURCE;
 
 /**
  * Why a Debezium PostgreSQL source cannot resume where it stopped: its replication slot is gone
@@ -75,7 +76,7 @@ export async function checkCapture(connect: ConnectClient, c: ConnectorConfig): 
   const status = await connect.status(c.name);
   if (!status) return { connector: c.name, state: 'ABSENT', tasks: [] };
   const check: CaptureCheck = { connector: c.name, state: status.connector.state, tasks: status.tasks.map((t) => t.state) };
-  if (c.config['connector.class'] !== POSTGRES_SOURCE) return check;
+  if (!isPostgresSource(c)) return check;
   const stored = (await connect.offsets(c.name)).find((o) => o.lsn_commit !== undefined || o.lsn !== undefined);
   // No offset yet: the connector has not streamed, so it will snapshot first and nothing can be missing.
   if (!stored) return check;
@@ -105,7 +106,7 @@ export async function checkCapture(connect: ConnectClient, c: ConnectorConfig): 
  * --repair` finds and mends those.
  */
 export async function resnapshot(connect: ConnectClient, c: ConnectorConfig, waitMs?: number): Promise<void> {
-  if (c.config['connector.class'] !== POSTGRES_SOURCE) throw new StackError(`connector ${c.name} is not a Debezium PostgreSQL source.`, `resnapshot handles ${POSTGRES_SOURCE} connectors only.`);
+  if (!isPostgresSource(c)) throw new StackError(`connector ${c.name} is not a Debezium PostgreSQL source.`, `resnapshot handles ${POSTGRES_SOURCE} connectors only.`);
   if (!(await connect.status(c.name))) throw new StackError(`Kafka Connect has no connector ${c.name}.`, 'create it with `trustsync connectors apply`.');
   await connect.remove(c.name);
   if (!(await withSource(c, (db) => dropSlotOnceReleased(db, slotName(c))))) {
@@ -124,7 +125,7 @@ export async function waitSourceRunning(connect: ConnectClient, c: ConnectorConf
   try {
     await connect.waitRunning(c.name, waitMs);
   } catch (err) {
-    if (!(err instanceof StackError) || c.config['connector.class'] !== POSTGRES_SOURCE) throw err;
+    if (!(err instanceof StackError) || !isPostgresSource(c)) throw err;
     const open = await withSource(c, (db) => transactionsHoldingSlot(db, slotName(c))).catch(() => []);
     if (open.length === 0) throw err;
     throw new StackError(
