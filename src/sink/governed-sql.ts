@@ -5,14 +5,6 @@
  *   Debezium captures back from it is recognised as trustsync's own (never by timing or values);
  * - review: conflicts waiting for a person.
  */
-/**
- * Each record's state under policy as one comparable text: its vector, the transaction the other
- * system is known to agree with, and when it last changed. The LEDGER_STATES of governed tables.
- */
-export const ROW_STATES = `
-SELECT key, vector::text || '|' || coalesce(known_xid::text, '') || '|' || changed_at::text AS state
-FROM trustsync.row_state WHERE target = $1 AND key = ANY($2::text[])`;
-
 export const GOVERNED_DDL = `
 CREATE SCHEMA IF NOT EXISTS trustsync;
 CREATE TABLE IF NOT EXISTS trustsync.row_state (
@@ -64,6 +56,14 @@ CREATE TABLE IF NOT EXISTS trustsync.review (
 );
 CREATE INDEX IF NOT EXISTS review_open ON trustsync.review (created_at) WHERE status = 'open';
 `;
+
+/**
+ * Each record's state under policy as one comparable text: its vector, the transaction the other
+ * system is known to agree with, and when it last changed. The LEDGER_STATES of governed tables.
+ */
+export const ROW_STATES = `
+SELECT key, vector::text || '|' || coalesce(known_xid::text, '') || '|' || changed_at::text AS state
+FROM trustsync.row_state WHERE target = $1 AND key = ANY($2::text[])`;
 
 /** The 32-bit transaction id, as logical decoding (and so Debezium's source.txId) reports it. */
 export const CURRENT_XID = 'SELECT pg_current_xact_id()::xid::text AS xid';

@@ -6,7 +6,7 @@ import { UNAVAILABLE_VALUE, keyTextOf, type ChangeEvent, type FieldType, type Ro
 import { RowRejected, SchemaIncompatible, TransientSinkError, TrustsyncError } from '../model/errors.js';
 import { positionRank } from '../order/position.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
-import { HISTORY_COPY_COLUMNS, HISTORY_DDL, HISTORY_FROM_STAGE, HISTORY_STAGE, eventRow, historyCopy, type HistoryRow } from '../history/history.js';
+import { HISTORY_COPY, HISTORY_COPY_STAGED, HISTORY_DDL, HISTORY_FROM_STAGE, HISTORY_STAGE, eventRow, historyCopy, type HistoryRow } from '../history/history.js';
 import { takeSnapshots } from '../history/explain.js';
 import type { StateTopicSpec } from './state-topic.js';
 import {
@@ -92,9 +92,9 @@ export async function recordHistory(db: pg.Pool | pg.PoolClient, flow: string, r
   if (db instanceof pg.Pool) return inTransaction(db, 'writing decision history', (client) => recordHistory(client, flow, rows, skipRecorded));
   const data = historyCopy(flow, rows);
   try {
-    if (!skipRecorded) return await copyIn(db, `COPY trustsync.history (${HISTORY_COPY_COLUMNS}) FROM STDIN`, data);
+    if (!skipRecorded) return await copyIn(db, HISTORY_COPY, data);
     await db.query(HISTORY_STAGE);
-    await copyIn(db, `COPY trustsync_history_incoming (${HISTORY_COPY_COLUMNS}) FROM STDIN`, data);
+    await copyIn(db, HISTORY_COPY_STAGED, data);
     await db.query(HISTORY_FROM_STAGE);
   } catch (err) {
     throw err instanceof TrustsyncError ? err : classifyPgError(err, 'writing decision history');

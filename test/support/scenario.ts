@@ -91,7 +91,7 @@ export class FaultScenario {
     const existing = new Set(await this.admin.listTopics());
     let n = 0;
     for (const t of TABLES.map((table) => this.f.capture!.topic(table)).filter((topic) => existing.has(topic))) {
-      // A topic just created has no leader for a moment: nothing to count yet.
+      // A topic Debezium is still creating may not answer yet: nothing to count.
       for (const o of await topicOffsets(this.admin, t).catch(() => [])) n += Number(o.high) - Number(o.low);
     }
     return n;
