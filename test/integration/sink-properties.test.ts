@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import type { ChangeEvent } from '../../src/model/change.js';
 import { collapseByKey } from '../../src/order/plan.js';
+import { positionRank } from '../../src/order/position.js';
 import { PostgresSink, inTransaction, recordHistory, type TableMapping } from '../../src/sink/postgres-sink.js';
 import { eventRow } from '../../src/history/history.js';
 import { endpoints, uniqueName } from '../support/capture.js';
@@ -112,6 +113,24 @@ describe('the guarded sink is order- and repetition-proof', () => {
       }),
       { numRuns: 20 },
     );
+  });
+
+  it('a change that loses to the ledger is told as stale or duplicate, with the position the destination holds', async () => {
+    const m = mapping('shuffled');
+    await pool.query(`TRUNCATE ${schema}.shuffled`);
+    await pool.query(`DELETE FROM trustsync.key_positions WHERE target = $1`, [`${schema}.shuffled`]);
+    const newer = event({ key: 5, op: 'u', v: 'newer' }, 50, 0);
+    await sink.applyBatch(m, [newer]);
+    // One batch: a late older change of key 5, the same change again, and a key the ledger never saw.
+    const decisions = await sink.applyBatch(m, [event({ key: 5, op: 'u', v: 'older' }, 40, 1), event({ key: 6, op: 'c', v: 'new key' }, 41, 2)]);
+    const again = await sink.applyBatch(m, [newer]);
+    const held = positionRank(newer.position).toString();
+    expect(decisions.map((d) => (d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision]))).toEqual([['skipped', 'stale', held], ['applied']]);
+    expect(again.map((d) => (d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision]))).toEqual([['skipped', 'duplicate', held]]);
+    expect(await rows('shuffled')).toEqual([
+      { id: '5', v: 'newer', n: '50' },
+      { id: '6', v: 'new key', n: '41' },
+    ]);
   });
 
   it('keeps tombstones for the retention, then purges them; live keys are never purged', async () => {
