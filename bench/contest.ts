@@ -144,6 +144,19 @@ async function timeUntilQuiet(dest: pg.Client, table: string, pid: () => number 
   }
 }
 
+/**
+ * Finishes, before a contender starts, the upkeep the step before it left behind: vacuum of the
+ * tables it wrote (autovacuum would otherwise run into the next contender's time) and their dirty
+ * pages (a checkpoint). Without it, whoever runs first pays for the workload's million updates.
+ */
+async function settle(source: pg.Client, dest: pg.Client, log: (line: string) => void): Promise<void> {
+  const started = Date.now();
+  await source.query('VACUUM (ANALYZE)');
+  await dest.query('VACUUM (ANALYZE)');
+  await dest.query('CHECKPOINT');
+  log(`  (vacuum and checkpoint: ${((Date.now() - started) / 1000).toFixed(1)} s, not counted)`);
+}
+
 /** Rows of the destination that differ from the source (or should not be there), and rows missing. */
 async function checkRows(source: pg.Client, dest: pg.Client, table: string): Promise<{ wrongRows: number; missingRows: number }> {
   const digest = `SELECT id::text AS id, md5(row(${COLUMNS.slice(1).join(', ')})::text) AS h FROM`;
@@ -269,6 +282,14 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
   const results: ContenderResult[] = [];
   const jdbcName = `bench-jdbc-sink-${run}`;
   try {
+    // A run that was interrupted left its connectors running: its capture's walsender would decode
+    // every write of this run, and its slot would hold WAL for good.
+    for (const left of await connect.list()) {
+      const capture = /^trustsync-bench[0-9a-z]+-source-json$/.test(left.name);
+      if (!capture && !/^bench-jdbc-sink-[0-9a-z]+$/.test(left.name)) continue;
+      o.log(`removing ${left.name}, left by an interrupted run …`);
+      await (capture ? removePostgresSource(connect, left) : connect.remove(left.name));
+    }
     await source.query(`DROP SCHEMA IF EXISTS bench_src CASCADE; CREATE SCHEMA bench_src; ${TABLE_DDL(SOURCE)}`);
     await dest.query('DROP SCHEMA IF EXISTS bench_dst CASCADE; CREATE SCHEMA bench_dst');
     // Fresh tables start with no remembered positions or history either.
@@ -294,6 +315,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     };
 
     // trustsync run, as a user runs it.
+    await settle(source, dest, o.log);
     o.log('trustsync …');
     await dest.query(TABLE_DDL('bench_dst.items_trustsync'));
     const dir = mkdtempSync(join(tmpdir(), 'trustsync-bench-'));
@@ -319,6 +341,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     await waitExit(ts);
 
     // The Debezium JDBC sink connector, in the stack's Kafka Connect.
+    await settle(source, dest, o.log);
     o.log('Debezium JDBC sink connector …');
     await dest.query(TABLE_DDL('bench_dst.items_jdbc'));
     const jdbcSettings: Record<string, string> = {
@@ -346,6 +369,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     await connect.remove(jdbcName).catch(() => undefined);
 
     // A naive consumer: one upsert per message.
+    await settle(source, dest, o.log);
     o.log('naive consumer …');
     await dest.query(TABLE_DDL('bench_dst.items_naive'));
     const naive = spawn(process.execPath, [join(PACKAGE_DIR, 'dist', 'bench', 'naive-consumer.js'), e.kafkaBrokers.join(','), topic, `bench-naive-${run}`, e.postgresUrl('trustsync_dest'), 'bench_dst.items_naive'], {
@@ -361,6 +385,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     });
 
     // The raw ceiling: the final rows, set-based, 1,000 per statement, no Kafka.
+    await settle(source, dest, o.log);
     o.log('raw ceiling …');
     await dest.query(TABLE_DDL('bench_dst.items_raw'));
     // As text, the way they travel: a JavaScript Date would cut updated_at to milliseconds.
@@ -396,6 +421,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
 
     const rate = (name: string) => results.find((r) => r.contender === name)?.eventsPerSecond ?? null;
     // trustsync again, caught up and live (its group resumes at the topic's end), under a steady load at half its rate.
+    await settle(source, dest, o.log);
     o.log('trustsync live, at half its rate …');
     const live = startTrustsync();
     let steady: SteadyResult;

@@ -89,6 +89,14 @@ export class ConnectClient {
     return res.status === 201 ? 'created' : 'updated';
   }
 
+  /** Every connector Connect runs, with its configuration. */
+  async list(): Promise<ConnectorConfig[]> {
+    const res = await this.call('GET', '/connectors?expand=info');
+    if (!res.ok) throw new StackError(`listing connectors: ${res.status} ${redact(await res.text())}`, 'check that Kafka Connect is running (`trustsync stack status`).');
+    const body = (await res.json()) as Record<string, { info: ConnectorConfig }>;
+    return Object.values(body).map((c) => ({ name: c.info.name, config: c.info.config }));
+  }
+
   async status(name: string): Promise<ConnectorStatus | undefined> {
     const res = await this.call('GET', `/connectors/${encodeURIComponent(name)}/status`);
     if (res.status === 404) return undefined;
