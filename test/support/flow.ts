@@ -28,7 +28,8 @@ export function flowDocument(spec: FlowSpec): Record<string, unknown> {
     },
     destination: { url: endpoints.postgresUrl('trustsync_dest'), tables: spec.topics },
     batch: { maxRows: 500, maxWaitMs: 100 },
-    retry: { maxAttempts: 20, initialDelayMs: 50, maxDelayMs: 2000 },
+    // Outlasts an outage the fault suite makes: a registry restarted on a slow machine took longer than 20 tries.
+    retry: { maxAttempts: 40, initialDelayMs: 50, maxDelayMs: 2000 },
     ...spec.extra,
   };
 }
