@@ -16,11 +16,15 @@ import { topicOffsets } from '../src/flow/topics.js';
 /**
  * trustsync against the Debezium JDBC sink connector, a naive one-upsert-per-message consumer and
  * the raw ceiling (the final rows written set-based, no Kafka), on one topic captured once by real
- * Debezium. Each contender starts from the topic's beginning into a fresh table of its own; the
+ * Debezium. Each contender starts from the topic's beginning into a fresh table of its own, in the
+ * destination's PostgreSQL cluster (not the source's, as in production: the capture's walsender
+ * decodes every write of the cluster it reads, and would tax each contender by the WAL it writes); the
  * clock runs from its start to the last write it makes (the destination's write counters quiet),
  * and its table is then compared with the source row by row.
  */
 export interface ContestOptions {
+  /** The destination's PostgreSQL cluster: not the source's (bench/run.ts starts it). */
+  destination: StackSettings;
   events: number;
   keys: number;
   log: (line: string) => void;
@@ -153,6 +157,7 @@ async function settle(source: pg.Client, dest: pg.Client, log: (line: string) =>
   const started = Date.now();
   await source.query('VACUUM (ANALYZE)');
   await dest.query('VACUUM (ANALYZE)');
+  await source.query('CHECKPOINT');
   await dest.query('CHECKPOINT');
   log(`  (vacuum and checkpoint: ${((Date.now() - started) / 1000).toFixed(1)} s, not counted)`);
 }
@@ -265,7 +270,10 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
   const e = stackEndpoints(s);
   const kafka = new Kafka({ clientId: 'trustsync-bench', brokers: e.kafkaBrokers, logLevel: logLevel.NOTHING });
   const source = new pg.Client(e.postgresUrl('trustsync_source'));
-  const dest = new pg.Client(e.postgresUrl('trustsync_dest'));
+  const destUrl = stackEndpoints(o.destination).postgresUrl('trustsync_dest');
+  const dest = new pg.Client(destUrl);
+  // A lost connection fails the query in flight; unhandled, it would also crash the process (Ctrl-C stops the destination's cluster under it).
+  for (const db of [source, dest]) db.on('error', (err) => o.log(`connection lost: ${err.message}`));
   await source.connect();
   await dest.connect();
   const connect = new ConnectClient(e.connectUrl);
@@ -326,7 +334,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       stringify({
         flow: `bench-${run}`,
         source: { brokers: e.kafkaBrokers, decoding: 'json' },
-        destination: { url: e.postgresUrl('trustsync_dest'), tables: [{ topic, table: 'bench_dst.items_trustsync', createIfMissing: false }] },
+        destination: { url: destUrl, tables: [{ topic, table: 'bench_dst.items_trustsync', createIfMissing: false }] },
         batch: { maxRows: 5000, maxWaitMs: 50 },
         metrics: { port: metricsPort },
         log: { level: 'warn' },
@@ -348,7 +356,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       'connector.class': 'io.debezium.connector.jdbc.JdbcSinkConnector',
       'tasks.max': '2',
       topics: topic,
-      'connection.url': `jdbc:postgresql://${s.host}:${s.ports.postgres}/trustsync_dest`,
+      'connection.url': `jdbc:postgresql://${o.destination.host}:${o.destination.ports.postgres}/trustsync_dest`,
       'connection.username': 'postgres',
       'connection.password': '',
       'insert.mode': 'upsert',
@@ -372,7 +380,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     await settle(source, dest, o.log);
     o.log('naive consumer …');
     await dest.query(TABLE_DDL('bench_dst.items_naive'));
-    const naive = spawn(process.execPath, [join(PACKAGE_DIR, 'dist', 'bench', 'naive-consumer.js'), e.kafkaBrokers.join(','), topic, `bench-naive-${run}`, e.postgresUrl('trustsync_dest'), 'bench_dst.items_naive'], {
+    const naive = spawn(process.execPath, [join(PACKAGE_DIR, 'dist', 'bench', 'naive-consumer.js'), e.kafkaBrokers.join(','), topic, `bench-naive-${run}`, destUrl, 'bench_dst.items_naive'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let naiveOut = '';

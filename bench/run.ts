@@ -8,10 +8,11 @@ import { seededRandom } from '../src/demo/workload.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { PACKAGE_DIR, stackSettings } from '../src/stack/settings.js';
-import { stackUp } from '../src/stack/stack.js';
+import { PACKAGE_DIR, portFromEnv, stackSettings, type StackSettings } from '../src/stack/settings.js';
+import { StackError } from '../src/stack/errors.js';
+import { postgresClusterDown, postgresClusterUp, stackUp } from '../src/stack/stack.js';
 import { table } from '../src/cli/output.js';
-import { runContest } from './contest.js';
+import { runContest, type ContestResult } from './contest.js';
 
 /*
  * `npm run bench`: the micro-benchmark of trustsync's pure path — decode + order + plan, no I/O — on
@@ -163,6 +164,14 @@ async function microBenchmark(format: 'json' | 'avro', count: number): Promise<M
   return { format, events: count, avgEventBytes: Math.round(bytes), eventsPerSecond: Math.round(runs[1]!), min: Math.round(runs[0]!), max: Math.round(runs[2]!) };
 }
 
+/** The destination's PostgreSQL cluster: the stack's settings, on a port and in a state folder of its own. */
+function benchDestination(s: StackSettings): StackSettings {
+  if (process.env.TRUSTSYNC_PG_DATA) {
+    throw new StackError('TRUSTSYNC_PG_DATA names one data folder, and the bench runs a second PostgreSQL cluster (the destination) beside the stack\'s.', 'unset TRUSTSYNC_PG_DATA for `npm run bench`.');
+  }
+  return { ...s, stateDir: join(s.stateDir, 'bench-destination'), ports: { ...s.ports, postgres: portFromEnv(process.env, 'TRUSTSYNC_BENCH_PG_PORT', s.ports.postgres + 1) } };
+}
+
 const option = (name: string, fallback: number) => {
   const at = process.argv.indexOf(name);
   const value = at > 0 ? Number(process.argv[at + 1]) : fallback;
@@ -185,7 +194,19 @@ async function main(): Promise<void> {
   const s = stackSettings();
   const status = await stackUp(s, (line) => console.log(`[stack] ${line}`));
   if (!status.healthy) throw new Error('the local stack is not healthy; see `trustsync stack status`');
-  const contest = await runContest(s, { events, keys, log: (line) => console.log(line) });
+  const destination = benchDestination(s);
+  await postgresClusterUp(destination, 'TRUSTSYNC_BENCH_PG_PORT', (line) => console.log(`[destination] ${line}`));
+  // Ctrl-C too stops the destination's cluster (the stack's own stays up, as `stack up` left it).
+  process.once('SIGINT', () => {
+    console.log('interrupted: stopping the destination\'s cluster (the next run removes this one\'s connectors)');
+    void postgresClusterDown(destination).finally(() => process.exit(130));
+  });
+  let contest: ContestResult;
+  try {
+    contest = await runContest(s, { destination, events, keys, log: (line) => console.log(line) });
+  } finally {
+    await postgresClusterDown(destination);
+  }
   const w = contest.workload;
   console.log(`\nworkload: ${fixed(w.events)} change events over ${fixed(w.keys)} keys (${fixed(w.inserts)} inserts, ${fixed(w.updates)} updates with the hottest 1 % of keys in every statement, ${fixed(w.deletes)} deletes; ${fixed(w.toastedRows)} rows with a TOASTed column), captured by Debezium in ${fixed(w.captureSeconds)} s\n`);
   console.log(table([

@@ -40,7 +40,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const PACKAGE_DIR = resolve(here, here.includes(`${join('dist', 'src')}`) ? '../../..' : '../..');
 
 
-function portFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+export function portFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const port = Number(raw);

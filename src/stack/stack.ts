@@ -90,6 +90,21 @@ export async function stackUp(s: StackSettings, log: (line: string) => void): Pr
   return stackStatus(s);
 }
 
+/**
+ * A PostgreSQL cluster beside the stack's own, started the same way: `s` names its port and state
+ * folder, `portEnv` the variable that moves its port. (The benchmark's destination lives in one, as
+ * in production, so the source's capture never decodes the destination's writes.)
+ */
+export async function postgresClusterUp(s: StackSettings, portEnv: string, log: (line: string) => void): Promise<void> {
+  const cluster: Component = { ...postgres, portEnv };
+  if (componentPid(s, cluster) === undefined) await assertPortFree(s, cluster);
+  await startIfDown(s, cluster, await ensureArtifacts(s, log), log);
+}
+
+export async function postgresClusterDown(s: StackSettings): Promise<boolean> {
+  return stopComponent(s, postgres);
+}
+
 async function startIfDown(s: StackSettings, c: Component, layout: ArtifactLayout, log: (line: string) => void): Promise<void> {
   const started = Date.now();
   const running = componentPid(s, c) !== undefined;
