@@ -12,7 +12,7 @@ export function runCommand(): Command {
       const config = loadFlowFile(opts.config);
       const runner = new FlowRunner(config);
       const stop = () => {
-        runner.log.info('stopping: finishing the batch in hand');
+        runner.log.info('stopping: finishing the batches in hand');
         void runner.stop();
       };
       process.once('SIGTERM', stop);

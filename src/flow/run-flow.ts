@@ -15,6 +15,7 @@ import { ensureStateTopic, topicOffsets, waitForLeaders } from './topics.js';
 import { registerStateSchema, stateEncoderFor, type StateEncoder } from '../sink/state-topic.js';
 import { SchemaIncompatible } from '../model/errors.js';
 import { withRetries } from './retry.js';
+import { PartitionLanes } from './lanes.js';
 import { awaitCanaries, canaryTableSql, sendCanaries, summarizeCanary } from '../observe/canary.js';
 
 /** Shows where a URL points without its password. */
@@ -48,16 +49,16 @@ export function createDecoder(config: FlowConfig): RecordDecoder {
 const MEMBERSHIP_LOST = new Set(['UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP']);
 
 /**
- * A commit or heartbeat refused because the group went on without this member. kafkajs wraps the
- * refusal as non-retriable, which would end the consumer; handed the bare protocol error it rejoins
- * instead. The slice's writes are durable and its offset uncommitted: whoever owns the partition
- * next reads it again, and the guards absorb it.
+ * A commit or heartbeat refused because the group went on without this member (kafkajs wraps the
+ * protocol error). kafkajs finds out through its own heartbeat and rejoins. The slice's writes are
+ * durable and its offset uncommitted: whoever owns the partition next reads it again, and the
+ * guards absorb it.
  */
-function rejoinOnLostMembership(err: unknown): never {
+function isLostMembership(err: unknown): boolean {
   for (let e = err as { type?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.type && MEMBERSHIP_LOST.has(e.type)) throw e;
+    if (e.type && MEMBERSHIP_LOST.has(e.type)) return true;
   }
-  throw err;
+  return false;
 }
 
 /** Everything a flow holds open: Kafka clients, the destination pool, the metrics endpoint. */
@@ -81,6 +82,7 @@ export class FlowRunner {
   private running = false;
   /** Set once stop or failure begins: start gives up where it is, loops end. */
   private closing = false;
+  private readonly lanes = new PartitionLanes(isLostMembership);
   private failure?: Error;
   private stopped!: Promise<void>;
   private settle!: (err?: Error) => void;
@@ -337,13 +339,22 @@ export class FlowRunner {
     return { ready: true, detail: 'ok' };
   }
 
-  private async eachBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  /** Hands the batch to its partition's lane, so that Kafka fetches the next while it is written. */
+  private async eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    if (this.closing || this.failure || batch.messages.length === 0) return;
+    await this.lanes.handOff(`${batch.topic}/${batch.partition}`, () => this.applyBatch(payload));
+    // kafkajs may fetch past the batch now; its offset commits only once it is durable (applyBatch).
+    payload.resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
+  }
+
+  private async applyBatch({ batch, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const mapping = this.tables.get(batch.topic)!;
     const size = this.config.batch.maxRows;
     const high = BigInt(batch.highWatermark);
     for (let start = 0; start < batch.messages.length; start += size) {
       // A revoked partition is abandoned here, uncommitted: its new owner re-reads it and the guards absorb the overlap.
-      if (!isRunning() || isStale() || this.failure) return;
+      if (!isRunning() || isStale() || this.failure || this.closing) return;
       const slice = batch.messages.slice(start, start + size);
       const records: RawRecord[] = slice.map((m) => ({ key: m.key, value: m.value, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } }));
       let outcome: ApplyOutcome;
@@ -357,8 +368,7 @@ export class FlowRunner {
         void this.fail(err as Error);
         return;
       }
-      const last = slice[slice.length - 1]!.offset;
-      const next = (BigInt(last) + 1n).toString();
+      const next = (BigInt(slice[slice.length - 1]!.offset) + 1n).toString();
       // Only now is the write durable (committed in PostgreSQL, dead letters acknowledged): the offset may move.
       const encoder = this.stateEncoders.get(batch.topic);
       if (encoder) {
@@ -369,14 +379,13 @@ export class FlowRunner {
           return;
         }
       } else {
-        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]).catch(rejoinOnLostMembership);
+        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
       }
-      resolveOffset(last);
       this.progressAt.set(`${batch.topic}/${batch.partition}`, Date.now());
       const following = batch.messages[start + size];
       const behind = high - BigInt(next);
       this.metrics.partitionLag(batch.topic, batch.partition, Number(behind > 0n ? behind : 0n), following ? Number(following.timestamp) : null);
-      await heartbeat().catch(rejoinOnLostMembership);
+      await heartbeat();
     }
   }
 
@@ -402,7 +411,7 @@ export class FlowRunner {
     this.settle(err);
   }
 
-  /** Drains: the batch in hand finishes (and commits), then everything closes. */
+  /** Drains: the batches in hand finish (and commit), then everything closes. */
   async stop(): Promise<void> {
     await this.close();
     this.settle();
@@ -412,6 +421,8 @@ export class FlowRunner {
     if (this.closing) return;
     this.closing = true;
     this.running = false;
+    // The batches in hand finish (and commit) while the consumer is still in the group.
+    await this.lanes.drain();
     await this.consumer.disconnect().catch(() => undefined);
     await this.producer.disconnect().catch(() => undefined);
     for (const p of this.txProducers.values()) await p.disconnect().catch(() => undefined);

@@ -1,0 +1,37 @@
+/**
+ * One lane per partition, so that the destination writes a partition's batch while Kafka fetches
+ * the next: kafkajs fetches again only once every batch of its last fetch is handled, and a batch
+ * handled to the end left PostgreSQL idle during each fetch and trustsync idle during each write.
+ *
+ * `handOff` waits for the partition's batch in hand, starts the next in its lane and returns
+ * without waiting for it: a partition's batches never overlap and keep their order, and at most two
+ * are held (one written, one waiting). A lane's failure is thrown by the next hand-off, to the
+ * consumer that would have seen it before; `drain` waits for every batch in hand.
+ */
+export class PartitionLanes {
+  private readonly inHand = new Map<string, Promise<void>>();
+  private failure: { err: unknown } | undefined;
+
+  /** `ignore` names failures that need no one's attention (the group went on without this member: it finds out by itself). */
+  constructor(private readonly ignore: (err: unknown) => boolean) {}
+
+  async handOff(lane: string, work: () => Promise<void>): Promise<void> {
+    await this.inHand.get(lane);
+    if (this.failure) {
+      const { err } = this.failure;
+      this.failure = undefined;
+      throw err;
+    }
+    const running = work().catch((err: unknown) => {
+      if (!this.ignore(err)) this.failure ??= { err };
+    });
+    this.inHand.set(lane, running);
+    void running.then(() => {
+      if (this.inHand.get(lane) === running) this.inHand.delete(lane);
+    });
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.inHand.values());
+  }
+}
