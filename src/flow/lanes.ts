@@ -5,15 +5,13 @@
  *
  * `handOff` waits for the partition's batch in hand, starts the next in its lane and returns
  * without waiting for it: a partition's batches never overlap and keep their order, and at most two
- * are held (one written, one waiting). A lane's failure is thrown by the next hand-off, to the
- * consumer that would have seen it before; `drain` waits for every batch in hand.
+ * are held (one written, one waiting). The work handles its own expected failures (writes, commits);
+ * anything else it throws is thrown by the next hand-off, to the consumer that would have seen it
+ * before. `drain` waits for every batch in hand.
  */
 export class PartitionLanes {
   private readonly inHand = new Map<string, Promise<void>>();
   private failure: { err: unknown } | undefined;
-
-  /** `ignore` names failures that need no one's attention (the group went on without this member: it finds out by itself). */
-  constructor(private readonly ignore: (err: unknown) => boolean) {}
 
   async handOff(lane: string, work: () => Promise<void>): Promise<void> {
     await this.inHand.get(lane);
@@ -23,7 +21,7 @@ export class PartitionLanes {
       throw err;
     }
     const running = work().catch((err: unknown) => {
-      if (!this.ignore(err)) this.failure ??= { err };
+      this.failure ??= { err };
     });
     this.inHand.set(lane, running);
     void running.then(() => {

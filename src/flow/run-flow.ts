@@ -45,22 +45,6 @@ export function createDecoder(config: FlowConfig): RecordDecoder {
   return config.decoding === 'avro' ? new AvroDecoder(avroSchemaRegistry(config.registryUrl!)) : new JsonDecoder();
 }
 
-/** Kafka's word that the group went on without this member: a pause longer than the session, a rebalance. */
-const MEMBERSHIP_LOST = new Set(['UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION', 'REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP']);
-
-/**
- * A commit or heartbeat refused because the group went on without this member (kafkajs wraps the
- * protocol error). kafkajs finds out through its own heartbeat and rejoins. The slice's writes are
- * durable and its offset uncommitted: whoever owns the partition next reads it again, and the
- * guards absorb it.
- */
-function isLostMembership(err: unknown): boolean {
-  for (let e = err as { type?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.type && MEMBERSHIP_LOST.has(e.type)) return true;
-  }
-  return false;
-}
-
 /** Everything a flow holds open: Kafka clients, the destination pool, the metrics endpoint. */
 export class FlowRunner {
   readonly metrics: FlowMetrics;
@@ -82,7 +66,7 @@ export class FlowRunner {
   private running = false;
   /** Set once stop or failure begins: start gives up where it is, loops end. */
   private closing = false;
-  private readonly lanes = new PartitionLanes(isLostMembership);
+  private readonly lanes = new PartitionLanes();
   private failure?: Error;
   private stopped!: Promise<void>;
   private settle!: (err?: Error) => void;
@@ -379,14 +363,30 @@ export class FlowRunner {
           return;
         }
       } else {
-        await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+        const committed = await this.consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]).then(
+          () => true,
+          (err: Error) => this.commitRefused(batch.topic, batch.partition, err),
+        );
+        if (!committed) continue;
       }
       this.progressAt.set(`${batch.topic}/${batch.partition}`, Date.now());
       const following = batch.messages[start + size];
       const behind = high - BigInt(next);
       this.metrics.partitionLag(batch.topic, batch.partition, Number(behind > 0n ? behind : 0n), following ? Number(following.timestamp) : null);
-      await heartbeat();
+      // kafkajs heartbeats between fetches too, and acts on a refusal (rejoins, restarts) itself.
+      await heartbeat().catch(() => undefined);
     }
+  }
+
+  /**
+   * An offset commit refused — the group went on without this member, the broker restarting, the
+   * consumer between runs after a crash. The slice's writes are durable, so nothing is lost: whoever
+   * reads the partition next starts from its last commit, and the guards absorb the repeats. kafkajs
+   * meets the cause in its own heartbeats and fetches, and rejoins or restarts.
+   */
+  private commitRefused(topic: string, partition: number, err: Error): false {
+    this.log.warn({ topic, partition, err: err.message }, 'offset commit refused: the writes are durable and will be read again from the last commit');
+    return false;
   }
 
   /**

@@ -19,7 +19,7 @@ const tick = () => new Promise((r) => setTimeout(r, 0));
 /** Batch a in partition 0's lane and batch b in partition 1's, both still being written. */
 async function twoPartitionsInHand() {
   const log: string[] = [];
-  const lanes = new PartitionLanes(() => false);
+  const lanes = new PartitionLanes();
   const [a, b] = [gate(log, 'a'), gate(log, 'b')];
   await lanes.handOff('t/0', a.work);
   await lanes.handOff('t/1', b.work);
@@ -29,7 +29,7 @@ async function twoPartitionsInHand() {
 describe('partition lanes', () => {
   it('return from a hand-off while the batch is still written: the next can be fetched meanwhile', async () => {
     const log: string[] = [];
-    const lanes = new PartitionLanes(() => false);
+    const lanes = new PartitionLanes();
     const a = gate(log, 'a');
     await lanes.handOff('t/0', a.work);
     expect(log).toEqual(['a start']);
@@ -40,7 +40,7 @@ describe('partition lanes', () => {
 
   it("never overlap a partition's batches, and keep their order", async () => {
     const log: string[] = [];
-    const lanes = new PartitionLanes(() => false);
+    const lanes = new PartitionLanes();
     const [a, b] = [gate(log, 'a'), gate(log, 'b')];
     await lanes.handOff('t/0', a.work);
     let handedOff = false;
@@ -77,12 +77,10 @@ describe('partition lanes', () => {
     expect(log).toContain('b end');
   });
 
-  it("throw a lane's failure from the next hand-off, once, unless it is one to ignore", async () => {
-    const lanes = new PartitionLanes((err) => (err as Error).message === 'group moved on');
-    await lanes.handOff('t/0', () => Promise.reject(new Error('group moved on')));
-    await lanes.handOff('t/0', async () => undefined);
-    await lanes.handOff('t/0', () => Promise.reject(new Error('broker gone')));
-    await expect(lanes.handOff('t/1', async () => undefined)).rejects.toThrow('broker gone');
+  it("throw a lane's failure from the next hand-off, once", async () => {
+    const lanes = new PartitionLanes();
+    await lanes.handOff('t/0', () => Promise.reject(new Error('a defect')));
+    await expect(lanes.handOff('t/1', async () => undefined)).rejects.toThrow('a defect');
     const ran: string[] = [];
     await lanes.handOff('t/1', async () => void ran.push('after'));
     await lanes.drain();
