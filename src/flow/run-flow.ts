@@ -337,7 +337,9 @@ export class FlowRunner {
     const size = this.config.batch.maxRows;
     const high = BigInt(batch.highWatermark);
     for (let start = 0; start < batch.messages.length; start += size) {
-      // A revoked partition is abandoned here, uncommitted: its new owner re-reads it and the guards absorb the overlap.
+      // Abandoned here, uncommitted (the flow stopping or failed, kafkajs's run ended or a seek pending):
+      // kafkajs's fetch position is past the batch, but what reads the partition next — a restarted run,
+      // a new owner — starts from its last commit, and the guards absorb the overlap.
       if (!isRunning() || isStale() || this.failure || this.closing) return;
       const slice = batch.messages.slice(start, start + size);
       const records: RawRecord[] = slice.map((m) => ({ key: m.key, value: m.value, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } }));
