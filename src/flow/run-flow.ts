@@ -326,7 +326,7 @@ export class FlowRunner {
   /** Hands the batch to its partition's lane, so that Kafka fetches the next while it is written. */
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
-    if (this.closing || this.failure || batch.messages.length === 0) return;
+    if (this.closing || batch.messages.length === 0) return;
     await this.lanes.handOff(`${batch.topic}/${batch.partition}`, () => this.applyBatch(payload));
     // kafkajs may fetch past the batch now; its offset commits only once it is durable (applyBatch).
     payload.resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
@@ -340,7 +340,7 @@ export class FlowRunner {
       // Abandoned here, uncommitted (the flow stopping or failed, kafkajs's run ended or a seek pending):
       // kafkajs's fetch position is past the batch, but what reads the partition next — a restarted run,
       // a new owner — starts from its last commit, and the guards absorb the overlap.
-      if (!isRunning() || isStale() || this.failure || this.closing) return;
+      if (!isRunning() || isStale() || this.closing) return;
       const slice = batch.messages.slice(start, start + size);
       const records: RawRecord[] = slice.map((m) => ({ key: m.key, value: m.value, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } }));
       let outcome: ApplyOutcome;
