@@ -166,18 +166,24 @@ function timestampsInCopy(): (ms: number | null) => string {
 const HISTORY_COPY_COLUMNS =
   'flow, target, entity, key, op, decision, reason, position, stored_position, origin_topic, origin_partition, origin_offset, tx_id, source_ts, capture_ts, new_values, fields, field, old_values, correlation_id, idempotency_key';
 
-/** COPY text written straight into buffers, a chunk at a time: the large values never join a bigger string. */
+/**
+ * COPY text written straight into buffers, a chunk at a time: the large values never join a bigger
+ * string. Chunks start small and double up to 1 MB: a live flow writes many small batches, and a
+ * fresh 1 MB chunk for each one asked the allocator for ~60 MB/s at 13,000 changes/s.
+ */
 class CopyChunks {
-  private static readonly SIZE = 1 << 20;
+  private static readonly FIRST = 1 << 16;
+  private static readonly LARGEST = 1 << 20;
   private readonly chunks: Buffer[] = [];
-  private buf = Buffer.allocUnsafe(CopyChunks.SIZE);
+  private buf = Buffer.allocUnsafe(CopyChunks.FIRST);
   private at = 0;
 
   put(s: string): void {
     const most = s.length * 3; // UTF-8 bytes per UTF-16 unit, at most
     if (this.at + most > this.buf.length) {
+      const next = Math.min(this.buf.length * 2, CopyChunks.LARGEST);
       this.seal(); // the chunk is the stream's now: write on in a new one
-      this.buf = Buffer.allocUnsafe(Math.max(CopyChunks.SIZE, most));
+      this.buf = Buffer.allocUnsafe(Math.max(next, most));
     }
     this.at += this.buf.write(s, this.at);
   }
