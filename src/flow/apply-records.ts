@@ -34,7 +34,7 @@ export interface ApplyOutcome {
   ignored: number;
   /** trustsync's own writes captured back from the source, not sent on. */
   echoes: number;
-  /** Every key a change of this slice was about (applied or not), by key text: their state is re-published. */
+  /** With a state topic: every key a change of this slice was about (applied or not), by key text; their state is re-published. */
   keys: Map<string, Row>;
   deadLetters: DeadLetter[];
   /** Source commit times of the applied changes, for end-to-end latency. */
@@ -188,7 +188,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     switch (decoded.kind) {
       case 'change':
         pending.push(decoded);
-        outcome.keys.set(decoded.keyText, decoded.key);
+        if (mapping.state) outcome.keys.set(decoded.keyText, decoded.key);
         break;
       case 'heartbeat':
       case 'tombstone':

@@ -94,6 +94,7 @@ export interface HistoryRow {
 
 /** A history row about one change event. */
 export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecision, reason: string | null, storedPosition: string | null = null): HistoryRow {
+  const position = positionRank(e.position).toString();
   return {
     target,
     entity: e.entity,
@@ -101,7 +102,7 @@ export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecisi
     op: e.op,
     decision,
     reason,
-    position: positionRank(e.position).toString(),
+    position,
     storedPosition,
     origin: e.origin,
     txId: e.txId,
@@ -109,13 +110,13 @@ export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecisi
     captureTsMs: e.captureTsMs,
     newValues: decision === 'applied' ? e.after : null,
     oldValues: decision === 'applied' ? e.before : null,
-    correlationId: changeId(e),
+    correlationId: changeId(e, position),
   };
 }
 
-/** A source change's identity: its table, key and position. */
-export function changeId(e: ChangeEvent): string {
-  return `${e.entity}/${e.keyText}@${positionRank(e.position)}`;
+/** A source change's identity: its table, key and position (its rank as text, when already at hand). */
+export function changeId(e: ChangeEvent, rank: string = positionRank(e.position).toString()): string {
+  return `${e.entity}/${e.keyText}@${rank}`;
 }
 
 /** PostgreSQL text cannot hold NUL; an error message quoting binary input might. */

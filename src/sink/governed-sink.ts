@@ -8,7 +8,7 @@ import type { EntityPolicy } from '../policy/policy.js';
 import { compareVersionVectors, mergeVersionVectors, vectorFromJson, vectorToJson, type VectorOrder, type VersionVector } from '../policy/vector.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { CURRENT_XID, FIND_OUTBOUND, GOVERNED_DDL, ROW_STATES } from './governed-sql.js';
-import { inTransaction, keyStates, mapRow, recordHistory, targetName, type BatchAudit, type PostgresSink, type TableMapping, type TableShape } from './postgres-sink.js';
+import { inTransaction, keyStates, mapFields, mapRow, recordHistory, targetName, type BatchAudit, type PostgresSink, type TableMapping, type TableShape } from './postgres-sink.js';
 import { eventRow, type HistoryRow } from '../history/history.js';
 import { deleteStatement, qualified, quoteIdent, sqlText, upsertStatement } from './sql.js';
 
@@ -325,7 +325,7 @@ class GovernedWriter {
       const mapped = mapRow(this.m, row);
       return Object.keys(mapped).filter((c) => this.shape.columns.has(c) && mapped[c] !== UNAVAILABLE_VALUE).map((c) => ({ c, mapped }));
     };
-    const fields = e.fields ? Object.fromEntries(Object.entries(e.fields).map(([n, f]) => [this.m.rename[n] ?? n, f])) : {};
+    const fields = mapFields(this.m, e.fields);
     const parts = [pick(e.after), pick(e.before)];
     const params: (string | null)[] = [];
     const arrays = parts.map((cols) =>

@@ -117,8 +117,21 @@ export async function keyStates(db: pg.Pool | pg.PoolClient, query: string, targ
   return new Map(rows.map((r) => [r.key, r.state]));
 }
 
+const passesThrough = new WeakMap<TableMapping, boolean>();
+
+/**
+ * Whether a mapping keeps every source column under its own name, as most do: rows and field types
+ * then pass as they are (read, never changed), with no copy per change.
+ */
+function keepsSourceShape(m: TableMapping): boolean {
+  let keeps = passesThrough.get(m);
+  if (keeps === undefined) passesThrough.set(m, (keeps = !m.include && !m.exclude?.length && Object.keys(m.rename).length === 0));
+  return keeps;
+}
+
 /** Applies source column selection and renames to a row. */
 export function mapRow(m: TableMapping, row: Row): Row {
+  if (keepsSourceShape(m)) return row;
   const out: Row = {};
   for (const [name, value] of Object.entries(row)) {
     if (m.include && !m.include.includes(name)) continue;
@@ -128,8 +141,10 @@ export function mapRow(m: TableMapping, row: Row): Row {
   return out;
 }
 
-function mapFields(m: TableMapping, fields: Record<string, FieldType> | null): Record<string, FieldType> {
+/** Applies renames to a row's field types. */
+export function mapFields(m: TableMapping, fields: Record<string, FieldType> | null): Record<string, FieldType> {
   if (!fields) return {};
+  if (keepsSourceShape(m)) return fields;
   const out: Record<string, FieldType> = {};
   for (const [name, f] of Object.entries(fields)) out[m.rename[name] ?? name] = f;
   return out;
@@ -244,7 +259,10 @@ export class PostgresSink {
     const sourceFields = new Map<string, FieldType>();
     for (const e of events) {
       const fields = mapFields(m, e.fields);
-      for (const [name, value] of Object.entries(mapRow(m, e.after ?? e.key))) {
+      const row = mapRow(m, e.after ?? e.key);
+      // Own keys only: an Avro row is a record instance whose prototype's methods are enumerable.
+      for (const name of Object.keys(row)) {
+        const value = row[name];
         if (value === UNAVAILABLE_VALUE) continue;
         const field = fields[name];
         if (field) sourceFields.set(name, field);
