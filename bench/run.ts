@@ -8,7 +8,7 @@ import { seededRandom } from '../src/demo/workload.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { PACKAGE_DIR, portFromEnv, stackSettings, type StackSettings } from '../src/stack/settings.js';
+import { PACKAGE_DIR, benchDestinationSettings, stackSettings, type StackSettings } from '../src/stack/settings.js';
 import { StackError } from '../src/stack/errors.js';
 import { postgresClusterDown, postgresClusterUp, stackUp } from '../src/stack/stack.js';
 import { table } from '../src/cli/output.js';
@@ -169,7 +169,7 @@ function benchDestination(s: StackSettings): StackSettings {
   if (process.env.TRUSTSYNC_PG_DATA) {
     throw new StackError('TRUSTSYNC_PG_DATA names one data folder, and the bench runs a second PostgreSQL cluster (the destination) beside the stack\'s.', 'unset TRUSTSYNC_PG_DATA for `npm run bench`.');
   }
-  return { ...s, stateDir: join(s.stateDir, 'bench-destination'), ports: { ...s.ports, postgres: portFromEnv(process.env, 'TRUSTSYNC_BENCH_PG_PORT', s.ports.postgres + 1) } };
+  return benchDestinationSettings(s);
 }
 
 const option = (name: string, fallback: number) => {

@@ -69,6 +69,14 @@ export function stackSettings(env: NodeJS.ProcessEnv = process.env): StackSettin
   };
 }
 
+/**
+ * The benchmark's destination: a PostgreSQL cluster of the stack's settings, on a port (the stack's
+ * + 1, `TRUSTSYNC_BENCH_PG_PORT`) and in a state folder of its own. `stack down` stops it too.
+ */
+export function benchDestinationSettings(s: StackSettings, env: NodeJS.ProcessEnv = process.env): StackSettings {
+  return { ...s, stateDir: join(s.stateDir, 'bench-destination'), ports: { ...s.ports, postgres: portFromEnv(env, 'TRUSTSYNC_BENCH_PG_PORT', s.ports.postgres + 1) } };
+}
+
 /** Addresses clients use to reach the local stack. */
 export interface StackEndpoints {
   kafkaBrokers: string[];

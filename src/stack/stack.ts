@@ -1,9 +1,9 @@
 import { rmSync } from 'node:fs';
-import { VERSIONS, stackEndpoints, type ComponentName, type StackSettings } from './settings.js';
+import { VERSIONS, benchDestinationSettings, stackEndpoints, type ComponentName, type StackSettings } from './settings.js';
 import { ensureArtifacts, artifactsReady, type ArtifactLayout } from './artifacts.js';
 import { assertPortFree, componentFiles, componentPid, stopComponent, waitReady, type Component } from './component.js';
 import { assertJava } from './java.js';
-import { postgres, postgresDataDir } from './postgres.js';
+import { postgres } from './postgres.js';
 import { registry } from './registry.js';
 import { kafka } from './kafka.js';
 import { connect } from './connect.js';
@@ -121,14 +121,22 @@ function byName(name: ComponentName): Component {
   return ALL.find((c) => c.name === name)!;
 }
 
-/** Stops what we started (by PID), dependants first; `purge` also removes data. */
-export async function stackDown(s: StackSettings, purge: boolean, log: (line: string) => void): Promise<void> {
+/**
+ * Stops what we started (by PID), dependants first, and the benchmark's destination cluster if a run
+ * left it up (killed before it could stop it); `purge` also removes data, that cluster's included.
+ */
+export async function stackDown(s: StackSettings, purge: boolean, log: (line: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   for (const c of [...ALL].reverse()) {
     if (await stopComponent(s, c)) log(`stopped ${c.name}`);
   }
+  // With TRUSTSYNC_PG_DATA the bench does not run (one data folder cannot hold two clusters).
+  const benchDestination = env.TRUSTSYNC_PG_DATA ? undefined : benchDestinationSettings(s, env);
+  if (benchDestination && (await postgresClusterDown(benchDestination))) log(`stopped the bench's destination postgres (port ${benchDestination.ports.postgres})`);
   if (purge) {
-    for (const c of ALL) for (const dir of c.externalDataDirs?.(s) ?? []) rmSync(dir, { recursive: true, force: true });
+    const dataDirs = [...ALL.flatMap((c) => c.externalDataDirs?.(s) ?? []), ...(benchDestination ? postgres.externalDataDirs!(benchDestination) : [])];
+    for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
     rmSync(s.stateDir, { recursive: true, force: true });
-    log(`removed ${s.stateDir}${process.getuid?.() === 0 ? ` and ${postgresDataDir(s)}` : ''}`);
+    const outside = dataDirs.filter((dir) => !dir.startsWith(`${s.stateDir}/`));
+    log(`removed ${[s.stateDir, ...outside].join(' and ')}`);
   }
 }
