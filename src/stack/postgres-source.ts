@@ -108,22 +108,12 @@ export async function checkCapture(connect: ConnectClient, c: ConnectorConfig): 
 export async function resnapshot(connect: ConnectClient, c: ConnectorConfig, waitMs?: number): Promise<void> {
   if (!isPostgresSource(c)) throw new StackError(`connector ${c.name} is not a Debezium PostgreSQL source.`, `resnapshot handles ${POSTGRES_SOURCE} connectors only.`);
   if (!(await connect.status(c.name))) throw new StackError(`Kafka Connect has no connector ${c.name}.`, 'create it with `trustsync connectors apply`.');
-  for (let attempt = 1; ; attempt++) {
-    await connect.remove(c.name);
-    if (!(await withSource(c, (db) => dropSlotOnceReleased(db, slotName(c))))) {
-      throw new StackError(`replication slot ${slotName(c)} is still in use after connector ${c.name} was removed.`, 'find who holds it in pg_stat_replication, stop that client, then run resnapshot again.');
-    }
-    await connect.apply(c);
-    await waitSourceRunning(connect, c, waitMs);
-    // A task of the removed connector that outlived its stop (retrying against the lost slot) can
-    // write its old offset back after the reset; the new connector then resumes from it instead of
-    // taking a snapshot, and the gap shows at once. Then it is done again, that task gone by now.
-    const check = await checkCapture(connect, c);
-    if (!check.gap) return;
-    if (attempt === 3) {
-      throw new StackError(`connector ${c.name} still resumes from an old offset after ${attempt} fresh starts: ${describeGap(check.gap)}.`, 'restart Kafka Connect (a task of the old connector still runs), then run resnapshot again.');
-    }
+  await connect.remove(c.name);
+  if (!(await withSource(c, (db) => dropSlotOnceReleased(db, slotName(c))))) {
+    throw new StackError(`replication slot ${slotName(c)} is still in use after connector ${c.name} was removed.`, 'find who holds it in pg_stat_replication, stop that client, then run resnapshot again.');
   }
+  await connect.apply(c);
+  await waitSourceRunning(connect, c, waitMs);
 }
 
 /**
