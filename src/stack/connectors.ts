@@ -135,17 +135,39 @@ export class ConnectClient {
    * Deletes a connector and forgets its source offsets. Connect keeps offsets by connector name, so a
    * connector re-created under the same name would otherwise try to resume from a slot position that
    * no longer exists. Stop → reset offsets → delete (KIP-875, Connect 3.6+).
+   *
+   * A task that does not end within Connect's graceful stop timeout runs on unseen, and commits its
+   * offsets when it does end: after the reset, which it undoes (a Debezium task waiting out its
+   * restart backoff after a retriable error does exactly that). `offsetsQuietMs` keeps the connector
+   * stopped that long after the reset, resetting again whenever offsets come back, so that what is
+   * deleted holds none.
    */
-  async remove(name: string): Promise<void> {
+  async remove(name: string, opts: { offsetsQuietMs?: number } = {}): Promise<void> {
     const path = `/connectors/${encodeURIComponent(name)}`;
     const stop = await this.call('PUT', `${path}/stop`);
     if (stop.status === 404) return;
     if (!stop.ok) throw new Error(`stopping connector ${name}: ${stop.status} ${await stop.text()}`);
     for (let i = 0; i < 100 && (await this.status(name))?.connector.state !== 'STOPPED'; i++) await sleep(200);
-    const reset = await this.call('DELETE', `${path}/offsets`);
-    if (!reset.ok && reset.status !== 404) throw new Error(`resetting offsets of connector ${name}: ${reset.status} ${await reset.text()}`);
+    await this.resetOffsets(name);
+    const quietMs = opts.offsetsQuietMs ?? 0;
+    let resets = 1;
+    for (let quietSince = Date.now(); Date.now() - quietSince < quietMs; ) {
+      await sleep(500);
+      if ((await this.offsets(name)).length === 0) continue;
+      if (resets === 5) {
+        throw new StackError(`the offsets of connector ${name} came back after ${resets} resets: a task of it still runs somewhere.`, 'restart Kafka Connect (its workers end every task), then run the command again.');
+      }
+      await this.resetOffsets(name);
+      resets++;
+      quietSince = Date.now();
+    }
     const res = await this.call('DELETE', path);
     if (!res.ok && res.status !== 404) throw new Error(`deleting connector ${name}: ${res.status} ${await res.text()}`);
+  }
+
+  private async resetOffsets(name: string): Promise<void> {
+    const reset = await this.call('DELETE', `/connectors/${encodeURIComponent(name)}/offsets`);
+    if (!reset.ok && reset.status !== 404) throw new Error(`resetting offsets of connector ${name}: ${reset.status} ${await reset.text()}`);
   }
 }
 

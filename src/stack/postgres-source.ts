@@ -53,6 +53,9 @@ function sourceDatabase(c: ConnectorConfig): pg.ClientConfig {
 
 const slotName = (c: ConnectorConfig) => c.config['slot.name'] ?? 'debezium';
 
+/** How long a Debezium task waits after a retriable error before it starts over (its default: 10 s). */
+const restartBackoffMs = (c: ConnectorConfig) => Number(c.config['retriable.restart.connector.wait.ms'] ?? 10_000) || 10_000;
+
 async function withSource<T>(c: ConnectorConfig, use: (db: pg.Client) => Promise<T>): Promise<T> {
   const db = new pg.Client({ ...sourceDatabase(c), application_name: 'trustsync:connectors' });
   try {
@@ -104,11 +107,14 @@ export async function checkCapture(connect: ConnectClient, c: ConnectorConfig): 
  * The snapshot fills in the rows the destination never had; it cannot carry updates the destination
  * missed (a snapshot read never overrides a streamed change) nor deletes: `trustsync reconcile
  * --repair` finds and mends those.
+ *
+ * The old offsets must stay gone: a task that met the lost slot waits out Debezium's restart backoff
+ * before it sees the stop, then commits the old position, so the removal watches them for that long.
  */
 export async function resnapshot(connect: ConnectClient, c: ConnectorConfig, waitMs?: number): Promise<void> {
   if (!isPostgresSource(c)) throw new StackError(`connector ${c.name} is not a Debezium PostgreSQL source.`, `resnapshot handles ${POSTGRES_SOURCE} connectors only.`);
   if (!(await connect.status(c.name))) throw new StackError(`Kafka Connect has no connector ${c.name}.`, 'create it with `trustsync connectors apply`.');
-  await connect.remove(c.name);
+  await connect.remove(c.name, { offsetsQuietMs: restartBackoffMs(c) + 2_000 });
   if (!(await withSource(c, (db) => dropSlotOnceReleased(db, slotName(c))))) {
     throw new StackError(`replication slot ${slotName(c)} is still in use after connector ${c.name} was removed.`, 'find who holds it in pg_stat_replication, stop that client, then run resnapshot again.');
   }
