@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -9,6 +9,8 @@ import { PACKAGE_DIR, stackEndpoints, type StackSettings } from '../src/stack/se
 import { seededRandom } from '../src/demo/workload.js';
 import { componentPid } from '../src/stack/component.js';
 import { connect as connectComponent } from '../src/stack/connect.js';
+import { kafka as kafkaComponent } from '../src/stack/kafka.js';
+import { postgres as postgresComponent } from '../src/stack/postgres.js';
 import { ConnectClient, readConnectorFile, stackConnectorVars, type ConnectorConfig } from '../src/stack/connectors.js';
 import { removePostgresSource } from '../src/stack/postgres-source.js';
 import { topicOffsets } from '../src/flow/topics.js';
@@ -222,15 +224,47 @@ export interface SteadyResult {
   endToEndP50Ms: number | null;
   endToEndP99Ms: number | null;
   steadyRssMb: number | null;
+  /** trustsync's consumer lag (records, all partitions), the most seen at a one-second sample. */
+  maxLagRecords: number;
+  /** CPU each process kept busy during the window, in cores: on one machine, they share its cores. */
+  cpuCores: Record<string, number>;
   wrongRows: number;
   missingRows: number;
+}
+
+/** CPU seconds a process has used (utime + stime); with `reaped`, also its children that have ended. */
+function cpuSeconds(pid: number, reaped = false): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    // Fields 14-17 of proc(5), counted from 3 here: utime, stime, cutime, cstime, in clock ticks (100 a second on Linux).
+    return (f[11]! + f[12]! + (reaped ? f[13]! + f[14]! : 0)) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** A PostgreSQL cluster's CPU seconds: its postmaster, its live backends, and the backends that have ended. */
+function clusterCpuSeconds(postmaster: number | undefined): number {
+  if (postmaster === undefined) return 0;
+  let total = cpuSeconds(postmaster, true);
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) total += cpuSeconds(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
 }
 
 /**
  * Updates at the source at `rate` changes per second for `seconds` (a transaction every 100 ms) while
  * trustsync applies them live; its histograms are read before and after, so only this window counts.
  */
-async function steadyLoad(source: pg.Client, dest: pg.Client, metricsUrl: string, pid: () => number | undefined, rate: number, keys: number, seconds: number): Promise<SteadyResult> {
+async function steadyLoad(source: pg.Client, dest: pg.Client, metricsUrl: string, pids: SteadyPids, rate: number, keys: number, seconds: number): Promise<SteadyResult> {
   const scrape = async () => (await fetch(metricsUrl)).text();
   for (let ready = false; !ready; await sleep(500)) ready = await fetch(metricsUrl.replace('/metrics', '/readyz')).then((r) => r.ok, () => false);
   const before = await scrape();
@@ -238,15 +272,30 @@ async function steadyLoad(source: pg.Client, dest: pg.Client, metricsUrl: string
   const perTick = Math.max(1, Math.min(Math.floor(keys / 2), Math.round(rate / 10)));
   let events = 0;
   let steadyRssMb: number | null = null;
+  let maxLagRecords = 0;
+  const cpu = () => ({
+    trustsync: cpuSeconds(pids.trustsync() ?? -1),
+    'Kafka Connect (Debezium)': cpuSeconds(pids.connect ?? -1),
+    'Kafka broker': cpuSeconds(pids.kafka ?? -1),
+    'source PostgreSQL': clusterCpuSeconds(pids.sourcePostgres),
+    'destination PostgreSQL': clusterCpuSeconds(pids.destinationPostgres),
+  });
+  const cpuBefore = cpu();
   const started = Date.now();
   for (let tick = 0; Date.now() - started < seconds * 1000; tick++) {
     await sleep(Math.max(0, started + tick * 100 - Date.now()));
     const ids = updateBatch(keys, 0, perTick, random);
     events += (await source.query(`UPDATE ${SOURCE} SET qty = qty + 1, updated_at = now() WHERE id = ANY($1::bigint[])`, [ids])).rowCount ?? 0;
-    if (tick % 10 === 0) steadyRssMb = Math.max(steadyRssMb ?? 0, rssMb(pid()) ?? 0);
+    if (tick % 10 === 0) {
+      steadyRssMb = Math.max(steadyRssMb ?? 0, rssMb(pids.trustsync()) ?? 0);
+      const lag = [...(await scrape()).matchAll(/^trustsync_consumer_lag_messages\{[^}]*\} (\S+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      maxLagRecords = Math.max(maxLagRecords, lag);
+    }
   }
   const elapsed = (Date.now() - started) / 1000;
-  await timeUntilQuiet(dest, 'bench_dst.items_trustsync', pid, 3000, true);
+  const cpuAfter = cpu();
+  const cpuCores = Object.fromEntries(Object.entries(cpuAfter).map(([k, v]) => [k, (v - cpuBefore[k as keyof typeof cpuBefore]) / elapsed]));
+  await timeUntilQuiet(dest, 'bench_dst.items_trustsync', pids.trustsync, 3000, true);
   const after = await scrape();
   const since = (name: string) => percentiles(histogramSince(histogramBuckets(before, name), histogramBuckets(after, name)));
   const apply = since('trustsync_apply_seconds');
@@ -260,8 +309,19 @@ async function steadyLoad(source: pg.Client, dest: pg.Client, metricsUrl: string
     endToEndP50Ms: endToEnd.p50Ms,
     endToEndP99Ms: endToEnd.p99Ms,
     steadyRssMb,
+    maxLagRecords,
+    cpuCores,
     ...(await checkRows(source, dest, 'bench_dst.items_trustsync')),
   };
+}
+
+/** The processes whose CPU the live window counts: trustsync's changes, and the rest of the pipeline on this machine. */
+interface SteadyPids {
+  trustsync: () => number | undefined;
+  connect: number | undefined;
+  kafka: number | undefined;
+  sourcePostgres: number | undefined;
+  destinationPostgres: number | undefined;
 }
 
 const waitExit = (child: ChildProcess) => new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
@@ -434,7 +494,14 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     const live = startTrustsync();
     let steady: SteadyResult;
     try {
-      steady = await steadyLoad(source, dest, metricsUrl, () => live.pid, Math.round(rate('trustsync')! / 2), o.keys, 30);
+      const pids: SteadyPids = {
+        trustsync: () => live.pid,
+        connect: componentPid(s, connectComponent),
+        kafka: componentPid(s, kafkaComponent),
+        sourcePostgres: componentPid(s, postgresComponent),
+        destinationPostgres: componentPid(o.destination, postgresComponent),
+      };
+      steady = await steadyLoad(source, dest, metricsUrl, pids, Math.round(rate('trustsync')! / 2), o.keys, 30);
     } finally {
       live.kill('SIGTERM');
       await waitExit(live);

@@ -215,7 +215,8 @@ async function main(): Promise<void> {
   ]));
   const t = contest.contenders.find((c) => c.contender === 'trustsync')!;
   const st = contest.steady;
-  console.log(`\ntrustsync live at half its rate: ${fixed(st.events)} changes in ${fixed(st.seconds)} s (${fixed(st.eventsPerSecond)}/s) · apply p50 ${fixed(st.applyP50Ms)} ms, p99 ${fixed(st.applyP99Ms)} ms · end to end (source commit → destination commit) p50 ${fixed(st.endToEndP50Ms)} ms, p99 ${fixed(st.endToEndP99Ms)} ms · steady RSS ${fixed(st.steadyRssMb)} MB · ${fixed(st.wrongRows)} wrong rows, ${fixed(st.missingRows)} missing`);
+  console.log(`\ntrustsync live at half its rate: ${fixed(st.events)} changes in ${fixed(st.seconds)} s (${fixed(st.eventsPerSecond)}/s) · apply p50 ${fixed(st.applyP50Ms)} ms, p99 ${fixed(st.applyP99Ms)} ms · end to end (source commit → destination commit) p50 ${fixed(st.endToEndP50Ms)} ms, p99 ${fixed(st.endToEndP99Ms)} ms · steady RSS ${fixed(st.steadyRssMb)} MB · consumer lag up to ${fixed(st.maxLagRecords)} records · ${fixed(st.wrongRows)} wrong rows, ${fixed(st.missingRows)} missing`);
+  console.log(`  CPU in use meanwhile, in cores (${cpus().length} here): ${Object.entries(st.cpuCores).map(([k, v]) => `${k} ${fixed(v, 2)}`).join(', ')}`);
   console.log(`\ntrustsync ÷ Debezium JDBC sink ${fixed(t.vsDebeziumJdbc, 2)} · ÷ naive ${fixed(t.vsNaive, 2)} · ÷ raw ceiling ${fixed(t.vsRawCeiling, 2)}`);
   console.log(`JDBC sink settings: ${Object.entries(contest.jdbcSinkSettings).filter(([k]) => !k.startsWith('connection.') && !k.includes('converter')).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   if (process.argv.includes('--json')) {
