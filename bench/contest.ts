@@ -232,30 +232,32 @@ export interface SteadyResult {
   missingRows: number;
 }
 
-/** CPU seconds a process has used (utime + stime); with `reaped`, also its children that have ended. */
-function cpuSeconds(pid: number, reaped = false): number {
+/** The fields of /proc/PID/stat after the command name (proc(5)'s third onwards); undefined once the process is gone. */
+function procStat(pid: number | undefined): number[] | undefined {
+  if (pid === undefined) return undefined;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-    // Fields 14-17 of proc(5), counted from 3 here: utime, stime, cutime, cstime, in clock ticks (100 a second on Linux).
-    return (f[11]! + f[12]! + (reaped ? f[13]! + f[14]! : 0)) / 100;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
   } catch {
-    return 0;
+    return undefined;
   }
 }
+
+/**
+ * CPU seconds in a process's stat fields: utime + stime, with `reaped` also cutime + cstime (its
+ * children that have ended). proc(5)'s fields 14-17, in clock ticks (100 a second on Linux).
+ */
+const cpuSecondsOf = (f: number[] | undefined, reaped = false) => (f ? (f[11]! + f[12]! + (reaped ? f[13]! + f[14]! : 0)) / 100 : 0);
 
 /** A PostgreSQL cluster's CPU seconds: its postmaster, its live backends, and the backends that have ended. */
 function clusterCpuSeconds(postmaster: number | undefined): number {
   if (postmaster === undefined) return 0;
-  let total = cpuSeconds(postmaster, true);
+  let total = cpuSecondsOf(procStat(postmaster), true);
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster) total += cpuSeconds(Number(pid));
-    } catch {
-      // gone meanwhile
-    }
+    const f = procStat(Number(pid));
+    // Field 4, the parent: a backend's is the postmaster.
+    if (f?.[1] === postmaster) total += cpuSecondsOf(f);
   }
   return total;
 }
@@ -274,9 +276,9 @@ async function steadyLoad(source: pg.Client, dest: pg.Client, metricsUrl: string
   let steadyRssMb: number | null = null;
   let maxLagRecords = 0;
   const cpu = () => ({
-    trustsync: cpuSeconds(pids.trustsync() ?? -1),
-    'Kafka Connect (Debezium)': cpuSeconds(pids.connect ?? -1),
-    'Kafka broker': cpuSeconds(pids.kafka ?? -1),
+    trustsync: cpuSecondsOf(procStat(pids.trustsync())),
+    'Kafka Connect (Debezium)': cpuSecondsOf(procStat(pids.connect)),
+    'Kafka broker': cpuSecondsOf(procStat(pids.kafka)),
     'source PostgreSQL': clusterCpuSeconds(pids.sourcePostgres),
     'destination PostgreSQL': clusterCpuSeconds(pids.destinationPostgres),
   });
