@@ -48,7 +48,8 @@ export async function readCustomers(db: pg.Client | pg.Pool, schema: string): Pr
 
 /**
  * Waits until a sync is quiet: every record of its flows' topics consumed and committed, and
- * `state` (the tables on both sides) unchanged for `quietMs`.
+ * `state` (the tables on both sides) unchanged for `quietMs`. A topic the capture has not created
+ * yet (Debezium creates it with its first record) counts as not caught up.
  */
 export async function waitForSyncQuiet(admin: Admin, flows: readonly FlowConfig[], state: () => Promise<string>, quietMs = 3000, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -57,8 +58,14 @@ export async function waitForSyncQuiet(admin: Admin, flows: readonly FlowConfig[
   for (;;) {
     const offsets: string[] = [];
     let caughtUp = true;
+    const existing = new Set(await admin.listTopics());
     for (const f of flows) {
       for (const topic of f.tables.map((t) => t.topic)) {
+        if (!existing.has(topic)) {
+          caughtUp = false;
+          offsets.push(`${topic}:not created yet`);
+          continue;
+        }
         const high = await topicOffsets(admin, topic);
         const [committed] = await admin.fetchOffsets({ groupId: f.group, topics: [topic] });
         for (const p of high) {
