@@ -192,6 +192,19 @@ describe('the guarded sink is order- and repetition-proof', () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it('runs its write transactions with JIT off, even where the session compiles everything', async () => {
+    // JIT compiles each execution anew: a per-batch statement pays for it every time.
+    const jitEverywhere = new pg.Pool({ connectionString: endpoints.postgresUrl('trustsync_dest'), max: 1, options: '-c jit=on -c jit_above_cost=0' });
+    const jit = async (db: pg.Pool | pg.PoolClient) => (await db.query<{ jit: string }>('SHOW jit')).rows[0]!.jit;
+    try {
+      expect(await jit(jitEverywhere)).toBe('on');
+      expect(await inTransaction(jitEverywhere, 'reading the JIT setting', jit)).toBe('off');
+      expect(await jit(jitEverywhere)).toBe('on'); // only for the transaction: the session keeps its own
+    } finally {
+      await jitEverywhere.end();
+    }
+  });
+
   it('moves a ledger made before deleted_at to it: tombstones keep their time, the old index goes', async () => {
     const db = uniqueName('ledger_migration');
     await pool.query(`CREATE DATABASE ${db}`);
