@@ -40,9 +40,18 @@ export interface ContenderResult {
   p50Ms: number | null;
   p99Ms: number | null;
   peakRssMb: number | null;
+  /** CPU kept busy from the contender's start until it was seen done: on one machine, what it costs. */
+  cpuSeconds: ContenderCpu;
   wrongRows: number;
   missingRows: number;
   note: string;
+}
+
+/** CPU seconds, split by who spent them: the contender's own process, the destination's cluster, the broker serving its reads. */
+export interface ContenderCpu {
+  contender: number;
+  destinationPostgres: number;
+  broker: number;
 }
 
 export interface ContestResult {
@@ -377,10 +386,20 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     workload.captureSeconds = (Date.now() - captureStarted) / 1000;
     o.log(`  ${workload.records.toLocaleString('en')} records in ${topic} after ${workload.captureSeconds.toFixed(0)} s`);
 
+    const kafkaPid = componentPid(s, kafkaComponent);
+    const destinationPid = componentPid(o.destination, postgresComponent);
+    /** CPU so far of the contender (`own`: its process's, in seconds), the destination's cluster and the broker. */
+    const cpuNow = (own: number): ContenderCpu => ({ contender: own, destinationPostgres: clusterCpuSeconds(destinationPid), broker: cpuSecondsOf(procStat(kafkaPid)) });
+    const cpuSince = (before: ContenderCpu, own: number): ContenderCpu => {
+      const now = cpuNow(own);
+      return { contender: now.contender - before.contender, destinationPostgres: now.destinationPostgres - before.destinationPostgres, broker: now.broker - before.broker };
+    };
     const measure = async (contender: string, table: string, pid: () => number | undefined, note: string, latency: () => Promise<{ p50Ms: number | null; p99Ms: number | null }>) => {
+      const before = cpuNow(cpuSecondsOf(procStat(pid())));
       const t = await timeUntilQuiet(dest, `bench_dst.${table}`, pid);
+      const cpuSeconds = cpuSince(before, cpuSecondsOf(procStat(pid())));
       const rows = await checkRows(source, dest, `bench_dst.${table}`);
-      results.push({ contender, events: workload.events, seconds: t.seconds, eventsPerSecond: workload.events / t.seconds, ...(await latency()), peakRssMb: t.peakRssMb, ...rows, note });
+      results.push({ contender, events: workload.events, seconds: t.seconds, eventsPerSecond: workload.events / t.seconds, ...(await latency()), peakRssMb: t.peakRssMb, cpuSeconds, ...rows, note });
       o.log(`  ${contender}: ${t.seconds.toFixed(1)} s, ${rows.wrongRows} wrong rows, ${rows.missingRows} missing`);
     };
 
@@ -462,6 +481,11 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     const finalRows = (await source.query<Record<string, unknown>>(`SELECT ${COLUMNS.map((c) => `${c}::text AS ${c}`).join(', ')} FROM ${SOURCE} ORDER BY id`)).rows;
     const latencies: number[] = [];
     let peak = 0;
+    const ownCpu = () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    };
+    const rawCpuBefore = cpuNow(ownCpu());
     const started = Date.now();
     for (let i = 0; i < finalRows.length; i += 1000) {
       const slice = finalRows.slice(i, i + 1000);
@@ -475,6 +499,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       peak = Math.max(peak, process.memoryUsage().rss / 2 ** 20);
     }
     const seconds = (Date.now() - started) / 1000;
+    const rawCpu = cpuSince(rawCpuBefore, ownCpu());
     latencies.sort((a, b) => a - b);
     const rawRows = await checkRows(source, dest, 'bench_dst.items_raw');
     results.push({
@@ -485,6 +510,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       p50Ms: latencies[Math.floor(latencies.length / 2)] ?? null,
       p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? null,
       peakRssMb: peak,
+      cpuSeconds: rawCpu,
       ...rawRows,
       note: `the ${finalRows.length.toLocaleString('en')} final rows, INSERT … SELECT FROM unnest … ON CONFLICT per 1,000`,
     });
@@ -499,9 +525,9 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       const pids: SteadyPids = {
         trustsync: () => live.pid,
         connect: componentPid(s, connectComponent),
-        kafka: componentPid(s, kafkaComponent),
+        kafka: kafkaPid,
         sourcePostgres: componentPid(s, postgresComponent),
-        destinationPostgres: componentPid(o.destination, postgresComponent),
+        destinationPostgres: destinationPid,
       };
       steady = await steadyLoad(source, dest, metricsUrl, pids, Math.round(rate('trustsync')! / 2), o.keys, 30);
     } finally {

@@ -12,7 +12,7 @@ import { PACKAGE_DIR, benchDestinationSettings, stackSettings, type StackSetting
 import { StackError } from '../src/stack/errors.js';
 import { postgresClusterDown, postgresClusterUp, stackUp } from '../src/stack/stack.js';
 import { table } from '../src/cli/output.js';
-import { runContest, type ContestResult } from './contest.js';
+import { runContest, type ContenderCpu, type ContestResult } from './contest.js';
 
 /*
  * `npm run bench`: the micro-benchmark of trustsync's pure path — decode + order + plan, no I/O — on
@@ -179,6 +179,7 @@ const option = (name: string, fallback: number) => {
   return value;
 };
 const fixed = (n: number | null, digits = 0) => (n === null ? '-' : n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const cpuSplit = (c: ContenderCpu) => `${fixed(c.contender + c.destinationPostgres + c.broker)} = ${fixed(c.contender)} + ${fixed(c.destinationPostgres)} + ${fixed(c.broker)}`;
 
 async function main(): Promise<void> {
   const events = option('--events', 1_000_000);
@@ -210,8 +211,8 @@ async function main(): Promise<void> {
   const w = contest.workload;
   console.log(`\nworkload: ${fixed(w.events)} change events over ${fixed(w.keys)} keys (${fixed(w.inserts)} inserts, ${fixed(w.updates)} updates with the hottest 1 % of keys in every statement, ${fixed(w.deletes)} deletes; ${fixed(w.toastedRows)} rows with a TOASTed column), captured by Debezium in ${fixed(w.captureSeconds)} s\n`);
   console.log(table([
-    ['contender', 'events/s', 'seconds', 'p50 ms', 'p99 ms', 'peak RSS MB', 'wrong rows', 'missing rows', 'how'],
-    ...contest.contenders.map((c) => [c.contender, fixed(c.eventsPerSecond), fixed(c.seconds, 1), fixed(c.p50Ms, 1), fixed(c.p99Ms, 1), fixed(c.peakRssMb), fixed(c.wrongRows), fixed(c.missingRows), c.note]),
+    ['contender', 'events/s', 'seconds', 'p50 ms', 'p99 ms', 'peak RSS MB', 'CPU s = itself + dest PG + broker', 'wrong rows', 'missing rows', 'how'],
+    ...contest.contenders.map((c) => [c.contender, fixed(c.eventsPerSecond), fixed(c.seconds, 1), fixed(c.p50Ms, 1), fixed(c.p99Ms, 1), fixed(c.peakRssMb), cpuSplit(c.cpuSeconds), fixed(c.wrongRows), fixed(c.missingRows), c.note]),
   ]));
   const t = contest.contenders.find((c) => c.contender === 'trustsync')!;
   const st = contest.steady;
