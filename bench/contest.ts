@@ -271,6 +271,22 @@ function clusterCpuSeconds(postmaster: number | undefined): number {
   return total;
 }
 
+/** A process's CPU seconds so far (0 once it is gone). */
+const processCpuSeconds = (pid: number | undefined) => cpuSecondsOf(procStat(pid));
+
+/**
+ * Starts counting the CPU of each named reader (each returns CPU seconds so far); the returned
+ * function tells the seconds each spent since.
+ */
+function cpuMeter<K extends string>(readers: Record<K, () => number>): () => Record<K, number> {
+  const read = () => Object.fromEntries(Object.entries<() => number>(readers).map(([k, r]) => [k, r()])) as Record<K, number>;
+  const before = read();
+  return () => {
+    const now = read();
+    return Object.fromEntries(Object.entries<number>(now).map(([k, v]) => [k, v - before[k as K]])) as Record<K, number>;
+  };
+}
+
 /**
  * Updates at the source at `rate` changes per second for `seconds` (a transaction every 100 ms) while
  * trustsync applies them live; its histograms are read before and after, so only this window counts.
@@ -284,14 +300,13 @@ async function steadyLoad(source: pg.Client, dest: pg.Client, metricsUrl: string
   let events = 0;
   let steadyRssMb: number | null = null;
   let maxLagRecords = 0;
-  const cpu = () => ({
-    trustsync: cpuSecondsOf(procStat(pids.trustsync())),
-    'Kafka Connect (Debezium)': cpuSecondsOf(procStat(pids.connect)),
-    'Kafka broker': cpuSecondsOf(procStat(pids.kafka)),
-    'source PostgreSQL': clusterCpuSeconds(pids.sourcePostgres),
-    'destination PostgreSQL': clusterCpuSeconds(pids.destinationPostgres),
+  const cpuSpent = cpuMeter({
+    trustsync: () => processCpuSeconds(pids.trustsync()),
+    'Kafka Connect (Debezium)': () => processCpuSeconds(pids.connect),
+    'Kafka broker': () => processCpuSeconds(pids.kafka),
+    'source PostgreSQL': () => clusterCpuSeconds(pids.sourcePostgres),
+    'destination PostgreSQL': () => clusterCpuSeconds(pids.destinationPostgres),
   });
-  const cpuBefore = cpu();
   const started = Date.now();
   for (let tick = 0; Date.now() - started < seconds * 1000; tick++) {
     await sleep(Math.max(0, started + tick * 100 - Date.now()));
@@ -304,8 +319,7 @@ async function steadyLoad(source: pg.Client, dest: pg.Client, metricsUrl: string
     }
   }
   const elapsed = (Date.now() - started) / 1000;
-  const cpuAfter = cpu();
-  const cpuCores = Object.fromEntries(Object.entries(cpuAfter).map(([k, v]) => [k, (v - cpuBefore[k as keyof typeof cpuBefore]) / elapsed]));
+  const cpuCores = Object.fromEntries(Object.entries(cpuSpent()).map(([k, v]) => [k, v / elapsed]));
   await timeUntilQuiet(dest, 'bench_dst.items_trustsync', pids.trustsync, 3000, true);
   const after = await scrape();
   const since = (name: string) => percentiles(histogramSince(histogramBuckets(before, name), histogramBuckets(after, name)));
@@ -388,16 +402,13 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
 
     const kafkaPid = componentPid(s, kafkaComponent);
     const destinationPid = componentPid(o.destination, postgresComponent);
-    /** CPU so far of the contender (`own`: its process's, in seconds), the destination's cluster and the broker. */
-    const cpuNow = (own: number): ContenderCpu => ({ contender: own, destinationPostgres: clusterCpuSeconds(destinationPid), broker: cpuSecondsOf(procStat(kafkaPid)) });
-    const cpuSince = (before: ContenderCpu, own: number): ContenderCpu => {
-      const now = cpuNow(own);
-      return { contender: now.contender - before.contender, destinationPostgres: now.destinationPostgres - before.destinationPostgres, broker: now.broker - before.broker };
-    };
+    /** Counts a contender's CPU (`own` reads its process's), the destination cluster's and the broker's. */
+    const contenderCpu = (own: () => number): (() => ContenderCpu) =>
+      cpuMeter({ contender: own, destinationPostgres: () => clusterCpuSeconds(destinationPid), broker: () => processCpuSeconds(kafkaPid) });
     const measure = async (contender: string, table: string, pid: () => number | undefined, note: string, latency: () => Promise<{ p50Ms: number | null; p99Ms: number | null }>) => {
-      const before = cpuNow(cpuSecondsOf(procStat(pid())));
+      const cpuSpent = contenderCpu(() => processCpuSeconds(pid()));
       const t = await timeUntilQuiet(dest, `bench_dst.${table}`, pid);
-      const cpuSeconds = cpuSince(before, cpuSecondsOf(procStat(pid())));
+      const cpuSeconds = cpuSpent();
       const rows = await checkRows(source, dest, `bench_dst.${table}`);
       results.push({ contender, events: workload.events, seconds: t.seconds, eventsPerSecond: workload.events / t.seconds, ...(await latency()), peakRssMb: t.peakRssMb, cpuSeconds, ...rows, note });
       o.log(`  ${contender}: ${t.seconds.toFixed(1)} s, ${rows.wrongRows} wrong rows, ${rows.missingRows} missing`);
@@ -481,11 +492,10 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     const finalRows = (await source.query<Record<string, unknown>>(`SELECT ${COLUMNS.map((c) => `${c}::text AS ${c}`).join(', ')} FROM ${SOURCE} ORDER BY id`)).rows;
     const latencies: number[] = [];
     let peak = 0;
-    const ownCpu = () => {
+    const rawCpuSpent = contenderCpu(() => {
       const u = process.cpuUsage();
       return (u.user + u.system) / 1e6;
-    };
-    const rawCpuBefore = cpuNow(ownCpu());
+    });
     const started = Date.now();
     for (let i = 0; i < finalRows.length; i += 1000) {
       const slice = finalRows.slice(i, i + 1000);
@@ -499,7 +509,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       peak = Math.max(peak, process.memoryUsage().rss / 2 ** 20);
     }
     const seconds = (Date.now() - started) / 1000;
-    const rawCpu = cpuSince(rawCpuBefore, ownCpu());
+    const rawCpu = rawCpuSpent();
     latencies.sort((a, b) => a - b);
     const rawRows = await checkRows(source, dest, 'bench_dst.items_raw');
     results.push({
