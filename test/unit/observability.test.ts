@@ -52,3 +52,22 @@ describe('alert rules and dashboard ship with the metrics they use', () => {
     expect(promtool.status).toBe(0);
   });
 });
+
+describe('decision counts', () => {
+  it('every count reaches the scrape and the summaries, however many reads come between', async () => {
+    const metrics = new FlowMetrics('counted');
+    metrics.count('t1', 'applied', 'u', 3);
+    metrics.count('t1', 'applied', 'u');
+    metrics.count('t2', 'skipped', 'stale', 2);
+    metrics.count('t2', 'skipped', 'stale', 0);
+    expect(await metrics.registry.metrics()).toContain('trustsync_events_total{flow="counted",topic="t1",decision="applied",reason="u"} 4');
+    metrics.count('t1', 'applied', 'u', 5);
+    metrics.count('t1', 'applied', 'c');
+    expect(await metrics.total('applied', 'u')).toBe(9);
+    expect(await metrics.total('applied')).toBe(10);
+    expect(await metrics.total('skipped', 'stale')).toBe(2);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('trustsync_events_total{flow="counted",topic="t1",decision="applied",reason="u"} 9');
+    expect(text).toContain('trustsync_events_total{flow="counted",topic="t2",decision="skipped",reason="stale"} 2');
+  });
+});
