@@ -26,6 +26,12 @@ function lsnFrom(value: unknown, what: string): bigint {
  */
 export function postgresPosition(sequence: unknown, lsn: unknown, snapshot: boolean): Position {
   if (typeof sequence === 'string' && sequence.length > 0) {
+    // Debezium writes the pair one way: read that way it costs a third of JSON.parse and two checks.
+    const usual = USUAL_SEQUENCE.exec(sequence);
+    if (usual) {
+      const at = BigInt(usual[2]!);
+      return checked({ snapshot, commitLsn: usual[1] === undefined ? at : BigInt(usual[1]), lsn: at });
+    }
     let pair: unknown;
     try {
       pair = JSON.parse(sequence);
@@ -39,6 +45,9 @@ export function postgresPosition(sequence: unknown, lsn: unknown, snapshot: bool
   if (lsn === null || lsn === undefined) throw new InvalidPosition('the event has neither source.sequence nor source.lsn');
   return checked({ snapshot, commitLsn: 0n, lsn: lsnFrom(lsn, 'source.lsn') });
 }
+
+/** `["<commit lsn>","<lsn>"]` or `[null,"<lsn>"]`, as Debezium writes source.sequence. */
+const USUAL_SEQUENCE = /^\[(?:"(\d+)"|null),"(\d+)"\]$/;
 
 function checked(p: Position): Position {
   if (p.commitLsn >= LSN_LIMIT || p.lsn >= LSN_LIMIT) throw new InvalidPosition('an LSN exceeds 64 bits');
