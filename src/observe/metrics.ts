@@ -101,7 +101,7 @@ export class FlowMetrics {
   private handOverCounts(): void {
     for (const [topic, byDecision] of this.pendingCounts) {
       for (const [decision, byReason] of byDecision) {
-        for (const [reason, n] of byReason) if (n > 0) this.events.inc({ flow: this.flow, topic, decision, reason }, n);
+        for (const [reason, n] of byReason) this.events.inc({ flow: this.flow, topic, decision, reason }, n);
       }
     }
     this.pendingCounts.clear();

@@ -26,7 +26,7 @@ function lsnFrom(value: unknown, what: string): bigint {
  */
 export function postgresPosition(sequence: unknown, lsn: unknown, snapshot: boolean): Position {
   if (typeof sequence === 'string' && sequence.length > 0) {
-    // Debezium writes the pair one way: read that way it costs a third of JSON.parse and two checks.
+    // Debezium writes the pair one way: read that way, it takes under half the time of JSON.parse and its checks.
     const usual = USUAL_SEQUENCE.exec(sequence);
     if (usual) {
       const at = BigInt(usual[2]!);
