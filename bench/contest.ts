@@ -389,6 +389,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     await dest.query(`DO $$ BEGIN
       IF to_regclass('trustsync.key_positions') IS NOT NULL THEN DELETE FROM trustsync.key_positions WHERE target LIKE 'bench\\_dst.%'; END IF;
       IF to_regclass('trustsync.history') IS NOT NULL THEN DELETE FROM trustsync.history WHERE target LIKE 'bench\\_dst.%'; END IF;
+      IF to_regclass('trustsync.truncations') IS NOT NULL THEN DELETE FROM trustsync.truncations WHERE target LIKE 'bench\\_dst.%'; END IF;
     END $$`);
     await connect.apply(capture);
     await connect.waitRunning(capture.name);

@@ -145,9 +145,8 @@ async function resetDemoDestination(s: StackSettings, config: FlowConfig, kafka:
   try {
     await dest.query(`DROP SCHEMA IF EXISTS ${DEMO_DEST_SCHEMA} CASCADE`);
     await dest.query(demoDestinationSql(DEMO_DEST_SCHEMA));
-    // The demo starts its world anew: its keys' positions and their history go with its tables.
-    await dest.query(`DELETE FROM trustsync.key_positions WHERE target LIKE $1`, [`${DEMO_DEST_SCHEMA}.%`]).catch(() => undefined);
-    await dest.query(`DELETE FROM trustsync.history WHERE target LIKE $1`, [`${DEMO_DEST_SCHEMA}.%`]).catch(() => undefined);
+    // The demo starts its world anew: its keys' positions, TRUNCATEs and history go with its tables.
+    for (const kept of ['key_positions', 'truncations', 'history']) await dest.query(`DELETE FROM trustsync.${kept} WHERE target LIKE $1`, [`${DEMO_DEST_SCHEMA}.%`]).catch(() => undefined);
   } finally {
     await dest.end();
   }

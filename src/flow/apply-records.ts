@@ -202,9 +202,9 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
           throw new TruncateStopped(`TRUNCATE of ${decoded.entity} at ${topic}/${record.origin.partition}@${record.origin.offset}: the flow stops rather than wipe ${targetName(mapping.table)}.`);
         }
         if (ctx.truncate === 'apply') {
-          // Every key the table held goes: with a state topic, each becomes a tombstone there too.
-          if (mapping.state) for (const [k, key] of await withRetries(ctx.retry, () => ctx.sink.keysOf(mapping), onRetry)) outcome.keys.set(k, key);
-          await withRetries(ctx.retry, () => ctx.sink.applyTruncate(mapping, positionRank(decoded.position)), onRetry);
+          const removed = await withRetries(ctx.retry, () => ctx.sink.applyTruncate(mapping, positionRank(decoded.position), mapping.state !== undefined), onRetry);
+          // With a state topic, every row the truncate removed becomes a tombstone there too.
+          for (const [k, key] of removed) outcome.keys.set(k, key);
         }
         await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, [{ ...batchRow(target, ctx.truncate === 'apply' ? 'truncated' : 'ignored'), entity: decoded.entity, key: '*', op: 't', reason: `TRUNCATE, truncate policy ${ctx.truncate}`, position: positionRank(decoded.position).toString(), origin: record.origin }]), onRetry);
         metrics.count(topic, ctx.truncate === 'apply' ? 'applied' : 'skipped', 'truncate');

@@ -252,6 +252,8 @@ function checkGovernance(f: z.infer<typeof flowSchema>, policies: PoliciesSpec |
   if (!f.source.system) problems.push('source.system: missing — tables under a policy need the name of the system this flow reads from (e.g. app)');
   if (!f.destination.system) problems.push('destination.system: missing — tables under a policy need the name of the system this flow writes into (e.g. crm)');
   if (f.source.system && f.source.system === f.destination.system) problems.push(`destination.system: ${f.destination.system} is also the source — a flow connects two different systems`);
+  // A TRUNCATE carries no key and no vector: applied, it would delete fields the destination owns.
+  if (f.truncate === 'apply') problems.push(`truncate: apply wipes whole tables, and ${governed.map((t) => t.table).join(', ')} ${governed.length > 1 ? 'are' : 'is'} under a policy that gives fields to the destination — use stop (the default) or skip`);
   // Policies that did not parse are reported already; naming each table's policy missing would only add noise.
   if (f.policies !== undefined && !policies) return;
   f.destination.tables.forEach((t, i) => {

@@ -6,7 +6,7 @@ import { fieldPolicy } from '../policy/policy.js';
 import { validate } from '../policy/validators.js';
 import { fromPgText, type GovernedSink, type Governance } from '../sink/governed-sink.js';
 import { PostgresSink, keyStates, readTableShape, recordHistory, targetName, type TableMapping } from '../sink/postgres-sink.js';
-import { LEDGER_STATES, parseTableName, qualified, quoteIdent, upsertStatement, type TableName } from '../sink/sql.js';
+import { LEDGER_STATES, keyTextExpr, parseTableName, qualified, quoteIdent, upsertStatement, type TableName } from '../sink/sql.js';
 import type { HistoryRow } from '../history/history.js';
 import { TrustsyncError } from '../model/errors.js';
 
@@ -73,8 +73,7 @@ interface Side {
   values: string[];
 }
 
-/** A row's key as the rest of trustsync writes it (history, explain, review): JSON of each key value. */
-const keyExpr = (s: Side) => (s.key.length === 1 ? `to_json(t.${quoteIdent(s.key[0]!)})::text` : `'[' || concat_ws(',', ${s.key.map((k) => `to_json(t.${quoteIdent(k)})::text`).join(', ')}) || ']'`);
+const keyExpr = (s: Side) => keyTextExpr(s.key);
 const valuesExpr = (s: Side) => `json_build_array(${s.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ')})::text`;
 /** The same bucket for the same key in both databases: from md5 of the key's text, not a version-dependent hash. */
 const bucketExpr = (s: Side, n: number) => `((('x' || substr(md5(${keyExpr(s)}), 1, 8))::bit(32)::int & 2147483647) % ${n})`;

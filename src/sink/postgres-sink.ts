@@ -17,10 +17,12 @@ import {
   columnTypeFor,
   columnTypeForValue,
   deleteStatement,
+  keyTextExpr,
   qualified,
   quoteIdent,
   quoteLiteral,
   sqlText,
+  truncationLock,
   upsertStatement,
   type TableName,
 } from './sql.js';
@@ -151,11 +153,12 @@ export function mapFields(m: TableMapping, fields: Record<string, FieldType> | n
 }
 
 /**
- * Runs `work` in one transaction on a pooled connection. Failures come out as trustsync's errors
+ * Runs `work` in one transaction on a pooled connection (`prelude`, SQL without parameters, runs in
+ * BEGIN's round trip). Failures come out as trustsync's errors
  * (transient ones retriable), whether the connection, the work or the commit failed; a connection
  * whose rollback failed is discarded rather than returned to the pool.
  */
-export async function inTransaction<T>(pool: pg.Pool, what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(pool: pg.Pool, what: string, work: (client: pg.PoolClient) => Promise<T>, prelude?: string): Promise<T> {
   const classify = (err: unknown) => (err instanceof TrustsyncError ? err : classifyPgError(err, what));
   const client = await pool.connect().catch((err: unknown) => {
     throw classify(err);
@@ -165,7 +168,7 @@ export async function inTransaction<T>(pool: pg.Pool, what: string, work: (clien
     // JIT compiles a statement anew on every execution, and the planner's estimate for a batch of
     // unnested arrays often crosses jit_above_cost: the ledger claim spent 20 s of its 47 s in JIT
     // over a 1.2M-change catch-up. The statements here are short; they run faster interpreted.
-    await client.query('BEGIN; SET LOCAL jit = off');
+    await client.query(`BEGIN; SET LOCAL jit = off${prelude ? `; ${prelude}` : ''}`);
     const result = await work(client);
     // PostgreSQL answers COMMIT of a transaction an earlier failure aborted with ROLLBACK, not an error.
     if ((await client.query('COMMIT')).command !== 'COMMIT') throw new TransientSinkError(`${what}: the transaction was rolled back at COMMIT (a statement in it failed); nothing of it was written`);
@@ -248,8 +251,8 @@ export class PostgresSink {
   }
 
   /** Runs `work` in one transaction on the destination (see inTransaction). */
-  transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    return inTransaction(this.pool, what, work);
+  transaction<T>(what: string, work: (client: pg.PoolClient) => Promise<T>, prelude?: string): Promise<T> {
+    return inTransaction(this.pool, what, work, prelude);
   }
 
 
@@ -331,14 +334,16 @@ export class PostgresSink {
       // Losing the server while reading the table's shape is as transient as losing it mid-write.
       throw err instanceof TrustsyncError ? err : classifyPgError(err, `preparing to write ${targetName(m.table)}`);
     }
-    return this.transaction(`writing ${latest.length} rows to ${targetName(m.table)}`, async (client) => {
-      const decisions = shape ? await this.applyIsolating(client, m, shape, [...latest]) : [];
-      if (audit) {
-        const target = targetName(m.table);
-        await recordHistory(client, audit.flow, [...audit.extra, ...decisions.map((d) => decisionRow(target, d))], audit.retrying);
-      }
-      return decisions;
-    });
+    const target = targetName(m.table);
+    return this.transaction(
+      `writing ${latest.length} rows to ${target}`,
+      async (client) => {
+        const decisions = shape ? await this.applyIsolating(client, m, shape, [...latest]) : [];
+        if (audit) await recordHistory(client, audit.flow, [...audit.extra, ...decisions.map((d) => decisionRow(target, d))], audit.retrying);
+        return decisions;
+      },
+      truncationLock(target, 'shared'),
+    );
   }
 
   private async applyIsolating(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[]): Promise<RowDecision[]> {
@@ -434,26 +439,41 @@ export class PostgresSink {
     return out;
   }
 
-  /** Every key the destination table holds, by key text (before a truncate wipes them). */
-  async keysOf(m: TableMapping): Promise<Map<string, Row>> {
+  /**
+   * TRUNCATE at the source, applied at its position: every row goes except those a change after the
+   * TRUNCATE already wrote (other partitions run ahead), every key the ledger holds is deleted at that
+   * position, and the table remembers it, so that a change from before it (other partitions lag) is
+   * refused even for a key the ledger never held. With `wantKeys`, returns the keys of the rows it
+   * removed, by key text.
+   */
+  async applyTruncate(m: TableMapping, rank: bigint, wantKeys: boolean): Promise<Map<string, Row>> {
+    const target = targetName(m.table);
     const shape = await this.shape(m.table);
-    if (!shape) return new Map();
-    const { rows } = await this.pool
-      .query<{ k: Row }>(`SELECT json_build_object(${shape.keyColumns.map((c) => `${quoteLiteral(c)}, t.${quoteIdent(c)}`).join(', ')}) AS k FROM ${qualified(m.table)} t`)
-      .catch((err) => {
-        throw classifyPgError(err, `reading the keys of ${targetName(m.table)}`);
-      });
-    return new Map(rows.map((r) => [keyTextOf(r.k), r.k]));
-  }
-
-  /** TRUNCATE at the source, applied: every row goes, and every known key is marked deleted at that position. */
-  async applyTruncate(m: TableMapping, rank: bigint): Promise<void> {
-    await this.transaction(`truncating ${targetName(m.table)}`, async (client) => {
-      await client.query(`DELETE FROM ${qualified(m.table)}`);
-      await client.query(
-        `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = greatest(position, $2::numeric), changed_at = now(), deleted_at = now() WHERE target = $1`,
-        [targetName(m.table), rank.toString()],
-      );
-    });
+    return this.transaction(
+      `truncating ${target}`,
+      async (client) => {
+        await client.query(
+          `INSERT INTO ${LEDGER_SCHEMA}.truncations AS t (target, position) VALUES ($1, $2) ON CONFLICT (target) DO UPDATE SET position = greatest(t.position, EXCLUDED.position), truncated_at = now()`,
+          [target, rank.toString()],
+        );
+        let removed = new Map<string, Row>();
+        if (shape) {
+          const keyObject = `json_build_object(${shape.keyColumns.map((c) => `${quoteLiteral(c)}, t.${quoteIdent(c)}`).join(', ')})`;
+          const { rows } = await client.query<{ k: Row }>(
+            `DELETE FROM ${qualified(m.table)} t
+              WHERE NOT EXISTS (SELECT 1 FROM ${LEDGER_SCHEMA}.key_positions kp WHERE kp.target = $1 AND kp.key = ${keyTextExpr(shape.keyColumns)} AND kp.position > $2::numeric)
+              ${wantKeys ? `RETURNING ${keyObject} AS k` : ''}`,
+            [target, rank.toString()],
+          );
+          removed = new Map(rows.map((r) => [keyTextOf(r.k), r.k]));
+        }
+        await client.query(
+          `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = $2::numeric, changed_at = now(), deleted_at = now() WHERE target = $1 AND position < $2::numeric`,
+          [target, rank.toString()],
+        );
+        return removed;
+      },
+      truncationLock(target, 'exclusive'),
+    );
   }
 }

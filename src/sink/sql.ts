@@ -177,6 +177,15 @@ export function deleteStatement(table: TableName, keyColumns: { name: string; ty
   return `DELETE FROM ${qualified(table)} AS t USING unnest(${params.join(', ')}) AS u(${names.join(', ')}) WHERE ${match}`;
 }
 
+/**
+ * A row's key as text, in SQL, as trustsync writes it everywhere (ledger, history, explain, review):
+ * the JSON of the key value, or a JSON array of them for a composite key.
+ */
+export function keyTextExpr(keyColumns: readonly string[], alias = 't'): string {
+  const json = (c: string) => `to_json(${alias}.${quoteIdent(c)})::text`;
+  return keyColumns.length === 1 ? json(keyColumns[0]!) : `'[' || concat_ws(',', ${keyColumns.map(json).join(', ')}) || ']'`;
+}
+
 export const LEDGER_SCHEMA = 'trustsync';
 
 /**
@@ -206,7 +215,25 @@ DO $$ BEGIN
   END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS key_positions_deleted ON ${LEDGER_SCHEMA}.key_positions (deleted_at) WHERE deleted_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.truncations (
+  target        text PRIMARY KEY,
+  position      numeric(40,0) NOT NULL,
+  truncated_at  timestamptz NOT NULL DEFAULT now()
+);
 `;
+
+/** The truncation locks' first key ('trtr'), apart from any other use of advisory locks on the destination. */
+const TRUNCATION_LOCK_CLASS = 0x74727472;
+
+/**
+ * A TRUNCATE arrives on one partition, with no key, while other partitions may be behind or ahead
+ * of it. Claims of a table and its truncation are serialized by this transaction-level advisory
+ * lock, shared by claims and exclusive for the truncation; it is taken before the claim's snapshot,
+ * so a claim either commits before the truncation reads the ledger or sees the truncation.
+ */
+export function truncationLock(target: string, mode: 'shared' | 'exclusive'): string {
+  return `SELECT pg_advisory_xact_lock${mode === 'shared' ? '_shared' : ''}(${TRUNCATION_LOCK_CLASS}, hashtext(${quoteLiteral(target)}))`;
+}
 
 /**
  * The ledger's state of some keys: position, and a trailing '-' for a tombstone. A repair reads it
@@ -220,7 +247,8 @@ FROM ${LEDGER_SCHEMA}.key_positions WHERE target = $1 AND key = ANY($2::text[])`
 
 /**
  * Claims each key for its incoming position, in one statement: the ledger row moves forward only
- * when the incoming position is newer. Row locks on the ledger serialize concurrent writers of the
+ * when the incoming position is newer, and only past the table's last applied TRUNCATE (a change
+ * from before it is stale even for a key the ledger never held). Row locks on the ledger serialize concurrent writers of the
  * same key, so the guard holds inside the database even with two flows writing.
  * Returns, per incoming key, whether it won and, when it lost, the position it found. That position
  * is looked up key by key, and only for losers (a few stale or repeated changes): as a join, the
@@ -230,13 +258,16 @@ FROM ${LEDGER_SCHEMA}.key_positions WHERE target = $1 AND key = ANY($2::text[])`
 export const CLAIM_POSITIONS = `
 WITH incoming AS (
   SELECT * FROM unnest($2::text[], $3::numeric[], $4::boolean[]) AS u(key, position, deleted)
+), truncated AS (
+  SELECT (SELECT position FROM ${LEDGER_SCHEMA}.truncations WHERE target = $1) AS position
 ), won AS (
   INSERT INTO ${LEDGER_SCHEMA}.key_positions AS kp (target, key, position, deleted, changed_at, deleted_at)
   SELECT $1, key, position, deleted, now(), CASE WHEN deleted THEN now() END FROM incoming
+  WHERE position > coalesce((SELECT position FROM truncated), -1)
   ON CONFLICT (target, key) DO UPDATE SET position = EXCLUDED.position, deleted = EXCLUDED.deleted, changed_at = EXCLUDED.changed_at, deleted_at = EXCLUDED.deleted_at
   WHERE kp.position < EXCLUDED.position
   RETURNING kp.key
 )
 SELECT i.key, (w.key IS NOT NULL) AS won,
-  CASE WHEN w.key IS NULL THEN (SELECT kp.position::text FROM ${LEDGER_SCHEMA}.key_positions kp WHERE kp.target = $1 AND kp.key = i.key) END AS prior
+  CASE WHEN w.key IS NULL THEN greatest((SELECT kp.position FROM ${LEDGER_SCHEMA}.key_positions kp WHERE kp.target = $1 AND kp.key = i.key), (SELECT position FROM truncated))::text END AS prior
 FROM incoming i LEFT JOIN won w ON w.key = i.key`;

@@ -6,12 +6,13 @@ import { collapseByKey } from '../../src/order/plan.js';
 import { positionRank } from '../../src/order/position.js';
 import { PostgresSink, inTransaction, recordHistory, type TableMapping } from '../../src/sink/postgres-sink.js';
 import { eventRow } from '../../src/history/history.js';
+import { truncationLock } from '../../src/sink/sql.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 
 /**
- * Invariants 1 and 2 against the real sink: for any list of changes to a few keys, any permutation
- * with duplicates, applied in any batch split, leaves the destination exactly as applying each
- * change once in position order does.
+ * Invariants 1 and 2 against the real sink: for any list of changes to a few keys, and TRUNCATEs
+ * among them, any permutation with duplicates, applied in any batch split, leaves the destination
+ * exactly as applying each change once in position order does.
  */
 describe('the guarded sink is order- and repetition-proof', () => {
   const schema = uniqueName('sinkprop');
@@ -29,7 +30,7 @@ describe('the guarded sink is order- and repetition-proof', () => {
 
   afterAll(async () => {
     await pool.query(`DROP SCHEMA ${schema} CASCADE`);
-    await pool.query(`DELETE FROM trustsync.key_positions WHERE target LIKE $1`, [`${schema}.%`]);
+    for (const ledger of ['key_positions', 'truncations']) await pool.query(`DELETE FROM trustsync.${ledger} WHERE target LIKE $1`, [`${schema}.%`]);
     await pool.end();
   });
 
@@ -64,46 +65,77 @@ describe('the guarded sink is order- and repetition-proof', () => {
       return specs.filter((s) => s.op !== 'r' || (!read.has(s.key) && read.add(s.key))).map((s, i) => event(s, 100 + i * 10, i));
     });
 
-  const deliveries = history.chain((events) =>
+  /** A TRUNCATE of the table: Debezium sends it with no key, on whichever partition. */
+  interface Truncation {
+    kind: 'truncate';
+    lsn: bigint;
+  }
+  type Step = ChangeEvent | Truncation;
+  const lsnOf = (s: Step) => (s.kind === 'truncate' ? s.lsn : s.position.lsn);
+  const truncation = (lsn: bigint) => positionRank({ snapshot: false, commitLsn: lsn, lsn });
+
+  // Zero to two TRUNCATEs, each between two of the history's changes (changes are 10 apart).
+  const steps = history.chain((events) =>
+    fc.array(fc.integer({ min: 0, max: events.length }), { maxLength: 2 }).map((at): Step[] => [...events, ...at.map((i): Truncation => ({ kind: 'truncate', lsn: BigInt(95 + i * 10) }))]),
+  );
+
+  const deliveries = steps.chain((all) =>
     fc.record({
-      events: fc.constant(events),
-      delivered: fc.tuple(fc.shuffledSubarray(events, { minLength: events.length, maxLength: events.length }), fc.array(fc.constantFrom(...events), { maxLength: 10 })).chain(([all, dupes]) =>
-        fc.shuffledSubarray([...all, ...dupes], { minLength: all.length + dupes.length, maxLength: all.length + dupes.length }),
+      steps: fc.constant(all),
+      delivered: fc.tuple(fc.shuffledSubarray(all, { minLength: all.length, maxLength: all.length }), fc.array(fc.constantFrom(...all), { maxLength: 10 })).chain(([once, dupes]) =>
+        fc.shuffledSubarray([...once, ...dupes], { minLength: once.length + dupes.length, maxLength: once.length + dupes.length }),
       ),
       batchSizes: fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 40 }),
     }),
   );
 
+  /** An empty table that trustsync never wrote: no ledger positions, no TRUNCATE on record. */
+  async function reset(table: string): Promise<void> {
+    await pool.query(`TRUNCATE ${schema}.${table}`);
+    for (const ledger of ['key_positions', 'truncations']) await pool.query(`DELETE FROM trustsync.${ledger} WHERE target = $1`, [`${schema}.${table}`]);
+  }
+
   const rows = async (table: string) => (await pool.query(`SELECT id::text, v, n::text FROM ${schema}.${table} ORDER BY id`)).rows;
 
-  it('any permutation with duplicates, in any batch split, equals applying once in position order', async () => {
+  /** As the flow does: the changes before a TRUNCATE in the batch are written first, then the TRUNCATE. */
+  async function applyDelivered(table: string, batch: readonly Step[]): Promise<void> {
+    let changes: ChangeEvent[] = [];
+    for (const s of [...batch, undefined]) {
+      if (s?.kind === 'change') {
+        changes.push(s);
+        continue;
+      }
+      await sink.applyBatch(mapping(table), collapseByKey(changes).latest);
+      changes = [];
+      if (s) await sink.applyTruncate(mapping(table), truncation(s.lsn), false);
+    }
+  }
+
+  it('any permutation with duplicates and TRUNCATEs, in any batch split, equals applying once in position order', async () => {
     await fc.assert(
-      fc.asyncProperty(deliveries, async ({ events, delivered, batchSizes }) => {
-        for (const t of ['in_order', 'shuffled']) {
-          await pool.query(`TRUNCATE ${schema}.${t}`);
-          await pool.query(`DELETE FROM trustsync.key_positions WHERE target = $1`, [`${schema}.${t}`]);
-        }
-        // Reference: each change once, one at a time, in source order (snapshot reads first, as Debezium sends them).
-        const ordered = [...events].sort((a, b) => Number(a.position.snapshot ? -1 : 1) - Number(b.position.snapshot ? -1 : 1) || Number(a.position.lsn - b.position.lsn));
-        for (const e of ordered) await sink.applyBatch(mapping('in_order'), [e]);
-        // The same changes as Kafka might deliver them: shuffled, repeated, cut into arbitrary batches.
+      fc.asyncProperty(deliveries, async ({ steps, delivered, batchSizes }) => {
+        for (const t of ['in_order', 'shuffled']) await reset(t);
+        // Reference: each step once, one at a time, in source order (snapshot reads first, as Debezium sends them).
+        const snapshotFirst = (s: Step) => (s.kind === 'change' && s.position.snapshot ? -1 : 1);
+        const ordered = [...steps].sort((a, b) => snapshotFirst(a) - snapshotFirst(b) || Number(lsnOf(a) - lsnOf(b)));
+        for (const s of ordered) await applyDelivered('in_order', [s]);
+        // The same steps as Kafka might deliver them: shuffled across partitions, repeated, cut into arbitrary batches.
         let i = 0;
         for (let b = 0; i < delivered.length; b++) {
           const size = batchSizes[b % batchSizes.length]!;
-          await sink.applyBatch(mapping('shuffled'), collapseByKey(delivered.slice(i, i + size)).latest);
+          await applyDelivered('shuffled', delivered.slice(i, i + size));
           i += size;
         }
         expect(await rows('shuffled')).toEqual(await rows('in_order'));
       }),
-      { numRuns: 40 },
+      { numRuns: 60 },
     );
   });
 
   it('applying the same batch twice leaves the destination as applying it once', async () => {
     await fc.assert(
       fc.asyncProperty(history, async (events) => {
-        await pool.query(`TRUNCATE ${schema}.shuffled`);
-        await pool.query(`DELETE FROM trustsync.key_positions WHERE target = $1`, [`${schema}.shuffled`]);
+        await reset('shuffled');
         const batch = collapseByKey(events).latest;
         await sink.applyBatch(mapping('shuffled'), batch);
         const once = await rows('shuffled');
@@ -117,8 +149,7 @@ describe('the guarded sink is order- and repetition-proof', () => {
 
   it('a change that loses to the ledger is told as stale or duplicate, with the position the destination holds', async () => {
     const m = mapping('shuffled');
-    await pool.query(`TRUNCATE ${schema}.shuffled`);
-    await pool.query(`DELETE FROM trustsync.key_positions WHERE target = $1`, [`${schema}.shuffled`]);
+    await reset('shuffled');
     const newer = event({ key: 5, op: 'u', v: 'newer' }, 50, 0);
     await sink.applyBatch(m, [newer]);
     const told = (decisions: Awaited<ReturnType<PostgresSink['applyBatch']>>) => decisions.map((d) => (d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision]));
@@ -132,10 +163,27 @@ describe('the guarded sink is order- and repetition-proof', () => {
     ]);
   });
 
+  it('a write that starts while a TRUNCATE is being applied waits for it, then refuses what came before it', async () => {
+    const m = mapping('shuffled');
+    await reset('shuffled');
+    const target = `${schema}.shuffled`;
+    // A TRUNCATE at 500 in flight, its transaction open (as applyTruncate holds it).
+    const truncating = await pool.connect();
+    await truncating.query(`BEGIN; ${truncationLock(target, 'exclusive')}`);
+    await truncating.query(`INSERT INTO trustsync.truncations (target, position) VALUES ($1, $2)`, [target, truncation(500n).toString()]);
+    let settled = false;
+    const write = sink.applyBatch(m, [event({ key: 8, op: 'c', v: 'before the truncate' }, 400, 0), event({ key: 9, op: 'c', v: 'after it' }, 600, 1)]).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(settled).toBe(false);
+    await truncating.query('COMMIT');
+    truncating.release();
+    expect((await write).map((d) => (d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision]))).toEqual([['skipped', 'stale', truncation(500n).toString()], ['applied']]);
+    expect((await rows('shuffled')).map((r) => r.id)).toEqual(['9']);
+  });
+
   it('keeps tombstones for the retention, then purges them; live keys are never purged', async () => {
     const m = mapping('shuffled');
-    await pool.query(`TRUNCATE ${schema}.shuffled`);
-    await pool.query(`DELETE FROM trustsync.key_positions WHERE target = $1`, [`${schema}.shuffled`]);
+    await reset('shuffled');
     await sink.applyBatch(m, [event({ key: 1, op: 'c', v: 'a' }, 10, 0), event({ key: 2, op: 'c', v: 'b' }, 11, 1), event({ key: 3, op: 'c', v: 'c' }, 12, 2)]);
     await sink.applyBatch(m, [event({ key: 1, op: 'd', v: '' }, 20, 3), event({ key: 2, op: 'd', v: '' }, 21, 4)]);
     // Key 1's delete is old enough to go, key 2's is not; key 3 is alive.

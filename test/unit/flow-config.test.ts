@@ -94,6 +94,13 @@ describe('tables under a policy', () => {
     expect(problems({ ...governed({ policies }), destination: { ...governed({}).destination, system: 'app' } })).toEqual(['destination.system: app is also the source — a flow connects two different systems']);
   });
 
+  it('refuse `truncate: apply`: a keyless wipe would delete fields the destination owns', () => {
+    expect(problems(governed({ policies, truncate: 'apply' }))).toEqual([
+      'truncate: apply wipes whole tables, and shop.customers is under a policy that gives fields to the destination — use stop (the default) or skip',
+    ]);
+    expect(problems(governed({ policies, truncate: 'skip' }))).toEqual([]);
+  });
+
   it('report policy mistakes by path: unknown systems, strategies without what they need, bad validators', () => {
     expect(
       problems(
