@@ -232,10 +232,15 @@ export class PostgresSink {
     return takeSnapshots(this.pool, flow, { minRows });
   }
 
-  /** Removes tombstones older than the retention: after that, a change that late is no longer refused. */
+  /**
+   * Removes tombstones older than the retention: after that, a change that late is no longer refused.
+   * A TRUNCATE on record is the whole table's tombstone, and is kept as long.
+   */
   async purgeTombstones(retentionMs: number): Promise<number> {
-    const res = await this.pool.query(`DELETE FROM ${LEDGER_SCHEMA}.key_positions WHERE deleted AND deleted_at < now() - make_interval(secs => $1)`, [retentionMs / 1000]);
-    return res.rowCount ?? 0;
+    const age = [retentionMs / 1000];
+    const keys = await this.pool.query(`DELETE FROM ${LEDGER_SCHEMA}.key_positions WHERE deleted AND deleted_at < now() - make_interval(secs => $1)`, age);
+    const tables = await this.pool.query(`DELETE FROM ${LEDGER_SCHEMA}.truncations WHERE truncated_at < now() - make_interval(secs => $1)`, age);
+    return (keys.rowCount ?? 0) + (tables.rowCount ?? 0);
   }
 
   /** The destination table's columns, or undefined while it does not exist. */

@@ -199,6 +199,17 @@ describe('the guarded sink is order- and repetition-proof', () => {
     expect(late.map((d) => d.decision)).toEqual(['skipped']);
   });
 
+  it('keeps a TRUNCATE as long as a tombstone, then no longer refuses a change from before it', async () => {
+    const m = mapping('shuffled');
+    await reset('shuffled');
+    await sink.applyTruncate(m, truncation(300n), false);
+    const late = () => sink.applyBatch(m, [event({ key: 4, op: 'c', v: 'from before the truncate' }, 200, 0)]);
+    expect((await late()).map((d) => d.decision)).toEqual(['skipped']);
+    await pool.query(`UPDATE trustsync.truncations SET truncated_at = now() - interval '8 days' WHERE target = $1`, [`${schema}.shuffled`]);
+    expect(await sink.purgeTombstones(7 * 86_400_000)).toBeGreaterThanOrEqual(1);
+    expect((await late()).map((d) => d.decision)).toEqual(['applied']);
+  });
+
   it('keeps a flow\'s history for its retention, and only its own', async () => {
     const m = mapping('shuffled');
     await sink.applyBatch(m, [event({ key: 9, op: 'c', v: 'h' }, 900, 9)], { flow: `${schema}-a`, extra: [] });
