@@ -6,7 +6,9 @@ import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, flowDocument, startFlow } from '../support/flow.js';
 import { validateFlow } from '../../src/flow/config.js';
 import { readStateTopic } from '../support/state.js';
-import { endpoints, kafkaClient } from '../support/capture.js';
+import { endpoints, kafkaClient, readRecords } from '../support/capture.js';
+import { waitFor } from '../support/wait.js';
+import { createDecoder } from '../../src/flow/run-flow.js';
 import { join } from 'node:path';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 
@@ -41,6 +43,9 @@ describe('TRUNCATE at the source', () => {
     }) as { source: Record<string, unknown> };
     f.runner = await startFlow(validateFlow({ ...doc, source: { ...doc.source, registryUrl: endpoints.registryCcompatUrl } }, 'apply.yaml'));
     await waitForConvergence(f.source, f.dest, f.pairs(tables));
+    // A streamed change from before the TRUNCATE, for the next test to deliver late.
+    await f.source.query(`UPDATE ${f.schema}.orders SET amount = 55 WHERE id = 5`);
+    await waitForConvergence(f.source, f.dest, f.pairs(tables));
     await f.source.query(`TRUNCATE ${f.schema}.orders`);
     await f.source.query(`INSERT INTO ${f.schema}.orders (id, customer_id, amount) VALUES (100, 1, 5)`);
     await waitForConvergence(f.source, f.dest, f.pairs(tables));
@@ -50,6 +55,39 @@ describe('TRUNCATE at the source', () => {
     for (let i = 0; i < 20 && state.latest.get('100') === undefined; i++) state = await readStateTopic(kafka, `state.${f.destSchema}.orders`, f.schema);
     expect([...state.latest].filter(([, v]) => v !== null).map(([k]) => k)).toEqual(['100']);
     expect(state.tombstones).toBe(10);
+  });
+
+  it('is applied at its position: delivered again after a later insert, or behind a change from before it, it changes nothing', async () => {
+    const topic = f.capture!.topic('orders');
+    // What Debezium captured: 10 snapshot reads, the update of 5, the TRUNCATE, the insert of 100.
+    const records = await readRecords(kafkaClient(), topic, 13);
+    const decoder = createDecoder(f.runner!.config);
+    const find = async (kind: 'truncate' | 'u') => {
+      for (const r of records) {
+        const d = await decoder.decode({ key: r.key, value: r.value, origin: { topic, partition: r.partition, offset: r.offset } });
+        if (d.kind === kind || (d.kind === 'change' && d.op === kind)) return r;
+      }
+      throw new Error(`no ${kind} record in ${topic}`);
+    };
+    const [truncate, update] = [await find('truncate'), await find('u')];
+    const metrics = f.runner!.metrics;
+    const [truncatesBefore, staleBefore] = [await metrics.total('applied', 'truncate'), await metrics.total('skipped', 'stale')];
+    // As a partition that runs behind would deliver them: the TRUNCATE after the insert of 100 was
+    // applied, then the update from before the TRUNCATE, each on another partition than before.
+    const kafka = kafkaClient();
+    const admin = kafka.admin();
+    await admin.connect();
+    const partitions = (await admin.fetchTopicOffsets(topic)).length;
+    await admin.disconnect();
+    const producer = kafka.producer();
+    await producer.connect();
+    try {
+      for (const r of [truncate, update]) await producer.send({ topic, messages: [{ key: r.key, value: r.value, partition: (r.partition + 1) % partitions }] });
+    } finally {
+      await producer.disconnect();
+    }
+    await waitFor(async () => (await metrics.total('applied', 'truncate')) > truncatesBefore && (await metrics.total('skipped', 'stale')) > staleBefore, 'the TRUNCATE and the update delivered again', 30_000);
+    expect((await f.dest.query(`SELECT id::int, amount::int FROM ${f.destSchema}.orders`)).rows).toEqual([{ id: 100, amount: 5 }]);
   });
 
   it('stops the flow with the reason and the fix under the default policy', async () => {
