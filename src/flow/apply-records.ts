@@ -5,7 +5,7 @@ import type { RawRecord, RecordDecoder } from '../decode/debezium.js';
 import { collapseByKey } from '../order/plan.js';
 import { formatPosition, positionRank } from '../order/position.js';
 import { recordHistory, targetName, type PostgresSink, type TableMapping } from '../sink/postgres-sink.js';
-import { eventRow, type HistoryRow } from '../history/history.js';
+import { TABLE_KEY, eventRow, type HistoryRow } from '../history/history.js';
 import type { FlowMetrics } from '../observe/metrics.js';
 import { withRetries, type RetryPolicy } from './retry.js';
 import type { DeadLetter } from './dlq.js';
@@ -196,20 +196,33 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
         outcome.ignored++;
         metrics.count(topic, 'ignored', decoded.kind);
         break;
-      case 'truncate':
+      case 'truncate': {
         await flush();
         if (ctx.truncate === 'stop') {
           throw new TruncateStopped(`TRUNCATE of ${decoded.entity} at ${topic}/${record.origin.partition}@${record.origin.offset}: the flow stops rather than wipe ${targetName(mapping.table)}.`);
         }
+        const rank = positionRank(decoded.position);
+        const decision: HistoryRow = {
+          ...batchRow(target, ctx.truncate === 'apply' ? 'truncated' : 'ignored'),
+          entity: decoded.entity,
+          key: TABLE_KEY,
+          op: 't',
+          reason: `TRUNCATE, truncate policy ${ctx.truncate}`,
+          position: rank.toString(),
+          origin: record.origin,
+          correlationId: `${decoded.entity}/${TABLE_KEY}@${rank}`,
+        };
         if (ctx.truncate === 'apply') {
-          const removed = await withRetries(ctx.retry, () => ctx.sink.applyTruncate(mapping, positionRank(decoded.position), mapping.state !== undefined), onRetry);
+          const removed = await withRetries(ctx.retry, (attempt) => ctx.sink.applyTruncate(mapping, rank, mapping.state !== undefined, { flow: ctx.flow, extra: [decision], retrying: attempt > 1 }), onRetry);
           // With a state topic, every row the truncate removed becomes a tombstone there too.
           for (const [k, key] of removed) outcome.keys.set(k, key);
+        } else {
+          await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, [decision]), onRetry);
         }
-        await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, [{ ...batchRow(target, ctx.truncate === 'apply' ? 'truncated' : 'ignored'), entity: decoded.entity, key: '*', op: 't', reason: `TRUNCATE, truncate policy ${ctx.truncate}`, position: positionRank(decoded.position).toString(), origin: record.origin }]), onRetry);
         metrics.count(topic, ctx.truncate === 'apply' ? 'applied' : 'skipped', 'truncate');
         log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset }, `TRUNCATE of ${decoded.entity}: ${ctx.truncate === 'apply' ? 'applied' : 'skipped'} by policy`);
         break;
+      }
     }
   }
   await flush();

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { formatRank } from '../order/position.js';
+import { TABLE_KEY } from './history.js';
 
 export interface TimelineEntry {
   decidedAt: string;
@@ -40,6 +41,9 @@ export interface Explanation {
   state: { vector: Record<string, string>; agreed: Record<string, unknown> | null; changedAt: string } | null;
 }
 
+/** A TRUNCATE applied to the table: it empties every record of it, so each record's story holds it. */
+const OF_KEY_OR_TABLE = `(key = $2 OR (key = '${TABLE_KEY}' AND decision = 'truncated'))`;
+
 /** Decisions that change what trustsync believes a record holds. */
 const BELIEF_DECISIONS = new Set(['applied', 'truncated', 'review-resolved', 'repaired']);
 const TIMELINE_LIMIT = 50;
@@ -74,39 +78,53 @@ async function latestSnapshot(client: pg.Client | pg.Pool, target: string, key: 
  * decisions have piled up since its last snapshot (all of them up to `upTo`, when given: before a purge).
  */
 export async function takeSnapshots(client: pg.Client | pg.Pool | pg.PoolClient, flow: string, options: { minRows: number; upTo?: Date }): Promise<number> {
-  const due = await client.query<{ target: string; key: string }>(
-    `SELECT h.target, h.key FROM trustsync.history h
+  const upTo = options.upTo?.toISOString() ?? null;
+  const due = await client.query<{ target: string; key: string; last: string }>(
+    `SELECT h.target, h.key, max(h.id)::text AS last FROM trustsync.history h
        LEFT JOIN LATERAL (SELECT max(history_id) AS last FROM trustsync.entity_snapshots s WHERE s.target = h.target AND s.key = h.key) s ON true
       WHERE h.flow = $1 AND h.decision = ANY($2::text[]) AND h.id > coalesce(s.last, 0) AND ($3::timestamptz IS NULL OR h.decided_at < $3)
       GROUP BY h.target, h.key HAVING count(*) >= $4`,
-    [flow, [...BELIEF_DECISIONS], options.upTo?.toISOString() ?? null, options.minRows],
+    [flow, [...BELIEF_DECISIONS], upTo, options.minRows],
   );
-  for (const { target, key } of due.rows) {
-    const snapshot = await latestSnapshot(client as pg.Pool, target, key);
-    const { rows } = await client.query<HistoryRecord & { hid: string; decided_at: Date }>(
-      `SELECT id::text AS hid, decided_at, decision, op, new_values FROM trustsync.history
-        WHERE target = $1 AND key = $2 AND id > $3 AND decision = ANY($4::text[]) AND ($5::timestamptz IS NULL OR decided_at < $5) ORDER BY id`,
-      [target, key, snapshot?.historyId ?? '0', [...BELIEF_DECISIONS], options.upTo?.toISOString() ?? null],
-    );
-    const last = rows.at(-1);
-    if (!last) continue;
-    await client.query('INSERT INTO trustsync.entity_snapshots (target, key, history_id, decided_at, believed) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [
-      target,
-      key,
-      last.hid,
-      last.decided_at,
-      JSON.stringify(foldBelief(snapshot?.believed ?? null, rows)),
-    ]);
+  let taken = 0;
+  for (const { target, key, last } of due.rows) {
+    // A TRUNCATE is every record's decision: records whose snapshot it follows get one that holds it,
+    // before the TRUNCATE itself may go past the retention. (The table's key has no snapshot itself.)
+    const keys =
+      key === TABLE_KEY
+        ? (await client.query<{ key: string }>('SELECT key FROM trustsync.entity_snapshots WHERE target = $1 AND key <> $2 GROUP BY key HAVING max(history_id) < $3', [target, TABLE_KEY, last])).rows.map((r) => r.key)
+        : [key];
+    for (const k of keys) taken += await snapshotRecord(client, target, k, upTo);
   }
-  return due.rows.length;
+  return taken;
+}
+
+/** Snapshots what is believed of one record from its latest snapshot and the decisions since (up to `upTo`). */
+async function snapshotRecord(client: pg.Client | pg.Pool | pg.PoolClient, target: string, key: string, upTo: string | null): Promise<number> {
+  const snapshot = await latestSnapshot(client as pg.Pool, target, key);
+  const { rows } = await client.query<HistoryRecord & { hid: string; decided_at: Date }>(
+    `SELECT id::text AS hid, decided_at, decision, op, new_values FROM trustsync.history
+      WHERE target = $1 AND ${OF_KEY_OR_TABLE} AND id > $3 AND decision = ANY($4::text[]) AND ($5::timestamptz IS NULL OR decided_at < $5) ORDER BY id`,
+    [target, key, snapshot?.historyId ?? '0', [...BELIEF_DECISIONS], upTo],
+  );
+  const last = rows.at(-1);
+  if (!last) return 0;
+  await client.query('INSERT INTO trustsync.entity_snapshots (target, key, history_id, decided_at, believed) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [
+    target,
+    key,
+    last.hid,
+    last.decided_at,
+    JSON.stringify(foldBelief(snapshot?.believed ?? null, rows)),
+  ]);
+  return 1;
 }
 
 /** The story of one destination record: every decision about its key, oldest first, and where it stands now. */
 export async function explainKey(client: pg.Client | pg.Pool, target: string, key: string, options: { at?: Date; field?: string; all?: boolean } = {}): Promise<Explanation> {
   const history = await client.query(
-    `SELECT id::text AS hid, decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values,
+    `SELECT id::text AS hid, key, decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values,
             old_values, field, correlation_id
-       FROM trustsync.history WHERE target = $1 AND key = $2 AND ($3::timestamptz IS NULL OR decided_at <= $3)
+       FROM trustsync.history WHERE target = $1 AND ${OF_KEY_OR_TABLE} AND ($3::timestamptz IS NULL OR decided_at <= $3)
         AND ($4::text IS NULL OR field IS NULL OR field = $4) ORDER BY id`,
     [target, key, options.at?.toISOString() ?? null, options.field ?? null],
   );
@@ -116,7 +134,10 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
   const snapshot = await latestSnapshot(client, target, key, options.at);
   const after = history.rows.filter((r) => !snapshot || BigInt(r.hid) > BigInt(snapshot.historyId));
   const believed = foldBelief(snapshot ? snapshot.believed : null, after);
-  const shown = options.all ? history.rows : history.rows.slice(-TIMELINE_LIMIT);
+  // The table's TRUNCATEs belong to the record's story once it has one (a snapshot says it had).
+  const first = history.rows.findIndex((r) => r.key !== TABLE_KEY);
+  const story = snapshot ? history.rows : history.rows.slice(first < 0 ? history.rows.length : first);
+  const shown = options.all ? story : story.slice(-TIMELINE_LIMIT);
   const ledger = await client.query(`SELECT position::text, deleted, changed_at FROM trustsync.key_positions WHERE target = $1 AND key = $2`, [target, key]);
   // Only databases a flow under policy writes have row state.
   const state = await client
@@ -129,7 +150,7 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
     at: options.at?.toISOString() ?? null,
     field,
     believed: pick(believed),
-    earlier: history.rows.length - shown.length,
+    earlier: story.length - shown.length,
     snapshotAt: snapshot?.decidedAt ?? null,
     timeline: shown.map((r) => ({
       decidedAt: (r.decided_at as Date).toISOString(),

@@ -114,6 +114,9 @@ export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecisi
   };
 }
 
+/** The history's key of a decision about a whole table (a TRUNCATE). */
+export const TABLE_KEY = '*';
+
 /** A source change's identity: its table, key and position (its rank as text, when already at hand). */
 export function changeId(e: ChangeEvent, rank: string = positionRank(e.position).toString()): string {
   return `${e.entity}/${e.keyText}@${rank}`;

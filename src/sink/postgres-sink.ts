@@ -50,7 +50,7 @@ export interface TableMapping {
 
 export type RowDecision =
   | { decision: 'applied'; event: ChangeEvent }
-  | { decision: 'skipped'; reason: 'stale' | 'duplicate'; event: ChangeEvent; storedPosition: string }
+  | { decision: 'skipped'; reason: 'stale' | 'duplicate'; event: ChangeEvent; storedPosition: string; beforeTruncate?: true }
   | { decision: 'rejected'; event: ChangeEvent; error: RowRejected };
 
 export interface TableShape {
@@ -78,7 +78,7 @@ export interface BatchAudit {
 function decisionRow(target: string, d: RowDecision): HistoryRow {
   if (d.decision === 'applied') return eventRow(target, d.event, 'applied', null);
   if (d.decision === 'skipped') {
-    const why = d.reason === 'stale' ? 'the destination holds a newer change of this key' : 'the destination already holds this change';
+    const why = d.beforeTruncate ? 'a TRUNCATE of the table after this change is applied' : d.reason === 'stale' ? 'the destination holds a newer change of this key' : 'the destination already holds this change';
     return eventRow(target, d.event, d.reason === 'stale' ? 'skipped-stale' : 'skipped-duplicate', why, d.storedPosition);
   }
   return eventRow(target, d.event, 'dead-lettered', d.error.message);
@@ -372,7 +372,7 @@ export class PostgresSink {
   private async applySet(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[]): Promise<RowDecision[]> {
     const target = targetName(m.table);
     const ranks = set.map((e) => positionRank(e.position).toString());
-    const { rows } = await client.query<{ key: string; won: boolean; prior: string | null }>(CLAIM_POSITIONS, [
+    const { rows } = await client.query<{ key: string; won: boolean; prior: string | null; truncated: string | null }>(CLAIM_POSITIONS, [
       target,
       set.map((e) => e.keyText),
       ranks,
@@ -384,6 +384,7 @@ export class PostgresSink {
     set.forEach((e, i) => {
       const r = outcome.get(e.keyText)!;
       if (r.won) winners.push(e);
+      else if (r.prior !== null && r.prior === r.truncated) decisions.push({ decision: 'skipped', reason: 'stale', event: e, storedPosition: r.prior, beforeTruncate: true });
       else decisions.push({ decision: 'skipped', reason: r.prior === ranks[i] ? 'duplicate' : 'stale', event: e, storedPosition: r.prior ?? '0' });
     });
 
@@ -448,10 +449,10 @@ export class PostgresSink {
    * TRUNCATE at the source, applied at its position: every row goes except those a change after the
    * TRUNCATE already wrote (other partitions run ahead), every key the ledger holds is deleted at that
    * position, and the table remembers it, so that a change from before it (other partitions lag) is
-   * refused even for a key the ledger never held. With `wantKeys`, returns the keys of the rows it
-   * removed, by key text.
+   * refused even for a key the ledger never held. With `audit`, the decision goes on record in the
+   * same transaction. With `wantKeys`, returns the keys of the rows it removed, by key text.
    */
-  async applyTruncate(m: TableMapping, rank: bigint, wantKeys: boolean): Promise<Map<string, Row>> {
+  async applyTruncate(m: TableMapping, rank: bigint, wantKeys: boolean, audit?: BatchAudit): Promise<Map<string, Row>> {
     const target = targetName(m.table);
     const shape = await this.shape(m.table);
     return this.transaction(
@@ -476,6 +477,7 @@ export class PostgresSink {
           `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = $2::numeric, changed_at = now(), deleted_at = now() WHERE target = $1 AND position < $2::numeric`,
           [target, rank.toString()],
         );
+        if (audit) await recordHistory(client, audit.flow, audit.extra, audit.retrying);
         return removed;
       },
       truncationLock(target, 'exclusive'),

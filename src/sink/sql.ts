@@ -248,10 +248,12 @@ FROM ${LEDGER_SCHEMA}.key_positions WHERE target = $1 AND key = ANY($2::text[])`
 /**
  * Claims each key for its incoming position, in one statement: the ledger row moves forward only
  * when the incoming position is newer, and only past the table's last applied TRUNCATE (a change
- * from before it is stale even for a key the ledger never held). Row locks on the ledger serialize concurrent writers of the
- * same key, so the guard holds inside the database even with two flows writing.
- * Returns, per incoming key, whether it won and, when it lost, the position it found. That position
- * is looked up key by key, and only for losers (a few stale or repeated changes): as a join, the
+ * from before it is stale even for a key the ledger never held). Row locks on the ledger serialize
+ * concurrent writers of the same key, so the guard holds inside the database even with two flows
+ * writing.
+ * Returns, per incoming key, whether it won and, when it lost, the position it found (the
+ * TRUNCATE's when that is the newer one) and the table's TRUNCATE position. The position found is
+ * looked up key by key, and only for losers (a few stale or repeated changes): as a join, the
  * planner chose to read the whole ledger once the batch was a few thousand keys, 130 ms a batch at
  * 100,000 keys, and more as the ledger grows. The lookup sees the statement's snapshot, before `won`.
  */
@@ -269,5 +271,6 @@ WITH incoming AS (
   RETURNING kp.key
 )
 SELECT i.key, (w.key IS NOT NULL) AS won,
-  CASE WHEN w.key IS NULL THEN greatest((SELECT kp.position FROM ${LEDGER_SCHEMA}.key_positions kp WHERE kp.target = $1 AND kp.key = i.key), (SELECT position FROM truncated))::text END AS prior
+  CASE WHEN w.key IS NULL THEN greatest((SELECT kp.position FROM ${LEDGER_SCHEMA}.key_positions kp WHERE kp.target = $1 AND kp.key = i.key), (SELECT position FROM truncated))::text END AS prior,
+  CASE WHEN w.key IS NULL THEN (SELECT position FROM truncated)::text END AS truncated
 FROM incoming i LEFT JOIN won w ON w.key = i.key`;

@@ -3,6 +3,8 @@ import pg from 'pg';
 import type { ChangeEvent } from '../../src/model/change.js';
 import { PostgresSink, type TableMapping } from '../../src/sink/postgres-sink.js';
 import { explainKey, formatExplanation } from '../../src/history/explain.js';
+import { TABLE_KEY, type HistoryRow } from '../../src/history/history.js';
+import { positionRank } from '../../src/order/position.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 
 /**
@@ -46,7 +48,7 @@ describe('entity snapshots of the decision history', () => {
 
   afterAll(async () => {
     await pool.query(`DROP SCHEMA ${schema} CASCADE`);
-    for (const t of ['history', 'entity_snapshots', 'key_positions']) await pool.query(`DELETE FROM trustsync.${t} WHERE target = $1`, [target]);
+    for (const t of ['history', 'entity_snapshots', 'key_positions', 'truncations']) await pool.query(`DELETE FROM trustsync.${t} WHERE target = $1`, [target]);
     await pool.end();
   });
 
@@ -71,5 +73,24 @@ describe('entity snapshots of the decision history', () => {
     const two = await explainKey(pool, target, '2');
     expect(two.believed).toBeNull();
     expect(formatExplanation(one)).toMatch(/believed: .*"qty":249.*\(from the snapshot of /);
+  });
+
+  it('tells a TRUNCATE of the table in each record\'s story, and keeps its effect past the retention', async () => {
+    const rank = positionRank({ snapshot: false, commitLsn: 2000n, lsn: 2000n });
+    const truncate: HistoryRow = {
+      ...{ entity: 'src.items', target, key: TABLE_KEY, op: 't', decision: 'truncated', reason: 'TRUNCATE, truncate policy apply', position: rank.toString() },
+      ...{ storedPosition: null, origin: null, txId: null, sourceTsMs: null, captureTsMs: null, newValues: null },
+    };
+    await sink.applyTruncate(mapping, rank, false, { flow, extra: [truncate] });
+    const told = await explainKey(pool, target, '1');
+    expect(told.timeline.map((t) => `${t.decision} ${t.op}`)).toEqual(['truncated t']);
+    expect(told.believed).toBeNull();
+    expect(formatExplanation(told)).toMatch(/truncated +truncate at /);
+    // Past the retention the TRUNCATE's own record goes; the records' snapshots hold what it did.
+    await sink.purgeHistory(flow, 0);
+    for (const key of ['1', '2']) {
+      const after = await explainKey(pool, target, key);
+      expect([after.timeline, after.believed]).toEqual([[], null]);
+    }
   });
 });

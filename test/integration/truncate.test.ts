@@ -9,6 +9,7 @@ import { readStateTopic } from '../support/state.js';
 import { endpoints, kafkaClient, readRecords } from '../support/capture.js';
 import { waitFor } from '../support/wait.js';
 import { createDecoder } from '../../src/flow/run-flow.js';
+import { explainKey } from '../../src/history/explain.js';
 import { join } from 'node:path';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 
@@ -88,6 +89,11 @@ describe('TRUNCATE at the source', () => {
     }
     await waitFor(async () => (await metrics.total('applied', 'truncate')) > truncatesBefore && (await metrics.total('skipped', 'stale')) > staleBefore, 'the TRUNCATE and the update delivered again', 30_000);
     expect((await f.dest.query(`SELECT id::int, amount::int FROM ${f.destSchema}.orders`)).rows).toEqual([{ id: 100, amount: 5 }]);
+    // The story of 5 tells why the late update was refused.
+    const story = await explainKey(f.dest, `${f.destSchema}.orders`, '5');
+    expect(story.timeline.map((t) => `${t.decision} ${t.op}`).slice(-2)).toEqual(['truncated t', 'skipped-stale u']);
+    expect(story.timeline.at(-1)!.reason).toBe('a TRUNCATE of the table after this change is applied');
+    expect(story.believed).toBeNull();
   });
 
   it('stops the flow with the reason and the fix under the default policy', async () => {
