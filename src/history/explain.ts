@@ -41,7 +41,7 @@ export interface Explanation {
   state: { vector: Record<string, string>; agreed: Record<string, unknown> | null; changedAt: string } | null;
 }
 
-/** A TRUNCATE applied to the table: it empties every record of it, so each record's story holds it. */
+/** A record's decisions ($2: its key) and its table's TRUNCATEs, which empty every record of the table. */
 const OF_KEY_OR_TABLE = `(key = $2 OR (key = '${TABLE_KEY}' AND decision = 'truncated'))`;
 
 /** Decisions that change what trustsync believes a record holds. */

@@ -178,8 +178,9 @@ export function deleteStatement(table: TableName, keyColumns: { name: string; ty
 }
 
 /**
- * A row's key as text, in SQL, as trustsync writes it everywhere (ledger, history, explain, review):
- * the JSON of the key value, or a JSON array of them for a composite key.
+ * A row's key as text, in SQL, as trustsync writes it (ledger, history, explain, review): the JSON
+ * of the key value, or a JSON array of them for a composite key. It equals the event's key text
+ * where PostgreSQL's JSON of the column and Debezium's agree (integers, text, uuid).
  */
 export function keyTextExpr(keyColumns: readonly string[], alias = 't'): string {
   const json = (c: string) => `to_json(${alias}.${quoteIdent(c)})::text`;
