@@ -5,7 +5,7 @@ import type { RawRecord, RecordDecoder } from '../decode/debezium.js';
 import { collapseByKey } from '../order/plan.js';
 import { formatPosition, positionRank } from '../order/position.js';
 import { recordHistory, targetName, type PostgresSink, type TableMapping } from '../sink/postgres-sink.js';
-import { TABLE_KEY, eventRow, type HistoryRow } from '../history/history.js';
+import { eventRow, truncateRow, type HistoryRow } from '../history/history.js';
 import type { FlowMetrics } from '../observe/metrics.js';
 import { withRetries, type RetryPolicy } from './retry.js';
 import type { DeadLetter } from './dlq.js';
@@ -201,19 +201,9 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
         if (ctx.truncate === 'stop') {
           throw new TruncateStopped(`TRUNCATE of ${decoded.entity} at ${topic}/${record.origin.partition}@${record.origin.offset}: the flow stops rather than wipe ${targetName(mapping.table)}.`);
         }
-        const rank = positionRank(decoded.position);
-        const decision: HistoryRow = {
-          ...batchRow(target, ctx.truncate === 'apply' ? 'truncated' : 'ignored'),
-          entity: decoded.entity,
-          key: TABLE_KEY,
-          op: 't',
-          reason: `TRUNCATE, truncate policy ${ctx.truncate}`,
-          position: rank.toString(),
-          origin: record.origin,
-          correlationId: `${decoded.entity}/${TABLE_KEY}@${rank}`,
-        };
+        const decision = truncateRow(target, decoded, ctx.truncate === 'apply' ? 'truncated' : 'ignored', `TRUNCATE, truncate policy ${ctx.truncate}`);
         if (ctx.truncate === 'apply') {
-          const removed = await withRetries(ctx.retry, (attempt) => ctx.sink.applyTruncate(mapping, rank, mapping.state !== undefined, { flow: ctx.flow, extra: [decision], retrying: attempt > 1 }), onRetry);
+          const removed = await withRetries(ctx.retry, (attempt) => ctx.sink.applyTruncate(mapping, positionRank(decoded.position), mapping.state !== undefined, { flow: ctx.flow, extra: [decision], retrying: attempt > 1 }), onRetry);
           // With a state topic, every row the truncate removed becomes a tombstone there too.
           for (const [k, key] of removed) outcome.keys.set(k, key);
         } else {

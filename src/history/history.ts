@@ -1,4 +1,4 @@
-import type { ChangeEvent, RecordOrigin } from '../model/change.js';
+import type { ChangeEvent, RecordOrigin, TruncateEvent } from '../model/change.js';
 import { positionRank } from '../order/position.js';
 
 /**
@@ -117,8 +117,29 @@ export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecisi
 /** The history's key of a decision about a whole table (a TRUNCATE). */
 export const TABLE_KEY = '*';
 
-/** A source change's identity: its table, key and position (its rank as text, when already at hand). */
-export function changeId(e: ChangeEvent, rank: string = positionRank(e.position).toString()): string {
+/** A history row about a TRUNCATE: one for the whole table, whatever its policy made of it. */
+export function truncateRow(target: string, t: TruncateEvent, decision: 'truncated' | 'ignored', reason: string): HistoryRow {
+  const position = positionRank(t.position).toString();
+  return {
+    target,
+    entity: t.entity,
+    key: TABLE_KEY,
+    op: 't',
+    decision,
+    reason,
+    position,
+    storedPosition: null,
+    origin: t.origin,
+    txId: null,
+    sourceTsMs: null,
+    captureTsMs: null,
+    newValues: null,
+    correlationId: changeId({ entity: t.entity, keyText: TABLE_KEY }, position),
+  };
+}
+
+/** A source change's identity: its table, key (TABLE_KEY for the whole table) and position rank. */
+export function changeId(e: Pick<ChangeEvent, 'entity' | 'keyText'>, rank: string): string {
   return `${e.entity}/${e.keyText}@${rank}`;
 }
 

@@ -454,13 +454,15 @@ export class PostgresSink {
    */
   async applyTruncate(m: TableMapping, rank: bigint, wantKeys: boolean, audit?: BatchAudit): Promise<Map<string, Row>> {
     const target = targetName(m.table);
-    const shape = await this.shape(m.table);
+    const position = rank.toString();
     return this.transaction(
       `truncating ${target}`,
       async (client) => {
+        // Read in here, so that losing the server meanwhile fails (and is retried) like the writes.
+        const shape = await this.shape(m.table);
         await client.query(
           `INSERT INTO ${LEDGER_SCHEMA}.truncations AS t (target, position) VALUES ($1, $2) ON CONFLICT (target) DO UPDATE SET position = greatest(t.position, EXCLUDED.position), truncated_at = now()`,
-          [target, rank.toString()],
+          [target, position],
         );
         let removed = new Map<string, Row>();
         if (shape) {
@@ -469,13 +471,13 @@ export class PostgresSink {
             `DELETE FROM ${qualified(m.table)} t
               WHERE NOT EXISTS (SELECT 1 FROM ${LEDGER_SCHEMA}.key_positions kp WHERE kp.target = $1 AND kp.key = ${keyTextExpr(shape.keyColumns)} AND kp.position > $2::numeric)
               ${wantKeys ? `RETURNING ${keyObject} AS k` : ''}`,
-            [target, rank.toString()],
+            [target, position],
           );
           removed = new Map(rows.map((r) => [keyTextOf(r.k), r.k]));
         }
         await client.query(
           `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = $2::numeric, changed_at = now(), deleted_at = now() WHERE target = $1 AND position < $2::numeric`,
-          [target, rank.toString()],
+          [target, position],
         );
         if (audit) await recordHistory(client, audit.flow, audit.extra, audit.retrying);
         return removed;

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import type { ChangeEvent } from '../../src/model/change.js';
+import type { ChangeEvent, TruncateEvent } from '../../src/model/change.js';
 import { PostgresSink, type TableMapping } from '../../src/sink/postgres-sink.js';
 import { explainKey, formatExplanation } from '../../src/history/explain.js';
-import { TABLE_KEY, type HistoryRow } from '../../src/history/history.js';
+import { truncateRow } from '../../src/history/history.js';
 import { positionRank } from '../../src/order/position.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 
@@ -76,12 +76,8 @@ describe('entity snapshots of the decision history', () => {
   });
 
   it('tells a TRUNCATE of the table in each record\'s story, and keeps its effect past the retention', async () => {
-    const rank = positionRank({ snapshot: false, commitLsn: 2000n, lsn: 2000n });
-    const truncate: HistoryRow = {
-      ...{ entity: 'src.items', target, key: TABLE_KEY, op: 't', decision: 'truncated', reason: 'TRUNCATE, truncate policy apply', position: rank.toString() },
-      ...{ storedPosition: null, origin: null, txId: null, sourceTsMs: null, captureTsMs: null, newValues: null },
-    };
-    await sink.applyTruncate(mapping, rank, false, { flow, extra: [truncate] });
+    const truncate: TruncateEvent = { kind: 'truncate', entity: 'src.items', position: { snapshot: false, commitLsn: 2000n, lsn: 2000n }, origin: { topic: 't', partition: 0, offset: '2000' } };
+    await sink.applyTruncate(mapping, positionRank(truncate.position), false, { flow, extra: [truncateRow(target, truncate, 'truncated', 'TRUNCATE, truncate policy apply')] });
     const told = await explainKey(pool, target, '1');
     expect(told.timeline.map((t) => `${t.decision} ${t.op}`)).toEqual(['truncated t']);
     expect(told.believed).toBeNull();
