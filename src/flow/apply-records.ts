@@ -201,16 +201,22 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
         if (ctx.truncate === 'stop') {
           throw new TruncateStopped(`TRUNCATE of ${decoded.entity} at ${topic}/${record.origin.partition}@${record.origin.offset}: the flow stops rather than wipe ${targetName(mapping.table)}.`);
         }
-        const decision = truncateRow(target, decoded, ctx.truncate === 'apply' ? 'truncated' : 'ignored', `TRUNCATE, truncate policy ${ctx.truncate}`);
         if (ctx.truncate === 'apply') {
-          const removed = await withRetries(ctx.retry, (attempt) => ctx.sink.applyTruncate(mapping, positionRank(decoded.position), mapping.state !== undefined, { flow: ctx.flow, extra: [decision], retrying: attempt > 1 }), onRetry);
-          // With a state topic, every row the truncate removed becomes a tombstone there too.
-          for (const [k, key] of removed) outcome.keys.set(k, key);
+          const done = await withRetries(ctx.retry, (attempt) => ctx.sink.applyTruncate(mapping, decoded, mapping.state !== undefined, { flow: ctx.flow, retrying: attempt > 1 }), onRetry);
+          if (done.decision === 'truncated') {
+            // With a state topic, every row the truncate removed becomes a tombstone there too.
+            for (const [k, key] of done.removed) outcome.keys.set(k, key);
+            metrics.count(topic, 'applied', 'truncate');
+            log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset }, `TRUNCATE of ${decoded.entity}: applied by policy`);
+          } else {
+            metrics.count(topic, 'skipped', done.reason);
+            log.info({ topic, partition: record.origin.partition, offset: record.origin.offset, storedPosition: done.storedPosition }, `TRUNCATE of ${decoded.entity}: skipped (${done.reason})`);
+          }
         } else {
-          await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, [decision]), onRetry);
+          await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, [truncateRow(target, decoded, 'ignored', 'TRUNCATE, truncate policy skip')]), onRetry);
+          metrics.count(topic, 'skipped', 'truncate');
+          log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset }, `TRUNCATE of ${decoded.entity}: skipped by policy`);
         }
-        metrics.count(topic, ctx.truncate === 'apply' ? 'applied' : 'skipped', 'truncate');
-        log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset }, `TRUNCATE of ${decoded.entity}: ${ctx.truncate === 'apply' ? 'applied' : 'skipped'} by policy`);
         break;
       }
     }

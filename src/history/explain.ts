@@ -134,8 +134,9 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
   const snapshot = await latestSnapshot(client, target, key, options.at);
   const after = history.rows.filter((r) => !snapshot || BigInt(r.hid) > BigInt(snapshot.historyId));
   const believed = foldBelief(snapshot ? snapshot.believed : null, after);
-  // The table's TRUNCATEs belong to the record's story once it has one (a snapshot says it had).
-  const first = history.rows.findIndex((r) => r.key !== TABLE_KEY);
+  // The table's TRUNCATEs belong to the record's story once it has one (a snapshot says it had);
+  // asked for the table's key itself, the story is all of its own.
+  const first = key === TABLE_KEY ? 0 : history.rows.findIndex((r) => r.key !== TABLE_KEY);
   const story = snapshot ? history.rows : history.rows.slice(first < 0 ? history.rows.length : first);
   const shown = options.all ? story : story.slice(-TIMELINE_LIMIT);
   const ledger = await client.query(`SELECT position::text, deleted, changed_at FROM trustsync.key_positions WHERE target = $1 AND key = $2`, [target, key]);

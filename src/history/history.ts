@@ -118,7 +118,7 @@ export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecisi
 export const TABLE_KEY = '*';
 
 /** A history row about a TRUNCATE: one for the whole table, whatever its policy made of it. */
-export function truncateRow(target: string, t: TruncateEvent, decision: 'truncated' | 'ignored', reason: string): HistoryRow {
+export function truncateRow(target: string, t: TruncateEvent, decision: 'truncated' | 'ignored' | 'skipped-duplicate' | 'skipped-stale', reason: string, storedPosition: string | null = null): HistoryRow {
   const position = positionRank(t.position).toString();
   return {
     target,
@@ -128,7 +128,7 @@ export function truncateRow(target: string, t: TruncateEvent, decision: 'truncat
     decision,
     reason,
     position,
-    storedPosition: null,
+    storedPosition,
     origin: t.origin,
     txId: null,
     sourceTsMs: null,

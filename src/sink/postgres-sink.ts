@@ -2,11 +2,11 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { UNAVAILABLE_VALUE, keyTextOf, type ChangeEvent, type FieldType, type Row } from '../model/change.js';
+import { UNAVAILABLE_VALUE, keyTextOf, type ChangeEvent, type FieldType, type Row, type TruncateEvent } from '../model/change.js';
 import { RowRejected, SchemaIncompatible, TransientSinkError, TrustsyncError } from '../model/errors.js';
 import { positionRank } from '../order/position.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
-import { HISTORY_COPY, HISTORY_COPY_STAGED, HISTORY_DDL, HISTORY_FROM_STAGE, HISTORY_STAGE, eventRow, historyCopy, type HistoryRow } from '../history/history.js';
+import { HISTORY_COPY, HISTORY_COPY_STAGED, HISTORY_DDL, HISTORY_FROM_STAGE, HISTORY_STAGE, eventRow, historyCopy, truncateRow, type HistoryRow } from '../history/history.js';
 import { takeSnapshots } from '../history/explain.js';
 import type { StateTopicSpec } from './state-topic.js';
 import {
@@ -52,6 +52,9 @@ export type RowDecision =
   | { decision: 'applied'; event: ChangeEvent }
   | { decision: 'skipped'; reason: 'stale' | 'duplicate'; event: ChangeEvent; storedPosition: string; beforeTruncate?: true }
   | { decision: 'rejected'; event: ChangeEvent; error: RowRejected };
+
+/** What a TRUNCATE came to: applied (with the rows it removed, when asked), or skipped behind the one the table holds. */
+export type TruncateDecision = { decision: 'truncated'; removed: Map<string, Row> } | { decision: 'skipped'; reason: 'stale' | 'duplicate'; storedPosition: string };
 
 export interface TableShape {
   columns: Map<string, string>;
@@ -449,19 +452,29 @@ export class PostgresSink {
    * TRUNCATE at the source, applied at its position: every row goes except those a change after the
    * TRUNCATE already wrote (other partitions run ahead), every key the ledger holds is deleted at that
    * position, and the table remembers it, so that a change from before it (other partitions lag) is
-   * refused even for a key the ledger never held. With `audit`, the decision goes on record in the
-   * same transaction. With `wantKeys`, returns the keys of the rows it removed, by key text.
+   * refused even for a key the ledger never held. A TRUNCATE at or before the one the table remembers
+   * (delivered again, or late) is skipped. With `audit`, the decision goes on record in the same
+   * transaction. With `wantKeys`, `removed` holds the keys of the rows it removed, by key text.
    */
-  async applyTruncate(m: TableMapping, rank: bigint, wantKeys: boolean, audit?: BatchAudit): Promise<Map<string, Row>> {
+  async applyTruncate(m: TableMapping, t: TruncateEvent, wantKeys: boolean, audit?: Omit<BatchAudit, 'extra'>): Promise<TruncateDecision> {
     const target = targetName(m.table);
-    const position = rank.toString();
+    const position = positionRank(t.position).toString();
     return this.transaction(
       `truncating ${target}`,
       async (client) => {
+        const record = async (row: HistoryRow) => {
+          if (audit) await recordHistory(client, audit.flow, [row], audit.retrying);
+        };
+        const prior = (await client.query<{ position: string }>(`SELECT position::text FROM ${LEDGER_SCHEMA}.truncations WHERE target = $1`, [target])).rows[0]?.position;
+        if (prior !== undefined && BigInt(prior) >= BigInt(position)) {
+          const reason = prior === position ? 'duplicate' : 'stale';
+          await record(truncateRow(target, t, `skipped-${reason}`, reason === 'duplicate' ? 'this TRUNCATE is already applied' : 'a later TRUNCATE of the table is applied', prior));
+          return { decision: 'skipped', reason, storedPosition: prior };
+        }
         // Read in here, so that losing the server meanwhile fails (and is retried) like the writes.
         const shape = await this.shape(m.table);
         await client.query(
-          `INSERT INTO ${LEDGER_SCHEMA}.truncations AS t (target, position) VALUES ($1, $2) ON CONFLICT (target) DO UPDATE SET position = greatest(t.position, EXCLUDED.position), truncated_at = now()`,
+          `INSERT INTO ${LEDGER_SCHEMA}.truncations (target, position) VALUES ($1, $2) ON CONFLICT (target) DO UPDATE SET position = EXCLUDED.position, truncated_at = now()`,
           [target, position],
         );
         let removed = new Map<string, Row>();
@@ -479,8 +492,8 @@ export class PostgresSink {
           `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = $2::numeric, changed_at = now(), deleted_at = now() WHERE target = $1 AND position < $2::numeric`,
           [target, position],
         );
-        if (audit) await recordHistory(client, audit.flow, audit.extra, audit.retrying);
-        return removed;
+        await record(truncateRow(target, t, 'truncated', 'TRUNCATE, truncate policy apply'));
+        return { decision: 'truncated', removed };
       },
       truncationLock(target, 'exclusive'),
     );

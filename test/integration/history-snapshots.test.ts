@@ -3,8 +3,6 @@ import pg from 'pg';
 import type { ChangeEvent, TruncateEvent } from '../../src/model/change.js';
 import { PostgresSink, type TableMapping } from '../../src/sink/postgres-sink.js';
 import { explainKey, formatExplanation } from '../../src/history/explain.js';
-import { truncateRow } from '../../src/history/history.js';
-import { positionRank } from '../../src/order/position.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 
 /**
@@ -77,7 +75,7 @@ describe('entity snapshots of the decision history', () => {
 
   it('tells a TRUNCATE of the table in each record\'s story, and keeps its effect past the retention', async () => {
     const truncate: TruncateEvent = { kind: 'truncate', entity: 'src.items', position: { snapshot: false, commitLsn: 2000n, lsn: 2000n }, origin: { topic: 't', partition: 0, offset: '2000' } };
-    await sink.applyTruncate(mapping, positionRank(truncate.position), false, { flow, extra: [truncateRow(target, truncate, 'truncated', 'TRUNCATE, truncate policy apply')] });
+    await sink.applyTruncate(mapping, truncate, false, { flow });
     const told = await explainKey(pool, target, '1');
     expect(told.timeline.map((t) => `${t.decision} ${t.op}`)).toEqual(['truncated t']);
     expect(told.believed).toBeNull();

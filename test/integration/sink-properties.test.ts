@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import pg from 'pg';
-import type { ChangeEvent } from '../../src/model/change.js';
+import type { ChangeEvent, TruncateEvent } from '../../src/model/change.js';
 import { collapseByKey } from '../../src/order/plan.js';
 import { positionRank } from '../../src/order/position.js';
 import { PostgresSink, inTransaction, recordHistory, type TableMapping } from '../../src/sink/postgres-sink.js';
@@ -72,7 +72,8 @@ describe('the guarded sink is order- and repetition-proof', () => {
   }
   type Step = ChangeEvent | Truncation;
   const lsnOf = (s: Step) => (s.kind === 'truncate' ? s.lsn : s.position.lsn);
-  const truncation = (lsn: bigint) => positionRank({ snapshot: false, commitLsn: lsn, lsn });
+  const truncation = (lsn: bigint): TruncateEvent => ({ kind: 'truncate', entity: 'src.t', position: { snapshot: false, commitLsn: lsn, lsn }, origin: { topic: 't', partition: 0, offset: String(lsn) } });
+  const rankOf = (t: TruncateEvent) => positionRank(t.position).toString();
 
   // Zero to two TRUNCATEs, each between two of the history's changes (changes are 10 apart).
   const steps = history.chain((events) =>
@@ -170,14 +171,14 @@ describe('the guarded sink is order- and repetition-proof', () => {
     // A TRUNCATE at 500 in flight, its transaction open (as applyTruncate holds it).
     const truncating = await pool.connect();
     await truncating.query(`BEGIN; ${truncationLock(target, 'exclusive')}`);
-    await truncating.query(`INSERT INTO trustsync.truncations (target, position) VALUES ($1, $2)`, [target, truncation(500n).toString()]);
+    await truncating.query(`INSERT INTO trustsync.truncations (target, position) VALUES ($1, $2)`, [target, rankOf(truncation(500n))]);
     let settled = false;
     const write = sink.applyBatch(m, [event({ key: 8, op: 'c', v: 'before the truncate' }, 400, 0), event({ key: 9, op: 'c', v: 'after it' }, 600, 1)]).finally(() => (settled = true));
     await new Promise((r) => setTimeout(r, 500));
     expect(settled).toBe(false);
     await truncating.query('COMMIT');
     truncating.release();
-    expect((await write).map((d) => (d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision]))).toEqual([['skipped', 'stale', truncation(500n).toString()], ['applied']]);
+    expect((await write).map((d) => (d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision]))).toEqual([['skipped', 'stale', rankOf(truncation(500n))], ['applied']]);
     expect((await rows('shuffled')).map((r) => r.id)).toEqual(['9']);
   });
 
@@ -199,10 +200,27 @@ describe('the guarded sink is order- and repetition-proof', () => {
     expect(late.map((d) => d.decision)).toEqual(['skipped']);
   });
 
+  it('a TRUNCATE delivered again, or one from before the TRUNCATE the table holds, is skipped and changes nothing', async () => {
+    const m = mapping('shuffled');
+    await reset('shuffled');
+    expect((await sink.applyTruncate(m, truncation(300n), true)).decision).toBe('truncated');
+    await sink.applyBatch(m, [event({ key: 7, op: 'c', v: 'after the truncate' }, 400, 0)]);
+    const told = async (t: TruncateEvent) => {
+      const d = await sink.applyTruncate(m, t, true);
+      return d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision, [...d.removed.keys()]];
+    };
+    expect(await told(truncation(300n))).toEqual(['skipped', 'duplicate', rankOf(truncation(300n))]);
+    expect(await told(truncation(200n))).toEqual(['skipped', 'stale', rankOf(truncation(300n))]);
+    expect((await rows('shuffled')).map((r) => r.id)).toEqual(['7']);
+    // A later one still applies, keeping only what came after it.
+    expect(await told(truncation(350n))).toEqual(['truncated', []]);
+    expect(await told(truncation(500n))).toEqual(['truncated', ['7']]);
+  });
+
   it('keeps a TRUNCATE as long as a tombstone, then no longer refuses a change from before it', async () => {
     const m = mapping('shuffled');
     await reset('shuffled');
-    await sink.applyTruncate(m, truncation(300n), false);
+    expect((await sink.applyTruncate(m, truncation(300n), false)).decision).toBe('truncated');
     const late = () => sink.applyBatch(m, [event({ key: 4, op: 'c', v: 'from before the truncate' }, 200, 0)]);
     expect((await late()).map((d) => d.decision)).toEqual(['skipped']);
     await pool.query(`UPDATE trustsync.truncations SET truncated_at = now() - interval '8 days' WHERE target = $1`, [`${schema}.shuffled`]);

@@ -72,7 +72,7 @@ describe('TRUNCATE at the source', () => {
     };
     const [truncate, update] = [await find('truncate'), await find('u')];
     const metrics = f.runner!.metrics;
-    const [truncatesBefore, staleBefore] = [await metrics.total('applied', 'truncate'), await metrics.total('skipped', 'stale')];
+    const [duplicatesBefore, staleBefore] = [await metrics.total('skipped', 'duplicate'), await metrics.total('skipped', 'stale')];
     // As a partition that runs behind would deliver them: the TRUNCATE after the insert of 100 was
     // applied, then the update from before the TRUNCATE, each on another partition than before.
     const kafka = kafkaClient();
@@ -87,13 +87,17 @@ describe('TRUNCATE at the source', () => {
     } finally {
       await producer.disconnect();
     }
-    await waitFor(async () => (await metrics.total('applied', 'truncate')) > truncatesBefore && (await metrics.total('skipped', 'stale')) > staleBefore, 'the TRUNCATE and the update delivered again', 30_000);
+    await waitFor(async () => (await metrics.total('skipped', 'duplicate')) > duplicatesBefore && (await metrics.total('skipped', 'stale')) > staleBefore, 'the TRUNCATE and the update delivered again', 30_000);
     expect((await f.dest.query(`SELECT id::int, amount::int FROM ${f.destSchema}.orders`)).rows).toEqual([{ id: 100, amount: 5 }]);
     // The story of 5 tells why the late update was refused.
     const story = await explainKey(f.dest, `${f.destSchema}.orders`, '5');
     expect(story.timeline.map((t) => `${t.decision} ${t.op}`).slice(-2)).toEqual(['truncated t', 'skipped-stale u']);
     expect(story.timeline.at(-1)!.reason).toBe('a TRUNCATE of the table after this change is applied');
     expect(story.believed).toBeNull();
+    expect(story.timeline.filter((t) => t.op === 't')).toHaveLength(1);
+    // The TRUNCATE delivered again is on record as the duplicate it is.
+    const table = await explainKey(f.dest, `${f.destSchema}.orders`, '*');
+    expect(table.timeline.map((t) => `${t.decision} ${t.reason}`)).toEqual(['truncated TRUNCATE, truncate policy apply', 'skipped-duplicate this TRUNCATE is already applied']);
   });
 
   it('stops the flow with the reason and the fix under the default policy', async () => {
