@@ -34,8 +34,8 @@ export interface ApplyOutcome {
   ignored: number;
   /** trustsync's own writes captured back from the source, not sent on. */
   echoes: number;
-  /** With a state topic: every key a change of this slice was about (applied or not), by key text; their state is re-published. */
-  keys: Map<string, Row>;
+  /** With a state topic: every key a change of this slice was about (applied or not), by key text; their state is re-published (null: a key a TRUNCATE removed). */
+  keys: Map<string, Row | null>;
   deadLetters: DeadLetter[];
   /** Source commit times of the applied changes, for end-to-end latency. */
   appliedSourceTsMs: number[];
@@ -203,9 +203,9 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
         }
         if (ctx.truncate === 'apply') {
           const done = await withRetries(ctx.retry, (attempt) => ctx.sink.applyTruncate(mapping, decoded, mapping.state !== undefined, { flow: ctx.flow, retrying: attempt > 1 }), onRetry);
+          // With a state topic, every row the truncate removed becomes a tombstone there too.
+          for (const [k, key] of done.removed) outcome.keys.set(k, key);
           if (done.decision === 'truncated') {
-            // With a state topic, every row the truncate removed becomes a tombstone there too.
-            for (const [k, key] of done.removed) outcome.keys.set(k, key);
             metrics.count(topic, 'applied', 'truncate');
             log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset }, `TRUNCATE of ${decoded.entity}: applied by policy`);
           } else {

@@ -244,7 +244,7 @@ export class FlowRunner {
    * the rewrite a no-op), so the state topic never disagrees with what was applied. False when
    * another member has taken the partition over (this producer is fenced): the slice is abandoned.
    */
-  private async commitWithState(mapping: TableMapping, encoder: StateEncoder, partition: number, keys: ReadonlyMap<string, Row>, offset: string): Promise<boolean> {
+  private async commitWithState(mapping: TableMapping, encoder: StateEncoder, partition: number, keys: ReadonlyMap<string, Row | null>, offset: string): Promise<boolean> {
     const rows = await withRetries(this.config.retry, () => this.sink.readRows(mapping, keys), this.retryLogger(mapping.topic));
     const messages = [...rows].map(([key, row]) => encoder.message(key, row));
     const id = `${mapping.topic}/${partition}`;

@@ -53,8 +53,13 @@ export type RowDecision =
   | { decision: 'skipped'; reason: 'stale' | 'duplicate'; event: ChangeEvent; storedPosition: string; beforeTruncate?: true }
   | { decision: 'rejected'; event: ChangeEvent; error: RowRejected };
 
-/** What a TRUNCATE came to: applied (with the rows it removed, when asked), or skipped behind the one the table holds. */
-export type TruncateDecision = { decision: 'truncated'; removed: Map<string, Row> } | { decision: 'skipped'; reason: 'stale' | 'duplicate'; storedPosition: string };
+/**
+ * What a TRUNCATE came to: applied, or skipped behind the one the table holds. With keys asked for,
+ * `removed` holds the keys of the rows it removed, by key text; delivered again, those the ledger
+ * says it removed, their key columns no longer known (null): what an interrupted first delivery
+ * removed is then told again.
+ */
+export type TruncateDecision = { decision: 'truncated'; removed: Map<string, Row | null> } | { decision: 'skipped'; reason: 'stale' | 'duplicate'; storedPosition: string; removed: Map<string, Row | null> };
 
 export interface TableShape {
   columns: Map<string, string>;
@@ -426,12 +431,14 @@ export class PostgresSink {
    * The destination's current rows for these keys (columns as PostgreSQL text), by key text; null for
    * a key the table does not hold. One statement, whatever the number of keys.
    */
-  async readRows(m: TableMapping, keys: ReadonlyMap<string, Row>): Promise<Map<string, Record<string, string | null> | null>> {
+  async readRows(m: TableMapping, keys: ReadonlyMap<string, Row | null>): Promise<Map<string, Record<string, string | null> | null>> {
     const out = new Map<string, Record<string, string | null> | null>([...keys.keys()].map((k) => [k, null]));
-    const shape = keys.size ? await this.shape(m.table) : null;
+    // A key without its columns is one known to be gone.
+    const known = [...keys].filter((e): e is [string, Row] => e[1] !== null);
+    const shape = known.length ? await this.shape(m.table) : null;
     if (!shape) return out;
-    const texts = [...keys.keys()];
-    const keyRows = [...keys.values()].map((k) => mapRow(m, k));
+    const texts = known.map(([k]) => k);
+    const keyRows = known.map(([, k]) => mapRow(m, k));
     const columns = [...shape.columns.keys()];
     const match = shape.keyColumns.map((c, i) => `t.${quoteIdent(c)} = k.c${i}::${shape.columns.get(c)!}`).join(' AND ');
     const { rows } = await this.pool
@@ -469,7 +476,12 @@ export class PostgresSink {
         if (prior !== undefined && BigInt(prior) >= BigInt(position)) {
           const reason = prior === position ? 'duplicate' : 'stale';
           await record(truncateRow(target, t, `skipped-${reason}`, reason === 'duplicate' ? 'this TRUNCATE is already applied' : 'a later TRUNCATE of the table is applied', prior));
-          return { decision: 'skipped', reason, storedPosition: prior };
+          const removed = new Map<string, Row | null>();
+          if (wantKeys && reason === 'duplicate') {
+            const { rows } = await client.query<{ key: string }>(`SELECT key FROM ${LEDGER_SCHEMA}.key_positions WHERE target = $1 AND position = $2::numeric AND deleted`, [target, position]);
+            for (const r of rows) removed.set(r.key, null);
+          }
+          return { decision: 'skipped', reason, storedPosition: prior, removed };
         }
         // Read in here, so that losing the server meanwhile fails (and is retried) like the writes.
         const shape = await this.shape(m.table);
@@ -477,7 +489,7 @@ export class PostgresSink {
           `INSERT INTO ${LEDGER_SCHEMA}.truncations (target, position) VALUES ($1, $2) ON CONFLICT (target) DO UPDATE SET position = EXCLUDED.position, truncated_at = now()`,
           [target, position],
         );
-        let removed = new Map<string, Row>();
+        let removed = new Map<string, Row | null>();
         if (shape) {
           const keyObject = `json_build_object(${shape.keyColumns.map((c) => `${quoteLiteral(c)}, t.${quoteIdent(c)}`).join(', ')})`;
           const { rows } = await client.query<{ k: Row }>(

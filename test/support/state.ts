@@ -4,18 +4,24 @@ import { endpoints } from './capture.js';
 
 /**
  * A state topic as an analyst reads it: a plain Kafka consumer (read-committed) and the Confluent
- * registry client — none of trustsync's code. The latest record per key (null: a tombstone).
+ * registry client — none of trustsync's code. The latest record per key (null: a tombstone), and
+ * the latest row record per key as it was sent.
  */
-export async function readStateTopic(kafka: Kafka, topic: string, group: string): Promise<{ latest: Map<string, Record<string, unknown> | null>; tombstones: number }> {
+export async function readStateTopic(
+  kafka: Kafka,
+  topic: string,
+  group: string,
+): Promise<{ latest: Map<string, Record<string, unknown> | null>; tombstones: number; lastRows: Map<string, { partition: number; value: Buffer }> }> {
   const registry = new SchemaRegistry({ host: endpoints.registryCcompatUrl });
   const latest = new Map<string, Record<string, unknown> | null>();
+  const lastRows = new Map<string, { partition: number; value: Buffer }>();
   let tombstones = 0;
   const consumer = kafka.consumer({ groupId: `${group}-analyst-${Date.now()}` });
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
   let lastSeen = Date.now();
   await consumer.run({
-    eachMessage: async ({ message }) => {
+    eachMessage: async ({ partition, message }) => {
       lastSeen = Date.now();
       const key = message.key!.toString();
       if (message.value === null) {
@@ -23,11 +29,12 @@ export async function readStateTopic(kafka: Kafka, topic: string, group: string)
         latest.set(key, null);
       } else {
         latest.set(key, (await registry.decode(message.value)) as Record<string, unknown>);
+        lastRows.set(key, { partition, value: message.value });
       }
     },
   });
   // Everything is in the topic already: read until nothing has come for three seconds.
   while (Date.now() - lastSeen < 3000) await new Promise((r) => setTimeout(r, 250));
   await consumer.disconnect();
-  return { latest, tombstones };
+  return { latest, tombstones, lastRows };
 }
