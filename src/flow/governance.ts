@@ -7,7 +7,7 @@ import type { Validator } from '../policy/validators.js';
 import { GovernedSink, type Governance } from '../sink/governed-sink.js';
 import { GOVERNED_DDL } from '../sink/governed-sql.js';
 import { HISTORY_DDL } from '../history/history.js';
-import { targetName, type PostgresSink } from '../sink/postgres-sink.js';
+import { createOwnTables, targetName, type PostgresSink } from '../sink/postgres-sink.js';
 import { FlowConfigError, type FlowConfig } from './config.js';
 
 /** A flow's tables under policy, and what deciding for them needs. */
@@ -71,9 +71,7 @@ export async function prepareGovernance(config: FlowConfig, sink: PostgresSink, 
     sourceDb = new pg.Pool({ connectionString: config.sourceDatabaseUrl, max: 4, connectionTimeoutMillis: 10_000, application_name: `trustsync:${config.flow}:echoes`.slice(0, 63) });
     sourceDb.on('error', (err) => log.warn({ err: err.message }, 'source database connection lost'));
     // The table of trustsync's writes into the source: the other direction fills it, this one reads it.
-    await sourceDb.query(GOVERNED_DDL + HISTORY_DDL).catch((err) => {
-      if ((err as { code?: string }).code !== '23505') throw err;
-    });
+    await createOwnTables(sourceDb, GOVERNED_DDL + HISTORY_DDL);
   }
   const byTopic = new Map<string, Governance>();
   for (const t of governed) {

@@ -8,7 +8,7 @@ import type { EntityPolicy } from '../policy/policy.js';
 import { compareVersionVectors, mergeVersionVectors, vectorFromJson, vectorToJson, type VectorOrder, type VersionVector } from '../policy/vector.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { CURRENT_XID, FIND_OUTBOUND, GOVERNED_DDL, ROW_STATES } from './governed-sql.js';
-import { inTransaction, keyStates, mapFields, mapRow, recordHistory, targetName, type BatchAudit, type PostgresSink, type TableMapping, type TableShape } from './postgres-sink.js';
+import { createOwnTables, inTransaction, keyStates, mapFields, mapRow, recordHistory, targetName, type BatchAudit, type PostgresSink, type TableMapping, type TableShape } from './postgres-sink.js';
 import { eventRow, type HistoryRow } from '../history/history.js';
 import { deleteStatement, qualified, quoteIdent, sqlText, upsertStatement } from './sql.js';
 
@@ -125,9 +125,7 @@ export class GovernedSink {
   constructor(readonly sink: PostgresSink) {}
 
   async prepare(): Promise<void> {
-    await this.sink.pool.query(GOVERNED_DDL).catch((err) => {
-      if ((err as { code?: string }).code !== '23505') throw err;
-    });
+    await createOwnTables(this.sink.pool, GOVERNED_DDL);
   }
 
   /** Review items of the given destination tables (schema.table). */

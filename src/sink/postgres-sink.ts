@@ -161,6 +161,16 @@ export function mapFields(m: TableMapping, fields: Record<string, FieldType> | n
 }
 
 /**
+ * Creates trustsync's own tables (`ddl`) or brings them up to date, one process at a time. Processes
+ * starting together would otherwise race in the catalog, or deadlock: CREATE INDEX IF NOT EXISTS
+ * takes its table's SHARE lock, and an ALTER TABLE after it the ACCESS EXCLUSIVE one.
+ */
+export async function createOwnTables(db: pg.Pool, ddl: string): Promise<void> {
+  // Statements sent in one query run as one transaction, so the lock is held to its end.
+  await db.query(`SELECT pg_advisory_xact_lock(hashtext('trustsync:ddl:${LEDGER_SCHEMA}'));${ddl}`);
+}
+
+/**
  * Runs `work` in one transaction on a pooled connection (`prelude`, SQL without parameters, runs in
  * BEGIN's round trip). Failures come out as trustsync's errors
  * (transient ones retriable), whether the connection, the work or the commit failed; a connection
@@ -220,10 +230,7 @@ export class PostgresSink {
   }
 
   async prepare(): Promise<void> {
-    await this.pool.query(LEDGER_DDL + HISTORY_DDL).catch(async (err) => {
-      // Two processes creating the ledger at once race on the catalog; the loser finds it made.
-      if ((err as { code?: string }).code !== '23505') throw err;
-    });
+    await createOwnTables(this.pool, LEDGER_DDL + HISTORY_DDL);
   }
 
   /** Removes a flow's history older than the retention (the history is otherwise append-only). */
