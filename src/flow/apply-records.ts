@@ -198,8 +198,9 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
         break;
       case 'truncate': {
         await flush();
+        const at = { topic, partition: record.origin.partition, offset: record.origin.offset };
         if (ctx.truncate === 'stop') {
-          throw new TruncateStopped(`TRUNCATE of ${decoded.entity} at ${topic}/${record.origin.partition}@${record.origin.offset}: the flow stops rather than wipe ${targetName(mapping.table)}.`);
+          throw new TruncateStopped(`TRUNCATE of ${decoded.entity} at ${topic}/${at.partition}@${at.offset}: the flow stops rather than wipe ${targetName(mapping.table)}.`);
         }
         if (ctx.truncate === 'apply') {
           const done = await withRetries(ctx.retry, (attempt) => ctx.sink.applyTruncate(mapping, decoded, mapping.state !== undefined, { flow: ctx.flow, retrying: attempt > 1 }), onRetry);
@@ -207,15 +208,15 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
           for (const [k, key] of done.removed) outcome.keys.set(k, key);
           if (done.decision === 'truncated') {
             metrics.count(topic, 'applied', 'truncate');
-            log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset }, `TRUNCATE of ${decoded.entity}: applied by policy`);
+            log.warn(at, `TRUNCATE of ${decoded.entity}: applied by policy`);
           } else {
             metrics.count(topic, 'skipped', done.reason);
-            log.info({ topic, partition: record.origin.partition, offset: record.origin.offset, storedPosition: done.storedPosition }, `TRUNCATE of ${decoded.entity}: skipped (${done.reason})`);
+            log.info({ ...at, storedPosition: done.storedPosition }, `TRUNCATE of ${decoded.entity}: skipped (${done.reason})`);
           }
         } else {
           await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, [truncateRow(target, decoded, 'ignored', 'TRUNCATE, truncate policy skip')]), onRetry);
           metrics.count(topic, 'skipped', 'truncate');
-          log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset }, `TRUNCATE of ${decoded.entity}: skipped by policy`);
+          log.warn(at, `TRUNCATE of ${decoded.entity}: skipped by policy`);
         }
         break;
       }

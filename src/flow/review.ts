@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { TrustsyncError } from '../model/errors.js';
 import { fieldPolicy } from '../policy/policy.js';
 import { validate } from '../policy/validators.js';
-import { GovernedSink, type ReviewItem } from '../sink/governed-sink.js';
+import type { ReviewItem } from '../sink/governed-sink.js';
 import { PostgresSink } from '../sink/postgres-sink.js';
 import type { FlowConfig } from './config.js';
 import { prepareGovernance, type GovernedTables } from './governance.js';

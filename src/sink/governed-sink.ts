@@ -10,7 +10,7 @@ import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { CURRENT_XID, FIND_OUTBOUND, GOVERNED_DDL, ROW_STATES } from './governed-sql.js';
 import { createOwnTables, inTransaction, keyStates, mapFields, mapRow, recordHistory, targetName, type BatchAudit, type PostgresSink, type TableMapping, type TableShape } from './postgres-sink.js';
 import { eventRow, type HistoryRow } from '../history/history.js';
-import { deleteStatement, qualified, quoteIdent, sqlText, upsertStatement } from './sql.js';
+import { qualified, quoteIdent, sqlText, upsertStatement } from './sql.js';
 
 /** The systems a governed flow connects and the policy of the entity a table holds. */
 export interface Governance {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { VERSIONS, type StackSettings } from './settings.js';
+import { VERSIONS } from './settings.js';
 import { componentFiles, jvmMarker, type Component, type Health } from './component.js';
 import { startDetached } from './processes.js';
 import { javaCommand, jvmArgs } from './java.js';
