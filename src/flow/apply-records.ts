@@ -31,6 +31,8 @@ export interface ApplyOutcome {
   superseded: number;
   stale: number;
   duplicate: number;
+  /** TOASTed columns a newer row left unchanged, given their value by an older change (one per change). */
+  filled: number;
   ignored: number;
   /** trustsync's own writes captured back from the source, not sent on. */
   echoes: number;
@@ -62,7 +64,7 @@ function deadLetter(record: RawRecord, err: TrustsyncError | Error, attempts: nu
 export async function applyRecords(ctx: ApplyContext, records: readonly RawRecord[]): Promise<ApplyOutcome> {
   const { mapping, metrics, log } = ctx;
   const topic = mapping.topic;
-  const outcome: ApplyOutcome = { applied: 0, superseded: 0, stale: 0, duplicate: 0, ignored: 0, echoes: 0, keys: new Map(), deadLetters: [], appliedSourceTsMs: [] };
+  const outcome: ApplyOutcome = { applied: 0, superseded: 0, stale: 0, duplicate: 0, filled: 0, ignored: 0, echoes: 0, keys: new Map(), deadLetters: [], appliedSourceTsMs: [] };
   const rawByOffset = new Map(records.map((r) => [`${r.origin.partition}/${r.origin.offset}`, r]));
   let pending: ChangeEvent[] = [];
   metrics.count(topic, 'received', '', records.length);
@@ -155,7 +157,12 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     const superseded = plan.superseded.map((x) =>
       eventRow(target, x.event, x.reason === 'duplicate' ? 'skipped-duplicate' : 'superseded', x.reason === 'duplicate' ? 'the same change is in this batch' : `a newer change of the key in this batch (offset ${x.by.origin.offset}) is written instead`),
     );
-    const decisions = await withRetries(ctx.retry, (attempt) => ctx.sink.applyBatch(mapping, plan.latest, { flow: ctx.flow, extra: [...superseded, ...retried], retrying: attempt > 1 }), onRetry);
+    const decisions = await withRetries(
+      ctx.retry,
+      (attempt) =>
+        ctx.sink.applyBatch(mapping, plan.latest, { flow: ctx.flow, extra: [...superseded, ...retried], retrying: attempt > 1 }, plan.superseded.map((s) => s.event)),
+      onRetry,
+    );
     retried = [];
     // Counted once their history is committed with the batch: a batch that never commits counts nothing.
     for (const s of plan.superseded) {
@@ -168,7 +175,11 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     for (const d of decisions) {
       if (d.decision === 'applied') applied(d.event);
       else if (d.decision === 'skipped') skip(d);
-      else rejectRow(d);
+      else if (d.decision === 'filled') {
+        outcome.filled++;
+        metrics.count(topic, 'filled', 'toast');
+        log.debug({ topic, partition: d.event.origin.partition, offset: d.event.origin.offset, key: d.event.keyText, columns: d.columns }, 'unchanged TOAST columns filled');
+      } else rejectRow(d);
     }
   };
 

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { formatRank } from '../order/position.js';
 import { TABLE_KEY } from './history.js';
+import { UNAVAILABLE_VALUE } from '../model/change.js';
 
 export interface TimelineEntry {
   decidedAt: string;
@@ -45,10 +46,18 @@ export interface Explanation {
 const OF_KEY_OR_TABLE = `(key = $2 OR (key = '${TABLE_KEY}' AND decision = 'truncated'))`;
 
 /** Decisions that change what trustsync believes a record holds. */
-const BELIEF_DECISIONS = new Set(['applied', 'truncated', 'review-resolved', 'repaired']);
+const BELIEF_DECISIONS = new Set(['applied', 'filled', 'truncated', 'review-resolved', 'repaired']);
 const TIMELINE_LIMIT = 50;
 
 type HistoryRecord = { decision: string; op: string | null; new_values: unknown };
+
+/** How explain shows a TOASTed value the change left as it was (Debezium sent a placeholder, not the value). */
+export const UNCHANGED_TOAST = 'unchanged (TOAST)';
+
+function withoutPlaceholders(values: Record<string, unknown> | null): Record<string, unknown> | null {
+  if (!values || !Object.values(values).includes(UNAVAILABLE_VALUE)) return values;
+  return Object.fromEntries(Object.entries(values).map(([c, v]) => [c, v === UNAVAILABLE_VALUE ? UNCHANGED_TOAST : v]));
+}
 
 /** Folds decisions into the record's values: a delete or truncate empties it, an applied change overlays its values. */
 export function foldBelief(start: Record<string, unknown> | null, rows: readonly HistoryRecord[]): Record<string, unknown> | null {
@@ -56,7 +65,7 @@ export function foldBelief(start: Record<string, unknown> | null, rows: readonly
   for (const r of rows) {
     if (!BELIEF_DECISIONS.has(r.decision) || r.new_values === null && r.op !== 'd' && r.op !== 't') continue;
     if (r.op === 'd' || r.op === 't') believed = null;
-    else believed = { ...(believed ?? {}), ...Object.fromEntries(Object.entries(r.new_values as Record<string, unknown>).filter(([, v]) => v !== '__debezium_unavailable_value')) };
+    else believed = { ...(believed ?? {}), ...Object.fromEntries(Object.entries(r.new_values as Record<string, unknown>).filter(([, v]) => v !== UNAVAILABLE_VALUE)) };
   }
   return believed;
 }
@@ -163,8 +172,8 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
       txId: r.tx_id,
       sourceTs: r.source_ts ? (r.source_ts as Date).toISOString() : null,
       reason: r.reason,
-      values: pick(r.new_values),
-      oldValues: pick(r.old_values),
+      values: pick(withoutPlaceholders(r.new_values)),
+      oldValues: pick(withoutPlaceholders(r.old_values)),
       field: r.field,
       correlationId: r.correlation_id,
     })),

@@ -49,6 +49,7 @@ DROP INDEX IF EXISTS trustsync.history_by_correlation;
 
 export type HistoryDecision =
   | 'applied'
+  | 'filled'
   | 'unchanged'
   | 'echo-suppressed'
   | 'review-resolved'

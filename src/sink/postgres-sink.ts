@@ -4,19 +4,23 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { UNAVAILABLE_VALUE, keyTextOf, type ChangeEvent, type FieldType, type Row, type TruncateEvent } from '../model/change.js';
 import { RowRejected, SchemaIncompatible, TransientSinkError, TrustsyncError } from '../model/errors.js';
-import { positionRank } from '../order/position.js';
+import { formatRank, positionRank } from '../order/position.js';
+import { columnFills, unchangedColumns, type Carrier } from '../order/unchanged-columns.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { HISTORY_COPY, HISTORY_COPY_STAGED, HISTORY_DDL, HISTORY_FROM_STAGE, HISTORY_STAGE, eventRow, historyCopy, truncateRow, type HistoryRow } from '../history/history.js';
 import { takeSnapshots } from '../history/explain.js';
 import type { StateTopicSpec } from './state-topic.js';
 import {
   CLAIM_POSITIONS,
+  HELD_COLUMN_POSITIONS,
   LEDGER_DDL,
+  SET_COLUMN_POSITIONS,
   LEDGER_SCHEMA,
   columnAccepts,
   columnTypeFor,
   columnTypeForValue,
   deleteStatement,
+  fillStatement,
   keyTextExpr,
   qualified,
   quoteIdent,
@@ -51,7 +55,9 @@ export interface TableMapping {
 export type RowDecision =
   | { decision: 'applied'; event: ChangeEvent }
   | { decision: 'skipped'; reason: 'stale' | 'duplicate'; event: ChangeEvent; storedPosition: string; beforeTruncate?: true }
-  | { decision: 'rejected'; event: ChangeEvent; error: RowRejected };
+  | { decision: 'rejected'; event: ChangeEvent; error: RowRejected }
+  /** An older change gave TOASTed columns the newer row left unchanged their value (unchanged-columns.ts). */
+  | { decision: 'filled'; event: ChangeEvent; columns: string[]; values: Row; rowPosition: string };
 
 /**
  * What a TRUNCATE came to: applied, or skipped behind the one the table holds. With keys asked for,
@@ -88,6 +94,10 @@ function decisionRow(target: string, d: RowDecision): HistoryRow {
   if (d.decision === 'skipped') {
     const why = d.beforeTruncate ? 'a TRUNCATE of the table after this change is applied' : d.reason === 'stale' ? 'the destination holds a newer change of this key' : 'the destination already holds this change';
     return eventRow(target, d.event, d.reason === 'stale' ? 'skipped-stale' : 'skipped-duplicate', why, d.storedPosition);
+  }
+  if (d.decision === 'filled') {
+    const why = `${d.columns.join(', ')} left unchanged (TOAST) by the change at ${formatRank(d.rowPosition)}: this change is the newest known to carry ${d.columns.length === 1 ? 'its value' : 'their values'}`;
+    return { ...eventRow(target, d.event, 'filled', why, d.rowPosition), newValues: d.values };
   }
   return eventRow(target, d.event, 'dead-lettered', d.error.message);
 }
@@ -344,8 +354,9 @@ export class PostgresSink {
    * Writes the newest change per key (already collapsed) in one transaction: claim positions in the
    * ledger, then one set-based statement per kind of row. A row the database rejects is isolated by
    * splitting the batch under savepoints; it is reported as rejected and everything else still applies.
+   * `superseded`, the batch's older changes, may fill TOASTed columns a newer row left unchanged.
    */
-  async applyBatch(m: TableMapping, latest: readonly ChangeEvent[], audit?: BatchAudit): Promise<RowDecision[]> {
+  async applyBatch(m: TableMapping, latest: readonly ChangeEvent[], audit?: BatchAudit, superseded: readonly ChangeEvent[] = []): Promise<RowDecision[]> {
     if (latest.length === 0 && !audit?.extra.length) return [];
     let shape: TableShape | undefined;
     try {
@@ -358,7 +369,7 @@ export class PostgresSink {
     return this.transaction(
       `writing ${latest.length} rows to ${target}`,
       async (client) => {
-        const decisions = shape ? await this.applyIsolating(client, m, shape, [...latest]) : [];
+        const decisions = shape ? await this.applyIsolating(client, m, shape, [...latest], superseded) : [];
         if (audit) await recordHistory(client, audit.flow, [...audit.extra, ...decisions.map((d) => decisionRow(target, d))], audit.retrying);
         return decisions;
       },
@@ -366,10 +377,10 @@ export class PostgresSink {
     );
   }
 
-  private async applyIsolating(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[]): Promise<RowDecision[]> {
+  private async applyIsolating(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[], superseded: readonly ChangeEvent[]): Promise<RowDecision[]> {
     await client.query('SAVEPOINT trustsync_rows');
     try {
-      const decisions = await this.applySet(client, m, shape, set);
+      const decisions = await this.applySet(client, m, shape, set, superseded);
       await client.query('RELEASE SAVEPOINT trustsync_rows');
       return decisions;
     } catch (err) {
@@ -380,18 +391,25 @@ export class PostgresSink {
         return [{ decision: 'rejected', event: set[0]!, error: classifyPgError(err, `${targetName(m.table)} key ${set[0]!.keyText}`) as RowRejected }];
       }
       const half = Math.ceil(set.length / 2);
-      return [...(await this.applyIsolating(client, m, shape, set.slice(0, half))), ...(await this.applyIsolating(client, m, shape, set.slice(half)))];
+      return [...(await this.applyIsolating(client, m, shape, set.slice(0, half), superseded)), ...(await this.applyIsolating(client, m, shape, set.slice(half), superseded))];
     }
   }
 
-  private async applySet(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[]): Promise<RowDecision[]> {
+  private async applySet(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[], superseded: readonly ChangeEvent[]): Promise<RowDecision[]> {
     const target = targetName(m.table);
     const ranks = set.map((e) => positionRank(e.position).toString());
+    const has = (c: string) => shape.columns.has(c);
+    const unchanged = set.map((e) => {
+      const columns = e.after ? unchangedColumns(mapRow(m, e.after), has) : [];
+      return columns.length ? JSON.stringify(columns) : null;
+    });
     const { rows } = await client.query<{ key: string; won: boolean; prior: string | null; truncated: string | null }>(CLAIM_POSITIONS, [
       target,
       set.map((e) => e.keyText),
       ranks,
       set.map((e) => e.op === 'd'),
+      // Most batches meet no placeholder: one NULL then stands for all.
+      unchanged.some((u) => u !== null) ? unchanged : null,
     ]);
     const outcome = new Map(rows.map((r) => [r.key, r]));
     const decisions: RowDecision[] = [];
@@ -431,6 +449,71 @@ export class PostgresSink {
       await client.query(upsertStatement(m.table, columns, shape.keyColumns, g.onlyIfAbsent), params);
     }
     for (const e of winners) decisions.push({ decision: 'applied', event: e });
+    // Only keys that may hold columns an older change has to fill: a winner left some unchanged, or a change lost.
+    const open = new Set(set.filter((e, i) => unchanged[i] !== null || !outcome.get(e.keyText)!.won).map((e) => e.keyText));
+    if (open.size) decisions.push(...(await this.fillUnchanged(client, m, shape, [...set, ...superseded].filter((e) => open.has(e.keyText)))));
+    return decisions;
+  }
+
+  /**
+   * Gives TOASTed columns that a newer row left unchanged the value of the newest change that carried
+   * one, among these (late, superseded or stale), when it is newer than the change that set the
+   * stored value (unchanged-columns.ts). The ledger's rows of these keys are locked by the claim.
+   */
+  private async fillUnchanged(client: pg.PoolClient, m: TableMapping, shape: TableShape, candidates: readonly ChangeEvent[]): Promise<RowDecision[]> {
+    const target = targetName(m.table);
+    const { rows } = await client.query<{ key: string; position: string; held: Record<string, string> }>(HELD_COLUMN_POSITIONS, [target, [...new Set(candidates.map((e) => e.keyText))]]);
+    if (rows.length === 0) return [];
+    const byKey = new Map<string, Carrier[]>();
+    for (const e of candidates) {
+      if (!e.after) continue;
+      let carriers = byKey.get(e.keyText);
+      if (!carriers) byKey.set(e.keyText, (carriers = []));
+      carriers.push({ event: e, row: mapRow(m, e.after) });
+    }
+    const decisions: RowDecision[] = [];
+    const heldKeys: string[] = [];
+    const heldNow: string[] = [];
+    // One statement per set of columns filled together.
+    const groups = new Map<string, { columns: string[]; rows: { key: Row; values: Row; fields: Record<string, FieldType> }[] }>();
+    for (const r of rows) {
+      const fills = columnFills(r.held, BigInt(r.position), byKey.get(r.key) ?? []);
+      if (fills.size === 0) continue;
+      const held = { ...r.held };
+      const byCarrier = new Map<Carrier, string[]>();
+      for (const [column, carrier] of fills) {
+        held[column] = positionRank(carrier.event.position).toString();
+        byCarrier.set(carrier, [...(byCarrier.get(carrier) ?? []), column]);
+      }
+      heldKeys.push(r.key);
+      heldNow.push(JSON.stringify(held));
+      const values: Row = {};
+      const fields: Record<string, FieldType> = {};
+      for (const [carrier, columns] of byCarrier) {
+        const carrierFields = mapFields(m, carrier.event.fields);
+        for (const c of columns) {
+          values[c] = carrier.row[c];
+          if (carrierFields[c]) fields[c] = carrierFields[c];
+        }
+        // History tells values by their source names, as for applied changes.
+        const told = Object.entries(carrier.event.after!).filter(([name]) => columns.includes(m.rename[name] ?? name));
+        decisions.push({ decision: 'filled', event: carrier.event, columns, values: Object.fromEntries(told), rowPosition: r.position });
+      }
+      const columns = Object.keys(values).sort();
+      const signature = columns.join(',');
+      let g = groups.get(signature);
+      if (!g) groups.set(signature, (g = { columns, rows: [] }));
+      g.rows.push({ key: mapRow(m, byKey.get(r.key)![0]!.event.key), values, fields });
+    }
+    const keyCols = shape.keyColumns.map((name) => ({ name, type: shape.columns.get(name)! }));
+    for (const g of groups.values()) {
+      const columns = g.columns.map((name) => ({ name, type: shape.columns.get(name)! }));
+      await client.query(fillStatement(m.table, keyCols, columns), [
+        ...keyCols.map((c) => g.rows.map((r) => sqlText(r.key[c.name], undefined))),
+        ...g.columns.map((c) => g.rows.map((r) => sqlText(r.values[c], r.fields[c]))),
+      ]);
+    }
+    if (heldKeys.length) await client.query(SET_COLUMN_POSITIONS, [target, heldKeys, heldNow]);
     return decisions;
   }
 
@@ -508,7 +591,7 @@ export class PostgresSink {
           removed = new Map(rows.map((r) => [keyTextOf(r.k), r.k]));
         }
         await client.query(
-          `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = $2::numeric, changed_at = now(), deleted_at = now() WHERE target = $1 AND position < $2::numeric`,
+          `UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted = true, position = $2::numeric, changed_at = now(), deleted_at = now(), column_positions = NULL WHERE target = $1 AND position < $2::numeric`,
           [target, position],
         );
         await record(truncateRow(target, t, 'truncated', 'TRUNCATE, truncate policy apply'));

@@ -216,6 +216,8 @@ DO $$ BEGIN
   END IF;
 END $$;
 CREATE INDEX IF NOT EXISTS key_positions_deleted ON ${LEDGER_SCHEMA}.key_positions (deleted_at) WHERE deleted_at IS NOT NULL;
+-- Columns whose stored value an older change set than the row's (unchanged TOAST): column → that position.
+ALTER TABLE ${LEDGER_SCHEMA}.key_positions ADD COLUMN IF NOT EXISTS column_positions jsonb;
 CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.truncations (
   target        text PRIMARY KEY,
   position      numeric(40,0) NOT NULL,
@@ -252,22 +254,30 @@ FROM ${LEDGER_SCHEMA}.key_positions WHERE target = $1 AND key = ANY($2::text[])`
  * from before it is stale even for a key the ledger never held). Row locks on the ledger serialize
  * concurrent writers of the same key, so the guard holds inside the database even with two flows
  * writing.
+ * A winner that leaves columns unchanged (TOAST placeholders, $5: their names as a JSON array, or
+ * NULL) keeps in `column_positions` the position that set each one's stored value: the one held
+ * before, else the key's previous position (a tombstone's too: nothing from before a delete
+ * belongs to the row), else the table's TRUNCATE, else -1 (never set). Any other winner clears it.
  * Returns, per incoming key, whether it won and, when it lost, the position it found (the
  * TRUNCATE's when that is the newer one) and the table's TRUNCATE position. The position found is
  * looked up key by key, and only for losers (a few stale or repeated changes): as a join, the
- * planner chose to read the whole ledger once the batch was a few thousand keys, 130 ms a batch at
- * 100,000 keys, and more as the ledger grows. The lookup sees the statement's snapshot, before `won`.
+ * planner chose to read the whole ledger once the batch was a few thousand keys. The lookup sees
+ * the statement's snapshot, before `won`.
  */
 export const CLAIM_POSITIONS = `
 WITH incoming AS (
-  SELECT * FROM unnest($2::text[], $3::numeric[], $4::boolean[]) AS u(key, position, deleted)
+  SELECT * FROM unnest($2::text[], $3::numeric[], $4::boolean[], $5::jsonb[]) AS u(key, position, deleted, unchanged)
 ), truncated AS (
   SELECT (SELECT position FROM ${LEDGER_SCHEMA}.truncations WHERE target = $1) AS position
 ), won AS (
-  INSERT INTO ${LEDGER_SCHEMA}.key_positions AS kp (target, key, position, deleted, changed_at, deleted_at)
-  SELECT $1, key, position, deleted, now(), CASE WHEN deleted THEN now() END FROM incoming
+  INSERT INTO ${LEDGER_SCHEMA}.key_positions AS kp (target, key, position, deleted, changed_at, deleted_at, column_positions)
+  SELECT $1, key, position, deleted, now(), CASE WHEN deleted THEN now() END,
+    (SELECT jsonb_object_agg(c, coalesce((SELECT position FROM truncated), -1)::text) FROM jsonb_array_elements_text(unchanged) c)
+  FROM incoming
   WHERE position > coalesce((SELECT position FROM truncated), -1)
-  ON CONFLICT (target, key) DO UPDATE SET position = EXCLUDED.position, deleted = EXCLUDED.deleted, changed_at = EXCLUDED.changed_at, deleted_at = EXCLUDED.deleted_at
+  ON CONFLICT (target, key) DO UPDATE SET position = EXCLUDED.position, deleted = EXCLUDED.deleted, changed_at = EXCLUDED.changed_at, deleted_at = EXCLUDED.deleted_at,
+    column_positions = CASE WHEN EXCLUDED.column_positions IS NOT NULL THEN
+      (SELECT jsonb_object_agg(c, coalesce(kp.column_positions ->> c, kp.position::text)) FROM jsonb_object_keys(EXCLUDED.column_positions) c) END
   WHERE kp.position < EXCLUDED.position
   RETURNING kp.key
 )
@@ -275,3 +285,25 @@ SELECT i.key, (w.key IS NOT NULL) AS won,
   CASE WHEN w.key IS NULL THEN greatest((SELECT kp.position FROM ${LEDGER_SCHEMA}.key_positions kp WHERE kp.target = $1 AND kp.key = i.key), (SELECT position FROM truncated))::text END AS prior,
   CASE WHEN w.key IS NULL THEN (SELECT position FROM truncated)::text END AS truncated
 FROM incoming i LEFT JOIN won w ON w.key = i.key`;
+
+/**
+ * The held column positions of live keys (column → position), read after a batch's claim, locked:
+ * what a late change may fill (unchanged-columns.ts).
+ */
+export const HELD_COLUMN_POSITIONS = `
+SELECT key, position::text AS position, column_positions AS held FROM ${LEDGER_SCHEMA}.key_positions
+WHERE target = $1 AND key = ANY($2::text[]) AND NOT deleted AND column_positions IS NOT NULL ORDER BY key FOR UPDATE`;
+
+/** Stores keys' held column positions after some were filled ($2 keys, $3 their positions as JSON). */
+export const SET_COLUMN_POSITIONS = `
+UPDATE ${LEDGER_SCHEMA}.key_positions kp SET column_positions = u.held
+FROM unnest($2::text[], $3::jsonb[]) AS u(key, held) WHERE kp.target = $1 AND kp.key = u.key`;
+
+/** Sets some columns of existing rows, matched by key: one statement for many rows, values as text arrays. */
+export function fillStatement(table: TableName, keyColumns: { name: string; type: string }[], columns: { name: string; type: string }[]): string {
+  const all = [...keyColumns, ...columns];
+  const params = all.map((_, i) => `$${i + 1}::text[]`);
+  const set = columns.map((c) => `${quoteIdent(c.name)} = u.${quoteIdent(c.name)}::${c.type}`).join(', ');
+  const match = keyColumns.map((c) => `t.${quoteIdent(c.name)} = u.${quoteIdent(c.name)}::${c.type}`).join(' AND ');
+  return `UPDATE ${qualified(table)} AS t SET ${set} FROM unnest(${params.join(', ')}) AS u(${all.map((c) => quoteIdent(c.name)).join(', ')}) WHERE ${match}`;
+}

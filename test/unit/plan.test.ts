@@ -3,24 +3,10 @@ import fc from 'fast-check';
 import { collapseByKey } from '../../src/order/plan.js';
 import { comparePositions } from '../../src/order/position.js';
 import type { ChangeEvent } from '../../src/model/change.js';
+import { changeAt } from '../support/events.js';
 
 function change(key: number, lsn: number, op: 'c' | 'u' | 'd' = 'u'): ChangeEvent {
-  return {
-    kind: 'change',
-    entity: 's.t',
-    key: { id: key },
-    keyText: String(key),
-    op,
-    before: null,
-    after: op === 'd' ? null : { id: key, v: lsn },
-    position: { snapshot: false, commitLsn: BigInt(lsn), lsn: BigInt(lsn) },
-    txId: null,
-    sourceTsMs: null,
-    sourceTsUs: null,
-    captureTsMs: null,
-    fields: null,
-    origin: { topic: 't', partition: 0, offset: String(lsn) },
-  };
+  return changeAt(key, lsn, { op, after: op === 'd' ? null : { id: key, v: lsn } });
 }
 
 describe('collapsing a batch per key', () => {
@@ -46,15 +32,11 @@ describe('collapsing a batch per key', () => {
 });
 
 describe('TOAST placeholders in a collapsed batch', () => {
-  it('take the value an older change of the key carried, so a first write keeps it', () => {
+  it('stay placeholders: the sink decides against the stored position whether an older change fills them', () => {
     const insert = { ...change(1, 5, 'c'), after: { id: 1, notes: 'long text', tier: 'a' } };
     const update = { ...change(1, 9, 'u'), after: { id: 1, notes: '__debezium_unavailable_value', tier: 'b' } };
-    const { latest } = collapseByKey([update, insert]);
-    expect(latest[0]!.after).toEqual({ id: 1, notes: 'long text', tier: 'b' });
-  });
-
-  it('stay placeholders when nothing older in the batch knows the value (the sink keeps the stored one)', () => {
-    const update = { ...change(1, 9, 'u'), after: { id: 1, notes: '__debezium_unavailable_value' } };
-    expect(collapseByKey([update]).latest[0]!.after).toEqual({ id: 1, notes: '__debezium_unavailable_value' });
+    const { latest, superseded } = collapseByKey([update, insert]);
+    expect(latest[0]!.after).toEqual({ id: 1, notes: '__debezium_unavailable_value', tier: 'b' });
+    expect(superseded.map((s) => s.event)).toEqual([insert]);
   });
 });
