@@ -1,5 +1,5 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { keyTextOf, type DecodedRecord, type FieldType, type RecordOrigin, type Row } from '../model/change.js';
+import { keyTextOf, type DecodedRecord, type FieldType, type RecordHeaders, type RecordOrigin, type Row } from '../model/change.js';
 import { RegistryUnavailable, UndecodableRecord } from '../model/errors.js';
 import { InvalidPosition, postgresPosition } from '../order/position.js';
 import { sharesEnvelopePrefix, splitConnectEnvelope } from './connect-json.js';
@@ -8,6 +8,9 @@ export interface RawRecord {
   key: Buffer | null;
   value: Buffer | null;
   origin: RecordOrigin;
+  headers?: RecordHeaders;
+  /** A dead letter replayed: how often it failed so far, and when first. */
+  deadLettered?: { attempts: number; firstFailure: Date };
 }
 
 /** A decoded Kafka Connect payload, with the row's field types when the record carried a schema. */

@@ -43,16 +43,17 @@ export interface ApplyOutcome {
   appliedSourceTsMs: number[];
 }
 
-function deadLetter(record: RawRecord, err: TrustsyncError | Error, attempts: number): DeadLetter {
+/** A record's dead letter: its key, value and headers as they came, and a failure more than it had. */
+function deadLetter(record: RawRecord, err: TrustsyncError | Error): DeadLetter {
   return {
     key: record.key,
     value: record.value,
-    headers: {},
+    headers: record.headers ?? {},
     origin: record.origin,
     code: err instanceof TrustsyncError ? err.code : 'error',
     message: err.message,
-    attempts,
-    firstFailure: new Date(),
+    attempts: (record.deadLettered?.attempts ?? 0) + 1,
+    firstFailure: record.deadLettered?.firstFailure ?? new Date(),
   };
 }
 
@@ -82,7 +83,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   const rejectRow = (d: { event: ChangeEvent; error: TrustsyncError }) => {
     const e = d.event;
     const raw = rawByOffset.get(`${e.origin.partition}/${e.origin.offset}`)!;
-    outcome.deadLetters.push(deadLetter(raw, d.error, 1));
+    outcome.deadLetters.push(deadLetter(raw, d.error));
     metrics.count(topic, 'dead_lettered', d.error.code);
     metrics.deadLetters.inc({ flow: ctx.flow, topic, code: d.error.code });
     log.warn({ topic, partition: e.origin.partition, offset: e.origin.offset, key: e.keyText, err: d.error.message }, `row rejected by ${targetName(mapping.table)}: dead-lettered`);
@@ -191,7 +192,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
       decoded = await withRetries(ctx.retry, () => ctx.decoder.decode(record), onRetry);
     } catch (err) {
       if (!(err instanceof UndecodableRecord)) throw err;
-      outcome.deadLetters.push(deadLetter(record, err, 1));
+      outcome.deadLetters.push(deadLetter(record, err));
       undecodable.push({ row: { ...batchRow(target, 'dead-lettered'), key: printableKey(record.key), reason: `${err.code}: ${err.message}`, origin: record.origin }, code: err.code });
       log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset, err: err.message }, `undecodable record (${err.code}): dead-lettered`);
       continue;

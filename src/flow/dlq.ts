@@ -1,5 +1,5 @@
 import type { Admin, IHeaders, KafkaMessage, Producer } from 'kafkajs';
-import type { RecordOrigin } from '../model/change.js';
+import type { RecordHeaders, RecordOrigin } from '../model/change.js';
 import { ensureTopic } from './topics.js';
 
 /** Header names trustsync adds to a dead letter; the original key, value and headers are kept untouched. */
@@ -17,7 +17,9 @@ export const DLQ_HEADERS = {
 export interface DeadLetter {
   key: Buffer | null;
   value: Buffer | null;
-  headers: IHeaders;
+  /** The original record's headers. */
+  headers: RecordHeaders;
+  /** How often the record failed (a failed replay adds one), and when it first did. */
   origin: RecordOrigin;
   code: string;
   message: string;

@@ -2,7 +2,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { FlowConfig } from './config.js';
-import { parseDlqMessage, type DlqEntry } from './dlq.js';
+import { parseDlqMessage, sendDeadLetters, type DlqEntry } from './dlq.js';
 import { readTopicsToEnd } from './read-topic.js';
 import { applyRecords, type ApplyOutcome } from './apply-records.js';
 import { createDecoder } from './run-flow.js';
@@ -39,8 +39,10 @@ export interface ReplayResult {
 
 /**
  * Re-applies dead letters through the same engine: decoding, ordering guards and batching apply,
- * so replaying an old change never overwrites newer data. A letter that fails again stays in the DLQ
- * and is reported; nothing is re-queued.
+ * so replaying an old change never overwrites newer data. A letter that fails again is dead-lettered
+ * again, with its original headers, one attempt more and its first failure's time (the DLQ then
+ * lists that letter); one that cannot be tried (its topic unmapped, the destination down) is
+ * reported and left as it is.
  */
 export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry) => boolean, dryRun: boolean, log: Logger): Promise<ReplayResult[]> {
   const entries = (await listDeadLetters(config)).filter(select);
@@ -51,6 +53,9 @@ export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry
   const metrics = new FlowMetrics(config.flow);
   const results: ReplayResult[] = [];
   let governed: GovernedTables | undefined;
+  pool.on('error', (err) => log.warn({ err: err.message }, 'destination connection lost'));
+  const producer = kafkaFor(config).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
   try {
     await sink.prepare();
     governed = await prepareGovernance(config, sink, log);
@@ -74,20 +79,24 @@ export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry
             log,
             governed: governed?.byTopic.has(mapping.topic) ? { tables: governed, governance: governed.byTopic.get(mapping.topic)! } : undefined,
           },
-          [{ key: entry.key, value: entry.value, origin: entry.origin }],
+          [{ key: entry.key, value: entry.value, headers: entry.headers, origin: entry.origin, deadLettered: { attempts: entry.attempts, firstFailure: entry.firstFailure } }],
         );
       } catch (err) {
         results.push({ entry, outcome: 'failed', detail: (err as Error).message });
         continue;
       }
       const letter = outcome.deadLetters[0];
-      if (letter) results.push({ entry, outcome: 'failed', detail: `${letter.code}: ${letter.message}` });
+      if (letter) {
+        await sendDeadLetters(producer, config.dlqTopic, config.flow, outcome.deadLetters);
+        results.push({ entry, outcome: 'failed', detail: `${letter.code}: ${letter.message} (failed ${letter.attempts} times since ${letter.firstFailure.toISOString()})` });
+      }
       else if (outcome.applied) results.push({ entry, outcome: 'applied', detail: 'written to the destination' });
       else if (outcome.stale) results.push({ entry, outcome: 'stale', detail: 'the destination holds a newer change for this key' });
       else if (outcome.duplicate) results.push({ entry, outcome: 'duplicate', detail: 'already applied' });
       else results.push({ entry, outcome: 'ignored', detail: 'a heartbeat or tombstone: nothing to apply' });
     }
   } finally {
+    await producer.disconnect();
     await pool.end();
     await governed?.sourceDb?.end();
   }

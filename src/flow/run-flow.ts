@@ -342,7 +342,7 @@ export class FlowRunner {
       // a new owner — starts from its last commit, and the guards absorb the overlap.
       if (!isRunning() || isStale() || this.closing) return;
       const slice = batch.messages.slice(start, start + size);
-      const records: RawRecord[] = slice.map((m) => ({ key: m.key, value: m.value, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } }));
+      const records: RawRecord[] = slice.map((m) => ({ key: m.key, value: m.value, headers: m.headers, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } }));
       let outcome: ApplyOutcome;
       try {
         outcome = await applyRecords(this.context(mapping), records);

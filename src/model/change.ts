@@ -23,6 +23,9 @@ export interface RecordOrigin {
   offset: string;
 }
 
+/** A Kafka record's headers, as the client hands them over (kept as they are on a dead letter). */
+export type RecordHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined>;
+
 /** Type information for one field, as Kafka Connect describes it (when the event carries a schema). */
 export interface FieldType {
   /** Connect's literal type: int8, int16, int32, int64, float32, float64, boolean, string, bytes, struct, array, map. */

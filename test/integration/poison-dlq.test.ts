@@ -65,7 +65,8 @@ describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter top
             { key: keyBytes, value: Buffer.concat([Buffer.from([0, 0x7f, 0xff, 0xff, 0x00]), Buffer.from('xx')]), code: 'unknown-schema' },
           ];
     injected.push(...poison);
-    await producer.send({ topic: capture.topic('customers'), messages: poison.map((p) => ({ key: p.key, value: p.value, partition })) });
+    // The producer's own headers travel with each record (tracing, say): a dead letter keeps them.
+    await producer.send({ topic: capture.topic('customers'), messages: poison.map((p) => ({ key: p.key, value: p.value, partition, headers: { traceparent: `trace-${p.code}` } })) });
     // One change of customer 2 breaks the destination's rule: exactly one row to reject, however the
     // changes fall into batches (two changes of the key in two batches would each be rejected).
     await source.query(`UPDATE ${schema}.customers SET tier = 'banned', name = 'after poison' WHERE id = 2`);
@@ -81,6 +82,8 @@ describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter top
       expect(letter.origin.partition).toBe(partition);
       expect(letter.value?.equals(p.value!)).toBe(true);
       expect(letter.message.length).toBeGreaterThan(0);
+      expect(String(letter.headers.traceparent)).toBe(`trace-${p.code}`);
+      expect(letter.attempts).toBe(1);
     }
     const rejected = letters.find((l) => l.code === 'row-rejected')!;
     expect(rejected.message).toContain('no_banned');
@@ -110,10 +113,19 @@ describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter top
     expect(await tierOf(2)).toBe('gold');
     await waitForConvergence(source, dest, pairs);
 
-    // Poison stays poison: replaying it fails again, with its reason, and changes nothing.
+    // Poison stays poison: replaying it fails again, with its reason, and changes nothing; the DLQ
+    // then holds it with one attempt more, its first failure's time and its own headers.
+    const before = new Map((await listDeadLetters(config)).filter((e) => !isRejected(e)).map((e) => [e.code, e]));
     const poisonReplay = await replayDeadLetters(config, (e) => !isRejected(e), false, log);
     expect(poisonReplay.every((r) => r.outcome === 'failed')).toBe(true);
     expect(poisonReplay).toHaveLength(injected.length);
+    const after = (await listDeadLetters(config)).filter((e) => !isRejected(e));
+    expect(after).toHaveLength(injected.length);
+    for (const letter of after) {
+      expect(letter.attempts).toBe(2);
+      expect(letter.firstFailure.toISOString()).toBe(before.get(letter.code)!.firstFailure.toISOString());
+      expect(String(letter.headers.traceparent)).toBe(`trace-${letter.code}`);
+    }
     const dry = await replayDeadLetters(config, () => true, true, log);
     expect(dry.every((r) => r.outcome === 'would replay')).toBe(true);
   });
