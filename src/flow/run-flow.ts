@@ -45,6 +45,12 @@ export function createDecoder(config: FlowConfig): RecordDecoder {
   return config.decoding === 'avro' ? new AvroDecoder(avroSchemaRegistry(config.registryUrl!)) : new JsonDecoder();
 }
 
+/**
+ * Where a flow is in its life: created → starting → running → draining → stopped, or failed from
+ * any of them. Draining finishes the batches in hand; a failure while draining still ends failed.
+ */
+export type FlowState = 'created' | 'starting' | 'running' | 'draining' | 'stopped' | 'failed';
+
 /** Everything a flow holds open: Kafka clients, the destination pool, the metrics endpoint. */
 export class FlowRunner {
   readonly metrics: FlowMetrics;
@@ -63,12 +69,13 @@ export class FlowRunner {
   private readonly txProducers = new Map<string, Producer>();
   private server?: Server;
   private joined = false;
-  private running = false;
-  /** Set once stop or failure begins: start gives up where it is, loops end. */
-  private closing = false;
+  private phase: FlowState = 'created';
+  /** The one shutdown every caller awaits: stop, a failure, both (settles `done` when it ends). */
+  private closed?: Promise<void>;
   private readonly lanes = new PartitionLanes();
+  /** The first error that stopped the flow: once set, the flow ends failed, whoever asked it to stop. */
   private failure?: Error;
-  private stopped!: Promise<void>;
+  private readonly stopped: Promise<void>;
   private settle!: (err?: Error) => void;
   private purgeTimer?: NodeJS.Timeout;
   private canaryTimer?: NodeJS.Timeout;
@@ -116,6 +123,18 @@ export class FlowRunner {
     this.sink = new PostgresSink(this.pool);
     this.decoder = createDecoder(config);
     this.tables = new Map(config.tables.map((t) => [t.topic, t]));
+    this.stopped = new Promise<void>((resolve, reject) => (this.settle = (err) => (err ? reject(err) : resolve())));
+    // A failure is reported through `done` and the log; unawaited, it must not also surface as an unhandled rejection.
+    this.stopped.catch(() => undefined);
+  }
+
+  get state(): FlowState {
+    return this.phase;
+  }
+
+  /** Once stop or failure begins: start gives up where it is, loops end. */
+  private get closing(): boolean {
+    return this.closed !== undefined;
   }
 
   private context(mapping: TableMapping): ApplyContext {
@@ -133,14 +152,25 @@ export class FlowRunner {
     };
   }
 
-  /** Starts consuming; resolves when the consumer has been asked to run. `done` settles when it stops. */
+  /**
+   * Starts consuming; resolves when the consumer has been asked to run. `done` settles when it stops.
+   * A failure here closes what was opened, and the flow ends failed.
+   */
   async start(): Promise<void> {
+    if (this.phase !== 'created') throw new Error(`flow ${this.config.flow} was started already (it is ${this.phase})`);
+    this.phase = 'starting';
+    try {
+      await this.open();
+    } catch (err) {
+      await this.fail(err as Error);
+      throw err;
+    }
+  }
+
+  private async open(): Promise<void> {
     const { config, log } = this;
-    this.stopped = new Promise<void>((resolve, reject) => (this.settle = (err) => (err ? reject(err) : resolve())));
-    // A failure is reported through `done` and the log; unawaited, it must not also surface as an unhandled rejection.
-    this.stopped.catch(() => undefined);
     if (config.metrics) {
-      this.server = await serveMetrics(this.metrics, { live: () => this.running, ready: () => this.readiness() }, config.metrics.port, config.metrics.host);
+      this.server = await serveMetrics(this.metrics, { live: () => this.phase === 'running', ready: () => this.readiness() }, config.metrics.port, config.metrics.host);
       log.info({ port: config.metrics.port }, 'metrics on /metrics, health on /healthz and /readyz');
     }
     await this.sink.prepare();
@@ -171,7 +201,8 @@ export class FlowRunner {
       if (!e.payload.restart) void this.fail(e.payload.error);
     });
     await this.consumer.subscribe({ topics: [...this.tables.keys()], fromBeginning: config.fromBeginning });
-    this.running = true;
+    if (this.closing) return;
+    this.phase = 'running';
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -179,7 +210,7 @@ export class FlowRunner {
       partitionsConsumedConcurrently: 8,
       eachBatch: (payload) => this.eachBatch(payload),
     });
-    this.purgeTimer = setInterval(() => void this.purge(), 600_000);
+    this.purgeTimer = setInterval(() => void this.maintain(), 600_000);
     this.purgeTimer.unref();
     log.info({ topics: [...this.tables.keys()], group: config.group, destination: redactUrl(config.destinationUrl) }, 'flow running');
   }
@@ -393,36 +424,64 @@ export class FlowRunner {
 
   /**
    * Every ten minutes, off the consumer's path (a long purge must not hold a partition past its
-   * session): tombstones, history and write records past their retention go; long histories are snapshotted.
+   * session): tombstones, history and write records past their retention go; long histories are
+   * snapshotted. A task that fails is logged and counted, and tried again at the next round.
    */
-  private async purge(): Promise<void> {
-    const tombstones = await this.sink.purgeTombstones(this.config.tombstoneRetentionMs).catch(() => 0);
-    const history = await this.sink.purgeHistory(this.config.flow, this.config.historyRetentionMs).catch(() => 0);
-    const snapshots = await this.sink.snapshotLongHistories(this.config.flow).catch(() => 0);
+  async maintain(): Promise<{ tombstones: number; history: number; snapshots: number; outbound: number; failed: string[] }> {
+    const failed: string[] = [];
+    const task = async (name: string, work: () => Promise<number>): Promise<number> => {
+      try {
+        return await work();
+      } catch (err) {
+        failed.push(name);
+        this.metrics.maintenanceFailures.inc({ flow: this.config.flow, task: name });
+        this.log.warn({ task: name, err: (err as Error).message }, 'maintenance task failed: tried again at the next round');
+        return 0;
+      }
+    };
+    const tombstones = await task('purge-tombstones', () => this.sink.purgeTombstones(this.config.tombstoneRetentionMs));
+    const history = await task('purge-history', () => this.sink.purgeHistory(this.config.flow, this.config.historyRetentionMs));
+    const snapshots = await task('snapshot-histories', () => this.sink.snapshotLongHistories(this.config.flow));
     // A write's record is kept as long as a tombstone: its echo may come that late after an outage.
-    const outbound = (await this.governed?.sink.purgeOutbound(this.config.tombstoneRetentionMs).catch(() => 0)) ?? 0;
+    const governed = this.governed?.sink;
+    const outbound = governed ? await task('purge-outbound', () => governed.purgeOutbound(this.config.tombstoneRetentionMs)) : 0;
     if (tombstones || history || outbound || snapshots) this.log.info({ tombstones, history, outbound, snapshots }, 'purged past retention, snapshotted long histories');
+    return { tombstones, history, snapshots, outbound, failed };
   }
 
   /** Stops on an error that retrying cannot fix; nothing past the last durable write was committed. */
-  private async fail(err: Error): Promise<void> {
-    if (this.failure) return;
-    this.failure = err;
-    this.log.error({ err: err.message, code: (err as { code?: string }).code }, 'flow stopped');
-    await this.close();
-    this.settle(err);
+  private fail(err: Error): Promise<void> {
+    if (!this.failure) {
+      this.failure = err;
+      this.log.error({ err: err.message, code: (err as { code?: string }).code }, 'flow stopped');
+    }
+    return this.close();
   }
 
-  /** Drains: the batches in hand finish (and commit), then everything closes. */
-  async stop(): Promise<void> {
-    await this.close();
-    this.settle();
+  /** Drains: the batches in hand finish (and commit), then everything closes. Resolves once closed. */
+  stop(): Promise<void> {
+    return this.close();
   }
 
-  private async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
-    this.running = false;
+  private close(): Promise<void> {
+    this.closed ??= this.shutDown().then(
+      () => this.finish(),
+      (err: Error) => {
+        this.failure ??= err;
+        this.finish();
+      },
+    );
+    return this.closed;
+  }
+
+  /** Settles `done`: failed if anything failed along the way, whoever asked the flow to stop. */
+  private finish(): void {
+    this.phase = this.failure ? 'failed' : 'stopped';
+    this.settle(this.failure);
+  }
+
+  private async shutDown(): Promise<void> {
+    this.phase = 'draining';
     // The batches in hand finish (and commit) while the consumer is still in the group.
     await this.lanes.drain();
     await this.consumer.disconnect().catch(() => undefined);

@@ -17,6 +17,7 @@ export class FlowMetrics {
   readonly reviewOpen: Gauge<'flow'>;
   readonly canaryLatency: Histogram<'flow'>;
   readonly canaries: Counter<'flow' | 'result'>;
+  readonly maintenanceFailures: Counter<'flow' | 'task'>;
   /** Counts not yet in `events`, by topic, decision and reason (see count). */
   private readonly pendingCounts = new Map<string, Map<string, Map<string, number>>>();
 
@@ -74,6 +75,12 @@ export class FlowMetrics {
       registers: [this.registry],
     });
     this.canaries = new Counter({ name: 'trustsync_canaries_total', help: 'Canary records sent, by result: intact, damaged (a field differs), missing (not arrived in time)', labelNames: ['flow', 'result'], registers: [this.registry] });
+    this.maintenanceFailures = new Counter({
+      name: 'trustsync_maintenance_failures_total',
+      help: 'Background upkeep that failed (purging tombstones, history and write records past retention; snapshotting long histories); tried again next round',
+      labelNames: ['flow', 'task'],
+      registers: [this.registry],
+    });
     this.reviewOpen = new Gauge({ name: 'trustsync_review_queue_open', help: 'Review items waiting for a person in this flow\'s destination', labelNames: ['flow'], registers: [this.registry] });
   }
 
