@@ -273,7 +273,8 @@ export class FlowRunner {
    * Publishes the current rows of the slice's keys to the state topic and commits the slice's offset,
    * in one Kafka transaction: after a crash both are redone together (the destination's guards make
    * the rewrite a no-op), so the state topic never disagrees with what was applied. False when
-   * another member has taken the partition over (this producer is fenced): the slice is abandoned.
+   * this producer is fenced (another member took the partition over, or a zombie's producer fenced
+   * this one): the slice's offset is not committed.
    */
   private async commitWithState(mapping: TableMapping, encoder: StateEncoder, partition: number, keys: ReadonlyMap<string, Row | null>, offset: string): Promise<boolean> {
     const rows = await withRetries(this.config.retry, () => this.sink.readRows(mapping, keys), this.retryLogger(mapping.topic));
@@ -301,7 +302,7 @@ export class FlowRunner {
       await tx.abort().catch(() => undefined);
       const type = (err as { type?: string }).type ?? '';
       if (['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'INVALID_TXN_STATE'].includes(type)) {
-        this.log.warn({ topic: mapping.topic, partition, err: (err as Error).message }, 'another member took this partition over: slice abandoned to it');
+        this.log.warn({ topic: mapping.topic, partition, err: (err as Error).message }, 'state producer fenced: the slice is read again from its first record (by this member if it still owns the partition)');
         this.txProducers.delete(id);
         await producer.disconnect().catch(() => undefined);
         return false;
@@ -390,7 +391,13 @@ export class FlowRunner {
       const encoder = this.stateEncoders.get(batch.topic);
       if (encoder) {
         try {
-          if (!(await this.commitWithState(mapping, encoder, batch.partition, outcome.keys, next))) return;
+          if (!(await this.commitWithState(mapping, encoder, batch.partition, outcome.keys, next))) {
+            // kafkajs has fetched past this slice: read the partition again from it, or the member
+            // that still owns the partition (fenced by a zombie) would commit past unapplied slices.
+            // A partition this member no longer owns ignores the seek; its new owner reads from the last commit.
+            this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: slice[0]!.offset });
+            return;
+          }
         } catch (err) {
           void this.fail(err as Error);
           return;
