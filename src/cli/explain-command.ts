@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import pg from 'pg';
 import { loadFlowFile } from '../flow/config.js';
-import { explainKey, formatExplanation } from '../history/explain.js';
+import { openSink } from '../sink/kinds.js';
+import { formatExplanation } from '../history/explain.js';
 
 export function explainCommand(): Command {
   return new Command('explain')
@@ -18,13 +18,12 @@ export function explainCommand(): Command {
       if (at && Number.isNaN(at.getTime())) throw new Error(`--at ${opts.at}: give a time such as 2026-11-23T17:14:34Z`);
       const config = loadFlowFile(opts.config);
       const target = table.includes('.') ? table : `public.${table}`;
-      const client = new pg.Client({ connectionString: config.destinationUrl });
-      await client.connect();
+      const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:explain`, connections: 1 });
       try {
-        const x = await explainKey(client, target, key, { at, field: opts.field, all: opts.all });
+        const x = await sink.explain(target, key, { at, field: opts.field, all: opts.all });
         process.stdout.write(opts.json ? `${JSON.stringify(x, null, 2)}\n` : `${formatExplanation(x)}\n`);
       } finally {
-        await client.end();
+        await sink.close();
       }
     });
 }

@@ -3,7 +3,7 @@ import type { Admin } from 'kafkajs';
 import { join } from 'node:path';
 import { loadFlowFile, type FlowConfig } from '../flow/config.js';
 import { PACKAGE_DIR } from '../stack/settings.js';
-import { quoteIdent } from '../sink/sql.js';
+import { quoteIdent } from '../sink/postgres/sql.js';
 import { topicOffsets } from '../flow/topics.js';
 
 /**

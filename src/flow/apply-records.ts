@@ -1,22 +1,24 @@
 import type { Logger } from 'pino';
 import type { ChangeEvent, Row } from '../model/change.js';
-import { TrustsyncError, TruncateStopped, UndecodableRecord } from '../model/errors.js';
+import { TruncateStopped, TrustsyncError, UndecodableRecord } from '../model/errors.js';
 import type { RawRecord, RecordDecoder } from '../decode/debezium.js';
 import { collapseByKey } from '../order/plan.js';
 import { formatPosition, positionRank } from '../order/position.js';
-import { recordHistory, targetName, type PostgresSink, type TableMapping } from '../sink/postgres-sink.js';
-import { eventRow, truncateRow, type HistoryRow } from '../history/history.js';
+import type { Sink } from '../sink/sink.js';
+import { targetName, type TableMapping } from '../model/table.js';
+import { eventRow, truncateRow } from '../history/history.js';
+import type { HistoryRow } from '../model/history-row.js';
 import type { FlowMetrics } from '../observe/metrics.js';
 import { withRetries, type RetryPolicy } from './retry.js';
 import type { DeadLetter } from './dlq.js';
-import { findEchoes, type EchoRecord, type GovernedDecision, type Governance } from '../sink/governed-sink.js';
+import { findEchoes, type EchoRecord, type Governance, type GovernedDecision } from '../sink/postgres/governed-sink.js';
 import type { GovernedTables } from './governance.js';
 
 export interface ApplyContext {
   flow: string;
   mapping: TableMapping;
   decoder: RecordDecoder;
-  sink: PostgresSink;
+  sink: Sink;
   retry: RetryPolicy;
   truncate: 'stop' | 'skip' | 'apply';
   metrics: FlowMetrics;
@@ -226,7 +228,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
             log.info({ ...at, storedPosition: done.storedPosition }, `TRUNCATE of ${decoded.entity}: skipped (${done.reason})`);
           }
         } else {
-          await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, [truncateRow(target, decoded, 'ignored', 'TRUNCATE, truncate policy skip')]), onRetry);
+          await withRetries(ctx.retry, () => ctx.sink.recordDecisions(ctx.flow, [truncateRow(target, decoded, 'ignored', 'TRUNCATE, truncate policy skip')]), onRetry);
           metrics.count(topic, 'skipped', 'truncate');
           log.warn(at, `TRUNCATE of ${decoded.entity}: skipped by policy`);
         }
@@ -236,7 +238,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   }
   await flush();
   // Records that never became change events are on record too, before their offsets are committed.
-  await withRetries(ctx.retry, () => recordHistory(ctx.sink.pool, ctx.flow, undecodable.map((u) => u.row)), onRetry);
+  await withRetries(ctx.retry, () => ctx.sink.recordDecisions(ctx.flow, undecodable.map((u) => u.row)), onRetry);
   // Counted once on record, like every other decision.
   for (const { code } of undecodable) {
     metrics.count(topic, 'dead_lettered', code);

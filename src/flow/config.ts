@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseTableName, type TableName } from '../sink/sql.js';
-import type { TableMapping } from '../sink/postgres-sink.js';
+import { parseTableName, type StateTopicSpec, type TableMapping, type TableName } from '../model/table.js';
 import { substitute } from '../shared/substitute.js';
+import { schemeOf, sinkKindFor, supportedSchemes } from '../sink/kinds.js';
+import type { SinkKind } from '../sink/sink.js';
 import { compilePolicies, customValidatorRefs, policiesSpec, type PoliciesSpec } from '../policy/policy.js';
-import { parseStateSchema, type StateTopicSpec } from '../sink/state-topic.js';
+import { parseStateSchema } from './state-topic.js';
 
 const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -39,6 +40,13 @@ const tableSchema = z.strictObject({
 const systemName = z.string().regex(/^[a-z][a-z0-9_-]*$/, { message: 'a system name of lower-case letters, digits, "_" or "-", e.g. app or crm' });
 const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, { message: 'a postgres:// URL' });
 
+/** A URL of a kind trustsync writes (sink/kinds.ts); the message names the scheme, never the password. */
+const destinationUrl = z.string().superRefine((url, ctx) => {
+  if (sinkKindFor(url)) return;
+  const scheme = schemeOf(url);
+  ctx.addIssue({ code: 'custom', message: `${scheme ? `${scheme}//` : 'a URL without a scheme'} is not a destination trustsync writes — use ${supportedSchemes()}` });
+});
+
 export const flowSchema = z.strictObject({
   flow: z.string().regex(/^[A-Za-z0-9._-]+$/, { message: 'a flow name of letters, digits, ".", "_" or "-"' }),
   source: z.strictObject({
@@ -52,7 +60,7 @@ export const flowSchema = z.strictObject({
   }),
   destination: z.strictObject({
     system: systemName.optional(),
-    url: postgresUrl,
+    url: destinationUrl,
     tables: z.array(tableSchema).min(1, { message: 'map at least one topic to a table' }),
   }),
   batch: z.strictObject({ maxRows: z.number().int().min(1).max(100_000).default(1000), maxWaitMs: duration.default(200) }).default({ maxRows: 1000, maxWaitMs: 200 }),
@@ -205,6 +213,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
       if (!f.source.registryUrl) problems.push(`source.registryUrl: missing — the state topic of ${t.table} needs ${HINTS['source.registryUrl']}`);
     });
     checkGovernance(f, policies, problems);
+    problems.push(...capabilityProblems(f, sinkKindFor(f.destination.url)!));
   }
   if (problems.length) throw new FlowConfigError(file, problems);
   const f = result.data!;
@@ -246,6 +255,21 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
 }
 
 /** Tables under policy need both systems named, and policies that exist and make sense for them. */
+/**
+ * What the flow asks of its destination that the destination's kind cannot do, each with the field
+ * and the fix.
+ */
+export function capabilityProblems(f: Pick<z.infer<typeof flowSchema>, 'destination' | 'truncate'>, kind: Pick<SinkKind, 'kind' | 'capabilities'>): string[] {
+  const problems: string[] = [];
+  const can = kind.capabilities;
+  f.destination.tables.forEach((t, i) => {
+    if (t.policy && !can.governance) problems.push(`destination.tables.${i}.policy: a ${kind.kind} destination cannot keep field-level policies — remove the policy, or write ${t.table} to a PostgreSQL destination`);
+    if (t.state && !can.reconcile) problems.push(`destination.tables.${i}.state: a ${kind.kind} destination cannot be read back for a state topic — remove the state topic`);
+  });
+  if (f.truncate === 'apply' && !can.truncate) problems.push(`truncate: a ${kind.kind} destination cannot apply a TRUNCATE — use stop or skip`);
+  return problems;
+}
+
 function checkGovernance(f: z.infer<typeof flowSchema>, policies: PoliciesSpec | undefined, problems: string[]): void {
   const governed = f.destination.tables.filter((t) => t.policy);
   if (governed.length === 0) return;

@@ -4,10 +4,11 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { compilePolicies, customValidatorRefs, type CustomValidators, type EntityPolicy } from '../policy/policy.js';
 import type { Validator } from '../policy/validators.js';
-import { GovernedSink, type Governance } from '../sink/governed-sink.js';
-import { GOVERNED_DDL } from '../sink/governed-sql.js';
-import { HISTORY_DDL } from '../history/history.js';
-import { createOwnTables, targetName, type PostgresSink } from '../sink/postgres-sink.js';
+import { GovernedSink, type Governance } from '../sink/postgres/governed-sink.js';
+import { migrate } from '../sink/postgres/migrate.js';
+import { PostgresSink } from '../sink/postgres/postgres-sink.js';
+import type { Sink } from '../sink/sink.js';
+import { targetName } from '../model/table.js';
 import { FlowConfigError, type FlowConfig } from './config.js';
 
 /** A flow's tables under policy, and what deciding for them needs. */
@@ -44,9 +45,12 @@ const usesLatest = (p: EntityPolicy) => [p.default, ...p.fields.values()].some((
  * custom validators' modules — and prepares trustsync's state beside the data. Every problem is
  * reported at once, before a single change is decided.
  */
-export async function prepareGovernance(config: FlowConfig, sink: PostgresSink, log: Logger): Promise<GovernedTables | undefined> {
+export async function prepareGovernance(config: FlowConfig, destination: Sink, log: Logger): Promise<GovernedTables | undefined> {
   const governed = config.tables.filter((t) => t.policy);
   if (governed.length === 0 || !config.policies) return undefined;
+  // The flow file was checked against the kind's capabilities; only PostgreSQL governs so far.
+  if (!(destination instanceof PostgresSink)) throw new FlowConfigError(`flow ${config.flow}`, [`destination.url: a ${destination.kind} destination cannot keep policies — remove the policy from its tables`]);
+  const sink = destination;
   const problems: string[] = [];
   const custom = await loadCustomValidators(config, problems);
   const columns = new Map<string, string[] | undefined>();
@@ -71,7 +75,7 @@ export async function prepareGovernance(config: FlowConfig, sink: PostgresSink, 
     sourceDb = new pg.Pool({ connectionString: config.sourceDatabaseUrl, max: 4, connectionTimeoutMillis: 10_000, application_name: `trustsync:${config.flow}:echoes`.slice(0, 63) });
     sourceDb.on('error', (err) => log.warn({ err: err.message }, 'source database connection lost'));
     // The table of trustsync's writes into the source: the other direction fills it, this one reads it.
-    await createOwnTables(sourceDb, GOVERNED_DDL + HISTORY_DDL);
+    await migrate(sourceDb);
   }
   const byTopic = new Map<string, Governance>();
   for (const t of governed) {

@@ -1,12 +1,11 @@
 import { Kafka, logLevel } from 'kafkajs';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import type { FlowConfig } from './config.js';
 import { parseDlqMessage, sendDeadLetters, type DlqEntry } from './dlq.js';
 import { readTopicsToEnd } from './read-topic.js';
 import { applyRecords, type ApplyOutcome } from './apply-records.js';
 import { createDecoder } from './run-flow.js';
-import { PostgresSink } from '../sink/postgres-sink.js';
+import { openSink } from '../sink/kinds.js';
 import { prepareGovernance, type GovernedTables } from './governance.js';
 import { FlowMetrics } from '../observe/metrics.js';
 
@@ -47,13 +46,11 @@ export interface ReplayResult {
 export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry) => boolean, dryRun: boolean, log: Logger): Promise<ReplayResult[]> {
   const entries = (await listDeadLetters(config)).filter(select);
   if (dryRun) return entries.map((entry) => ({ entry, outcome: 'would replay', detail: `${entry.code}: ${entry.message}` }));
-  const pool = new pg.Pool({ connectionString: config.destinationUrl, max: 2 });
-  const sink = new PostgresSink(pool);
+  const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:replay`, connections: 2, onConnectionLost: (err) => log.warn({ err: err.message }, 'destination connection lost') });
   const decoder = createDecoder(config);
   const metrics = new FlowMetrics(config.flow);
   const results: ReplayResult[] = [];
   let governed: GovernedTables | undefined;
-  pool.on('error', (err) => log.warn({ err: err.message }, 'destination connection lost'));
   const producer = kafkaFor(config).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   await producer.connect();
   try {
@@ -97,7 +94,7 @@ export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry
     }
   } finally {
     await producer.disconnect();
-    await pool.end();
+    await sink.close();
     await governed?.sourceDb?.end();
   }
   return results;

@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { TrustsyncError } from '../model/errors.js';
 import { fieldPolicy } from '../policy/policy.js';
 import { validate } from '../policy/validators.js';
-import type { ReviewItem } from '../sink/governed-sink.js';
-import { PostgresSink } from '../sink/postgres-sink.js';
+import type { ReviewItem } from '../sink/postgres/governed-sink.js';
+import { PostgresSink } from '../sink/postgres/postgres-sink.js';
 import type { FlowConfig } from './config.js';
 import { prepareGovernance, type GovernedTables } from './governance.js';
 

@@ -1,18 +1,20 @@
 import type { Server } from 'node:http';
-import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import type { FlowConfig } from './config.js';
 import type { Row } from '../model/change.js';
 import { AvroDecoder, JsonDecoder, type RawRecord, type RecordDecoder } from '../decode/debezium.js';
 import { avroSchemaRegistry } from '../decode/avro-registry.js';
-import { PostgresSink, type TableMapping } from '../sink/postgres-sink.js';
+import { openSink } from '../sink/kinds.js';
+import type { Sink } from '../sink/sink.js';
+import type { TableMapping } from '../model/table.js';
 import { FlowMetrics, serveMetrics } from '../observe/metrics.js';
 import { applyRecords, type ApplyContext, type ApplyOutcome } from './apply-records.js';
 import { ensureDlqTopic, sendDeadLetters } from './dlq.js';
 import { prepareGovernance, type GovernedTables } from './governance.js';
 import { ensureStateTopic, topicOffsets, waitForLeaders } from './topics.js';
-import { registerStateSchema, stateEncoderFor, type StateEncoder } from '../sink/state-topic.js';
+import { registerStateSchema, stateEncoderFor, type StateEncoder } from './state-topic.js';
 import { SchemaIncompatible } from '../model/errors.js';
 import { withRetries } from './retry.js';
 import { PartitionLanes } from './lanes.js';
@@ -58,8 +60,7 @@ export class FlowRunner {
   private readonly kafka: Kafka;
   private readonly consumer: Consumer;
   private readonly producer: Producer;
-  private readonly pool: pg.Pool;
-  private readonly sink: PostgresSink;
+  private readonly sink: Sink;
   private readonly decoder: RecordDecoder;
   private readonly tables: Map<string, TableMapping>;
   private governed?: GovernedTables;
@@ -80,6 +81,8 @@ export class FlowRunner {
   private purgeTimer?: NodeJS.Timeout;
   private canaryTimer?: NodeJS.Timeout;
   private canaryDb?: pg.Pool;
+  /** Where canaries arrive: the destination, read as PostgreSQL (canaries are a PostgreSQL-to-PostgreSQL check). */
+  private canaryDest?: pg.Pool;
   /** When each partition last committed, to tell a stalled partition from a quiet one. */
   private readonly progressAt = new Map<string, number>();
 
@@ -116,11 +119,11 @@ export class FlowRunner {
       createPartitioner: Partitioners.DefaultPartitioner,
       retry: { retries: Number.MAX_SAFE_INTEGER, maxRetryTime: 30_000 },
     });
-    // The application name shows whose sessions these are in pg_stat_activity.
-    this.pool = new pg.Pool({ connectionString: config.destinationUrl, max: 8, connectionTimeoutMillis: 10_000, application_name: `trustsync:${config.flow}`.slice(0, 63) });
-    // An idle client that loses its server must not crash the process; the next checkout fails and is retried.
-    this.pool.on('error', (err) => this.log.warn({ err: err.message }, 'destination connection lost'));
-    this.sink = new PostgresSink(this.pool);
+    this.sink = openSink(config.destinationUrl, {
+      name: `trustsync:${config.flow}`,
+      connections: 8,
+      onConnectionLost: (err) => this.log.warn({ err: err.message }, 'destination connection lost'),
+    });
     this.decoder = createDecoder(config);
     this.tables = new Map(config.tables.map((t) => [t.topic, t]));
     this.stopped = new Promise<void>((resolve, reject) => (this.settle = (err) => (err ? reject(err) : resolve())));
@@ -227,6 +230,8 @@ export class FlowRunner {
     const canary = this.config.canary!;
     this.canaryDb = new pg.Pool({ connectionString: this.config.sourceDatabaseUrl!, max: 1, application_name: `trustsync:${this.config.flow}:canary` });
     this.canaryDb.on('error', () => undefined);
+    this.canaryDest = new pg.Pool({ connectionString: this.config.destinationUrl, max: 1, application_name: `trustsync:${this.config.flow}:canary` });
+    this.canaryDest.on('error', () => undefined);
     const labels = { flow: this.config.flow };
     let busy = false;
     const send = async () => {
@@ -235,7 +240,7 @@ export class FlowRunner {
       try {
         await this.canaryDb!.query(canaryTableSql(canary.sourceTable));
         const sent = await sendCanaries(this.canaryDb!, canary.sourceTable, 1);
-        const r = await awaitCanaries(this.pool, canary.table, sent, Math.max(intervalMs * 5, 30_000));
+        const r = await awaitCanaries(this.canaryDest!, canary.table, sent, Math.max(intervalMs * 5, 30_000));
         for (const l of r.latencies) this.metrics.canaryLatency.observe(labels, l);
         this.metrics.canaries.inc({ ...labels, result: 'intact' }, r.intact);
         this.metrics.canaries.inc({ ...labels, result: 'damaged' }, r.arrived - r.intact);
@@ -344,7 +349,7 @@ export class FlowRunner {
   private async readiness(): Promise<{ ready: boolean; detail: string }> {
     if (!this.joined) return { ready: false, detail: 'not yet in the consumer group' };
     try {
-      await this.pool.query('SELECT 1');
+      await this.sink.ping();
     } catch (err) {
       return { ready: false, detail: `destination unreachable: ${(err as Error).message}` };
     }
@@ -498,7 +503,8 @@ export class FlowRunner {
     clearInterval(this.canaryTimer);
     clearInterval(this.purgeTimer);
     await this.canaryDb?.end().catch(() => undefined);
-    await this.pool.end().catch(() => undefined);
+    await this.canaryDest?.end().catch(() => undefined);
+    await this.sink.close();
     await this.governed?.sourceDb?.end().catch(() => undefined);
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.server = undefined;

@@ -1,8 +1,7 @@
-import type pg from 'pg';
-import { formatRank } from '../order/position.js';
-import { TABLE_KEY } from './history.js';
 import { UNAVAILABLE_VALUE } from '../model/change.js';
+import { formatRank } from '../order/position.js';
 
+/** The story of one destination record, as a sink's decision log tells it (`explain`). */
 export interface TimelineEntry {
   decidedAt: string;
   decision: string;
@@ -42,19 +41,16 @@ export interface Explanation {
   state: { vector: Record<string, string>; agreed: Record<string, unknown> | null; changedAt: string } | null;
 }
 
-/** A record's decisions ($2: its key) and its table's TRUNCATEs, which empty every record of the table. */
-const OF_KEY_OR_TABLE = `(key = $2 OR (key = '${TABLE_KEY}' AND decision = 'truncated'))`;
-
 /** Decisions that change what trustsync believes a record holds. */
-const BELIEF_DECISIONS = new Set(['applied', 'filled', 'truncated', 'review-resolved', 'repaired']);
-const TIMELINE_LIMIT = 50;
+export const BELIEF_DECISIONS = new Set(['applied', 'filled', 'truncated', 'review-resolved', 'repaired']);
+export const TIMELINE_LIMIT = 50;
 
-type HistoryRecord = { decision: string; op: string | null; new_values: unknown };
+export type HistoryRecord = { decision: string; op: string | null; new_values: unknown };
 
 /** How explain shows a TOASTed value the change left as it was (Debezium sent a placeholder, not the value). */
 export const UNCHANGED_TOAST = 'unchanged (TOAST)';
 
-function withoutPlaceholders(values: Record<string, unknown> | null): Record<string, unknown> | null {
+export function withoutPlaceholders(values: Record<string, unknown> | null): Record<string, unknown> | null {
   if (!values || !Object.values(values).includes(UNAVAILABLE_VALUE)) return values;
   return Object.fromEntries(Object.entries(values).map(([c, v]) => [c, v === UNAVAILABLE_VALUE ? UNCHANGED_TOAST : v]));
 }
@@ -68,118 +64,6 @@ export function foldBelief(start: Record<string, unknown> | null, rows: readonly
     else believed = { ...(believed ?? {}), ...Object.fromEntries(Object.entries(r.new_values as Record<string, unknown>).filter(([, v]) => v !== UNAVAILABLE_VALUE)) };
   }
   return believed;
-}
-
-async function latestSnapshot(client: pg.Client | pg.Pool, target: string, key: string, at?: Date): Promise<{ historyId: string; decidedAt: string; believed: Record<string, unknown> | null } | null> {
-  const { rows } = await client.query(
-    // Aliases other than the column names: ORDER BY would otherwise sort the text, and 99 > 100.
-    `SELECT history_id::text AS hid, decided_at, believed FROM trustsync.entity_snapshots
-      WHERE target = $1 AND key = $2 AND ($3::timestamptz IS NULL OR decided_at <= $3) ORDER BY history_id DESC LIMIT 1`,
-    [target, key, at?.toISOString() ?? null],
-  );
-  const r = rows[0];
-  return r ? { historyId: r.hid, decidedAt: (r.decided_at as Date).toISOString(), believed: r.believed } : null;
-}
-
-/**
- * Snapshots of what trustsync believes each record holds, so a long history, or one partly past its
- * retention, need not be replayed from its beginning. A key gets one when `minRows` belief-changing
- * decisions have piled up since its last snapshot (all of them up to `upTo`, when given: before a purge).
- */
-export async function takeSnapshots(client: pg.Client | pg.Pool | pg.PoolClient, flow: string, options: { minRows: number; upTo?: Date }): Promise<number> {
-  const upTo = options.upTo?.toISOString() ?? null;
-  const due = await client.query<{ target: string; key: string; last: string }>(
-    `SELECT h.target, h.key, max(h.id)::text AS last FROM trustsync.history h
-       LEFT JOIN LATERAL (SELECT max(history_id) AS last FROM trustsync.entity_snapshots s WHERE s.target = h.target AND s.key = h.key) s ON true
-      WHERE h.flow = $1 AND h.decision = ANY($2::text[]) AND h.id > coalesce(s.last, 0) AND ($3::timestamptz IS NULL OR h.decided_at < $3)
-      GROUP BY h.target, h.key HAVING count(*) >= $4`,
-    [flow, [...BELIEF_DECISIONS], upTo, options.minRows],
-  );
-  let taken = 0;
-  for (const { target, key, last } of due.rows) {
-    // A TRUNCATE is every record's decision: records whose snapshot it follows get one that holds it,
-    // before the TRUNCATE itself may go past the retention. (The table's key has no snapshot itself.)
-    const keys =
-      key === TABLE_KEY
-        ? (await client.query<{ key: string }>('SELECT key FROM trustsync.entity_snapshots WHERE target = $1 AND key <> $2 GROUP BY key HAVING max(history_id) < $3', [target, TABLE_KEY, last])).rows.map((r) => r.key)
-        : [key];
-    for (const k of keys) taken += await snapshotRecord(client, target, k, upTo);
-  }
-  return taken;
-}
-
-/** Snapshots what is believed of one record from its latest snapshot and the decisions since (up to `upTo`). */
-async function snapshotRecord(client: pg.Client | pg.Pool | pg.PoolClient, target: string, key: string, upTo: string | null): Promise<number> {
-  const snapshot = await latestSnapshot(client as pg.Pool, target, key);
-  const { rows } = await client.query<HistoryRecord & { hid: string; decided_at: Date }>(
-    `SELECT id::text AS hid, decided_at, decision, op, new_values FROM trustsync.history
-      WHERE target = $1 AND ${OF_KEY_OR_TABLE} AND id > $3 AND decision = ANY($4::text[]) AND ($5::timestamptz IS NULL OR decided_at < $5) ORDER BY id`,
-    [target, key, snapshot?.historyId ?? '0', [...BELIEF_DECISIONS], upTo],
-  );
-  const last = rows.at(-1);
-  if (!last) return 0;
-  await client.query('INSERT INTO trustsync.entity_snapshots (target, key, history_id, decided_at, believed) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [
-    target,
-    key,
-    last.hid,
-    last.decided_at,
-    JSON.stringify(foldBelief(snapshot?.believed ?? null, rows)),
-  ]);
-  return 1;
-}
-
-/** The story of one destination record: every decision about its key, oldest first, and where it stands now. */
-export async function explainKey(client: pg.Client | pg.Pool, target: string, key: string, options: { at?: Date; field?: string; all?: boolean } = {}): Promise<Explanation> {
-  const history = await client.query(
-    `SELECT id::text AS hid, key, decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values,
-            old_values, field, correlation_id
-       FROM trustsync.history WHERE target = $1 AND ${OF_KEY_OR_TABLE} AND ($3::timestamptz IS NULL OR decided_at <= $3)
-        AND ($4::text IS NULL OR field IS NULL OR field = $4) ORDER BY id`,
-    [target, key, options.at?.toISOString() ?? null, options.field ?? null],
-  );
-  const field = options.field ?? null;
-  const pick = (values: Record<string, unknown> | null) => (values && field ? { [field]: values[field] } : values);
-  // What was believed: from the latest snapshot the timeline reaches, then the decisions after it.
-  const snapshot = await latestSnapshot(client, target, key, options.at);
-  const after = history.rows.filter((r) => !snapshot || BigInt(r.hid) > BigInt(snapshot.historyId));
-  const believed = foldBelief(snapshot ? snapshot.believed : null, after);
-  // The table's TRUNCATEs belong to the record's story once it has one (a snapshot says it had);
-  // asked for the table's key itself, the story is all of its own.
-  const first = key === TABLE_KEY ? 0 : history.rows.findIndex((r) => r.key !== TABLE_KEY);
-  const story = snapshot ? history.rows : history.rows.slice(first < 0 ? history.rows.length : first);
-  const shown = options.all ? story : story.slice(-TIMELINE_LIMIT);
-  const ledger = await client.query(`SELECT position::text, deleted, changed_at FROM trustsync.key_positions WHERE target = $1 AND key = $2`, [target, key]);
-  // Only databases a flow under policy writes have row state.
-  const state = await client
-    .query(`SELECT vector, known_values, changed_at FROM trustsync.row_state WHERE target = $1 AND key = $2`, [target, key])
-    .then((r) => r.rows[0])
-    .catch(() => undefined);
-  return {
-    target,
-    key,
-    at: options.at?.toISOString() ?? null,
-    field,
-    believed: pick(believed),
-    earlier: story.length - shown.length,
-    snapshotAt: snapshot?.decidedAt ?? null,
-    timeline: shown.map((r) => ({
-      decidedAt: (r.decided_at as Date).toISOString(),
-      decision: r.decision,
-      op: r.op,
-      position: r.position,
-      storedPosition: r.stored_position,
-      origin: r.origin_topic ? `${r.origin_topic}/${r.origin_partition}@${r.origin_offset}` : null,
-      txId: r.tx_id,
-      sourceTs: r.source_ts ? (r.source_ts as Date).toISOString() : null,
-      reason: r.reason,
-      values: pick(withoutPlaceholders(r.new_values)),
-      oldValues: pick(withoutPlaceholders(r.old_values)),
-      field: r.field,
-      correlationId: r.correlation_id,
-    })),
-    ledger: ledger.rows[0] ? { position: ledger.rows[0].position, deleted: ledger.rows[0].deleted, changedAt: (ledger.rows[0].changed_at as Date).toISOString() } : null,
-    state: state ? { vector: state.vector, agreed: pick(state.known_values), changedAt: (state.changed_at as Date).toISOString() } : null,
-  };
 }
 
 const OPS: Record<string, string> = { c: 'insert', u: 'update', d: 'delete', r: 'snapshot read', t: 'truncate' };

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { FlowConfig } from '../flow/config.js';
-import { recordHistory } from '../sink/postgres-sink.js';
-import { qualified, type TableName } from '../sink/sql.js';
+import { recordHistory } from '../sink/postgres/postgres-sink.js';
+import { qualified } from '../sink/postgres/sql.js';
+import type { TableName } from '../model/table.js';
 
 /**
  * Canaries: synthetic records written into a canary table at the source, captured by Debezium like

@@ -4,10 +4,11 @@ import type { FlowConfig } from '../flow/config.js';
 import { prepareGovernance, type GovernedTables } from '../flow/governance.js';
 import { fieldPolicy } from '../policy/policy.js';
 import { validate } from '../policy/validators.js';
-import { fromPgText, type GovernedSink, type Governance } from '../sink/governed-sink.js';
-import { PostgresSink, keyStates, readTableShape, recordHistory, targetName, type TableMapping } from '../sink/postgres-sink.js';
-import { LEDGER_STATES, keyTextExpr, parseTableName, qualified, quoteIdent, upsertStatement, type TableName } from '../sink/sql.js';
-import type { HistoryRow } from '../history/history.js';
+import { fromPgText, type Governance, type GovernedSink } from '../sink/postgres/governed-sink.js';
+import { keyStates, PostgresSink, readTableShape, recordHistory } from '../sink/postgres/postgres-sink.js';
+import { parseTableName, targetName, type TableMapping, type TableName } from '../model/table.js';
+import { keyTextExpr, LEDGER_STATES, qualified, quoteIdent, upsertStatement } from '../sink/postgres/sql.js';
+import type { HistoryRow } from '../model/history-row.js';
 import { TrustsyncError } from '../model/errors.js';
 
 export type RecommendedAction = 'update-destination' | 'update-source' | 'delete-destination' | 'manual-review' | 'ignore';

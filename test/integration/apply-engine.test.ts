@@ -8,7 +8,8 @@ import { kafkaClient, pgClient, readRecords, type Variant } from '../support/cap
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
 import { compareTables, waitForConvergence } from '../../src/reconcile/row-compare.js';
-import { explainKey, formatExplanation } from '../../src/history/explain.js';
+import { explainKey } from '../../src/sink/postgres/explain-sql.js';
+import { formatExplanation } from '../../src/history/explain.js';
 
 /**
  * The apply engine against real Debezium events: whatever order, duplication or concurrency the

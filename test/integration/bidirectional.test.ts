@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import type { Admin, Kafka } from 'kafkajs';
+import { Partitioners, type Admin, type Kafka } from 'kafkajs';
 import { loadSyncFlows, readCustomers, waitForSyncQuiet, type Customer } from '../../src/demo/sync.js';
 import type { FlowConfig } from '../../src/flow/config.js';
 import { listReviews, resolveReview } from '../../src/flow/review.js';
@@ -8,9 +8,9 @@ import type { FlowRunner } from '../../src/flow/run-flow.js';
 import { kafkaClient, uniqueName, type SourceCapture } from '../support/capture.js';
 import { startFlow } from '../support/flow.js';
 import { closeTwoSides, editBothSidesAtRandom, openTwoSides, writeCounts as countWrites, type TwoSides } from '../support/two-way.js';
-import { explainKey, formatExplanation } from '../../src/history/explain.js';
+import { explainKey } from '../../src/sink/postgres/explain-sql.js';
+import { formatExplanation } from '../../src/history/explain.js';
 import { readTopicsToEnd } from '../../src/flow/read-topic.js';
-import { Partitioners } from 'kafkajs';
 import { reconcileFlow } from '../../src/reconcile/reconcile.js';
 import pino from 'pino';
 

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import type { ChangeEvent, TruncateEvent } from '../../src/model/change.js';
-import { PostgresSink, type TableMapping } from '../../src/sink/postgres-sink.js';
-import { explainKey, formatExplanation } from '../../src/history/explain.js';
+import { PostgresSink } from '../../src/sink/postgres/postgres-sink.js';
+import type { TableMapping } from '../../src/model/table.js';
+import { explainKey } from '../../src/sink/postgres/explain-sql.js';
+import { formatExplanation } from '../../src/history/explain.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 
 /**

@@ -12,6 +12,7 @@ import { reconcileFlow } from '../../src/reconcile/reconcile.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 import { endpoints, kafkaClient, readRecords, type ReadRecord } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
+import { trustsync } from '../support/cli.js';
 import { flowDocument, spawnRun } from '../support/flow.js';
 import { waitFor } from '../support/wait.js';
 
@@ -161,5 +162,15 @@ describe('real Debezium events, scrambled and repeated, with a kill -9 mid-strea
     });
     expect(report.tables.map((t) => [t.destination, t.differences.length])).toEqual([[`${destSchema}.docs`, 0]]);
     expect(report.clean).toBe(true);
+
+    // The story of a record whose body an older change filled, as `trustsync explain` tells it.
+    const { rows: filled } = await dest.query(`SELECT key FROM trustsync.history WHERE target = $1 AND decision = 'filled' LIMIT 1`, [`${destSchema}.docs`]);
+    expect(filled).toHaveLength(1);
+    const told = await trustsync(['explain', '--config', flowFile, `${destSchema}.docs`, filled[0].key]);
+    expect(told.status).toBe(0);
+    expect(told.stdout).toMatch(/filled +update|filled +insert/);
+    expect(told.stdout).toContain('body left unchanged (TOAST) by the change at');
+    expect(told.stdout).toContain('"body":"unchanged (TOAST)"');
+    expect(told.stdout).not.toContain('__debezium_unavailable_value');
   }, 240_000);
 });

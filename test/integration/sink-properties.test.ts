@@ -4,9 +4,10 @@ import pg from 'pg';
 import type { ChangeEvent, TruncateEvent } from '../../src/model/change.js';
 import { collapseByKey } from '../../src/order/plan.js';
 import { positionRank } from '../../src/order/position.js';
-import { PostgresSink, inTransaction, recordHistory, type TableMapping } from '../../src/sink/postgres-sink.js';
+import { inTransaction, PostgresSink, recordHistory } from '../../src/sink/postgres/postgres-sink.js';
+import type { TableMapping } from '../../src/model/table.js';
 import { eventRow } from '../../src/history/history.js';
-import { truncationLock } from '../../src/sink/sql.js';
+import { truncationLock } from '../../src/sink/postgres/sql.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 
 /**

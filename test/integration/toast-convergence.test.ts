@@ -3,8 +3,10 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { UNAVAILABLE_VALUE, type ChangeEvent } from '../../src/model/change.js';
 import { collapseByKey } from '../../src/order/plan.js';
-import { PostgresSink, type TableMapping } from '../../src/sink/postgres-sink.js';
-import { UNCHANGED_TOAST, explainKey } from '../../src/history/explain.js';
+import { PostgresSink } from '../../src/sink/postgres/postgres-sink.js';
+import type { TableMapping } from '../../src/model/table.js';
+import { UNCHANGED_TOAST } from '../../src/history/explain.js';
+import { explainKey } from '../../src/sink/postgres/explain-sql.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 
 /**

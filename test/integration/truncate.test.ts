@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TruncateStopped } from '../../src/model/errors.js';
-import type { FlowRunner } from '../../src/flow/run-flow.js';
+import { createDecoder, type FlowRunner } from '../../src/flow/run-flow.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, flowDocument, startFlow } from '../support/flow.js';
@@ -8,8 +8,7 @@ import { validateFlow } from '../../src/flow/config.js';
 import { readStateTopic } from '../support/state.js';
 import { endpoints, kafkaClient, readRecords } from '../support/capture.js';
 import { waitFor } from '../support/wait.js';
-import { createDecoder } from '../../src/flow/run-flow.js';
-import { explainKey } from '../../src/history/explain.js';
+import { explainKey } from '../../src/sink/postgres/explain-sql.js';
 import { join } from 'node:path';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { validateFlow, loadFlowFile, FlowConfigError } from '../../src/flow/config.js';
+import { validateFlow, loadFlowFile, FlowConfigError, capabilityProblems } from '../../src/flow/config.js';
+import { sinkKindFor, supportedSchemes } from '../../src/sink/kinds.js';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 
 const valid = {
@@ -133,5 +134,37 @@ describe('tables under a policy', () => {
     expect(validateFlow(valid, 'flow.yaml').tables[0]!.sourceTable).toBe('demo.customers');
     expect(validateFlow({ ...valid, destination: { ...valid.destination, tables: [{ ...valid.destination.tables[0], sourceTable: 'crm.people' }] } }, 'flow.yaml').tables[0]!.sourceTable).toBe('crm.people');
   });
-});
 
+  describe('the destination is checked against what its kind can do', () => {
+    const withUrl = (url: string) => ({ ...valid, destination: { ...valid.destination, url } });
+
+    it('refuses an unsupported scheme in one line naming the field, the scheme and the fix, never the password', () => {
+      const found = problems(withUrl('mysql://app:s3cret@127.0.0.1:3306/shop'));
+      expect(found).toHaveLength(1);
+      expect(found[0]).toBe(`destination.url: mysql:// is not a destination trustsync writes — use ${supportedSchemes()} — expected postgres://user@host:port/database`);
+      expect(found.join('\n')).not.toContain('s3cret');
+      expect(problems(withUrl('127.0.0.1:5432/shop'))[0]).toMatch(/^destination\.url: a URL without a scheme is not a destination/);
+      expect(problems(withUrl('postgres://u@127.0.0.1:5432/db'))).toEqual([]);
+    });
+
+    it('names each thing a flow asks that its kind of destination cannot do', () => {
+      const doc = {
+        truncate: 'apply' as const,
+        destination: {
+          url: 'x://',
+          tables: [
+            { topic: 't1', table: 'a.one', policy: 'customer', rename: {}, createIfMissing: true },
+            { topic: 't2', table: 'a.two', state: { schema: 'two.avsc' }, rename: {}, createIfMissing: true },
+          ],
+        },
+      };
+      const plain = { kind: 'plain', capabilities: { transactions: true, governance: false, truncate: false, reconcile: false } };
+      expect(capabilityProblems(doc as never, plain)).toEqual([
+        'destination.tables.0.policy: a plain destination cannot keep field-level policies — remove the policy, or write a.one to a PostgreSQL destination',
+        'destination.tables.1.state: a plain destination cannot be read back for a state topic — remove the state topic',
+        'truncate: a plain destination cannot apply a TRUNCATE — use stop or skip',
+      ]);
+      expect(capabilityProblems(doc as never, sinkKindFor('postgres://h/db')!)).toEqual([]);
+    });
+  });
+});

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { historyCopy, type HistoryRow } from '../../src/history/history.js';
+import { historyCopy } from '../../src/sink/postgres/history-sql.js';
+import type { HistoryRow } from '../../src/model/history-row.js';
 
 function row(i: number, notes: string): HistoryRow {
   return {

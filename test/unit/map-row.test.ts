@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mapFields, mapRow, type TableMapping } from '../../src/sink/postgres-sink.js';
+import { mapFields, mapRow, type TableMapping } from '../../src/model/table.js';
 
 const mapping = (m: Partial<TableMapping>): TableMapping => ({ topic: 't', table: { schema: 'public', table: 'items' }, rename: {}, createIfMissing: true, ...m });
 const row = { id: 1, name: 'a', secret: 'x' };

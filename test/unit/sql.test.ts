@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { quoteIdent, sqlText, upsertStatement, columnAccepts } from '../../src/sink/sql.js';
+import { columnAccepts, quoteIdent, sqlText, upsertStatement } from '../../src/sink/postgres/sql.js';
 
 describe('SQL built from event names stays SQL', () => {
   it('quotes identifiers, doubling embedded quotes', () => {

@@ -1,11 +1,9 @@
-/**
- * What trustsync keeps beside a destination it governs by policy, in its `trustsync` schema:
- * - row_state: per record, the version vector and the values the other system is known to agree with;
- * - outbound: every write trustsync made into this database, with its transaction id, so the change
- *   Debezium captures back from it is recognised as trustsync's own (never by timing or values);
- * - review: conflicts waiting for a person.
- */
-export const GOVERNED_DDL = `
+-- What trustsync keeps beside a database it governs by policy (in every database it keeps its
+-- own tables in, used or not):
+-- row_state: per record, the version vector and the values the other system is known to agree with;
+-- outbound: every write trustsync made into this database, with its transaction id, so the change
+--   Debezium captures back from it is recognised as trustsync's own (never by timing or values);
+-- review: conflicts waiting for a person.
 CREATE SCHEMA IF NOT EXISTS trustsync;
 CREATE TABLE IF NOT EXISTS trustsync.row_state (
   target       text NOT NULL,
@@ -55,22 +53,3 @@ CREATE TABLE IF NOT EXISTS trustsync.review (
   resolution      jsonb
 );
 CREATE INDEX IF NOT EXISTS review_open ON trustsync.review (created_at) WHERE status = 'open';
-`;
-
-/**
- * Each record's state under policy as one comparable text: its vector, the transaction the other
- * system is known to agree with, and when it last changed. The LEDGER_STATES of governed tables.
- */
-export const ROW_STATES = `
-SELECT key, vector::text || '|' || coalesce(known_xid::text, '') || '|' || changed_at::text AS state
-FROM trustsync.row_state WHERE target = $1 AND key = ANY($2::text[])`;
-
-/** The 32-bit transaction id, as logical decoding (and so Debezium's source.txId) reports it. */
-export const CURRENT_XID = 'SELECT pg_current_xact_id()::xid::text AS xid';
-
-/** trustsync's writes into a database, looked up by the transactions a batch of captured changes came from. */
-export const FIND_OUTBOUND = `
-SELECT o.key, o.xid::text AS xid, o.origin_system, o.origin_position::text AS origin_position, o.origin_tx_id::text AS origin_tx_id, o.origin_values
-  FROM trustsync.outbound o
-  JOIN unnest($2::text[], $3::bigint[]) AS u(key, xid) ON o.key = u.key AND o.xid = u.xid
- WHERE o.target = $1`;

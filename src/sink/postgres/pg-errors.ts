@@ -1,4 +1,4 @@
-import { RowRejected, TransientSinkError } from '../model/errors.js';
+import { RowRejected, TransientSinkError } from '../../model/errors.js';
 
 /**
  * SQLSTATEs after which the same write can succeed later: the server went away, was shutting down,

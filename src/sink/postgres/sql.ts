@@ -1,4 +1,5 @@
-import type { FieldType } from '../model/change.js';
+import type { FieldType } from '../../model/change.js';
+import type { TableName } from '../../model/table.js';
 
 /** Quotes an identifier: names come from events, so none is ever pasted into SQL unquoted. */
 export function quoteIdent(name: string): string {
@@ -8,16 +9,6 @@ export function quoteIdent(name: string): string {
 /** A string literal for SQL text built from names trustsync read from the catalog. */
 export function quoteLiteral(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
-}
-
-export interface TableName {
-  schema: string;
-  table: string;
-}
-
-export function parseTableName(qualified: string): TableName {
-  const dot = qualified.indexOf('.');
-  return dot < 0 ? { schema: 'public', table: qualified } : { schema: qualified.slice(0, dot), table: qualified.slice(dot + 1) };
 }
 
 export function qualified(t: TableName): string {
@@ -188,42 +179,6 @@ export function keyTextExpr(keyColumns: readonly string[], alias = 't'): string 
 }
 
 export const LEDGER_SCHEMA = 'trustsync';
-
-/**
- * The position ledger: the newest position applied per destination key, deletes included (tombstones).
- * Every change claims its key here, so updates must stay HOT (heap-only: no index entry per claim):
- * no indexed column changes for a live key, and pages keep room for the new version. A tombstone's
- * time is therefore its own column, `deleted_at`, NULL for a live key (the purge's index).
- */
-export const LEDGER_DDL = `
-CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA};
-CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.key_positions (
-  target      text NOT NULL,
-  key         text NOT NULL,
-  position    numeric(40,0) NOT NULL,
-  deleted     boolean NOT NULL,
-  changed_at  timestamptz NOT NULL DEFAULT now(),
-  deleted_at  timestamptz,
-  PRIMARY KEY (target, key)
-) WITH (fillfactor = 90);
-ALTER TABLE ${LEDGER_SCHEMA}.key_positions ADD COLUMN IF NOT EXISTS deleted_at timestamptz;
-DO $$ BEGIN
-  -- A ledger made before deleted_at: its tombstones' index was on changed_at, which every claim moves.
-  IF to_regclass('${LEDGER_SCHEMA}.key_positions_tombstones') IS NOT NULL THEN
-    UPDATE ${LEDGER_SCHEMA}.key_positions SET deleted_at = changed_at WHERE deleted AND deleted_at IS NULL;
-    DROP INDEX ${LEDGER_SCHEMA}.key_positions_tombstones;
-    ALTER TABLE ${LEDGER_SCHEMA}.key_positions SET (fillfactor = 90);
-  END IF;
-END $$;
-CREATE INDEX IF NOT EXISTS key_positions_deleted ON ${LEDGER_SCHEMA}.key_positions (deleted_at) WHERE deleted_at IS NOT NULL;
--- Columns whose stored value an older change set than the row's (unchanged TOAST): column → that position.
-ALTER TABLE ${LEDGER_SCHEMA}.key_positions ADD COLUMN IF NOT EXISTS column_positions jsonb;
-CREATE TABLE IF NOT EXISTS ${LEDGER_SCHEMA}.truncations (
-  target        text PRIMARY KEY,
-  position      numeric(40,0) NOT NULL,
-  truncated_at  timestamptz NOT NULL DEFAULT now()
-);
-`;
 
 /** The truncation locks' first key ('trtr'), apart from any other use of advisory locks on the destination. */
 const TRUNCATION_LOCK_CLASS = 0x74727472;

@@ -1,15 +1,19 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { UNAVAILABLE_VALUE, type ChangeEvent, type Row } from '../model/change.js';
-import { RowRejected, TrustsyncError } from '../model/errors.js';
-import { positionRank } from '../order/position.js';
-import { resolveChange, type FieldOutcome, type Resolution, type Values } from '../policy/resolve.js';
-import type { EntityPolicy } from '../policy/policy.js';
-import { compareVersionVectors, mergeVersionVectors, vectorFromJson, vectorToJson, type VectorOrder, type VersionVector } from '../policy/vector.js';
+import { UNAVAILABLE_VALUE, type ChangeEvent, type Row } from '../../model/change.js';
+import { RowRejected, TrustsyncError } from '../../model/errors.js';
+import { positionRank } from '../../order/position.js';
+import { resolveChange, type FieldOutcome, type Resolution, type Values } from '../../policy/resolve.js';
+import type { EntityPolicy } from '../../policy/policy.js';
+import { compareVersionVectors, mergeVersionVectors, vectorFromJson, vectorToJson, type VectorOrder, type VersionVector } from '../../policy/vector.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
-import { CURRENT_XID, FIND_OUTBOUND, GOVERNED_DDL, ROW_STATES } from './governed-sql.js';
-import { createOwnTables, inTransaction, keyStates, mapFields, mapRow, recordHistory, targetName, type BatchAudit, type PostgresSink, type TableMapping, type TableShape } from './postgres-sink.js';
-import { eventRow, type HistoryRow } from '../history/history.js';
+import { CURRENT_XID, FIND_OUTBOUND, ROW_STATES } from './governed-sql.js';
+import { migrate } from './migrate.js';
+import { inTransaction, keyStates, recordHistory, type PostgresSink, type TableShape } from './postgres-sink.js';
+import { mapFields, mapRow, targetName, type TableMapping } from '../../model/table.js';
+import type { BatchAudit } from '../../model/decision.js';
+import { eventRow } from '../../history/history.js';
+import type { HistoryRow } from '../../model/history-row.js';
 import { qualified, quoteIdent, sqlText, upsertStatement } from './sql.js';
 
 /** The systems a governed flow connects and the policy of the entity a table holds. */
@@ -125,7 +129,7 @@ export class GovernedSink {
   constructor(readonly sink: PostgresSink) {}
 
   async prepare(): Promise<void> {
-    await createOwnTables(this.sink.pool, GOVERNED_DDL);
+    await migrate(this.sink.pool);
   }
 
   /** Review items of the given destination tables (schema.table). */

@@ -2,91 +2,28 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { UNAVAILABLE_VALUE, keyTextOf, type ChangeEvent, type FieldType, type Row, type TruncateEvent } from '../model/change.js';
-import { RowRejected, SchemaIncompatible, TransientSinkError, TrustsyncError } from '../model/errors.js';
-import { formatRank, positionRank } from '../order/position.js';
-import { columnFills, unchangedColumns, type Carrier } from '../order/unchanged-columns.js';
+import { keyTextOf, UNAVAILABLE_VALUE, type ChangeEvent, type FieldType, type Row, type TruncateEvent } from '../../model/change.js';
+import { RowRejected, SchemaIncompatible, TransientSinkError, TrustsyncError } from '../../model/errors.js';
+import { formatRank, positionRank } from '../../order/position.js';
+import { columnFills, unchangedColumns, type Carrier } from '../../order/unchanged-columns.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
-import { HISTORY_COPY, HISTORY_COPY_STAGED, HISTORY_DDL, HISTORY_FROM_STAGE, HISTORY_STAGE, eventRow, historyCopy, truncateRow, type HistoryRow } from '../history/history.js';
-import { takeSnapshots } from '../history/explain.js';
-import type { StateTopicSpec } from './state-topic.js';
-import {
-  CLAIM_POSITIONS,
-  HELD_COLUMN_POSITIONS,
-  LEDGER_DDL,
-  SET_COLUMN_POSITIONS,
-  LEDGER_SCHEMA,
-  columnAccepts,
-  columnTypeFor,
-  columnTypeForValue,
-  deleteStatement,
-  fillStatement,
-  keyTextExpr,
-  qualified,
-  quoteIdent,
-  quoteLiteral,
-  sqlText,
-  truncationLock,
-  upsertStatement,
-  type TableName,
-} from './sql.js';
+import { HISTORY_COPY, HISTORY_COPY_STAGED, HISTORY_FROM_STAGE, HISTORY_STAGE, historyCopy } from './history-sql.js';
+import { eventRow, truncateRow } from '../../history/history.js';
+import type { HistoryRow } from '../../model/history-row.js';
+import type { BatchAudit, RowDecision, TruncateDecision } from '../../model/decision.js';
+import { mapFields, mapRow, targetName, type TableMapping, type TableName } from '../../model/table.js';
+import { explainKey, takeSnapshots } from './explain-sql.js';
+import { migrate } from './migrate.js';
+import type { Explanation } from '../../history/explain.js';
+import type { Sink, SinkCapabilities } from '../sink.js';
+import { CLAIM_POSITIONS, columnAccepts, columnTypeFor, columnTypeForValue, deleteStatement, fillStatement, HELD_COLUMN_POSITIONS, keyTextExpr, LEDGER_SCHEMA, qualified, quoteIdent, quoteLiteral, SET_COLUMN_POSITIONS, sqlText, truncationLock, upsertStatement } from './sql.js';
 
-
-/** How one source topic lands in one destination table. */
-export interface TableMapping {
-  topic: string;
-  table: TableName;
-  /** Destination key columns; by default the event key's fields (renamed). */
-  keyColumns?: string[];
-  /** Source columns to keep (all when absent) and to drop. */
-  include?: string[];
-  exclude?: string[];
-  /** Source column → destination column. */
-  rename: Record<string, string>;
-  createIfMissing: boolean;
-  /** The entity policy the table is governed by, if any (flow file: policies). */
-  policy?: string;
-  /** The compacted topic the table's current rows are published to, if any. */
-  state?: StateTopicSpec;
-  /** The captured source table as schema.table (reconcile compares with it). */
-  sourceTable?: string;
-}
-
-export type RowDecision =
-  | { decision: 'applied'; event: ChangeEvent }
-  | { decision: 'skipped'; reason: 'stale' | 'duplicate'; event: ChangeEvent; storedPosition: string; beforeTruncate?: true }
-  | { decision: 'rejected'; event: ChangeEvent; error: RowRejected }
-  /** An older change gave TOASTed columns the newer row left unchanged their value (unchanged-columns.ts). */
-  | { decision: 'filled'; event: ChangeEvent; columns: string[]; values: Row; rowPosition: string };
-
-/**
- * What a TRUNCATE came to: applied, or skipped behind the one the table holds. With keys asked for,
- * `removed` holds the keys of the rows it removed, by key text; delivered again, those the ledger
- * says it removed, their key columns no longer known (null): what an interrupted first delivery
- * removed is then told again.
- */
-export type TruncateDecision = { decision: 'truncated'; removed: Map<string, Row | null> } | { decision: 'skipped'; reason: 'stale' | 'duplicate'; storedPosition: string; removed: Map<string, Row | null> };
+/** PostgreSQL can do all a sink does. */
+export const POSTGRES_CAPABILITIES: SinkCapabilities = { transactions: true, governance: true, truncate: true, reconcile: true };
 
 export interface TableShape {
   columns: Map<string, string>;
   keyColumns: string[];
-}
-
-export function targetName(t: TableName): string {
-  return `${t.schema}.${t.table}`;
-}
-
-/** What a batch's history adds to its transaction: the flow, and rows beyond the sink's own decisions. */
-export interface BatchAudit {
-  flow: string;
-  /** Superseded changes, retries of this batch: told in the same transaction as the write. */
-  extra: HistoryRow[];
-  /**
-   * An earlier attempt of this batch failed, possibly after its COMMIT was durable (the server went
-   * away before acknowledging it): a decision that attempt recorded is not recorded again. (A change
-   * with the same decision on record from an earlier delivery is left out too: rare, and only here.)
-   */
-  retrying?: boolean;
 }
 
 function decisionRow(target: string, d: RowDecision): HistoryRow {
@@ -135,49 +72,6 @@ export async function keyStates(db: pg.Pool | pg.PoolClient, query: string, targ
   if (keys.length === 0) return new Map();
   const { rows } = await db.query<{ key: string; state: string }>(`${query}${lock ? ' ORDER BY key FOR UPDATE' : ''}`, [target, keys]);
   return new Map(rows.map((r) => [r.key, r.state]));
-}
-
-const passesThrough = new WeakMap<TableMapping, boolean>();
-
-/**
- * Whether a mapping keeps every source column under its own name, as most do: rows and field types
- * then pass as they are (read, never changed), with no copy per change.
- */
-function keepsSourceShape(m: TableMapping): boolean {
-  let keeps = passesThrough.get(m);
-  if (keeps === undefined) passesThrough.set(m, (keeps = !m.include && !m.exclude?.length && Object.keys(m.rename).length === 0));
-  return keeps;
-}
-
-/** Applies source column selection and renames to a row. */
-export function mapRow(m: TableMapping, row: Row): Row {
-  if (keepsSourceShape(m)) return row;
-  const out: Row = {};
-  for (const [name, value] of Object.entries(row)) {
-    if (m.include && !m.include.includes(name)) continue;
-    if (m.exclude?.includes(name)) continue;
-    out[m.rename[name] ?? name] = value;
-  }
-  return out;
-}
-
-/** Applies renames to a row's field types. */
-export function mapFields(m: TableMapping, fields: Record<string, FieldType> | null): Record<string, FieldType> {
-  if (!fields) return {};
-  if (keepsSourceShape(m)) return fields;
-  const out: Record<string, FieldType> = {};
-  for (const [name, f] of Object.entries(fields)) out[m.rename[name] ?? name] = f;
-  return out;
-}
-
-/**
- * Creates trustsync's own tables (`ddl`) or brings them up to date, one process at a time. Processes
- * starting together would otherwise race in the catalog, or deadlock: CREATE INDEX IF NOT EXISTS
- * takes its table's SHARE lock, and an ALTER TABLE after it the ACCESS EXCLUSIVE one.
- */
-export async function createOwnTables(db: pg.Pool, ddl: string): Promise<void> {
-  // Statements sent in one query run as one transaction, so the lock is held to its end.
-  await db.query(`SELECT pg_advisory_xact_lock(hashtext('trustsync:ddl:${LEDGER_SCHEMA}'));${ddl}`);
 }
 
 /**
@@ -230,8 +124,11 @@ export async function readTableShape(client: pg.Pool | pg.PoolClient, t: TableNa
  * The destination: guarded, batched, idempotent writes into PostgreSQL tables, with a position
  * ledger (trustsync.key_positions) that every write of a key goes through, in the same transaction.
  */
-export class PostgresSink {
+export class PostgresSink implements Sink {
+  readonly kind = 'postgres';
+  readonly capabilities: SinkCapabilities = POSTGRES_CAPABILITIES;
   private readonly shapes = new Map<string, TableShape | null>();
+  private closed?: Promise<void>;
 
   constructor(readonly pool: pg.Pool) {
     // A connection the server drops while checked out emits 'error'; unheard, that would end the
@@ -240,7 +137,24 @@ export class PostgresSink {
   }
 
   async prepare(): Promise<void> {
-    await createOwnTables(this.pool, LEDGER_DDL + HISTORY_DDL);
+    await migrate(this.pool);
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  recordDecisions(flow: string, rows: readonly HistoryRow[]): Promise<void> {
+    return recordHistory(this.pool, flow, rows);
+  }
+
+  explain(target: string, key: string, options: { at?: Date; field?: string; all?: boolean } = {}): Promise<Explanation> {
+    return explainKey(this.pool, target, key, options);
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.pool.end().catch(() => undefined);
+    return this.closed;
   }
 
   /** Removes a flow's history older than the retention (the history is otherwise append-only). */

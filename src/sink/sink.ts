@@ -1,0 +1,69 @@
+import type { ChangeEvent, Row, TruncateEvent } from '../model/change.js';
+import type { BatchAudit, RowDecision, TruncateDecision } from '../model/decision.js';
+import type { HistoryRow } from '../model/history-row.js';
+import type { TableMapping, TableName } from '../model/table.js';
+import type { Explanation } from '../history/explain.js';
+
+/** What a kind of destination can do; a flow file asking for more is refused at start. */
+export interface SinkCapabilities {
+  /** Ledger claim, rows and decision history in one destination transaction. */
+  transactions: boolean;
+  /** Field-level policies (authority, conflicts, review, two-way sync): row state beside the rows. */
+  governance: boolean;
+  /** A source TRUNCATE applied at its position (`truncate: apply`). */
+  truncate: boolean;
+  /** Rows read back by key: reconcile, state topics. */
+  reconcile: boolean;
+}
+
+/**
+ * A destination, as the engine knows it. Every write is guarded by the position ledger and told in
+ * the decision history, in the same transaction where the sink has transactions.
+ */
+export interface Sink {
+  readonly kind: string;
+  readonly capabilities: SinkCapabilities;
+  /** Creates or brings up to date trustsync's own tables (ledger, history). */
+  prepare(): Promise<void>;
+  /** Throws when the destination cannot be reached: readiness. */
+  ping(): Promise<void>;
+  /**
+   * Writes the newest change per key (collapsed by the engine): positions claimed, rows written,
+   * decisions and `audit` on record. `superseded`, the batch's older changes, may still carry
+   * values a newer row left unchanged (TOAST).
+   */
+  applyBatch(m: TableMapping, latest: readonly ChangeEvent[], audit?: BatchAudit, superseded?: readonly ChangeEvent[]): Promise<RowDecision[]>;
+  /** A source TRUNCATE, applied at its position (see SinkCapabilities.truncate). */
+  applyTruncate(m: TableMapping, t: TruncateEvent, wantKeys: boolean, audit?: Omit<BatchAudit, 'extra'>): Promise<TruncateDecision>;
+  /** Decisions that belong to no batch write (undecodable records, ignored TRUNCATEs), on record. */
+  recordDecisions(flow: string, rows: readonly HistoryRow[]): Promise<void>;
+  /** Current rows of these keys (values as text), null for a key the table lacks. */
+  readRows(m: TableMapping, keys: ReadonlyMap<string, Row | null>): Promise<Map<string, Record<string, string | null> | null>>;
+  /** The destination table's columns, or undefined while it does not exist. */
+  columnsOf(t: TableName): Promise<string[] | undefined>;
+  /** The story of one record, from the decision history. */
+  explain(target: string, key: string, options?: { at?: Date; field?: string; all?: boolean }): Promise<Explanation>;
+  purgeTombstones(retentionMs: number): Promise<number>;
+  purgeHistory(flow: string, retentionMs: number): Promise<number>;
+  snapshotLongHistories(flow: string): Promise<number>;
+  /** Closes the connections; idempotent. */
+  close(): Promise<void>;
+}
+
+export interface SinkOptions {
+  /** Names the connections (e.g. application_name), for the destination's own monitoring. */
+  name: string;
+  /** Connections at most. */
+  connections: number;
+  /** A connection the destination dropped while idle; the next write fails and is retried. */
+  onConnectionLost?: (err: Error) => void;
+}
+
+/** A kind of destination: the URL schemes it serves, what it can do, and how to open one. */
+export interface SinkKind {
+  kind: string;
+  /** URL schemes with their colon, e.g. `postgres:`. */
+  schemes: readonly string[];
+  capabilities: SinkCapabilities;
+  open(url: string, options: SinkOptions): Sink;
+}
