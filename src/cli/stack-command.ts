@@ -13,7 +13,7 @@ function printStatus(status: StackStatus, json: boolean): void {
   process.stdout.write(`${table(rows)}\n\nlogs and data: ${status.stateDir}\n`);
   if (status.healthy) {
     const e = status.endpoints;
-    process.stdout.write(`kafka ${e.kafka} · registry ${e.registry} · connect ${e.connect} · postgres ${e.postgres}\n`);
+    process.stdout.write(`kafka ${e.kafka} · registry ${e.registry} · connect ${e.connect} · postgres ${e.postgres} · mariadb ${e.mariadb}\n`);
   }
 }
 

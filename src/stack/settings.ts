@@ -11,10 +11,11 @@ export const VERSIONS = {
   apicurioConverter: '2.6.13.Final',
 } as const;
 
-export type ComponentName = 'postgres' | 'registry' | 'kafka' | 'connect';
+export type ComponentName = 'postgres' | 'mariadb' | 'registry' | 'kafka' | 'connect';
 
 export interface StackPorts {
   postgres: number;
+  mariadb: number;
   registry: number;
   kafka: number;
   kafkaController: number;
@@ -58,6 +59,7 @@ export function stackSettings(env: NodeJS.ProcessEnv = process.env): StackSettin
     stateDir: resolve(env.TRUSTSYNC_STATE_DIR ?? join(home, 'stack')),
     ports: {
       postgres: portFromEnv(env, 'TRUSTSYNC_PG_PORT', 15432),
+      mariadb: portFromEnv(env, 'TRUSTSYNC_MARIADB_PORT', 13306),
       registry: portFromEnv(env, 'TRUSTSYNC_REGISTRY_PORT', 18081),
       kafka: portFromEnv(env, 'TRUSTSYNC_KAFKA_PORT', 19092),
       kafkaController: portFromEnv(env, 'TRUSTSYNC_KAFKA_CONTROLLER_PORT', 19093),
@@ -85,6 +87,8 @@ export interface StackEndpoints {
   registryCcompatUrl: string;
   connectUrl: string;
   postgresUrl: (database: string) => string;
+  /** The stack's MariaDB, as root (no password: a throwaway server on loopback). */
+  mariadbUrl: (database: string) => string;
 }
 
 export function stackEndpoints(s: StackSettings): StackEndpoints {
@@ -94,5 +98,6 @@ export function stackEndpoints(s: StackSettings): StackEndpoints {
     registryCcompatUrl: `http://${s.host}:${s.ports.registry}/apis/ccompat/v7`,
     connectUrl: `http://${s.host}:${s.ports.connect}`,
     postgresUrl: (database) => `postgres://postgres@${s.host}:${s.ports.postgres}/${database}`,
+    mariadbUrl: (database) => `mariadb://root@${s.host}:${s.ports.mariadb}/${database}`,
   };
 }

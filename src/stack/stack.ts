@@ -4,15 +4,17 @@ import { ensureArtifacts, artifactsReady, type ArtifactLayout } from './artifact
 import { assertPortFree, componentFiles, componentPid, stopComponent, waitReady, type Component } from './component.js';
 import { assertJava } from './java.js';
 import { postgres } from './postgres.js';
+import { mariadb } from './mariadb.js';
 import { registry } from './registry.js';
 import { kafka } from './kafka.js';
 import { connect } from './connect.js';
 
-const ALL: readonly Component[] = [postgres, registry, kafka, connect];
+const ALL: readonly Component[] = [postgres, mariadb, registry, kafka, connect];
 
 /** What must be up before a component starts. */
 const DEPENDS_ON: Record<ComponentName, ComponentName[]> = {
   postgres: [],
+  mariadb: [],
   registry: ['postgres'],
   kafka: [],
   connect: ['kafka'],
@@ -32,11 +34,12 @@ export interface StackStatus {
   healthy: boolean;
   stateDir: string;
   components: ComponentStatus[];
-  endpoints: { kafka: string; registry: string; connect: string; postgres: string };
+  endpoints: { kafka: string; registry: string; connect: string; postgres: string; mariadb: string };
 }
 
 const expectedVersion: Record<ComponentName, string> = {
   postgres: 'system PostgreSQL',
+  mariadb: 'system MariaDB',
   registry: VERSIONS.apicurioRegistry,
   kafka: VERSIONS.kafka,
   connect: `${VERSIONS.kafka} + Debezium ${VERSIONS.debezium}`,
@@ -59,7 +62,7 @@ export async function stackStatus(s: StackSettings): Promise<StackStatus> {
     healthy: components.every((c) => c.state === 'up'),
     stateDir: s.stateDir,
     components,
-    endpoints: { kafka: e.kafkaBrokers.join(','), registry: e.registryCcompatUrl, connect: e.connectUrl, postgres: e.postgresUrl('<database>') },
+    endpoints: { kafka: e.kafkaBrokers.join(','), registry: e.registryCcompatUrl, connect: e.connectUrl, postgres: e.postgresUrl('<database>'), mariadb: e.mariadbUrl('<database>') },
   };
 }
 
@@ -70,7 +73,7 @@ export async function stackStatus(s: StackSettings): Promise<StackStatus> {
 export async function stackUp(s: StackSettings, log: (line: string) => void): Promise<StackStatus> {
   const toStart = ALL.filter((c) => componentPid(s, c) === undefined);
   for (const c of toStart) await assertPortFree(s, c);
-  if (toStart.some((c) => c.name !== 'postgres')) await assertJava();
+  if (toStart.some((c) => c.name !== 'postgres' && c.name !== 'mariadb')) await assertJava();
   if (!artifactsReady(s)) log(`artifacts are fetched once into ${s.artifactsDir}`);
   const layout = await ensureArtifacts(s, log);
 

@@ -8,6 +8,10 @@ import { ConnectClient, readConnectorFile, stackConnectorVars } from '../../src/
 import { removePostgresSource } from '../../src/stack/postgres-source.js';
 import { endpoints, pgClient, settings, uniqueName } from '../support/capture.js';
 import { trustsync as cli } from '../support/cli.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 
 describe('trustsync stack, as a person runs it', () => {
   it('status --json shows every component up, with port, version and PID, and exits 0', async () => {
@@ -15,13 +19,25 @@ describe('trustsync stack, as a person runs it', () => {
     expect(r.status).toBe(0);
     const status = JSON.parse(r.stdout);
     expect(status.healthy).toBe(true);
-    expect(status.components.map((c: { name: string }) => c.name).sort()).toEqual(['connect', 'kafka', 'postgres', 'registry']);
+    expect(status.components.map((c: { name: string }) => c.name).sort()).toEqual(['connect', 'kafka', 'mariadb', 'postgres', 'registry']);
     for (const c of status.components) {
       expect(c.state).toBe('up');
       expect(c.pid).toBeGreaterThan(0);
       expect(c.port).toBeGreaterThan(1024);
       expect(c.version.length).toBeGreaterThan(0);
     }
+  });
+
+  it("runs a MariaDB of its own, its binary log as Debezium's capture needs it, holding the stack's databases", async () => {
+    const status = JSON.parse((await cli(['stack', 'status', '--json'])).stdout);
+    const maria = status.components.find((c: { name: string }) => c.name === 'mariadb');
+    expect(maria).toMatchObject({ state: 'up', port: settings.ports.mariadb, detail: 'binlog ROW, FULL row images' });
+    expect(status.endpoints.mariadb).toBe(`mariadb://root@127.0.0.1:${settings.ports.mariadb}/<database>`);
+    // Asked directly, with MariaDB's own client: the server on the stack's port, not the system's service.
+    const { stdout } = await run('mariadb', ['--no-defaults', '--protocol=TCP', '-h', '127.0.0.1', '-P', String(settings.ports.mariadb), '-u', 'root', '--batch', '--skip-column-names', '-e', "SELECT @@port, @@datadir, @@binlog_format, @@gtid_strict_mode; SHOW DATABASES LIKE 'trustsync%'"]);
+    const [server, ...databases] = stdout.trim().split('\n');
+    expect(server!.split('\t')).toEqual([String(settings.ports.mariadb), expect.stringContaining(settings.stateDir), 'ROW', '1']);
+    expect(databases.sort()).toEqual(['trustsync_dest', 'trustsync_source']);
   });
 
   it('up on a running stack is harmless: same processes, still healthy', async () => {

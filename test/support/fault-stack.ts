@@ -15,6 +15,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   const base = stackSettings();
   const env: Record<string, string> = {
     TRUSTSYNC_PG_PORT: String(base.ports.postgres + PORT_OFFSET),
+    TRUSTSYNC_MARIADB_PORT: String(base.ports.mariadb + PORT_OFFSET),
     TRUSTSYNC_REGISTRY_PORT: String(base.ports.registry + PORT_OFFSET),
     TRUSTSYNC_KAFKA_PORT: String(base.ports.kafka + PORT_OFFSET),
     TRUSTSYNC_KAFKA_CONTROLLER_PORT: String(base.ports.kafkaController + PORT_OFFSET),

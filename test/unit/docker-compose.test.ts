@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { PACKAGE_DIR, VERSIONS } from '../../src/stack/settings.js';
 import { STACK_DATABASES } from '../../src/stack/postgres.js';
+import { MARIADB_DATABASES } from '../../src/stack/mariadb.js';
 
 /** Users with Docker get the same components, versions and databases as `trustsync stack up`. */
 describe('docker-compose.yml', () => {
@@ -24,5 +25,13 @@ describe('docker-compose.yml', () => {
   it('creates the databases the local stack holds', () => {
     const sql = readFileSync(join(PACKAGE_DIR, 'src', 'stack', 'docker', 'init-databases.sql'), 'utf8');
     for (const db of STACK_DATABASES) expect(sql).toContain(`CREATE DATABASE ${db};`);
+  });
+
+  it("runs MariaDB with the binary log the stack's own starts it with, and its databases", () => {
+    const maria = compose.services.mariadb as { image: string; command: string[] };
+    expect(maria.image).toBe('mariadb:10.11');
+    expect(maria.command).toEqual(expect.arrayContaining(['--binlog-format=ROW', '--binlog-row-image=FULL', '--server-id=1']));
+    const sql = readFileSync(join(PACKAGE_DIR, 'src', 'stack', 'docker', 'init-mariadb.sql'), 'utf8');
+    for (const db of MARIADB_DATABASES) expect(sql).toContain(`CREATE DATABASE IF NOT EXISTS ${db};`);
   });
 });
