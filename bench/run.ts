@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { PACKAGE_DIR, benchDestinationSettings, stackSettings, type StackSettings } from '../src/stack/settings.js';
-import { StackError } from '../src/stack/errors.js';
+import { StackError } from '../src/model/errors.js';
 import { postgresClusterDown, postgresClusterUp, stackUp } from '../src/stack/stack.js';
 import { table } from '../src/cli/output.js';
 import { runContest, type ContenderCpu, type ContestResult } from './contest.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { PACKAGE_DIR, stackEndpoints, stackSettings } from '../stack/settings.js';
 import { ConnectClient, readConnectorDir, stackConnectorVars, type ConnectorConfig } from '../stack/connectors.js';
 import { checkCapture, describeGap, resnapshot, waitSourceRunning, type CaptureCheck } from '../stack/postgres-source.js';
-import { StackError } from '../stack/errors.js';
+import { StackError } from '../model/errors.js';
 import { progress, table } from './output.js';
 
 interface ConnectorsOptions {
@@ -29,12 +29,14 @@ function connectorsOf(opts: ConnectorsOptions): { configs: ConnectorConfig[]; cl
   return { configs, client: new ConnectClient(stackEndpoints(s).connectUrl) };
 }
 
-function gapFailure(gaps: CaptureCheck[], opts: ConnectorsOptions): StackError {
+/** A capture gap is a finding, like drift: said with its fix, and exit 1. */
+function reportGaps(gaps: CaptureCheck[], opts: ConnectorsOptions): void {
   const dir = opts.dir === dirOption[2] ? '' : ` --dir ${opts.dir}`;
-  return new StackError(
-    `capture gap: ${gaps.map((c) => `${c.connector}: ${describeGap(c.gap!)}`).join('; ')}.`,
-    `take the source again with \`trustsync connectors resnapshot${dir} --name <connector>\`; once the flow has caught up, \`trustsync reconcile <flow> --repair\` removes the rows deleted during the gap (a snapshot holds no deletes).`,
+  progress(`trustsync: capture gap: ${gaps.map((c) => `${c.connector}: ${describeGap(c.gap!)}`).join('; ')}.`);
+  progress(
+    `  fix: take the source again with \`trustsync connectors resnapshot${dir} --name <connector>\`; once the flow has caught up, \`trustsync reconcile <flow> --repair\` removes the rows deleted during the gap (a snapshot holds no deletes).`,
   );
+  process.exitCode = 1;
 }
 
 export function connectorsCommand(): Command {
@@ -69,7 +71,7 @@ export function connectorsCommand(): Command {
         process.stdout.write(`${table([['CONNECTOR', 'STATE', 'TASKS', 'CAPTURE'], ...rows])}\n`);
       }
       const gaps = checks.filter((c) => c.gap);
-      if (gaps.length) throw gapFailure(gaps, opts);
+      if (gaps.length) reportGaps(gaps, opts);
     });
   connectors
     .command('resnapshot')

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { stackEndpoints, stackSettings } from '../stack/settings.js';
 import { formatSummary, runDemo } from '../demo/demo.js';
-import { progress, table } from './output.js';
+import { progress, table, optionError } from './output.js';
 import { runSyncDemo, type SyncDemoResult } from '../demo/sync-demo.js';
 import type { Customer } from '../demo/sync.js';
 
@@ -13,7 +13,7 @@ export function demoCommand(): Command {
     .action(async (opts: { operations: string; bidirectional?: boolean }) => {
       if (opts.bidirectional) return printSyncDemo(await runSyncDemo(stackSettings(), progress));
       const operations = Number(opts.operations);
-      if (!Number.isInteger(operations) || operations < 1) throw new Error(`--operations ${opts.operations}: give a positive whole number`);
+      if (!Number.isInteger(operations) || operations < 1) throw optionError(`--operations ${opts.operations}: not a positive whole number`, 'for example --operations 500');
       const r = await runDemo(stackSettings(), { operations, log: progress });
       const out = [`\nDebezium change events, by topic and partition (key = entity id):`, formatSummary(r.summaries), '', 'trustsync decisions:'];
       for (const [what, n] of Object.entries(r.decisions)) out.push(`  ${what.padEnd(28)} ${n}`);

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { optionError } from './output.js';
 import { loadFlowFile } from '../flow/config.js';
 import { openSink } from '../sink/kinds.js';
 import { formatExplanation } from '../history/explain.js';
@@ -15,7 +16,7 @@ export function explainCommand(): Command {
     .option('--json', 'machine-readable output')
     .action(async (table: string, key: string, opts: { config: string; json?: boolean; field?: string; at?: string; all?: boolean }) => {
       const at = opts.at === undefined ? undefined : new Date(opts.at);
-      if (at && Number.isNaN(at.getTime())) throw new Error(`--at ${opts.at}: give a time such as 2026-11-23T17:14:34Z`);
+      if (at && Number.isNaN(at.getTime())) throw optionError(`--at ${opts.at}: not a time`, 'give an ISO 8601 time such as 2026-11-23T17:14:34Z');
       const config = loadFlowFile(opts.config);
       const target = table.includes('.') ? table : `public.${table}`;
       const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:explain`, connections: 1 });

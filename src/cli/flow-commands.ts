@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { loadFlowFile } from '../flow/config.js';
 import { FlowRunner, createLogger } from '../flow/run-flow.js';
 import { listDeadLetters, replayDeadLetters } from '../flow/replay.js';
-import { table } from './output.js';
+import { table, optionError } from './output.js';
 
 export function runCommand(): Command {
   return new Command('run')
@@ -51,7 +51,7 @@ export function dlqCommand(): Command {
     .option('--offset <n>', 'only the dead letter at this DLQ offset')
     .option('--dry-run', 'show what would be replayed')
     .action(async (opts: { config: string; all?: boolean; offset?: string; dryRun?: boolean }) => {
-      if (!opts.all && opts.offset === undefined) throw new Error('say which dead letters: --all, or --offset N (see `trustsync dlq list`)');
+      if (!opts.all && opts.offset === undefined) throw optionError('dlq replay: which dead letters?', 'give --all, or --offset N (see `trustsync dlq list`)');
       const config = loadFlowFile(opts.config);
       const results = await replayDeadLetters(config, (e) => opts.all === true || e.dlqOffset === opts.offset, Boolean(opts.dryRun), createLogger(config.flow, 'warn'));
       const rows = [['DLQ OFFSET', 'ORIGIN', 'OUTCOME', 'DETAIL']];

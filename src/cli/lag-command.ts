@@ -3,7 +3,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { stackEndpoints, stackSettings } from '../stack/settings.js';
 import { recordAges, watchGroupLag, type PartitionRef } from '../observe/lag.js';
 import type { GroupVerdict } from '../observe/lag-status.js';
-import { table } from './output.js';
+import { table, optionError } from './output.js';
 
 interface LagOptions {
   group?: string[];
@@ -26,8 +26,8 @@ export function lagCommand(): Command {
     .action(async (opts: LagOptions) => {
       const samples = Number(opts.samples);
       const interval = Number(opts.interval);
-      if (!Number.isInteger(samples) || samples < 1) throw new Error(`--samples ${opts.samples}: give a whole number ≥ 1`);
-      if (!(interval >= 0)) throw new Error(`--interval ${opts.interval}: give a number of seconds ≥ 0`);
+      if (!Number.isInteger(samples) || samples < 1) throw optionError(`--samples ${opts.samples}: not a whole number ≥ 1`, 'for example --samples 3');
+      if (!(interval >= 0)) throw optionError(`--interval ${opts.interval}: not a number of seconds ≥ 0`, 'for example --interval 2');
       const brokers = opts.brokers ? opts.brokers.split(',') : stackEndpoints(stackSettings()).kafkaBrokers;
       const kafka = new Kafka({ clientId: 'trustsync-lag', brokers, logLevel: logLevel.NOTHING });
       const admin = kafka.admin();

@@ -28,6 +28,5 @@ program.addCommand(canaryCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch((err) => {
-  reportFailure(err);
-  process.exit(1);
+  process.exit(reportFailure(err));
 });

@@ -1,16 +1,33 @@
-import { StackError } from '../stack/errors.js';
+import { ConfigError, EXIT_CODES, TrustsyncError } from '../model/errors.js';
 
 /** Progress for people goes to stderr, so stdout stays clean for `--json`. */
 export const progress = (line: string) => process.stderr.write(`${line}\n`);
 
-export function reportFailure(err: unknown): void {
-  if (err instanceof StackError) {
-    process.stderr.write(`trustsync: ${err.problem}\n  fix: ${err.fix}\n`);
-  } else if (err instanceof Error && 'fix' in err && typeof (err as { fix: unknown }).fix === 'string') {
-    process.stderr.write(`trustsync: ${err.message}\n  fix: ${(err as { fix: string }).fix}\n`);
-  } else {
-    process.stderr.write(`trustsync: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+/** A command-line option a person got wrong: one line naming it, and an example. */
+export function optionError(message: string, fix: string): ConfigError {
+  return new ConfigError('invalid-option', message, fix);
+}
+
+/** Network failures Node reports with a code: a server that is not there, whoever asked. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN']);
+
+/**
+ * Prints a failure for a person — the problem, and the fix where trustsync knows one — and returns
+ * the exit code of its family (EXIT_CODES). Only a failure trustsync did not foresee prints a stack
+ * trace, as the defect it is.
+ */
+export function reportFailure(err: unknown): number {
+  if (err instanceof TrustsyncError) {
+    process.stderr.write(`trustsync: ${err.message}\n${err.fix ? `  fix: ${err.fix}\n` : ''}`);
+    return EXIT_CODES[err.family];
   }
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Error && typeof code === 'string' && UNREACHABLE.has(code)) {
+    process.stderr.write(`trustsync: ${err.message}\n  fix: start the server it names, or correct its address in the flow file or options.\n`);
+    return EXIT_CODES.unavailable;
+  }
+  process.stderr.write(`trustsync: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT_CODES.internal;
 }
 
 export function table(rows: string[][]): string {

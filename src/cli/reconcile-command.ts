@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { loadFlowFile } from '../flow/config.js';
 import { createLogger } from '../flow/run-flow.js';
 import { reconcileFlow } from '../reconcile/reconcile.js';
-import { progress, table } from './output.js';
+import { progress, table, optionError } from './output.js';
 
 const show = (v: string | null | undefined) => (v === null || v === undefined ? '∅' : v.length > 40 ? `${v.slice(0, 37)}…` : v);
 
@@ -18,8 +18,8 @@ export function reconcileCommand(): Command {
     .action(async (opts: { config: string; reverse?: string; repair?: boolean; buckets: string; settle: string; json?: boolean }) => {
       const buckets = Number(opts.buckets);
       const settle = Number(opts.settle);
-      if (!Number.isInteger(buckets) || buckets < 1 || buckets > 65536) throw new Error(`--buckets ${opts.buckets}: give a whole number from 1 to 65536`);
-      if (!(settle >= 0)) throw new Error(`--settle ${opts.settle}: give a number of seconds ≥ 0`);
+      if (!Number.isInteger(buckets) || buckets < 1 || buckets > 65536) throw optionError(`--buckets ${opts.buckets}: not a whole number from 1 to 65536`, 'for example --buckets 256');
+      if (!(settle >= 0)) throw optionError(`--settle ${opts.settle}: not a number of seconds ≥ 0`, 'for example --settle 5');
       const config = loadFlowFile(opts.config);
       const report = await reconcileFlow(config, { buckets, settleMs: settle * 1000, repair: Boolean(opts.repair), reverse: opts.reverse ? loadFlowFile(opts.reverse) : undefined, progress: opts.json ? () => undefined : progress, log: createLogger(config.flow, 'warn') });
       process.exitCode = report.clean ? 0 : 1;

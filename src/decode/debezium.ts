@@ -1,7 +1,7 @@
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { keyTextOf, type DecodedRecord, type FieldType, type RecordHeaders, type RecordOrigin, type Row } from '../model/change.js';
-import { RegistryUnavailable, UndecodableRecord } from '../model/errors.js';
-import { InvalidPosition, postgresPosition } from '../order/position.js';
+import { InvalidPosition, RegistryUnavailable, UndecodableRecord } from '../model/errors.js';
+import { postgresPosition } from '../order/position.js';
 import { sharesEnvelopePrefix, splitConnectEnvelope } from './connect-json.js';
 
 export interface RawRecord {

@@ -15,6 +15,7 @@ import { reconcileFlow } from '../reconcile/reconcile.js';
 import { runCanary, summarizeCanary } from '../observe/canary.js';
 import pino from 'pino';
 import { topicOffsets } from '../flow/topics.js';
+import { StackError } from '../model/errors.js';
 
 export interface DemoOptions {
   operations: number;
@@ -184,7 +185,7 @@ export interface DemoResult {
 export async function runDemo(s: StackSettings, options: DemoOptions): Promise<DemoResult> {
   const { log } = options;
   const status = await stackUp(s, log);
-  if (!status.healthy) throw new Error('the local stack is not healthy; see `trustsync stack status`');
+  if (!status.healthy) throw new StackError('the local stack is not healthy.', 'see `trustsync stack status`, then `trustsync stack up`.');
   const { source, kafka } = await prepareDemoSource(s, log);
   const config = { ...loadFlowFile(join(PACKAGE_DIR, 'flows', 'shop.yaml')), metrics: { port: 0, host: s.host } };
   await resetDemoDestination(s, config, kafka);

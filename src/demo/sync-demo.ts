@@ -11,6 +11,7 @@ import type { FlowConfig } from '../flow/config.js';
 import { listReviews } from '../flow/review.js';
 import type { ReviewItem } from '../sink/postgres/governed-sink.js';
 import { loadSyncFlows, readCustomers, syncCustomersSql, waitForSyncQuiet, type Customer } from './sync.js';
+import { StackError } from '../model/errors.js';
 
 export interface SyncDemoResult {
   app: Customer[];
@@ -72,7 +73,7 @@ async function resetSync(s: StackSettings, kafka: Kafka, flows: FlowConfig[], ap
  */
 export async function runSyncDemo(s: StackSettings, log: (line: string) => void): Promise<SyncDemoResult> {
   const status = await stackUp(s, log);
-  if (!status.healthy) throw new Error('the local stack is not healthy; see `trustsync stack status`');
+  if (!status.healthy) throw new StackError('the local stack is not healthy.', 'see `trustsync stack status`, then `trustsync stack up`.');
   const e = stackEndpoints(s);
   const kafka = new Kafka({ clientId: 'trustsync-sync-demo', brokers: e.kafkaBrokers, logLevel: logLevel.NOTHING });
   const flows = loadSyncFlows().map((f) => ({ ...f, metrics: undefined }));

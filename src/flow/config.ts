@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseTableName, type StateTopicSpec, type TableMapping, type TableName } from '../model/table.js';
+import { ConfigError } from '../model/errors.js';
 import { substitute } from '../shared/substitute.js';
 import { schemeOf, sinkKindFor, supportedSchemes } from '../sink/kinds.js';
 import type { SinkKind } from '../sink/sink.js';
@@ -119,14 +120,13 @@ export interface FlowConfig {
 }
 
 /** Every problem of a flow file, each with the field's path and what to write instead. */
-export class FlowConfigError extends Error {
+export class FlowConfigError extends ConfigError {
   override name = 'FlowConfigError';
-  readonly fix = 'correct the flow file; each line names the field (as a path) and what it should hold.';
   constructor(
     readonly file: string,
     readonly problems: string[],
   ) {
-    super(`${file} is not a valid flow:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super('invalid-flow', `${file} is not a valid flow:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'correct the flow file; each line names the field (as a path) and what it should hold.');
   }
 }
 

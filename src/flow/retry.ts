@@ -1,3 +1,5 @@
+import { RetriesExhausted } from '../model/errors.js';
+
 export interface RetryPolicy {
   maxAttempts: number;
   initialDelayMs: number;
@@ -8,17 +10,6 @@ export interface RetryPolicy {
 export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
   const bound = Math.min(policy.maxDelayMs, policy.initialDelayMs * 2 ** Math.min(attempt, 30));
   return Math.floor(random() * bound);
-}
-
-export class RetriesExhausted extends Error {
-  override name = 'RetriesExhausted';
-  readonly fix = 'the cause above did not pass; fix it and restart the flow — nothing was committed, so nothing is lost.';
-  constructor(
-    readonly attempts: number,
-    readonly last: Error,
-  ) {
-    super(`gave up after ${attempts} attempts: ${last.message}`, { cause: last });
-  }
 }
 
 /**

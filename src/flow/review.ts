@@ -12,7 +12,7 @@ import { prepareGovernance, type GovernedTables } from './governance.js';
 export class ReviewError extends TrustsyncError {
   override name = 'ReviewError';
   constructor(message: string, fix: string) {
-    super('review', message, false, { fix });
+    super('review', message, false, { fix, family: 'config' });
   }
 }
 

@@ -1,20 +1,79 @@
 /**
+ * What kind of failure an error is, which decides what a caller does about it and how `trustsync`
+ * exits: config (the flow file, an option, a variable: fix the input), stack (the local stack or a
+ * program it needs), unavailable (a server that does not answer, retries run out), data (a record or
+ * a schema trustsync will not apply: the flow stops on purpose), internal (a defect).
+ */
+export type ErrorFamily = 'config' | 'stack' | 'unavailable' | 'data' | 'internal';
+
+/**
+ * The process exit code of each family. 1 stays what it means for every command: a check found a
+ * difference (drift, a capture gap, lag, an unhealthy stack).
+ */
+export const EXIT_CODES: Readonly<Record<ErrorFamily, number>> = { config: 2, stack: 3, unavailable: 4, data: 5, internal: 70 };
+
+/**
  * The one error type trustsync raises about its work: a stable code, whether trying again can help,
- * and the underlying cause. Retriable failures are retried with backoff; the rest go to the
- * dead-letter topic (bad records) or stop the flow (bad configuration or schema).
+ * its family, an optional fix a person can act on, and the underlying cause. Retriable failures are
+ * retried with backoff; the rest go to the dead-letter topic (bad records) or stop the flow.
  */
 export class TrustsyncError extends Error {
   override name = 'TrustsyncError';
+  readonly fix: string | undefined;
+  readonly family: ErrorFamily;
   constructor(
     readonly code: string,
     message: string,
     readonly retriable: boolean,
-    options: { cause?: unknown; fix?: string } = {},
+    options: { cause?: unknown; fix?: string; family?: ErrorFamily } = {},
   ) {
     super(message, { cause: options.cause });
     this.fix = options.fix;
+    this.family = options.family ?? (retriable ? 'unavailable' : 'data');
   }
-  readonly fix: string | undefined;
+}
+
+/** An input a person wrote (flow file, option, variable) that trustsync cannot use: every problem, with the fix. */
+export class ConfigError extends TrustsyncError {
+  override name = 'ConfigError';
+  constructor(code: string, message: string, fix: string) {
+    super(code, message, false, { fix, family: 'config' });
+  }
+}
+
+/** The local stack, or a program it needs, is not as it must be: what is wrong and what to do. */
+export class StackError extends TrustsyncError {
+  override name = 'StackError';
+  constructor(
+    readonly problem: string,
+    fix: string,
+    cause?: unknown,
+  ) {
+    super('stack', problem, false, { fix, family: 'stack', cause });
+  }
+}
+
+/** A position Debezium sent that trustsync cannot read: that record is dead-lettered. */
+export class InvalidPosition extends TrustsyncError {
+  override name = 'InvalidPosition';
+  constructor(message: string) {
+    super('bad-position', message, false, { family: 'data' });
+  }
+}
+
+/** A transient failure that did not pass within the retry budget: the flow stops, nothing committed past it. */
+export class RetriesExhausted extends TrustsyncError {
+  override name = 'RetriesExhausted';
+  constructor(
+    readonly attempts: number,
+    readonly last: Error,
+  ) {
+    super('retries-exhausted', `gave up after ${attempts} attempts: ${last.message}`, false, {
+      cause: last,
+      family: 'unavailable',
+      fix: 'the cause above did not pass; fix it and restart the flow — nothing was committed, so nothing is lost.',
+    });
+  }
 }
 
 /** A record that cannot be turned into a change event. It goes to the DLQ; the partition flows on. */
@@ -61,6 +120,6 @@ export class SchemaIncompatible extends TrustsyncError {
 export class TruncateStopped extends TrustsyncError {
   override name = 'TruncateStopped';
   constructor(message: string) {
-    super('truncate-stopped', message, false, { fix: 'set `truncate: apply` (wipe the destination table too) or `truncate: skip` in the flow file, then restart the flow.' });
+    super('truncate-stopped', message, false, { family: 'data', fix: 'set `truncate: apply` (wipe the destination table too) or `truncate: skip` in the flow file, then restart the flow.' });
   }
 }

@@ -1,13 +1,13 @@
+import { ConfigError } from '../model/errors.js';
+
 /** A `${NAME}` in a file that has neither a value in the environment nor a default. */
-export class VariableMissing extends Error {
+export class VariableMissing extends ConfigError {
   override name = 'VariableMissing';
-  readonly fix: string;
   constructor(
     readonly origin: string,
     readonly variable: string,
   ) {
-    super(`${origin}: \${${variable}} has no value.`);
-    this.fix = `export ${variable}=<value>, or write \${${variable}:-<default>} in the file.`;
+    super('variable-missing', `${origin}: \${${variable}} has no value.`, `export ${variable}=<value>, or write \${${variable}:-<default>} in the file.`);
   }
 }
 

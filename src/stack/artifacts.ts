@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync, readdirSync } from 'node:
 import { join } from 'node:path';
 import { VERSIONS, type StackSettings } from './settings.js';
 import { runCommand, CommandNotFound, CommandFailed } from './processes.js';
-import { StackError } from './errors.js';
+import { StackError } from '../model/errors.js';
 
 /** Where each fetched artifact lives once it is complete. */
 export interface ArtifactLayout {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { ArtifactLayout } from './artifacts.js';
 import type { ComponentName, StackSettings } from './settings.js';
 import { portAnswers, runningPid, stopPid, waitUntil } from './processes.js';
-import { StackError } from './errors.js';
+import { StackError } from '../model/errors.js';
 
 export interface Health {
   healthy: boolean;

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { stackEndpoints, type StackSettings } from './settings.js';
 import { sleep } from './processes.js';
-import { StackError } from './errors.js';
+import { StackError } from '../model/errors.js';
 import { substitute } from '../shared/substitute.js';
 
 export interface ConnectorConfig {

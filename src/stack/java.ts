@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCommand, CommandNotFound } from './processes.js';
-import { StackError } from './errors.js';
+import { StackError } from '../model/errors.js';
 
 export function javaCommand(env: NodeJS.ProcessEnv = process.env): string {
   const fromHome = env.JAVA_HOME ? join(env.JAVA_HOME, 'bin', 'java') : undefined;

@@ -6,7 +6,7 @@ import { VERSIONS, type StackSettings } from './settings.js';
 import { componentFiles, jvmMarker, type Component, type Health } from './component.js';
 import { runCommand, startDetached } from './processes.js';
 import { javaCommand, jvmArgs, writeLog4j2Config } from './java.js';
-import { StackError } from './errors.js';
+import { StackError } from '../model/errors.js';
 
 /**
  * A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, as `kafka-storage random-uuid`

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import type { StackSettings } from './settings.js';
 import { componentFiles, type Component, type Health } from './component.js';
 import { runCommand, startDetached } from './processes.js';
-import { StackError } from './errors.js';
+import { StackError } from '../model/errors.js';
 
 /** Databases the stack's MariaDB holds: a source and a destination, as in PostgreSQL. */
 export const MARIADB_DATABASES = ['trustsync_source', 'trustsync_dest'] as const;

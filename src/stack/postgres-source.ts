@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { ConnectClient, type ConnectorConfig } from './connectors.js';
-import { StackError } from './errors.js';
+import { StackError } from '../model/errors.js';
 import { sleep } from './processes.js';
 
 export const POSTGRES_SOURCE = 'io.debezium.connector.postgresql.PostgresConnector';

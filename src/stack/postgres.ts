@@ -5,7 +5,7 @@ import pg from 'pg';
 import type { StackSettings } from './settings.js';
 import { componentFiles, componentPid, type Component, type Health } from './component.js';
 import { runCommand, startDetached, isAlive, sleep } from './processes.js';
-import { StackError } from './errors.js';
+import { StackError } from '../model/errors.js';
 
 /** Databases the stack holds: the demo's source and destination, and the registry's storage. */
 export const STACK_DATABASES = ['trustsync_source', 'trustsync_dest', 'trustsync_registry'] as const;

@@ -1,6 +1,7 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { openSync, closeSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { TrustsyncError } from '../model/errors.js';
 
 /** Runs a command to completion; rejects with its tail of output when it fails. */
 export function runCommand(
@@ -36,14 +37,14 @@ export function runCommand(
   });
 }
 
-export class CommandNotFound extends Error {
+export class CommandNotFound extends TrustsyncError {
   override name = 'CommandNotFound';
   constructor(readonly command: string) {
-    super(`${command} was not found on PATH`);
+    super('command-not-found', `${command} was not found on PATH`, false, { family: 'stack' });
   }
 }
 
-export class CommandFailed extends Error {
+export class CommandFailed extends TrustsyncError {
   override name = 'CommandFailed';
   constructor(
     readonly command: string,
@@ -51,7 +52,7 @@ export class CommandFailed extends Error {
     readonly exitCode: number | null,
     readonly outputTail: string,
   ) {
-    super(`${command} ${args.join(' ')} exited with ${exitCode}:\n${outputTail}`);
+    super('command-failed', `${command} ${args.join(' ')} exited with ${exitCode}:\n${outputTail}`, false, { family: 'stack' });
   }
 }
 

@@ -1,7 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StackError } from './errors.js';
+import { StackError } from '../model/errors.js';
 
 /** Pinned versions that are known to work together (Debezium 3.4 is built against Kafka 4.1; Apicurio 3.0 is the last registry line that runs on Java 17). */
 export const VERSIONS = {

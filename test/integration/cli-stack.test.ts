@@ -79,12 +79,12 @@ describe('trustsync connectors apply', () => {
     expect(second.stderr).toContain(`trustsync-${schema}-source-json: updated, RUNNING`);
   });
 
-  it('prints the failed task trace and exits 1 when the connector cannot run', async () => {
+  it('prints the failed task trace and exits 3 (the stack) when the connector cannot run', async () => {
     const bad = mkdtempSync(join(tmpdir(), 'trustsync-connectors-bad-'));
     // A table that does not exist: Debezium cannot build its publication, and the task fails.
     writeFileSync(join(bad, 'bad.json'), readFileSync(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json')));
     const r = await cli(['connectors', 'apply', '--dir', bad], { ...vars, SERVER: `${schema}_bad`, TABLES: `${schema}.missing` });
-    expect(r.status).toBe(1);
+    expect(r.status).toBe(3);
     expect(r.stderr).toContain(`connector trustsync-${schema}_bad-source-json FAILED`);
     expect(r.stderr).toContain('Unable to create filtered publication');
     expect(r.stderr).toContain('fix:');
@@ -100,7 +100,7 @@ describe('trustsync connectors apply', () => {
       await holder.query('BEGIN');
       await holder.query('SELECT pg_current_xact_id()');
       const held = await cli(['connectors', 'apply', '--dir', dirHeld, '--wait', '8'], env);
-      expect(held.status).toBe(1);
+      expect(held.status).toBe(3);
       expect(held.stderr).toContain(`replication slot trustsync_${schema}_held_json is still being created`);
       expect(held.stderr).toMatch(/open now: pid \d+ \(slot-holder-test, database trustsync_dest, idle in transaction, open \d+ s\)/);
       await holder.query('COMMIT');

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { comparePositions, formatRank, positionRank, postgresPosition, InvalidPosition } from '../../src/order/position.js';
+import { comparePositions, formatRank, positionRank, postgresPosition } from '../../src/order/position.js';
+import { InvalidPosition } from '../../src/model/errors.js';
 import type { Position } from '../../src/model/change.js';
 
 const lsn = fc.bigInt({ min: 1n, max: (1n << 64n) - 1n });

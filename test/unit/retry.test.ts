@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { backoffDelay, withRetries, RetriesExhausted } from '../../src/flow/retry.js';
+import { backoffDelay, withRetries } from '../../src/flow/retry.js';
+import { RetriesExhausted } from '../../src/model/errors.js';
 import { TransientSinkError, RowRejected } from '../../src/model/errors.js';
 
 const policy = { maxAttempts: 4, initialDelayMs: 100, maxDelayMs: 1000 };

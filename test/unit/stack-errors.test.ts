@@ -7,7 +7,7 @@ import { assertPortFree } from '../../src/stack/component.js';
 import { kafka } from '../../src/stack/kafka.js';
 import { assertJava } from '../../src/stack/java.js';
 import { stackSettings } from '../../src/stack/settings.js';
-import { StackError } from '../../src/stack/errors.js';
+import { StackError } from '../../src/model/errors.js';
 
 describe('stack errors name the problem and the fix', () => {
   it('a port taken by another process', async () => {
