@@ -64,7 +64,8 @@ export interface ContestResult {
 
 const SOURCE = 'bench_src.items';
 const COLUMNS = ['id', 'name', 'qty', 'price_cents', 'notes', 'updated_at'];
-const TABLE_DDL = (name: string) => `CREATE TABLE ${name} (id bigint PRIMARY KEY, name text NOT NULL, qty integer NOT NULL, price_cents bigint NOT NULL, notes text, updated_at timestamptz NOT NULL)`;
+const TABLE_DDL = (name: string) =>
+  `CREATE TABLE ${name} (id bigint PRIMARY KEY, name text NOT NULL, qty integer NOT NULL, price_cents bigint NOT NULL, notes text, updated_at timestamptz NOT NULL)`;
 const BATCH = 10_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -92,7 +93,7 @@ async function writeWorkload(source: pg.Client, o: ContestOptions): Promise<Cont
       [from, to],
     );
   }
-  for (let done = 0; done < updates; ) {
+  for (let done = 0; done < updates;) {
     // At most half the keys per statement, so drawing distinct keys at random stays cheap.
     const ids = updateBatch(o.keys, Math.floor(o.keys / 100), Math.min(BATCH, Math.ceil(o.keys / 2), updates - done), random);
     await source.query(`UPDATE ${SOURCE} SET qty = qty + 1, price_cents = price_cents + 1, updated_at = now() WHERE id = ANY($1::bigint[])`, [ids]);
@@ -101,7 +102,16 @@ async function writeWorkload(source: pg.Client, o: ContestOptions): Promise<Cont
   }
   const gone = Array.from({ length: deletes }, (_, i) => o.keys - i * 97).filter((id) => id > 0);
   await source.query(`DELETE FROM ${SOURCE} WHERE id = ANY($1::bigint[])`, [gone]);
-  return { events: o.keys + updates + gone.length, keys: o.keys, records: o.keys + updates + 2 * gone.length, inserts: o.keys, updates, deletes: gone.length, toastedRows: Math.floor(o.keys / 10), captureSeconds: 0 };
+  return {
+    events: o.keys + updates + gone.length,
+    keys: o.keys,
+    records: o.keys + updates + 2 * gone.length,
+    inserts: o.keys,
+    updates,
+    deletes: gone.length,
+    toastedRows: Math.floor(o.keys / 10),
+    captureSeconds: 0,
+  };
 }
 
 async function topicRecords(kafka: Kafka, topic: string): Promise<number> {
@@ -139,7 +149,13 @@ function rssMb(pid: number | undefined): number | null {
  * Runs until the destination has been quiet for `quietMs` (after its first write, unless it may
  * already be done), sampling the process's memory; returns the time from start to the last write seen.
  */
-async function timeUntilQuiet(dest: pg.Client, table: string, pid: () => number | undefined, quietMs = 5000, mayBeDone = false): Promise<{ seconds: number; peakRssMb: number | null }> {
+async function timeUntilQuiet(
+  dest: pg.Client,
+  table: string,
+  pid: () => number | undefined,
+  quietMs = 5000,
+  mayBeDone = false,
+): Promise<{ seconds: number; peakRssMb: number | null }> {
   const started = Date.now();
   const empty = await tableState(dest, table);
   let last = empty;
@@ -246,7 +262,10 @@ function procStat(pid: number | undefined): number[] | undefined {
   if (pid === undefined) return undefined;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    return stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
   } catch {
     return undefined;
   }
@@ -291,9 +310,21 @@ function cpuMeter<K extends string>(readers: Record<K, () => number>): () => Rec
  * Updates at the source at `rate` changes per second for `seconds` (a transaction every 100 ms) while
  * trustsync applies them live; its histograms are read before and after, so only this window counts.
  */
-async function steadyLoad(source: pg.Client, dest: pg.Client, metricsUrl: string, pids: SteadyPids, rate: number, keys: number, seconds: number): Promise<SteadyResult> {
+async function steadyLoad(
+  source: pg.Client,
+  dest: pg.Client,
+  metricsUrl: string,
+  pids: SteadyPids,
+  rate: number,
+  keys: number,
+  seconds: number,
+): Promise<SteadyResult> {
   const scrape = async () => (await fetch(metricsUrl)).text();
-  for (let ready = false; !ready; await sleep(500)) ready = await fetch(metricsUrl.replace('/metrics', '/readyz')).then((r) => r.ok, () => false);
+  for (let ready = false; !ready; await sleep(500))
+    ready = await fetch(metricsUrl.replace('/metrics', '/readyz')).then(
+      (r) => r.ok,
+      () => false,
+    );
   const before = await scrape();
   const random = seededRandom(11);
   const perTick = Math.max(1, Math.min(Math.floor(keys / 2), Math.round(rate / 10)));
@@ -406,12 +437,28 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     /** Counts a contender's CPU (`own` reads its process's), the destination cluster's and the broker's. */
     const contenderCpu = (own: () => number): (() => ContenderCpu) =>
       cpuMeter({ contender: own, destinationPostgres: () => clusterCpuSeconds(destinationPid), broker: () => processCpuSeconds(kafkaPid) });
-    const measure = async (contender: string, table: string, pid: () => number | undefined, note: string, latency: () => Promise<{ p50Ms: number | null; p99Ms: number | null }>) => {
+    const measure = async (
+      contender: string,
+      table: string,
+      pid: () => number | undefined,
+      note: string,
+      latency: () => Promise<{ p50Ms: number | null; p99Ms: number | null }>,
+    ) => {
       const cpuSpent = contenderCpu(() => processCpuSeconds(pid()));
       const t = await timeUntilQuiet(dest, `bench_dst.${table}`, pid);
       const cpuSeconds = cpuSpent();
       const rows = await checkRows(source, dest, `bench_dst.${table}`);
-      results.push({ contender, events: workload.events, seconds: t.seconds, eventsPerSecond: workload.events / t.seconds, ...(await latency()), peakRssMb: t.peakRssMb, cpuSeconds, ...rows, note });
+      results.push({
+        contender,
+        events: workload.events,
+        seconds: t.seconds,
+        eventsPerSecond: workload.events / t.seconds,
+        ...(await latency()),
+        peakRssMb: t.peakRssMb,
+        cpuSeconds,
+        ...rows,
+        note,
+      });
       o.log(`  ${contender}: ${t.seconds.toFixed(1)} s, ${rows.wrongRows} wrong rows, ${rows.missingRows} missing`);
     };
 
@@ -433,10 +480,17 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
         log: { level: 'warn' },
       }),
     );
-    const startTrustsync = () => spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', join(dir, 'flow.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const startTrustsync = () =>
+      spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', join(dir, 'flow.yaml')], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
     const ts = startTrustsync();
-    await measure('trustsync', 'items_trustsync', () => ts.pid, 'batch.maxRows 5000; ordering guard and decision history on', async () =>
-      percentiles(histogramBuckets(await (await fetch(metricsUrl)).text(), 'trustsync_apply_seconds')),
+    await measure(
+      'trustsync',
+      'items_trustsync',
+      () => ts.pid,
+      'batch.maxRows 5000; ordering guard and decision history on',
+      async () => percentiles(histogramBuckets(await (await fetch(metricsUrl)).text(), 'trustsync_apply_seconds')),
     );
     ts.kill('SIGTERM');
     await waitExit(ts);
@@ -466,31 +520,48 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       'value.converter.schemas.enable': 'true',
     };
     await connect.apply({ name: jdbcName, config: jdbcSettings });
-    await measure('Debezium JDBC sink', 'items_jdbc', () => componentPid(s, connectComponent), 'tasks.max 2 (cores), batch.size 5000, reduction buffer on; RSS is the whole Connect worker', async () => ({ p50Ms: null, p99Ms: null }));
+    await measure(
+      'Debezium JDBC sink',
+      'items_jdbc',
+      () => componentPid(s, connectComponent),
+      'tasks.max 2 (cores), batch.size 5000, reduction buffer on; RSS is the whole Connect worker',
+      async () => ({ p50Ms: null, p99Ms: null }),
+    );
     await connect.remove(jdbcName).catch(() => undefined);
 
     // A naive consumer: one upsert per message.
     await settle(source, dest, o.log);
     o.log('naive consumer …');
     await dest.query(TABLE_DDL('bench_dst.items_naive'));
-    const naive = spawn(process.execPath, [join(PACKAGE_DIR, 'dist', 'bench', 'naive-consumer.js'), e.kafkaBrokers.join(','), topic, `bench-naive-${run}`, destUrl, 'bench_dst.items_naive'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const naive = spawn(
+      process.execPath,
+      [join(PACKAGE_DIR, 'dist', 'bench', 'naive-consumer.js'), e.kafkaBrokers.join(','), topic, `bench-naive-${run}`, destUrl, 'bench_dst.items_naive'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let naiveOut = '';
     naive.stdout!.on('data', (d: Buffer) => (naiveOut += d.toString()));
-    await measure('naive consumer', 'items_naive', () => naive.pid, 'kafkajs eachMessage, one upsert per message, arrival order', async () => {
-      naive.kill('SIGTERM');
-      await waitExit(naive);
-      const r = JSON.parse(naiveOut.trim().split('\n').at(-1) ?? '{}') as { p50Ms?: number; p99Ms?: number };
-      return { p50Ms: r.p50Ms ?? null, p99Ms: r.p99Ms ?? null };
-    });
+    await measure(
+      'naive consumer',
+      'items_naive',
+      () => naive.pid,
+      'kafkajs eachMessage, one upsert per message, arrival order',
+      async () => {
+        naive.kill('SIGTERM');
+        await waitExit(naive);
+        const r = JSON.parse(naiveOut.trim().split('\n').at(-1) ?? '{}') as { p50Ms?: number; p99Ms?: number };
+        return { p50Ms: r.p50Ms ?? null, p99Ms: r.p99Ms ?? null };
+      },
+    );
 
     // The raw ceiling: the final rows, set-based, 1,000 per statement, no Kafka.
     await settle(source, dest, o.log);
     o.log('raw ceiling …');
     await dest.query(TABLE_DDL('bench_dst.items_raw'));
     // As text, the way they travel: a JavaScript Date would cut updated_at to milliseconds.
-    const finalRows = (await source.query<Record<string, unknown>>(`SELECT ${COLUMNS.map((c) => `${c}::text AS ${c}`).join(', ')} FROM ${SOURCE} ORDER BY id`)).rows;
+    const finalRows = (await source.query<Record<string, unknown>>(`SELECT ${COLUMNS.map((c) => `${c}::text AS ${c}`).join(', ')} FROM ${SOURCE} ORDER BY id`))
+      .rows;
     const latencies: number[] = [];
     let peak = 0;
     const rawCpuSpent = contenderCpu(() => {
@@ -503,7 +574,9 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       const t0 = process.hrtime.bigint();
       await dest.query(
         `INSERT INTO bench_dst.items_raw SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::timestamptz[])
-         ON CONFLICT (id) DO UPDATE SET ${COLUMNS.slice(1).map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`,
+         ON CONFLICT (id) DO UPDATE SET ${COLUMNS.slice(1)
+           .map((c) => `${c} = EXCLUDED.${c}`)
+           .join(', ')}`,
         COLUMNS.map((c) => slice.map((r) => r[c])),
       );
       latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
@@ -545,7 +618,9 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       live.kill('SIGTERM');
       await waitExit(live);
     }
-    o.log(`  ${steady.events.toLocaleString('en')} changes at ${steady.eventsPerSecond.toFixed(0)}/s: apply p99 ${steady.applyP99Ms?.toFixed(0)} ms, end-to-end p99 ${steady.endToEndP99Ms?.toFixed(0)} ms, ${steady.wrongRows} wrong rows, ${steady.missingRows} missing`);
+    o.log(
+      `  ${steady.events.toLocaleString('en')} changes at ${steady.eventsPerSecond.toFixed(0)}/s: apply p99 ${steady.applyP99Ms?.toFixed(0)} ms, end-to-end p99 ${steady.endToEndP99Ms?.toFixed(0)} ms, ${steady.wrongRows} wrong rows, ${steady.missingRows} missing`,
+    );
 
     const trustsync = rate('trustsync')!;
     const ratio = (other: number | null) => (other ? trustsync / other : null);
@@ -553,7 +628,11 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       workload,
       jdbcSinkSettings: jdbcSettings,
       steady,
-      contenders: results.map((r) => (r.contender === 'trustsync' ? { ...r, vsDebeziumJdbc: ratio(rate('Debezium JDBC sink')), vsNaive: ratio(rate('naive consumer')), vsRawCeiling: ratio(rate('raw ceiling')) } : { ...r, vsDebeziumJdbc: null, vsNaive: null, vsRawCeiling: null })),
+      contenders: results.map((r) =>
+        r.contender === 'trustsync'
+          ? { ...r, vsDebeziumJdbc: ratio(rate('Debezium JDBC sink')), vsNaive: ratio(rate('naive consumer')), vsRawCeiling: ratio(rate('raw ceiling')) }
+          : { ...r, vsDebeziumJdbc: null, vsNaive: null, vsRawCeiling: null },
+      ),
     };
   } finally {
     await connect.remove(jdbcName).catch(() => undefined);

@@ -13,7 +13,9 @@ const COLUMNS = ['id', 'name', 'qty', 'price_cents', 'notes', 'updated_at'];
 const db = new pg.Client(url);
 await db.connect();
 const upsert = `INSERT INTO ${table} (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((_, i) => `$${i + 1}`).join(', ')})
-  ON CONFLICT (id) DO UPDATE SET ${COLUMNS.slice(1).map((c) => `${c} = EXCLUDED.${c}`).join(', ')}`;
+  ON CONFLICT (id) DO UPDATE SET ${COLUMNS.slice(1)
+    .map((c) => `${c} = EXCLUDED.${c}`)
+    .join(', ')}`;
 const latencies: number[] = [];
 
 const kafka = new Kafka({ clientId: 'naive-consumer', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
@@ -27,7 +29,11 @@ await consumer.run({
     const change = (parsed.payload ?? parsed) as { op: string; before: Record<string, unknown> | null; after: Record<string, unknown> | null };
     const started = process.hrtime.bigint();
     if (change.op === 'd') await db.query(`DELETE FROM ${table} WHERE id = $1`, [change.before!.id]);
-    else await db.query(upsert, COLUMNS.map((c) => change.after![c] ?? null));
+    else
+      await db.query(
+        upsert,
+        COLUMNS.map((c) => change.after![c] ?? null),
+      );
     latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
   },
 });

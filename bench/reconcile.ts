@@ -42,7 +42,10 @@ try {
     {
       flow: 'bench-reconcile',
       source: { brokers: e.kafkaBrokers, decoding: 'json', database: e.postgresUrl('trustsync_source') },
-      destination: { url: e.postgresUrl('trustsync_dest'), tables: [{ topic: 'bench.bench_reconcile.items', table: 'bench_reconcile.items', createIfMissing: false }] },
+      destination: {
+        url: e.postgresUrl('trustsync_dest'),
+        tables: [{ topic: 'bench.bench_reconcile.items', table: 'bench_reconcile.items', createIfMissing: false }],
+      },
     },
     'bench-reconcile.yaml',
   );
@@ -62,7 +65,9 @@ try {
       `reconcile of ${t.source} → ${t.destination}`,
       `  rows compared        ${(t.rows.source + t.rows.destination).toLocaleString('en')} (${t.rows.source.toLocaleString('en')} source, ${t.rows.destination.toLocaleString('en')} destination)`,
       `  buckets              ${t.buckets}, ${t.mismatchedBuckets} differing (only their rows were read)`,
-      `  differences          ${t.differences.length} (${Object.entries(kinds).map(([k, n]) => `${n} ${k}`).join(', ')}), 20 injected`,
+      `  differences          ${t.differences.length} (${Object.entries(kinds)
+        .map(([k, n]) => `${n} ${k}`)
+        .join(', ')}), 20 injected`,
       `  time                 ${seconds.toFixed(1)} s (${Math.round((t.rows.source + t.rows.destination) / seconds).toLocaleString('en')} rows/s)`,
       `  memory (RSS)         ${(rssBefore / 2 ** 20).toFixed(0)} MB before, ${(peak / 2 ** 20).toFixed(0)} MB peak: +${growthMb.toFixed(1)} MB (limit +${maxGrowthMb} MB)`,
       '',

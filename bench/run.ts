@@ -27,8 +27,32 @@ function customerChange(i: number, id: number, random: () => number) {
   const lsn = 40_000_000n + BigInt(i) * 96n;
   return {
     before: null,
-    after: { id: BigInt(id), email: `customer${id}@example.com`, name: `Customer ${id}`, tier: 'gold', balance: (random() * 1000).toFixed(2), profile: '{"tags": ["vip"], "score": 42}', notes: NOTE, updated_at: '2026-11-23T15:43:10.304829Z' },
-    source: { version: '3.3.1.Final', connector: 'postgresql', name: 'cdc.shop', ts_ms: 1795448591655n, snapshot: 'false', db: 'trustsync_source', sequence: `["${lsn - 48n}","${lsn}"]`, ts_us: 1795448591655717n, ts_ns: 1795448591655717000n, schema: 'demo', table: 'customers', txId: BigInt(748 + i), lsn, xmin: null },
+    after: {
+      id: BigInt(id),
+      email: `customer${id}@example.com`,
+      name: `Customer ${id}`,
+      tier: 'gold',
+      balance: (random() * 1000).toFixed(2),
+      profile: '{"tags": ["vip"], "score": 42}',
+      notes: NOTE,
+      updated_at: '2026-11-23T15:43:10.304829Z',
+    },
+    source: {
+      version: '3.3.1.Final',
+      connector: 'postgresql',
+      name: 'cdc.shop',
+      ts_ms: 1795448591655n,
+      snapshot: 'false',
+      db: 'trustsync_source',
+      sequence: `["${lsn - 48n}","${lsn}"]`,
+      ts_us: 1795448591655717n,
+      ts_ns: 1795448591655717000n,
+      schema: 'demo',
+      table: 'customers',
+      txId: BigInt(748 + i),
+      lsn,
+      xmin: null,
+    },
     transaction: null,
     op: i % 10 === 0 ? 'c' : 'u',
     ts_ms: 1795448592096n,
@@ -38,7 +62,13 @@ const NOTE = 'lorem ipsum dolor sit amet '.repeat(22);
 
 /** The Avro schemas Debezium's converter registers for that table: key, and the envelope. */
 const optional = (type: unknown) => ({ type: ['null', type], default: null });
-const KEY_SCHEMA = { type: 'record', name: 'Key', namespace: 'cdc.shop.demo.customers', fields: [{ name: 'id', type: 'long' }], 'connect.name': 'cdc.shop.demo.customers.Key' };
+const KEY_SCHEMA = {
+  type: 'record',
+  name: 'Key',
+  namespace: 'cdc.shop.demo.customers',
+  fields: [{ name: 'id', type: 'long' }],
+  'connect.name': 'cdc.shop.demo.customers.Key',
+};
 const ENVELOPE_SCHEMA = {
   type: 'record',
   name: 'Envelope',
@@ -89,7 +119,19 @@ const ENVELOPE_SCHEMA = {
         ],
       },
     },
-    { name: 'transaction', ...optional({ type: 'record', name: 'block', namespace: 'event', fields: [{ name: 'id', type: 'string' }, { name: 'total_order', type: 'long' }, { name: 'data_collection_order', type: 'long' }] }) },
+    {
+      name: 'transaction',
+      ...optional({
+        type: 'record',
+        name: 'block',
+        namespace: 'event',
+        fields: [
+          { name: 'id', type: 'string' },
+          { name: 'total_order', type: 'long' },
+          { name: 'data_collection_order', type: 'long' },
+        ],
+      }),
+    },
     { name: 'op', type: 'string' },
     { name: 'ts_ms', ...optional('long') },
   ],
@@ -161,13 +203,23 @@ async function microBenchmark(format: 'json' | 'avro', count: number): Promise<M
     runs.push(count / (Number(process.hrtime.bigint() - started) / 1e9));
   }
   runs.sort((a, b) => a - b);
-  return { format, events: count, avgEventBytes: Math.round(bytes), eventsPerSecond: Math.round(runs[1]!), min: Math.round(runs[0]!), max: Math.round(runs[2]!) };
+  return {
+    format,
+    events: count,
+    avgEventBytes: Math.round(bytes),
+    eventsPerSecond: Math.round(runs[1]!),
+    min: Math.round(runs[0]!),
+    max: Math.round(runs[2]!),
+  };
 }
 
 /** The destination's PostgreSQL cluster: the stack's settings, on a port and in a state folder of its own. */
 function benchDestination(s: StackSettings): StackSettings {
   if (process.env.TRUSTSYNC_PG_DATA) {
-    throw new StackError('TRUSTSYNC_PG_DATA names one data folder, and the bench runs a second PostgreSQL cluster (the destination) beside the stack\'s.', 'unset TRUSTSYNC_PG_DATA for `npm run bench`.');
+    throw new StackError(
+      "TRUSTSYNC_PG_DATA names one data folder, and the bench runs a second PostgreSQL cluster (the destination) beside the stack's.",
+      'unset TRUSTSYNC_PG_DATA for `npm run bench`.',
+    );
   }
   return benchDestinationSettings(s);
 }
@@ -179,17 +231,27 @@ const option = (name: string, fallback: number) => {
   return value;
 };
 const fixed = (n: number | null, digits = 0) => (n === null ? '-' : n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
-const cpuSplit = (c: ContenderCpu) => `${fixed(c.contender + c.destinationPostgres + c.broker)} = ${fixed(c.contender)} + ${fixed(c.destinationPostgres)} + ${fixed(c.broker)}`;
+const cpuSplit = (c: ContenderCpu) =>
+  `${fixed(c.contender + c.destinationPostgres + c.broker)} = ${fixed(c.contender)} + ${fixed(c.destinationPostgres)} + ${fixed(c.broker)}`;
 
 async function main(): Promise<void> {
   const events = option('--events', 1_000_000);
   const keys = option('--keys', Math.min(100_000, Math.max(1, Math.floor(events / 10))));
   const microEvents = option('--micro-events', 200_000);
   const micro = [await microBenchmark('json', microEvents), await microBenchmark('avro', microEvents)];
-  console.log(table([
-    ['pure path (no I/O)', 'events', 'avg event', 'events/s (median of 3)', 'min', 'max'],
-    ...micro.map((m) => [`decode + order + plan, ${m.format === 'json' ? 'JSON' : 'Avro'}, 1 core`, fixed(m.events), `${m.avgEventBytes} B`, fixed(m.eventsPerSecond), fixed(m.min), fixed(m.max)]),
-  ]));
+  console.log(
+    table([
+      ['pure path (no I/O)', 'events', 'avg event', 'events/s (median of 3)', 'min', 'max'],
+      ...micro.map((m) => [
+        `decode + order + plan, ${m.format === 'json' ? 'JSON' : 'Avro'}, 1 core`,
+        fixed(m.events),
+        `${m.avgEventBytes} B`,
+        fixed(m.eventsPerSecond),
+        fixed(m.min),
+        fixed(m.max),
+      ]),
+    ]),
+  );
   if (process.argv.includes('--micro')) return;
 
   const s = stackSettings();
@@ -199,7 +261,7 @@ async function main(): Promise<void> {
   await postgresClusterUp(destination, 'TRUSTSYNC_BENCH_PG_PORT', (line) => console.log(`[destination] ${line}`));
   // Ctrl-C too stops the destination's cluster (the stack's own stays up, as `stack up` left it).
   process.once('SIGINT', () => {
-    console.log('interrupted: stopping the destination\'s cluster (the next run removes this one\'s connectors)');
+    console.log("interrupted: stopping the destination's cluster (the next run removes this one's connectors)");
     void postgresClusterDown(destination).finally(() => process.exit(130));
   });
   let contest: ContestResult;
@@ -209,17 +271,43 @@ async function main(): Promise<void> {
     await postgresClusterDown(destination);
   }
   const w = contest.workload;
-  console.log(`\nworkload: ${fixed(w.events)} change events over ${fixed(w.keys)} keys (${fixed(w.inserts)} inserts, ${fixed(w.updates)} updates with the hottest 1 % of keys in every statement, ${fixed(w.deletes)} deletes; ${fixed(w.toastedRows)} rows with a TOASTed column), captured by Debezium in ${fixed(w.captureSeconds)} s\n`);
-  console.log(table([
-    ['contender', 'events/s', 'seconds', 'p50 ms', 'p99 ms', 'peak RSS MB', 'CPU s = itself + dest PG + broker', 'wrong rows', 'missing rows', 'how'],
-    ...contest.contenders.map((c) => [c.contender, fixed(c.eventsPerSecond), fixed(c.seconds, 1), fixed(c.p50Ms, 1), fixed(c.p99Ms, 1), fixed(c.peakRssMb), cpuSplit(c.cpuSeconds), fixed(c.wrongRows), fixed(c.missingRows), c.note]),
-  ]));
+  console.log(
+    `\nworkload: ${fixed(w.events)} change events over ${fixed(w.keys)} keys (${fixed(w.inserts)} inserts, ${fixed(w.updates)} updates with the hottest 1 % of keys in every statement, ${fixed(w.deletes)} deletes; ${fixed(w.toastedRows)} rows with a TOASTed column), captured by Debezium in ${fixed(w.captureSeconds)} s\n`,
+  );
+  console.log(
+    table([
+      ['contender', 'events/s', 'seconds', 'p50 ms', 'p99 ms', 'peak RSS MB', 'CPU s = itself + dest PG + broker', 'wrong rows', 'missing rows', 'how'],
+      ...contest.contenders.map((c) => [
+        c.contender,
+        fixed(c.eventsPerSecond),
+        fixed(c.seconds, 1),
+        fixed(c.p50Ms, 1),
+        fixed(c.p99Ms, 1),
+        fixed(c.peakRssMb),
+        cpuSplit(c.cpuSeconds),
+        fixed(c.wrongRows),
+        fixed(c.missingRows),
+        c.note,
+      ]),
+    ]),
+  );
   const t = contest.contenders.find((c) => c.contender === 'trustsync')!;
   const st = contest.steady;
-  console.log(`\ntrustsync live at half its rate: ${fixed(st.events)} changes in ${fixed(st.seconds)} s (${fixed(st.eventsPerSecond)}/s) · apply p50 ${fixed(st.applyP50Ms)} ms, p99 ${fixed(st.applyP99Ms)} ms · end to end (source commit → destination commit) p50 ${fixed(st.endToEndP50Ms)} ms, p99 ${fixed(st.endToEndP99Ms)} ms · steady RSS ${fixed(st.steadyRssMb)} MB · consumer lag up to ${fixed(st.maxLagRecords)} records · ${fixed(st.wrongRows)} wrong rows, ${fixed(st.missingRows)} missing`);
-  console.log(`  CPU in use meanwhile, in cores (${cpus().length} here): ${Object.entries(st.cpuCores).map(([k, v]) => `${k} ${fixed(v, 2)}`).join(', ')}`);
+  console.log(
+    `\ntrustsync live at half its rate: ${fixed(st.events)} changes in ${fixed(st.seconds)} s (${fixed(st.eventsPerSecond)}/s) · apply p50 ${fixed(st.applyP50Ms)} ms, p99 ${fixed(st.applyP99Ms)} ms · end to end (source commit → destination commit) p50 ${fixed(st.endToEndP50Ms)} ms, p99 ${fixed(st.endToEndP99Ms)} ms · steady RSS ${fixed(st.steadyRssMb)} MB · consumer lag up to ${fixed(st.maxLagRecords)} records · ${fixed(st.wrongRows)} wrong rows, ${fixed(st.missingRows)} missing`,
+  );
+  console.log(
+    `  CPU in use meanwhile, in cores (${cpus().length} here): ${Object.entries(st.cpuCores)
+      .map(([k, v]) => `${k} ${fixed(v, 2)}`)
+      .join(', ')}`,
+  );
   console.log(`\ntrustsync ÷ Debezium JDBC sink ${fixed(t.vsDebeziumJdbc, 2)} · ÷ naive ${fixed(t.vsNaive, 2)} · ÷ raw ceiling ${fixed(t.vsRawCeiling, 2)}`);
-  console.log(`JDBC sink settings: ${Object.entries(contest.jdbcSinkSettings).filter(([k]) => !k.startsWith('connection.') && !k.includes('converter')).map(([k, v]) => `${k}=${v}`).join(', ')}`);
+  console.log(
+    `JDBC sink settings: ${Object.entries(contest.jdbcSinkSettings)
+      .filter(([k]) => !k.startsWith('connection.') && !k.includes('converter'))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}`,
+  );
   if (process.argv.includes('--json')) {
     const dir = join(PACKAGE_DIR, 'bench', 'results');
     mkdirSync(dir, { recursive: true });

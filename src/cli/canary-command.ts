@@ -16,7 +16,8 @@ export function canaryCommand(): Command {
       if (!Number.isInteger(count) || count < 1) throw optionError(`--count ${opts.count}: not a whole number ≥ 1`, 'for example --count 10');
       if (!(timeout > 0)) throw optionError(`--timeout ${opts.timeout}: not a number of seconds > 0`, 'for example --timeout 60');
       const config = loadFlowFile(opts.config);
-      if (!config.canary) throw optionError(`${opts.config} has no canary: section`, 'add canary: { sourceTable: schema.table, table: schema.table } to the flow file');
+      if (!config.canary)
+        throw optionError(`${opts.config} has no canary: section`, 'add canary: { sourceTable: schema.table, table: schema.table } to the flow file');
       const r = await runCanary(config, count, timeout * 1000);
       process.stdout.write(opts.json ? `${JSON.stringify(r, null, 2)}\n` : `${summarizeCanary(r)}\n`);
       process.exitCode = r.intact === r.sent ? 0 : 1;

@@ -18,7 +18,11 @@ const waitMs = (opts: { wait: string }) => {
   return seconds * 1000;
 };
 
-const dirOption = ['--dir <path>', 'folder (or one file) of connector JSON; ${VAR} and ${VAR:-default} come from the environment', join(PACKAGE_DIR, 'connectors')] as const;
+const dirOption = [
+  '--dir <path>',
+  'folder (or one file) of connector JSON; ${VAR} and ${VAR:-default} come from the environment',
+  join(PACKAGE_DIR, 'connectors'),
+] as const;
 
 /** The connector files named by --dir (and --name), with the local stack's values filled in, and a Connect client. */
 function connectorsOf(opts: ConnectorsOptions): { configs: ConnectorConfig[]; client: ConnectClient } {

@@ -7,13 +7,16 @@ import type { Customer } from '../demo/sync.js';
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('the main job on the local stack: capture a demo shop with Debezium, apply it with trustsync while it changes, and show the destination converging')
+    .description(
+      'the main job on the local stack: capture a demo shop with Debezium, apply it with trustsync while it changes, and show the destination converging',
+    )
     .option('--operations <n>', 'how many source changes to write', '600')
     .option('--bidirectional', 'instead: two databases (app and crm) kept in sync both ways under the customer policy')
     .action(async (opts: { operations: string; bidirectional?: boolean }) => {
       if (opts.bidirectional) return printSyncDemo(await runSyncDemo(stackSettings(), progress));
       const operations = Number(opts.operations);
-      if (!Number.isInteger(operations) || operations < 1) throw optionError(`--operations ${opts.operations}: not a positive whole number`, 'for example --operations 500');
+      if (!Number.isInteger(operations) || operations < 1)
+        throw optionError(`--operations ${opts.operations}: not a positive whole number`, 'for example --operations 500');
       const r = await runDemo(stackSettings(), { operations, log: progress });
       const out = [`\nDebezium change events, by topic and partition (key = entity id):`, formatSummary(r.summaries), '', 'trustsync decisions:'];
       for (const [what, n] of Object.entries(r.decisions)) out.push(`  ${what.padEnd(28)} ${n}`);
@@ -24,22 +27,33 @@ export function demoCommand(): Command {
       }
       out.push('', `trustsync canary --config flows/shop.yaml (synthetic records through Debezium and trustsync): ${r.canary}`);
       out.push('', 'trustsync reconcile --config flows/shop.yaml (counts and hashes per bucket, in each database):');
-      for (const t of r.reconcile) out.push(`  ${t.table.padEnd(22)} ${String(t.sourceRows).padStart(5)} source rows, ${t.mismatchedBuckets} of ${t.buckets} buckets differ, ${t.differences} differences`);
+      for (const t of r.reconcile)
+        out.push(
+          `  ${t.table.padEnd(22)} ${String(t.sourceRows).padStart(5)} source rows, ${t.mismatchedBuckets} of ${t.buckets} buckets differ, ${t.differences} differences`,
+        );
       if (r.stateTopics.length) {
         out.push('', 'compacted Avro state topics (current rows, deletes as tombstones; schemas in the registry):');
         for (const t of r.stateTopics) out.push(`  ${t.topic.padEnd(24)} ${String(t.records).padStart(6)} records`);
-        out.push(`  keys and value sizes (-1: tombstone):  kcat -b ${stackEndpoints(stackSettings()).kafkaBrokers[0]} -C -e -t ${r.stateTopics[0]!.topic} -f '%k %S\\n'`);
+        out.push(
+          `  keys and value sizes (-1: tombstone):  kcat -b ${stackEndpoints(stackSettings()).kafkaBrokers[0]} -C -e -t ${r.stateTopics[0]!.topic} -f '%k %S\\n'`,
+        );
         out.push('  decoded with the registry: README, "Reading state topics"');
       }
-      if (r.metricsUrl) out.push('', `(the flow served Prometheus metrics at ${r.metricsUrl} while it ran; \`npx trustsync lag --group ${'trustsync-shop'}\` shows its consumer lag)`);
+      if (r.metricsUrl)
+        out.push(
+          '',
+          `(the flow served Prometheus metrics at ${r.metricsUrl} while it ran; \`npx trustsync lag --group ${'trustsync-shop'}\` shows its consumer lag)`,
+        );
       out.push('', 'Every decision is on record; the story of one customer:', '  npx trustsync explain --config flows/shop.yaml shop.customers 2');
       process.stdout.write(`${out.join('\n')}\n`);
-      if (r.summaries.some((s) => s.splitKeys.length > 0) || r.tables.some((t) => t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length > 0)) process.exitCode = 1;
+      if (r.summaries.some((s) => s.splitKeys.length > 0) || r.tables.some((t) => t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length > 0))
+        process.exitCode = 1;
     });
 }
 
 function printSyncDemo(r: SyncDemoResult): void {
-  const show = (c: Customer | undefined) => (c ? [c.name, c.email ?? '-', c.phones.join(' '), c.lifecycle_stage ?? '-', c.status] : ['(deleted)', '', '', '', '']);
+  const show = (c: Customer | undefined) =>
+    c ? [c.name, c.email ?? '-', c.phones.join(' '), c.lifecycle_stage ?? '-', c.status] : ['(deleted)', '', '', '', ''];
   const ids = [...new Set([...r.app, ...r.crm].map((c) => c.id))].sort((a, b) => a - b);
   const rows = [['ID', 'SIDE', 'NAME', 'EMAIL', 'PHONES', 'LIFECYCLE', 'STATUS']];
   for (const id of ids) {
@@ -49,7 +63,10 @@ function printSyncDemo(r: SyncDemoResult): void {
   const out = ['', 'customers after the sync resumed, both databases:', table(rows), '', 'what the policy decided (flows/policies/customers.yaml):'];
   for (const d of r.decisions) out.push(`  into ${d.system.padEnd(3)} #${d.key}: ${d.reason}`);
   out.push('', `waiting for review (${r.reviews.length}):`);
-  for (const i of r.reviews) out.push(`  ${i.id}  customer ${i.key} ${i.field}: kept ${JSON.stringify(i.keptValue)} (${i.owner}, the owner), proposed ${JSON.stringify(i.proposedValue)} (${i.proposer})`);
+  for (const i of r.reviews)
+    out.push(
+      `  ${i.id}  customer ${i.key} ${i.field}: kept ${JSON.stringify(i.keptValue)} (${i.owner}, the owner), proposed ${JSON.stringify(i.proposedValue)} (${i.proposer})`,
+    );
   const configs = r.flowFiles.map((f) => `--config ${f}`).join(' ');
   if (r.reviews[0]) out.push(`  resolve it in both databases:  npx trustsync review resolve ${r.reviews[0].id} --take external ${configs}`);
   out.push(

@@ -40,7 +40,8 @@ export function dlqCommand(): Command {
         return;
       }
       const rows = [['DLQ OFFSET', 'ORIGIN', 'CODE', 'FIRST FAILURE', 'MESSAGE']];
-      for (const e of entries) rows.push([e.dlqOffset, `${e.origin.topic}/${e.origin.partition}@${e.origin.offset}`, e.code, e.firstFailure.toISOString(), e.message.slice(0, 100)]);
+      for (const e of entries)
+        rows.push([e.dlqOffset, `${e.origin.topic}/${e.origin.partition}@${e.origin.offset}`, e.code, e.firstFailure.toISOString(), e.message.slice(0, 100)]);
       process.stdout.write(`${table(rows)}\n`);
     });
   dlq
@@ -53,9 +54,15 @@ export function dlqCommand(): Command {
     .action(async (opts: { config: string; all?: boolean; offset?: string; dryRun?: boolean }) => {
       if (!opts.all && opts.offset === undefined) throw optionError('dlq replay: which dead letters?', 'give --all, or --offset N (see `trustsync dlq list`)');
       const config = loadFlowFile(opts.config);
-      const results = await replayDeadLetters(config, (e) => opts.all === true || e.dlqOffset === opts.offset, Boolean(opts.dryRun), createLogger(config.flow, 'warn'));
+      const results = await replayDeadLetters(
+        config,
+        (e) => opts.all === true || e.dlqOffset === opts.offset,
+        Boolean(opts.dryRun),
+        createLogger(config.flow, 'warn'),
+      );
       const rows = [['DLQ OFFSET', 'ORIGIN', 'OUTCOME', 'DETAIL']];
-      for (const r of results) rows.push([r.entry.dlqOffset, `${r.entry.origin.topic}/${r.entry.origin.partition}@${r.entry.origin.offset}`, r.outcome, r.detail.slice(0, 120)]);
+      for (const r of results)
+        rows.push([r.entry.dlqOffset, `${r.entry.origin.topic}/${r.entry.origin.partition}@${r.entry.origin.offset}`, r.outcome, r.detail.slice(0, 120)]);
       process.stdout.write(results.length ? `${table(rows)}\n` : 'nothing to replay\n');
       if (results.some((r) => r.outcome === 'failed')) process.exitCode = 1;
     });

@@ -34,10 +34,20 @@ export function lagCommand(): Command {
       await admin.connect();
       try {
         do {
-          const groups = opts.group ?? (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => !g.startsWith('trustsync-lag-probe-')).sort();
+          const groups =
+            opts.group ??
+            (await admin.listGroups()).groups
+              .map((g) => g.groupId)
+              .filter((g) => !g.startsWith('trustsync-lag-probe-'))
+              .sort();
           const watched = await Promise.all(groups.map(async (g) => ({ group: g, ...(await watchGroupLag(admin, g, samples, interval * 1000)) })));
           // Time lag of each lagging partition: the age of its oldest unconsumed record, as of the last sample.
-          const behind = watched.flatMap((w) => w.samples.at(-1)!.partitions.filter((p) => p.lag > 0n).map((p) => ({ topic: p.topic, partition: p.partition, offset: p.committed !== null && p.committed > p.low ? p.committed : p.low })));
+          const behind = watched.flatMap((w) =>
+            w.samples
+              .at(-1)!
+              .partitions.filter((p) => p.lag > 0n)
+              .map((p) => ({ topic: p.topic, partition: p.partition, offset: p.committed !== null && p.committed > p.low ? p.committed : p.low })),
+          );
           const ages = await recordAges(kafka, uniqueRefs(behind));
           const verdicts = watched.map((w) => ({
             group: w.group,

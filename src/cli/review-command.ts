@@ -27,7 +27,17 @@ export function reviewCommand(): Command {
         return;
       }
       const rows = [['ID', 'STATUS', 'ENTITY', 'KEY', 'FIELD', 'KEPT (OWNER)', 'PROPOSED', 'SINCE']];
-      for (const i of items) rows.push([i.id, i.status, i.entity, i.key, i.field, `${show(i.keptValue)} (${i.owner})`, `${show(i.proposedValue)} (${i.proposer})`, i.createdAt.toISOString()]);
+      for (const i of items)
+        rows.push([
+          i.id,
+          i.status,
+          i.entity,
+          i.key,
+          i.field,
+          `${show(i.keptValue)} (${i.owner})`,
+          `${show(i.proposedValue)} (${i.proposer})`,
+          i.createdAt.toISOString(),
+        ]);
       process.stdout.write(`${table(rows)}\n`);
     });
   review

@@ -18,7 +18,9 @@ function printStatus(status: StackStatus, json: boolean): void {
 }
 
 export function stackCommand(): Command {
-  const stack = new Command('stack').description('the local CDC stack: Kafka (KRaft), Kafka Connect + Debezium, schema registry, PostgreSQL — no Docker needed');
+  const stack = new Command('stack').description(
+    'the local CDC stack: Kafka (KRaft), Kafka Connect + Debezium, schema registry, PostgreSQL — no Docker needed',
+  );
 
   stack
     .command('up')

@@ -20,14 +20,12 @@ export const bigintLong = avro.types.LongType.__with({
 
 /** avsc type hook: plain `long` becomes the BigInt long; logical longs (timestamps) stay numbers. */
 export function bigintLongHook(schema: avro.Schema): avro.Type | undefined {
-  const isPlainLong = schema === 'long' || (typeof schema === 'object' && schema !== null && (schema as { type?: unknown }).type === 'long' && !('logicalType' in schema));
+  const isPlainLong =
+    schema === 'long' || (typeof schema === 'object' && schema !== null && (schema as { type?: unknown }).type === 'long' && !('logicalType' in schema));
   return isPlainLong ? bigintLong : undefined;
 }
 
 /** A client of a Confluent-compatible registry (Apicurio's /apis/ccompat/v7 here) that decodes longs exactly. */
 export function avroSchemaRegistry(ccompatUrl: string): SchemaRegistry {
-  return new SchemaRegistry(
-    { host: ccompatUrl, retry: { retries: 2 } },
-    { [SchemaType.AVRO]: { typeHook: bigintLongHook as never } },
-  );
+  return new SchemaRegistry({ host: ccompatUrl, retry: { retries: 2 } }, { [SchemaType.AVRO]: { typeHook: bigintLongHook as never } });
 }

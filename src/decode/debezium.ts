@@ -68,7 +68,12 @@ export function fromEnvelope(key: Row | null, value: Decoded | null, origin: Rec
     position,
     txId: source.txId === null || source.txId === undefined ? null : String(source.txId),
     sourceTsMs: num(source.ts_ms),
-    sourceTsUs: source.ts_us !== null && source.ts_us !== undefined ? BigInt(source.ts_us as number | bigint) : source.ts_ms !== null && source.ts_ms !== undefined ? BigInt(source.ts_ms as number | bigint) * 1000n : null,
+    sourceTsUs:
+      source.ts_us !== null && source.ts_us !== undefined
+        ? BigInt(source.ts_us as number | bigint)
+        : source.ts_ms !== null && source.ts_ms !== undefined
+          ? BigInt(source.ts_ms as number | bigint) * 1000n
+          : null,
     captureTsMs: num(v.ts_ms),
     fields: value.fields,
     origin,
@@ -140,7 +145,8 @@ export class JsonDecoder implements RecordDecoder {
       const parts = splitConnectEnvelope(buf);
       if (parts) {
         try {
-          const fields = what === 'value' ? fieldsOfConnectSchema(JSON.parse(buf.toString('utf8', parts.schemaStart, parts.schemaEnd)) as ConnectJsonSchema) : null;
+          const fields =
+            what === 'value' ? fieldsOfConnectSchema(JSON.parse(buf.toString('utf8', parts.schemaStart, parts.schemaEnd)) as ConnectJsonSchema) : null;
           known[what] = envelope = { prefix: Buffer.from(buf.subarray(0, parts.payloadStart)), fields };
         } catch {
           // Parsed whole below.
@@ -166,7 +172,15 @@ interface AvroJsonSchema {
   'connect.type'?: string;
 }
 
-const AVRO_TO_CONNECT: Record<string, string> = { int: 'int32', long: 'int64', float: 'float32', double: 'float64', boolean: 'boolean', string: 'string', bytes: 'bytes' };
+const AVRO_TO_CONNECT: Record<string, string> = {
+  int: 'int32',
+  long: 'int64',
+  float: 'float32',
+  double: 'float64',
+  boolean: 'boolean',
+  string: 'string',
+  bytes: 'bytes',
+};
 
 function fieldTypeOfAvro(t: unknown): FieldType {
   let optional = false;
@@ -199,7 +213,10 @@ export class AvroDecoder implements RecordDecoder {
 
   private async read(buf: Buffer, what: string): Promise<{ value: Row; id: number }> {
     if (buf.length < 5 || buf[0] !== 0) {
-      throw new UndecodableRecord('bad-magic-byte', `${what} is not in the Confluent Avro wire format (first byte ${buf.length ? buf[0] : 'missing'}, expected 0)`);
+      throw new UndecodableRecord(
+        'bad-magic-byte',
+        `${what} is not in the Confluent Avro wire format (first byte ${buf.length ? buf[0] : 'missing'}, expected 0)`,
+      );
     }
     const id = buf.readInt32BE(1);
     let type;

@@ -128,11 +128,15 @@ export async function waitForQuiet(kafka: Kafka, topics: string[], quietMs = 300
 export function formatSummary(summaries: TopicSummary[]): string {
   const lines: string[] = [];
   for (const s of summaries) {
-    const ops = Object.entries(s.ops).map(([op, n]) => `${op}=${n}`).join(' ');
+    const ops = Object.entries(s.ops)
+      .map(([op, n]) => `${op}=${n}`)
+      .join(' ');
     lines.push(`${s.topic}  (${ops})`);
     for (const p of s.partitions) {
       const sample = [...p.keys].slice(0, 8).join(', ');
-      lines.push(`  partition ${p.partition}: ${String(p.events).padStart(5)} events, ${String(p.keys.size).padStart(4)} keys  [ids ${sample}${p.keys.size > 8 ? ', …' : ''}]`);
+      lines.push(
+        `  partition ${p.partition}: ${String(p.events).padStart(5)} events, ${String(p.keys.size).padStart(4)} keys  [ids ${sample}${p.keys.size > 8 ? ', …' : ''}]`,
+      );
     }
     lines.push(s.splitKeys.length === 0 ? '  every key stayed on one partition' : `  KEYS ON SEVERAL PARTITIONS: ${s.splitKeys.join(', ')}`);
   }
@@ -147,7 +151,8 @@ async function resetDemoDestination(s: StackSettings, config: FlowConfig, kafka:
     await dest.query(`DROP SCHEMA IF EXISTS ${DEMO_DEST_SCHEMA} CASCADE`);
     await dest.query(demoDestinationSql(DEMO_DEST_SCHEMA));
     // The demo starts its world anew: its keys' positions, TRUNCATEs and history go with its tables.
-    for (const kept of ['key_positions', 'truncations', 'history']) await dest.query(`DELETE FROM trustsync.${kept} WHERE target LIKE $1`, [`${DEMO_DEST_SCHEMA}.%`]).catch(() => undefined);
+    for (const kept of ['key_positions', 'truncations', 'history'])
+      await dest.query(`DELETE FROM trustsync.${kept} WHERE target LIKE $1`, [`${DEMO_DEST_SCHEMA}.%`]).catch(() => undefined);
   } finally {
     await dest.end();
   }
@@ -264,7 +269,13 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
     const canary = summarizeCanary(await runCanary(config, 5, 30_000));
     // The flow's own canaries keep arriving: a settle time tells them from drift.
     const reconciled = await reconcileFlow(config, { buckets: 64, settleMs: 2000, repair: false, progress: () => undefined, log: pino({ level: 'warn' }) });
-    const reconcile = reconciled.tables.map((t) => ({ table: t.destination, sourceRows: t.rows.source, buckets: t.buckets, mismatchedBuckets: t.mismatchedBuckets, differences: t.differences.length }));
+    const reconcile = reconciled.tables.map((t) => ({
+      table: t.destination,
+      sourceRows: t.rows.source,
+      buckets: t.buckets,
+      mismatchedBuckets: t.mismatchedBuckets,
+      differences: t.differences.length,
+    }));
     return { counts, summaries, tables, decisions, metricsUrl: runner.metricsAddress, stateTopics, reconcile, canary };
   } finally {
     await producer.disconnect();

@@ -56,7 +56,10 @@ async function resetSync(s: StackSettings, kafka: Kafka, flows: FlowConfig[], ap
   } finally {
     await admin.disconnect();
   }
-  for (const [db, schema] of [[app, 'app'], [crm, 'crm']] as const) {
+  for (const [db, schema] of [
+    [app, 'app'],
+    [crm, 'crm'],
+  ] as const) {
     await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await db.query(syncCustomersSql(schema));
     for (const table of ['row_state', 'outbound', 'review', 'history']) {
@@ -104,7 +107,10 @@ export async function runSyncDemo(s: StackSettings, log: (line: string) => void)
     await resetSync(s, kafka, flows, app, crm, log);
     const people = ['Ada Lovelace', 'Grace Hopper', 'Alan Turing', 'Edsger Dijkstra', 'Barbara Liskov', 'Donald Knuth', 'Frances Allen', 'Ken Thompson'];
     for (const [i, name] of people.entries()) {
-      await edit(app, `INSERT INTO app.customers (id, name, email, phones) VALUES (${i + 1}, '${name}', '${name.split(' ')[0]!.toLowerCase()}@example.com', '["+4420700${i}"]')`);
+      await edit(
+        app,
+        `INSERT INTO app.customers (id, name, email, phones) VALUES (${i + 1}, '${name}', '${name.split(' ')[0]!.toLowerCase()}@example.com', '["+4420700${i}"]')`,
+      );
     }
     log(`the app has ${people.length} customers; the CRM's customers table is empty`);
     for (const side of ['app', 'crm'] as const) {
@@ -138,7 +144,10 @@ export async function runSyncDemo(s: StackSettings, log: (line: string) => void)
     await quiet();
 
     const decisions: SyncDemoResult['decisions'] = [];
-    for (const [db, system] of [[crm, 'crm'], [app, 'app']] as const) {
+    for (const [db, system] of [
+      [crm, 'crm'],
+      [app, 'app'],
+    ] as const) {
       const { rows } = await db.query<{ key: string; reason: string }>(
         `SELECT key, reason FROM trustsync.history WHERE target = $1 AND decision IN ('applied', 'unchanged') AND reason ~ '(rejected|conflict|review)' ORDER BY id`,
         [`${system}.customers`],
@@ -157,7 +166,9 @@ export async function runSyncDemo(s: StackSettings, log: (line: string) => void)
     // Rejected edits stay where they were made: the CRM's email of 5, the app's lifecycle stage of 6.
     const allowed = (c: Customer | undefined) => c && { ...c, email: c.id === 5 ? null : c.email, lifecycle_stage: c.id === 6 ? null : c.lifecycle_stage };
     const ids = [...new Set([...appRows, ...crmRows].map((c) => c.id))];
-    const diverged = ids.filter((id) => JSON.stringify(allowed(appRows.find((c) => c.id === id))) !== JSON.stringify(allowed(crmRows.find((c) => c.id === id))));
+    const diverged = ids.filter(
+      (id) => JSON.stringify(allowed(appRows.find((c) => c.id === id))) !== JSON.stringify(allowed(crmRows.find((c) => c.id === id))),
+    );
     const reviews = await listReviews(flows, false, pino({ level: 'warn' }));
     return { app: appRows, crm: crmRows, decisions, reviews, edits, writes, diverged, flowFiles: ['flows/app-to-crm.yaml', 'flows/crm-to-app.yaml'] };
   } finally {

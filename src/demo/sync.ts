@@ -51,7 +51,13 @@ export async function readCustomers(db: pg.Client | pg.Pool, schema: string): Pr
  * `state` (the tables on both sides) unchanged for `quietMs`. A topic the capture has not created
  * yet (Debezium creates it with its first record) counts as not caught up.
  */
-export async function waitForSyncQuiet(admin: Admin, flows: readonly FlowConfig[], state: () => Promise<string>, quietMs = 3000, timeoutMs = 120_000): Promise<void> {
+export async function waitForSyncQuiet(
+  admin: Admin,
+  flows: readonly FlowConfig[],
+  state: () => Promise<string>,
+  quietMs = 3000,
+  timeoutMs = 120_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   let stableSince = Date.now();

@@ -29,7 +29,13 @@ const STATUSES = ['placed', 'paid', 'shipped', 'delivered', 'cancelled'];
  * balance (a few hot keys take most updates), rewriting their long notes now and then, placing and
  * progressing orders, and leaving (a delete cascades to their orders). Several changes share a transaction.
  */
-export async function runWorkload(client: pg.Client, schema: string, operations: number, seed = 42, onProgress?: (done: number) => void): Promise<WorkloadCounts> {
+export async function runWorkload(
+  client: pg.Client,
+  schema: string,
+  operations: number,
+  seed = 42,
+  onProgress?: (done: number) => void,
+): Promise<WorkloadCounts> {
   const random = seededRandom(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
   const counts: WorkloadCounts = { customersInserted: 0, customersUpdated: 0, customersDeleted: 0, ordersInserted: 0, ordersUpdated: 0 };
@@ -50,10 +56,15 @@ export async function runWorkload(client: pg.Client, schema: string, operations:
       const r = random();
       if (live.length < 5 || r < 0.25) {
         const id = nextCustomer++;
-        await client.query(
-          `INSERT INTO ${schema}.customers (id, email, name, tier, balance, profile, notes) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-          [id, `customer${id}@example.com`, `Customer ${id}`, pick(TIERS), (random() * 1000).toFixed(2), JSON.stringify({ tags: [pick(['new', 'vip', 'trial'])], score: Math.floor(random() * 100) }), largeNote(id, 1)],
-        );
+        await client.query(`INSERT INTO ${schema}.customers (id, email, name, tier, balance, profile, notes) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+          id,
+          `customer${id}@example.com`,
+          `Customer ${id}`,
+          pick(TIERS),
+          (random() * 1000).toFixed(2),
+          JSON.stringify({ tags: [pick(['new', 'vip', 'trial'])], score: Math.floor(random() * 100) }),
+          largeNote(id, 1),
+        ]);
         live.push(id);
         counts.customersInserted++;
       } else if (r < 0.6) {
@@ -61,12 +72,20 @@ export async function runWorkload(client: pg.Client, schema: string, operations:
         if (random() < 0.1) {
           await client.query(`UPDATE ${schema}.customers SET notes = $2, updated_at = now() WHERE id = $1`, [id, largeNote(id, Math.floor(random() * 1000))]);
         } else {
-          await client.query(`UPDATE ${schema}.customers SET tier = $2, balance = balance + $3, updated_at = now() WHERE id = $1`, [id, pick(TIERS), (random() * 50).toFixed(2)]);
+          await client.query(`UPDATE ${schema}.customers SET tier = $2, balance = balance + $3, updated_at = now() WHERE id = $1`, [
+            id,
+            pick(TIERS),
+            (random() * 50).toFixed(2),
+          ]);
         }
         counts.customersUpdated++;
       } else if (r < 0.8) {
         const id = nextOrder++;
-        await client.query(`INSERT INTO ${schema}.orders (id, customer_id, amount, status) VALUES ($1, $2, $3, 'placed')`, [id, pick(live), (random() * 300).toFixed(2)]);
+        await client.query(`INSERT INTO ${schema}.orders (id, customer_id, amount, status) VALUES ($1, $2, $3, 'placed')`, [
+          id,
+          pick(live),
+          (random() * 300).toFixed(2),
+        ]);
         orders.push(id);
         counts.ordersInserted++;
       } else if (r < 0.95 && orders.length > 0) {

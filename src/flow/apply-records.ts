@@ -6,7 +6,7 @@ import { collapseByKey } from '../order/plan.js';
 import { formatPosition, positionRank } from '../order/position.js';
 import type { Sink } from '../sink/sink.js';
 import { targetName, type TableMapping } from '../model/table.js';
-import { eventRow, truncateRow } from '../history/history.js';
+import { eventRow, noteRow, truncateRow } from '../history/history.js';
 import type { HistoryRow } from '../model/history-row.js';
 import type { FlowMetrics } from '../observe/metrics.js';
 import { withRetries, type RetryPolicy } from './retry.js';
@@ -67,7 +67,18 @@ function deadLetter(record: RawRecord, err: TrustsyncError | Error): DeadLetter 
 export async function applyRecords(ctx: ApplyContext, records: readonly RawRecord[]): Promise<ApplyOutcome> {
   const { mapping, metrics, log } = ctx;
   const topic = mapping.topic;
-  const outcome: ApplyOutcome = { applied: 0, superseded: 0, stale: 0, duplicate: 0, filled: 0, ignored: 0, echoes: 0, keys: new Map(), deadLetters: [], appliedSourceTsMs: [] };
+  const outcome: ApplyOutcome = {
+    applied: 0,
+    superseded: 0,
+    stale: 0,
+    duplicate: 0,
+    filled: 0,
+    ignored: 0,
+    echoes: 0,
+    keys: new Map(),
+    deadLetters: [],
+    appliedSourceTsMs: [],
+  };
   const rawByOffset = new Map(records.map((r) => [`${r.origin.partition}/${r.origin.offset}`, r]));
   let pending: ChangeEvent[] = [];
   metrics.count(topic, 'received', '', records.length);
@@ -88,12 +99,25 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     outcome.deadLetters.push(deadLetter(raw, d.error));
     metrics.count(topic, 'dead_lettered', d.error.code);
     metrics.deadLetters.inc({ flow: ctx.flow, topic, code: d.error.code });
-    log.warn({ topic, partition: e.origin.partition, offset: e.origin.offset, key: e.keyText, err: d.error.message }, `row rejected by ${targetName(mapping.table)}: dead-lettered`);
+    log.warn(
+      { topic, partition: e.origin.partition, offset: e.origin.offset, key: e.keyText, err: d.error.message },
+      `row rejected by ${targetName(mapping.table)}: dead-lettered`,
+    );
   };
   const skip = (d: { event: ChangeEvent; reason: 'stale' | 'duplicate'; storedPosition: string }) => {
     outcome[d.reason]++;
     metrics.count(topic, 'skipped', d.reason);
-    log.debug({ topic, partition: d.event.origin.partition, offset: d.event.origin.offset, key: d.event.keyText, position: positionRank(d.event.position).toString(), stored: d.storedPosition }, `skipped: ${d.reason}`);
+    log.debug(
+      {
+        topic,
+        partition: d.event.origin.partition,
+        offset: d.event.origin.offset,
+        key: d.event.keyText,
+        position: positionRank(d.event.position).toString(),
+        stored: d.storedPosition,
+      },
+      `skipped: ${d.reason}`,
+    );
   };
   const applied = (e: ChangeEvent) => {
     outcome.applied++;
@@ -111,7 +135,12 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
         const echoes = new Map<string, EchoRecord>();
         if (tables.sourceDb) {
           for (const entity of new Set(events.map((e) => e.entity))) {
-            for (const [k, v] of await findEchoes(tables.sourceDb, entity, events.filter((e) => e.entity === entity))) echoes.set(k, v);
+            for (const [k, v] of await findEchoes(
+              tables.sourceDb,
+              entity,
+              events.filter((e) => e.entity === entity),
+            ))
+              echoes.set(k, v);
           }
         }
         return tables.sink.applyGoverned(mapping, events, governance, echoes, { flow: ctx.flow, extra: retried }, tables.sourceDb);
@@ -142,7 +171,11 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
         for (const f of d.resolution.fields) {
           const reason = f.outcome === 'rejected' ? f.reason : f.outcome === 'conflict' ? f.strategy : '';
           metrics.fieldDecisions.inc({ flow: ctx.flow, entity, field: f.field, outcome: f.outcome, reason });
-          if (f.outcome !== 'applied') log.info({ topic, key: d.event.keyText, field: f.field, outcome: f.outcome, detail: 'detail' in f ? f.detail : undefined }, `${f.field}: ${f.outcome}`);
+          if (f.outcome !== 'applied')
+            log.info(
+              { topic, key: d.event.keyText, field: f.field, outcome: f.outcome, detail: 'detail' in f ? f.detail : undefined },
+              `${f.field}: ${f.outcome}`,
+            );
         }
     }
   };
@@ -158,12 +191,24 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     pending = [];
     const started = process.hrtime.bigint();
     const superseded = plan.superseded.map((x) =>
-      eventRow(target, x.event, x.reason === 'duplicate' ? 'skipped-duplicate' : 'superseded', x.reason === 'duplicate' ? 'the same change is in this batch' : `a newer change of the key in this batch (offset ${x.by.origin.offset}) is written instead`),
+      eventRow(
+        target,
+        x.event,
+        x.reason === 'duplicate' ? 'skipped-duplicate' : 'superseded',
+        x.reason === 'duplicate'
+          ? 'the same change is in this batch'
+          : `a newer change of the key in this batch (offset ${x.by.origin.offset}) is written instead`,
+      ),
     );
     const decisions = await withRetries(
       ctx.retry,
       (attempt) =>
-        ctx.sink.applyBatch(mapping, plan.latest, { flow: ctx.flow, extra: [...superseded, ...retried], retrying: attempt > 1 }, plan.superseded.map((s) => s.event)),
+        ctx.sink.applyBatch(
+          mapping,
+          plan.latest,
+          { flow: ctx.flow, extra: [...superseded, ...retried], retrying: attempt > 1 },
+          plan.superseded.map((s) => s.event),
+        ),
       onRetry,
     );
     retried = [];
@@ -171,7 +216,10 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     for (const s of plan.superseded) {
       outcome[s.reason]++;
       metrics.count(topic, 'skipped', s.reason);
-      log.debug({ topic, partition: s.event.origin.partition, offset: s.event.origin.offset, key: s.event.keyText, position: formatPosition(s.event.position) }, `skipped: ${s.reason} (a newer or the same change of the key is in this batch)`);
+      log.debug(
+        { topic, partition: s.event.origin.partition, offset: s.event.origin.offset, key: s.event.keyText, position: formatPosition(s.event.position) },
+        `skipped: ${s.reason} (a newer or the same change of the key is in this batch)`,
+      );
     }
     metrics.applySeconds.observe({ flow: ctx.flow, topic }, Number(process.hrtime.bigint() - started) / 1e9);
     metrics.batchSize.observe({ flow: ctx.flow, topic }, plan.latest.length);
@@ -181,7 +229,10 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
       else if (d.decision === 'filled') {
         outcome.filled++;
         metrics.count(topic, 'filled', 'toast');
-        log.debug({ topic, partition: d.event.origin.partition, offset: d.event.origin.offset, key: d.event.keyText, columns: d.columns }, 'unchanged TOAST columns filled');
+        log.debug(
+          { topic, partition: d.event.origin.partition, offset: d.event.origin.offset, key: d.event.keyText, columns: d.columns },
+          'unchanged TOAST columns filled',
+        );
       } else rejectRow(d);
     }
   };
@@ -195,8 +246,14 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     } catch (err) {
       if (!(err instanceof UndecodableRecord)) throw err;
       outcome.deadLetters.push(deadLetter(record, err));
-      undecodable.push({ row: { ...batchRow(target, 'dead-lettered'), key: printableKey(record.key), reason: `${err.code}: ${err.message}`, origin: record.origin }, code: err.code });
-      log.warn({ topic, partition: record.origin.partition, offset: record.origin.offset, err: err.message }, `undecodable record (${err.code}): dead-lettered`);
+      undecodable.push({
+        row: { ...batchRow(target, 'dead-lettered'), key: printableKey(record.key), reason: `${err.code}: ${err.message}`, origin: record.origin },
+        code: err.code,
+      });
+      log.warn(
+        { topic, partition: record.origin.partition, offset: record.origin.offset, err: err.message },
+        `undecodable record (${err.code}): dead-lettered`,
+      );
       continue;
     }
     switch (decoded.kind) {
@@ -214,10 +271,16 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
         await flush();
         const at = { topic, partition: record.origin.partition, offset: record.origin.offset };
         if (ctx.truncate === 'stop') {
-          throw new TruncateStopped(`TRUNCATE of ${decoded.entity} at ${topic}/${at.partition}@${at.offset}: the flow stops rather than wipe ${targetName(mapping.table)}.`);
+          throw new TruncateStopped(
+            `TRUNCATE of ${decoded.entity} at ${topic}/${at.partition}@${at.offset}: the flow stops rather than wipe ${targetName(mapping.table)}.`,
+          );
         }
         if (ctx.truncate === 'apply') {
-          const done = await withRetries(ctx.retry, (attempt) => ctx.sink.applyTruncate(mapping, decoded, mapping.state !== undefined, { flow: ctx.flow, retrying: attempt > 1 }), onRetry);
+          const done = await withRetries(
+            ctx.retry,
+            (attempt) => ctx.sink.applyTruncate(mapping, decoded, mapping.state !== undefined, { flow: ctx.flow, retrying: attempt > 1 }),
+            onRetry,
+          );
           // With a state topic, every row the truncate removed becomes a tombstone there too.
           for (const [k, key] of done.removed) outcome.keys.set(k, key);
           if (done.decision === 'truncated') {
@@ -228,7 +291,11 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
             log.info({ ...at, storedPosition: done.storedPosition }, `TRUNCATE of ${decoded.entity}: skipped (${done.reason})`);
           }
         } else {
-          await withRetries(ctx.retry, () => ctx.sink.recordDecisions(ctx.flow, [truncateRow(target, decoded, 'ignored', 'TRUNCATE, truncate policy skip')]), onRetry);
+          await withRetries(
+            ctx.retry,
+            () => ctx.sink.recordDecisions(ctx.flow, [truncateRow(target, decoded, 'ignored', 'TRUNCATE, truncate policy skip')]),
+            onRetry,
+          );
           metrics.count(topic, 'skipped', 'truncate');
           log.warn(at, `TRUNCATE of ${decoded.entity}: skipped by policy`);
         }
@@ -238,7 +305,15 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   }
   await flush();
   // Records that never became change events are on record too, before their offsets are committed.
-  await withRetries(ctx.retry, () => ctx.sink.recordDecisions(ctx.flow, undecodable.map((u) => u.row)), onRetry);
+  await withRetries(
+    ctx.retry,
+    () =>
+      ctx.sink.recordDecisions(
+        ctx.flow,
+        undecodable.map((u) => u.row),
+      ),
+    onRetry,
+  );
   // Counted once on record, like every other decision.
   for (const { code } of undecodable) {
     metrics.count(topic, 'dead_lettered', code);
@@ -256,5 +331,5 @@ export function printableKey(key: Buffer | null): string {
 
 /** A history row about the batch rather than one change. */
 function batchRow(target: string, decision: HistoryRow['decision']): HistoryRow {
-  return { target, entity: null, key: '(batch)', op: null, decision, reason: null, position: null, storedPosition: null, origin: null, txId: null, sourceTsMs: null, captureTsMs: null, newValues: null };
+  return noteRow(target, '(batch)', decision);
 }

@@ -17,7 +17,10 @@ const duration = z
   .union([z.number().int().nonnegative(), z.string().regex(durationPattern, { message: 'a duration such as 500ms, 30s, 10m, 7d' })])
   .transform((v) => (typeof v === 'number' ? v : Number(durationPattern.exec(v)![1]) * UNIT_MS[durationPattern.exec(v)![2]!]!));
 
-const identifier = z.string().min(1).regex(/^[^\0]+$/);
+const identifier = z
+  .string()
+  .min(1)
+  .regex(/^[^\0]+$/);
 
 const tableSchema = z.strictObject({
   topic: z.string().min(1, { message: 'name the Kafka topic this table is fed from' }),
@@ -29,7 +32,10 @@ const tableSchema = z.strictObject({
   createIfMissing: z.boolean().default(true),
   policy: z.string().min(1).optional(),
   /** The captured table at the source, for reconcile: by default the last two parts of the topic name. */
-  sourceTable: z.string().regex(/^[^.]+\.[^.]+$/, { message: 'schema.table' }).optional(),
+  sourceTable: z
+    .string()
+    .regex(/^[^.]+\.[^.]+$/, { message: 'schema.table' })
+    .optional(),
   state: z
     .strictObject({
       topic: z.string().min(1).optional(),
@@ -45,7 +51,10 @@ const postgresUrl = z.string().regex(/^postgres(ql)?:\/\//, { message: 'a postgr
 const destinationUrl = z.string().superRefine((url, ctx) => {
   if (sinkKindFor(url)) return;
   const scheme = schemeOf(url);
-  ctx.addIssue({ code: 'custom', message: `${scheme ? `${scheme}//` : 'a URL without a scheme'} is not a destination trustsync writes — use ${supportedSchemes()}` });
+  ctx.addIssue({
+    code: 'custom',
+    message: `${scheme ? `${scheme}//` : 'a URL without a scheme'} is not a destination trustsync writes — use ${supportedSchemes()}`,
+  });
 });
 
 export const flowSchema = z.strictObject({
@@ -64,7 +73,9 @@ export const flowSchema = z.strictObject({
     url: destinationUrl,
     tables: z.array(tableSchema).min(1, { message: 'map at least one topic to a table' }),
   }),
-  batch: z.strictObject({ maxRows: z.number().int().min(1).max(100_000).default(1000), maxWaitMs: duration.default(200) }).default({ maxRows: 1000, maxWaitMs: 200 }),
+  batch: z
+    .strictObject({ maxRows: z.number().int().min(1).max(100_000).default(1000), maxWaitMs: duration.default(200) })
+    .default({ maxRows: 1000, maxWaitMs: 200 }),
   retry: z
     .strictObject({
       maxAttempts: z.number().int().min(1).max(1000).default(10),
@@ -87,7 +98,6 @@ export const flowSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   policies: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
 });
-
 
 export interface FlowConfig {
   flow: string;
@@ -126,7 +136,11 @@ export class FlowConfigError extends ConfigError {
     readonly file: string,
     readonly problems: string[],
   ) {
-    super('invalid-flow', `${file} is not a valid flow:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'correct the flow file; each line names the field (as a path) and what it should hold.');
+    super(
+      'invalid-flow',
+      `${file} is not a valid flow:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      'correct the flow file; each line names the field (as a path) and what it should hold.',
+    );
   }
 }
 
@@ -182,7 +196,8 @@ function readPolicies(value: unknown, file: string, problems: string[]): Policie
 function describeIssue(issue: z.core.$ZodIssue): string {
   const path = issue.path.map(String).join('.') || '(top level)';
   const hint = HINTS[issue.path.filter((p) => typeof p === 'string').join('.')];
-  if (issue.code === 'unrecognized_keys') return `${path}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} — remove or correct the spelling`;
+  if (issue.code === 'unrecognized_keys')
+    return `${path}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} — remove or correct the spelling`;
   if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: missing — add it${hint ? ` (${hint})` : ''}`;
   return `${path}: ${issue.message}${hint ? ` — expected ${hint}` : ''}`;
 }
@@ -195,7 +210,8 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
   const states = new Map<number, StateTopicSpec>();
   if (result.success) {
     const f = result.data;
-    if (f.source.decoding === 'avro' && !f.source.registryUrl) problems.push(`source.registryUrl: missing — avro decoding needs ${HINTS['source.registryUrl']}`);
+    if (f.source.decoding === 'avro' && !f.source.registryUrl)
+      problems.push(`source.registryUrl: missing — avro decoding needs ${HINTS['source.registryUrl']}`);
     const topics = new Set<string>();
     f.destination.tables.forEach((t, i) => {
       if (topics.has(t.topic)) problems.push(`destination.tables.${i}.topic: ${t.topic} is mapped twice — one table per topic`);
@@ -203,8 +219,10 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
       if (t.include && t.exclude) problems.push(`destination.tables.${i}: give include or exclude, not both`);
     });
     if (f.canary && !f.source.database) problems.push('source.database: missing — the canary writes its records into the source database');
-    if (f.canary && !f.destination.tables.some((t) => t.table === f.canary!.table)) problems.push(`canary.table: ${f.canary.table} is not a destination table of this flow — map the canary's topic to it under destination.tables`);
-    if (f.retry.initialDelayMs > f.retry.maxDelayMs) problems.push('retry.initialDelayMs: larger than retry.maxDelayMs — the first delay cannot exceed the cap');
+    if (f.canary && !f.destination.tables.some((t) => t.table === f.canary!.table))
+      problems.push(`canary.table: ${f.canary.table} is not a destination table of this flow — map the canary's topic to it under destination.tables`);
+    if (f.retry.initialDelayMs > f.retry.maxDelayMs)
+      problems.push('retry.initialDelayMs: larger than retry.maxDelayMs — the first delay cannot exceed the cap');
     policies = readPolicies(f.policies, file, problems);
     f.destination.tables.forEach((t, i) => {
       if (!t.state) return;
@@ -263,8 +281,12 @@ export function capabilityProblems(f: Pick<z.infer<typeof flowSchema>, 'destinat
   const problems: string[] = [];
   const can = kind.capabilities;
   f.destination.tables.forEach((t, i) => {
-    if (t.policy && !can.governance) problems.push(`destination.tables.${i}.policy: a ${kind.kind} destination cannot keep field-level policies — remove the policy, or write ${t.table} to a PostgreSQL destination`);
-    if (t.state && !can.reconcile) problems.push(`destination.tables.${i}.state: a ${kind.kind} destination cannot be read back for a state topic — remove the state topic`);
+    if (t.policy && !can.governance)
+      problems.push(
+        `destination.tables.${i}.policy: a ${kind.kind} destination cannot keep field-level policies — remove the policy, or write ${t.table} to a PostgreSQL destination`,
+      );
+    if (t.state && !can.reconcile)
+      problems.push(`destination.tables.${i}.state: a ${kind.kind} destination cannot be read back for a state topic — remove the state topic`);
   });
   if (f.truncate === 'apply' && !can.truncate) problems.push(`truncate: a ${kind.kind} destination cannot apply a TRUNCATE — use stop or skip`);
   return problems;
@@ -275,13 +297,20 @@ function checkGovernance(f: z.infer<typeof flowSchema>, policies: PoliciesSpec |
   if (governed.length === 0) return;
   if (!f.source.system) problems.push('source.system: missing — tables under a policy need the name of the system this flow reads from (e.g. app)');
   if (!f.destination.system) problems.push('destination.system: missing — tables under a policy need the name of the system this flow writes into (e.g. crm)');
-  if (f.source.system && f.source.system === f.destination.system) problems.push(`destination.system: ${f.destination.system} is also the source — a flow connects two different systems`);
+  if (f.source.system && f.source.system === f.destination.system)
+    problems.push(`destination.system: ${f.destination.system} is also the source — a flow connects two different systems`);
   // A TRUNCATE carries no key and no vector: applied, it would delete fields the destination owns.
-  if (f.truncate === 'apply') problems.push(`truncate: apply wipes whole tables, and ${governed.map((t) => t.table).join(', ')} ${governed.length > 1 ? 'are' : 'is'} under a policy that gives fields to the destination — use stop (the default) or skip`);
+  if (f.truncate === 'apply')
+    problems.push(
+      `truncate: apply wipes whole tables, and ${governed.map((t) => t.table).join(', ')} ${governed.length > 1 ? 'are' : 'is'} under a policy that gives fields to the destination — use stop (the default) or skip`,
+    );
   // Policies that did not parse are reported already; naming each table's policy missing would only add noise.
   if (f.policies !== undefined && !policies) return;
   f.destination.tables.forEach((t, i) => {
-    if (t.policy && !policies?.[t.policy]) problems.push(`destination.tables.${i}.policy: no policy named ${t.policy} — define it under policies${policies ? ` (defined: ${Object.keys(policies).join(', ') || 'none'})` : ''}`);
+    if (t.policy && !policies?.[t.policy])
+      problems.push(
+        `destination.tables.${i}.policy: no policy named ${t.policy} — define it under policies${policies ? ` (defined: ${Object.keys(policies).join(', ') || 'none'})` : ''}`,
+      );
   });
   if (!policies || !f.source.system || !f.destination.system) return;
   // Custom validators are loaded when the flow starts; here only their references are checked.

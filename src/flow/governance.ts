@@ -38,7 +38,8 @@ export async function loadCustomValidators(config: FlowConfig, problems: string[
   return loaded;
 }
 
-const usesLatest = (p: EntityPolicy) => [p.default, ...p.fields.values()].some((f) => f.strategy === 'latest_valid_change' || f.fallback === 'latest_valid_change');
+const usesLatest = (p: EntityPolicy) =>
+  [p.default, ...p.fields.values()].some((f) => f.strategy === 'latest_valid_change' || f.fallback === 'latest_valid_change');
 
 /**
  * Compiles the flow's policies against what really exists — the destination tables' columns, the
@@ -49,13 +50,21 @@ export async function prepareGovernance(config: FlowConfig, destination: Sink, l
   const governed = config.tables.filter((t) => t.policy);
   if (governed.length === 0 || !config.policies) return undefined;
   // The flow file was checked against the kind's capabilities; only PostgreSQL governs so far.
-  if (!(destination instanceof PostgresSink)) throw new FlowConfigError(`flow ${config.flow}`, [`destination.url: a ${destination.kind} destination cannot keep policies — remove the policy from its tables`]);
+  if (!(destination instanceof PostgresSink))
+    throw new FlowConfigError(`flow ${config.flow}`, [
+      `destination.url: a ${destination.kind} destination cannot keep policies — remove the policy from its tables`,
+    ]);
   const sink = destination;
   const problems: string[] = [];
   const custom = await loadCustomValidators(config, problems);
   const columns = new Map<string, string[] | undefined>();
   for (const t of governed) columns.set(t.policy!, await sink.columnsOf(t.table));
-  const { policies, problems: policyProblems } = compilePolicies(config.policies, [config.sourceSystem!, config.destinationSystem!], (entity) => columns.get(entity), custom);
+  const { policies, problems: policyProblems } = compilePolicies(
+    config.policies,
+    [config.sourceSystem!, config.destinationSystem!],
+    (entity) => columns.get(entity),
+    custom,
+  );
   problems.push(...policyProblems);
   const needsCommitTimes = governed.some((t) => policies.get(t.policy!) && usesLatest(policies.get(t.policy!)!));
   if (needsCommitTimes) {
@@ -72,14 +81,24 @@ export async function prepareGovernance(config: FlowConfig, destination: Sink, l
   await governedSink.prepare();
   let sourceDb: pg.Pool | undefined;
   if (config.sourceDatabaseUrl) {
-    sourceDb = new pg.Pool({ connectionString: config.sourceDatabaseUrl, max: 4, connectionTimeoutMillis: 10_000, application_name: `trustsync:${config.flow}:echoes`.slice(0, 63) });
+    sourceDb = new pg.Pool({
+      connectionString: config.sourceDatabaseUrl,
+      max: 4,
+      connectionTimeoutMillis: 10_000,
+      application_name: `trustsync:${config.flow}:echoes`.slice(0, 63),
+    });
     sourceDb.on('error', (err) => log.warn({ err: err.message }, 'source database connection lost'));
     // The table of trustsync's writes into the source: the other direction fills it, this one reads it.
     await migrate(sourceDb);
   }
   const byTopic = new Map<string, Governance>();
   for (const t of governed) {
-    byTopic.set(t.topic, { flow: config.flow, policy: policies.get(t.policy!)!, sourceSystem: config.sourceSystem!, destinationSystem: config.destinationSystem! });
+    byTopic.set(t.topic, {
+      flow: config.flow,
+      policy: policies.get(t.policy!)!,
+      sourceSystem: config.sourceSystem!,
+      destinationSystem: config.destinationSystem!,
+    });
     log.info({ table: targetName(t.table), policy: t.policy, echoSuppression: Boolean(sourceDb) }, 'table under policy');
   }
   return { sink: governedSink, sourceDb, byTopic, targets: governed.map((t) => targetName(t.table)) };

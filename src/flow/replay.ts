@@ -46,7 +46,11 @@ export interface ReplayResult {
 export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry) => boolean, dryRun: boolean, log: Logger): Promise<ReplayResult[]> {
   const entries = (await listDeadLetters(config)).filter(select);
   if (dryRun) return entries.map((entry) => ({ entry, outcome: 'would replay', detail: `${entry.code}: ${entry.message}` }));
-  const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:replay`, connections: 2, onConnectionLost: (err) => log.warn({ err: err.message }, 'destination connection lost') });
+  const sink = openSink(config.destinationUrl, {
+    name: `trustsync:${config.flow}:replay`,
+    connections: 2,
+    onConnectionLost: (err) => log.warn({ err: err.message }, 'destination connection lost'),
+  });
   const decoder = createDecoder(config);
   const metrics = new FlowMetrics(config.flow);
   const results: ReplayResult[] = [];
@@ -76,7 +80,15 @@ export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry
             log,
             governed: governed?.byTopic.has(mapping.topic) ? { tables: governed, governance: governed.byTopic.get(mapping.topic)! } : undefined,
           },
-          [{ key: entry.key, value: entry.value, headers: entry.headers, origin: entry.origin, deadLettered: { attempts: entry.attempts, firstFailure: entry.firstFailure } }],
+          [
+            {
+              key: entry.key,
+              value: entry.value,
+              headers: entry.headers,
+              origin: entry.origin,
+              deadLettered: { attempts: entry.attempts, firstFailure: entry.firstFailure },
+            },
+          ],
         );
       } catch (err) {
         results.push({ entry, outcome: 'failed', detail: (err as Error).message });
@@ -85,9 +97,12 @@ export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry
       const letter = outcome.deadLetters[0];
       if (letter) {
         await sendDeadLetters(producer, config.dlqTopic, config.flow, outcome.deadLetters);
-        results.push({ entry, outcome: 'failed', detail: `${letter.code}: ${letter.message} (failed ${letter.attempts} times since ${letter.firstFailure.toISOString()})` });
-      }
-      else if (outcome.applied) results.push({ entry, outcome: 'applied', detail: 'written to the destination' });
+        results.push({
+          entry,
+          outcome: 'failed',
+          detail: `${letter.code}: ${letter.message} (failed ${letter.attempts} times since ${letter.firstFailure.toISOString()})`,
+        });
+      } else if (outcome.applied) results.push({ entry, outcome: 'applied', detail: 'written to the destination' });
       else if (outcome.stale) results.push({ entry, outcome: 'stale', detail: 'the destination holds a newer change for this key' });
       else if (outcome.duplicate) results.push({ entry, outcome: 'duplicate', detail: 'already applied' });
       else results.push({ entry, outcome: 'ignored', detail: 'a heartbeat or tombstone: nothing to apply' });

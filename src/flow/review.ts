@@ -25,10 +25,16 @@ export function parseTake(text: string): Take {
     try {
       return { take: 'value', value: JSON.parse(text.slice('value='.length)) };
     } catch (err) {
-      throw new ReviewError(`--take ${text}: the value is not JSON (${(err as Error).message})`, 'quote it as JSON, e.g. --take \'value="closed"\' or --take value=42');
+      throw new ReviewError(
+        `--take ${text}: the value is not JSON (${(err as Error).message})`,
+        'quote it as JSON, e.g. --take \'value="closed"\' or --take value=42',
+      );
     }
   }
-  throw new ReviewError(`--take ${text}: not a choice`, 'use --take local (keep the value both systems hold), --take external (the proposed value) or --take value=<JSON>');
+  throw new ReviewError(
+    `--take ${text}: not a choice`,
+    'use --take local (keep the value both systems hold), --take external (the proposed value) or --take value=<JSON>',
+  );
 }
 
 interface Destination {
@@ -47,7 +53,11 @@ async function openDestinations<T>(configs: readonly FlowConfig[], log: Logger, 
       const sink = new PostgresSink(pool);
       await sink.prepare();
       const governed = await prepareGovernance(config, sink, log);
-      if (!governed) throw new ReviewError(`flow ${config.flow} has no table under a policy, so no review queue`, 'name the flow files of a sync whose tables have policy: <entity>');
+      if (!governed)
+        throw new ReviewError(
+          `flow ${config.flow} has no table under a policy, so no review queue`,
+          'name the flow files of a sync whose tables have policy: <entity>',
+        );
       opened[opened.length - 1]!.governed = governed;
     }
     return await work(opened);
@@ -90,10 +100,19 @@ export interface ReviewOutcome {
  * policy, then written into each destination with its write record, so the captured changes of these
  * writes are recognised as trustsync's own and not sent back.
  */
-export async function resolveReview(configs: readonly FlowConfig[], id: string, take: Take, log: Logger): Promise<{ item: ReviewItem; value: unknown; outcomes: ReviewOutcome[] }> {
+export async function resolveReview(
+  configs: readonly FlowConfig[],
+  id: string,
+  take: Take,
+  log: Logger,
+): Promise<{ item: ReviewItem; value: unknown; outcomes: ReviewOutcome[] }> {
   return openDestinations(configs, log, async (ds) => {
     const item = (await collect(ds, true)).find((i) => i.id === id);
-    if (!item) throw new ReviewError(`no review item ${id} in ${ds.map((d) => d.config.flow).join(', ')}`, 'see `trustsync review list` for the open items (give every flow file of the sync)');
+    if (!item)
+      throw new ReviewError(
+        `no review item ${id} in ${ds.map((d) => d.config.flow).join(', ')}`,
+        'see `trustsync review list` for the open items (give every flow file of the sync)',
+      );
     if (item.status === 'resolved') throw new ReviewError(`review item ${id} is already resolved`, 'see `trustsync review list --all`');
     const value = take.take === 'local' ? item.keptValue : take.take === 'external' ? item.proposedValue : take.value;
     const outcomes: ReviewOutcome[] = [];
@@ -102,13 +121,18 @@ export async function resolveReview(configs: readonly FlowConfig[], id: string, 
       const governance = mapping && d.governed.byTopic.get(mapping.topic);
       if (!mapping || !governance) continue;
       if (item.field !== '*') {
-        const problem = validate(fieldPolicy(governance.policy, item.field).validators, value, { field: item.field, previous: item.keptValue, system: 'review' });
+        const problem = validate(fieldPolicy(governance.policy, item.field).validators, value, {
+          field: item.field,
+          previous: item.keptValue,
+          system: 'review',
+        });
         if (problem) throw new ReviewError(`${JSON.stringify(value)} for ${item.field}: ${problem}`, 'choose a value the field policy accepts');
       }
       const r = await d.governed.sink.resolveReview(mapping, governance, item, value, take.take);
       outcomes.push({ flow: d.config.flow, target: `${mapping.table.schema}.${mapping.table.table}`, ...r });
     }
-    if (outcomes.length === 0) throw new ReviewError(`none of the flows has a table under policy ${item.entity}`, 'give the flow files of the sync the item belongs to');
+    if (outcomes.length === 0)
+      throw new ReviewError(`none of the flows has a table under policy ${item.entity}`, 'give the flow files of the sync the item belongs to');
     return { item, value, outcomes };
   });
 }

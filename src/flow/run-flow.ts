@@ -86,7 +86,10 @@ export class FlowRunner {
   /** When each partition last committed, to tell a stalled partition from a quiet one. */
   private readonly progressAt = new Map<string, number>();
 
-  constructor(readonly config: FlowConfig, log?: Logger) {
+  constructor(
+    readonly config: FlowConfig,
+    log?: Logger,
+  ) {
     this.log = log ?? createLogger(config.flow, config.logLevel);
     this.metrics = new FlowMetrics(config.flow);
     this.kafka = new Kafka({
@@ -173,7 +176,12 @@ export class FlowRunner {
   private async open(): Promise<void> {
     const { config, log } = this;
     if (config.metrics) {
-      this.server = await serveMetrics(this.metrics, { live: () => this.phase === 'running', ready: () => this.readiness() }, config.metrics.port, config.metrics.host);
+      this.server = await serveMetrics(
+        this.metrics,
+        { live: () => this.phase === 'running', ready: () => this.readiness() },
+        config.metrics.port,
+        config.metrics.host,
+      );
       log.info({ port: config.metrics.port }, 'metrics on /metrics, health on /healthz and /readyz');
     }
     await this.sink.prepare();
@@ -184,7 +192,10 @@ export class FlowRunner {
     try {
       await ensureDlqTopic(admin, config.dlqTopic);
       const dlq = await topicOffsets(admin, config.dlqTopic);
-      this.metrics.dlqDepth.set({ flow: config.flow, topic: config.dlqTopic }, dlq.reduce((n, o) => n + Number(BigInt(o.high) - BigInt(o.low)), 0));
+      this.metrics.dlqDepth.set(
+        { flow: config.flow, topic: config.dlqTopic },
+        dlq.reduce((n, o) => n + Number(BigInt(o.high) - BigInt(o.low)), 0),
+      );
       // Canaries start first: the canary table's topic appears with the first canary Debezium captures.
       if (config.canary?.intervalMs) this.startCanaries(config.canary.intervalMs);
       await this.waitForTopics(admin);
@@ -265,12 +276,18 @@ export class FlowRunner {
       const encoder = stateEncoderFor(spec, id);
       const missing = columns ? encoder.missingColumns(columns) : [];
       if (missing.length) {
-        throw new SchemaIncompatible(`${spec.schemaFile} has fields ${missing.join(', ')} that ${mapping.table.schema}.${mapping.table.table} lacks, without defaults`, 'give those fields a default (e.g. ["null", "string"] with default null) or remove them');
+        throw new SchemaIncompatible(
+          `${spec.schemaFile} has fields ${missing.join(', ')} that ${mapping.table.schema}.${mapping.table.table} lacks, without defaults`,
+          'give those fields a default (e.g. ["null", "string"] with default null) or remove them',
+        );
       }
       const { topics } = await admin.fetchTopicMetadata({ topics: [mapping.topic] });
       await ensureStateTopic(admin, spec.topic, topics[0]?.partitions.length ?? 1);
       this.stateEncoders.set(mapping.topic, encoder);
-      this.log.info({ topic: spec.topic, schemaId: id, table: `${mapping.table.schema}.${mapping.table.table}` }, 'publishing current rows to a compacted state topic');
+      this.log.info(
+        { topic: spec.topic, schemaId: id, table: `${mapping.table.schema}.${mapping.table.table}` },
+        'publishing current rows to a compacted state topic',
+      );
     }
   }
 
@@ -281,7 +298,13 @@ export class FlowRunner {
    * this producer is fenced (another member took the partition over, or a zombie's producer fenced
    * this one): the slice's offset is not committed.
    */
-  private async commitWithState(mapping: TableMapping, encoder: StateEncoder, partition: number, keys: ReadonlyMap<string, Row | null>, offset: string): Promise<boolean> {
+  private async commitWithState(
+    mapping: TableMapping,
+    encoder: StateEncoder,
+    partition: number,
+    keys: ReadonlyMap<string, Row | null>,
+    offset: string,
+  ): Promise<boolean> {
     const rows = await withRetries(this.config.retry, () => this.sink.readRows(mapping, keys), this.retryLogger(mapping.topic));
     const messages = [...rows].map(([key, row]) => encoder.message(key, row));
     const id = `${mapping.topic}/${partition}`;
@@ -307,7 +330,10 @@ export class FlowRunner {
       await tx.abort().catch(() => undefined);
       const type = (err as { type?: string }).type ?? '';
       if (['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'INVALID_TXN_STATE'].includes(type)) {
-        this.log.warn({ topic: mapping.topic, partition, err: (err as Error).message }, 'state producer fenced: the slice is read again from its first record (by this member if it still owns the partition)');
+        this.log.warn(
+          { topic: mapping.topic, partition, err: (err as Error).message },
+          'state producer fenced: the slice is read again from its first record (by this member if it still owns the partition)',
+        );
         this.txProducers.delete(id);
         await producer.disconnect().catch(() => undefined);
         return false;
@@ -355,7 +381,9 @@ export class FlowRunner {
     }
     // Stalled: records waiting on a partition that has not committed for a minute (retries holding it, or stuck).
     const lag = await this.metrics.lagMessages.get();
-    const stalled = lag.values.filter((v) => v.value > 0 && Date.now() - (this.progressAt.get(`${v.labels.topic}/${v.labels.partition}`) ?? Date.now()) > 60_000);
+    const stalled = lag.values.filter(
+      (v) => v.value > 0 && Date.now() - (this.progressAt.get(`${v.labels.topic}/${v.labels.partition}`) ?? Date.now()) > 60_000,
+    );
     if (stalled.length) return { ready: false, detail: `stalled: ${stalled.map((v) => `${v.labels.topic}/${v.labels.partition}`).join(', ')}` };
     return { ready: true, detail: 'ok' };
   }
@@ -379,14 +407,20 @@ export class FlowRunner {
       // a new owner — starts from its last commit, and the guards absorb the overlap.
       if (!isRunning() || isStale() || this.closing) return;
       const slice = batch.messages.slice(start, start + size);
-      const records: RawRecord[] = slice.map((m) => ({ key: m.key, value: m.value, headers: m.headers, origin: { topic: batch.topic, partition: batch.partition, offset: m.offset } }));
+      const records: RawRecord[] = slice.map((m) => ({
+        key: m.key,
+        value: m.value,
+        headers: m.headers,
+        origin: { topic: batch.topic, partition: batch.partition, offset: m.offset },
+      }));
       let outcome: ApplyOutcome;
       try {
         outcome = await applyRecords(this.context(mapping), records);
         await sendDeadLetters(this.producer, this.config.dlqTopic, this.config.flow, outcome.deadLetters);
         if (outcome.deadLetters.length) this.metrics.dlqDepth.inc({ flow: this.config.flow, topic: this.config.dlqTopic }, outcome.deadLetters.length);
         const committedAt = Date.now();
-        for (const ts of outcome.appliedSourceTsMs) this.metrics.endToEndSeconds.observe({ flow: this.config.flow, topic: batch.topic }, Math.max(0, (committedAt - ts) / 1000));
+        for (const ts of outcome.appliedSourceTsMs)
+          this.metrics.endToEndSeconds.observe({ flow: this.config.flow, topic: batch.topic }, Math.max(0, (committedAt - ts) / 1000));
       } catch (err) {
         void this.fail(err as Error);
         return;
@@ -457,7 +491,8 @@ export class FlowRunner {
     // A write's record is kept as long as a tombstone: its echo may come that late after an outage.
     const governed = this.governed?.sink;
     const outbound = governed ? await task('purge-outbound', () => governed.purgeOutbound(this.config.tombstoneRetentionMs)) : 0;
-    if (tombstones || history || outbound || snapshots) this.log.info({ tombstones, history, outbound, snapshots }, 'purged past retention, snapshotted long histories');
+    if (tombstones || history || outbound || snapshots)
+      this.log.info({ tombstones, history, outbound, snapshots }, 'purged past retention, snapshotted long histories');
     return { tombstones, history, snapshots, outbound, failed };
   }
 

@@ -26,7 +26,10 @@ export function parseStateSchema(schema: unknown): { type?: avro.types.RecordTyp
     const type = avro.Type.forSchema(schema as avro.Schema, { typeHook: bigintLongHook as never });
     if (!(type instanceof avro.types.RecordType)) return { problem: 'a state schema must be an Avro record' };
     for (const f of type.fields) {
-      if (!convertible(f.type)) return { problem: `field ${f.name}: ${f.type.typeName} is not supported — use string, int, long, float, double, boolean, bytes, or a long with logicalType timestamp-micros/timestamp-millis, optionally in a union with null` };
+      if (!convertible(f.type))
+        return {
+          problem: `field ${f.name}: ${f.type.typeName} is not supported — use string, int, long, float, double, boolean, bytes, or a long with logicalType timestamp-micros/timestamp-millis, optionally in a union with null`,
+        };
     }
     return { type };
   } catch (err) {
@@ -36,7 +39,8 @@ export function parseStateSchema(schema: unknown): { type?: avro.types.RecordTyp
 
 const SCALARS = new Set(['string', 'int', 'long', 'float', 'double', 'boolean', 'bytes']);
 /** avsc reads ["null", T] as an unwrapped union; its members are `types`. */
-const unionMembers = (t: avro.Type): avro.Type[] | undefined => (t instanceof avro.types.UnwrappedUnionType ? (t as unknown as { types: avro.Type[] }).types : undefined);
+const unionMembers = (t: avro.Type): avro.Type[] | undefined =>
+  t instanceof avro.types.UnwrappedUnionType ? (t as unknown as { types: avro.Type[] }).types : undefined;
 function convertible(t: avro.Type): boolean {
   const members = unionMembers(t);
   if (members) return members.every((u) => u.typeName === 'null' || convertible(u));
@@ -57,7 +61,11 @@ function avroValue(text: string | null, t: avro.Type, schema: unknown): unknown 
   const members = unionMembers(t);
   if (members) {
     if (text === null) return null;
-    return avroValue(text, members.find((u) => u.typeName !== 'null')!, (schema as unknown[]).filter((s) => s !== 'null')[0]);
+    return avroValue(
+      text,
+      members.find((u) => u.typeName !== 'null')!,
+      (schema as unknown[]).filter((s) => s !== 'null')[0],
+    );
   }
   if (text === null) throw new Error('null for a field whose type has no null');
   const logical = typeof schema === 'object' && schema !== null ? (schema as { logicalType?: string }).logicalType : undefined;
@@ -93,7 +101,13 @@ export class StateEncoder {
     readonly schemaId: number,
   ) {
     const declared = (spec.schema.fields as { name: string; type: unknown; default?: unknown }[]) ?? [];
-    this.fields = type.fields.map((f, i) => ({ name: f.name, type: f.type, schema: declared[i]?.type, default: declared[i]?.default, hasDefault: declared[i] ? 'default' in declared[i]! : false }));
+    this.fields = type.fields.map((f, i) => ({
+      name: f.name,
+      type: f.type,
+      schema: declared[i]?.type,
+      default: declared[i]?.default,
+      hasDefault: declared[i] ? 'default' in declared[i]! : false,
+    }));
   }
 
   /** Fields the destination table lacks and that have no default: the schema cannot be filled. */
@@ -108,7 +122,10 @@ export class StateEncoder {
       try {
         record[f.name] = f.name in row ? avroValue(row[f.name]!, f.type, f.schema) : f.default;
       } catch (err) {
-        throw new SchemaIncompatible(`state of ${key} in ${this.spec.topic}: field ${f.name}: ${(err as Error).message}`, `make ${f.name} nullable (["null", …]) in ${this.spec.schemaFile}, or fill the column`);
+        throw new SchemaIncompatible(
+          `state of ${key} in ${this.spec.topic}: field ${f.name}: ${(err as Error).message}`,
+          `make ${f.name} nullable (["null", …]) in ${this.spec.schemaFile}, or fill the column`,
+        );
       }
     }
     const header = Buffer.alloc(5);
@@ -120,7 +137,11 @@ export class StateEncoder {
 async function registry(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   let res: Response;
   try {
-    res = await fetch(`${url}${path}`, { method, headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    res = await fetch(`${url}${path}`, {
+      method,
+      headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   } catch (err) {
     throw new RegistryUnavailable(`schema registry at ${url} did not answer: ${(err as Error).message}`, err);
   }
@@ -151,7 +172,8 @@ export async function registerStateSchema(registryUrl: string, spec: StateTopicS
       `evolve the schema compatibly (add fields with defaults, do not change types), or publish to a new state topic`,
     );
   }
-  if (res.status >= 300 || typeof res.json.id !== 'number') throw new RegistryUnavailable(`registering ${spec.schemaFile}: registry answered ${res.status} ${JSON.stringify(res.json).slice(0, 200)}`);
+  if (res.status >= 300 || typeof res.json.id !== 'number')
+    throw new RegistryUnavailable(`registering ${spec.schemaFile}: registry answered ${res.status} ${JSON.stringify(res.json).slice(0, 200)}`);
   return res.json.id;
 }
 

@@ -55,9 +55,15 @@ export async function topicOffsets(admin: Admin, topic: string, timeoutMs = 30_0
 /** Creates a state topic compacted, or checks that an existing one is: it must keep each record's latest state. */
 export async function ensureStateTopic(admin: Admin, topic: string, partitions: number): Promise<void> {
   await ensureTopic(admin, topic, partitions, [{ name: 'cleanup.policy', value: 'compact' }]);
-  const described = await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }], includeSynonyms: false });
+  const described = await admin.describeConfigs({
+    resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['cleanup.policy'] }],
+    includeSynonyms: false,
+  });
   const policy = described.resources[0]?.configEntries.find((c) => c.configName === 'cleanup.policy')?.configValue ?? '';
   if (!policy.split(',').includes('compact')) {
-    throw new SchemaIncompatible(`state topic ${topic} exists with cleanup.policy=${policy}: it would not keep each record's latest state`, `kafka-configs.sh --alter --topic ${topic} --add-config cleanup.policy=compact (or choose another state topic)`);
+    throw new SchemaIncompatible(
+      `state topic ${topic} exists with cleanup.policy=${policy}: it would not keep each record's latest state`,
+      `kafka-configs.sh --alter --topic ${topic} --add-config cleanup.policy=compact (or choose another state topic)`,
+    );
   }
 }

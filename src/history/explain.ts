@@ -59,9 +59,13 @@ export function withoutPlaceholders(values: Record<string, unknown> | null): Rec
 export function foldBelief(start: Record<string, unknown> | null, rows: readonly HistoryRecord[]): Record<string, unknown> | null {
   let believed = start;
   for (const r of rows) {
-    if (!BELIEF_DECISIONS.has(r.decision) || r.new_values === null && r.op !== 'd' && r.op !== 't') continue;
+    if (!BELIEF_DECISIONS.has(r.decision) || (r.new_values === null && r.op !== 'd' && r.op !== 't')) continue;
     if (r.op === 'd' || r.op === 't') believed = null;
-    else believed = { ...(believed ?? {}), ...Object.fromEntries(Object.entries(r.new_values as Record<string, unknown>).filter(([, v]) => v !== UNAVAILABLE_VALUE)) };
+    else
+      believed = {
+        ...(believed ?? {}),
+        ...Object.fromEntries(Object.entries(r.new_values as Record<string, unknown>).filter(([, v]) => v !== UNAVAILABLE_VALUE)),
+      };
   }
   return believed;
 }
@@ -74,19 +78,26 @@ export function formatExplanation(x: Explanation): string {
   if (x.earlier) lines.push(`  (${x.earlier} earlier decisions not shown: --all shows them)`);
   if (x.timeline.length === 0) lines.push('  no decisions recorded for this key');
   for (const t of x.timeline) {
-    const what = t.op ? OPS[t.op] ?? t.op : 'batch';
+    const what = t.op ? (OPS[t.op] ?? t.op) : 'batch';
     const from = t.origin ? ` from ${t.origin}` : '';
     const at = t.position ? ` at ${formatRank(t.position)}` : '';
-    lines.push(`  ${t.decidedAt}  ${t.decision.padEnd(19)} ${t.field ? `field ${t.field}` : `${what}${at}${from}${t.sourceTs ? ` (committed at source ${t.sourceTs})` : ''}`}`);
+    lines.push(
+      `  ${t.decidedAt}  ${t.decision.padEnd(19)} ${t.field ? `field ${t.field}` : `${what}${at}${from}${t.sourceTs ? ` (committed at source ${t.sourceTs})` : ''}`}`,
+    );
     if (t.reason) lines.push(`  ${' '.repeat(24)} why: ${t.reason}`);
     if (t.oldValues && t.field) lines.push(`  ${' '.repeat(24)} was: ${JSON.stringify(t.oldValues).slice(0, 300)}`);
     if (t.values) lines.push(`  ${' '.repeat(24)} values: ${JSON.stringify(t.values).slice(0, 300)}`);
   }
-  lines.push(`  believed${x.at ? ' then' : ''}: ${x.believed ? JSON.stringify(x.believed).slice(0, 300) : 'no such record'}${x.snapshotAt ? ` (from the snapshot of ${x.snapshotAt} on)` : ''}`);
+  lines.push(
+    `  believed${x.at ? ' then' : ''}: ${x.believed ? JSON.stringify(x.believed).slice(0, 300) : 'no such record'}${x.snapshotAt ? ` (from the snapshot of ${x.snapshotAt} on)` : ''}`,
+  );
   if (x.at) return lines.join('\n');
-  if (x.ledger) lines.push(`  now: ${x.ledger.deleted ? 'deleted (tombstone kept)' : 'present'} at ${formatRank(x.ledger.position)}, since ${x.ledger.changedAt}`);
+  if (x.ledger)
+    lines.push(`  now: ${x.ledger.deleted ? 'deleted (tombstone kept)' : 'present'} at ${formatRank(x.ledger.position)}, since ${x.ledger.changedAt}`);
   else if (x.state) {
-    const vector = Object.entries(x.state.vector).map(([system, p]) => `${system} ${formatRank(p)}`).join(', ');
+    const vector = Object.entries(x.state.vector)
+      .map(([system, p]) => `${system} ${formatRank(p)}`)
+      .join(', ');
     lines.push(`  now: version vector {${vector}}, since ${x.state.changedAt}`);
     lines.push(`       agreed by both systems: ${x.state.agreed ? JSON.stringify(x.state.agreed).slice(0, 300) : 'the record is gone'}`);
   } else lines.push('  now: never written');

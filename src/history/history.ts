@@ -25,7 +25,13 @@ export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecisi
 }
 
 /** A history row about a TRUNCATE: one for the whole table, whatever its policy made of it. */
-export function truncateRow(target: string, t: TruncateEvent, decision: 'truncated' | 'ignored' | 'skipped-duplicate' | 'skipped-stale', reason: string, storedPosition: string | null = null): HistoryRow {
+export function truncateRow(
+  target: string,
+  t: TruncateEvent,
+  decision: 'truncated' | 'ignored' | 'skipped-duplicate' | 'skipped-stale',
+  reason: string,
+  storedPosition: string | null = null,
+): HistoryRow {
   const position = positionRank(t.position).toString();
   return {
     target,
@@ -48,4 +54,31 @@ export function truncateRow(target: string, t: TruncateEvent, decision: 'truncat
 /** A source change's identity: its table, key (TABLE_KEY for the whole table) and position rank. */
 export function changeId(e: Pick<ChangeEvent, 'entity' | 'keyText'>, rank: string): string {
   return `${e.entity}/${e.keyText}@${rank}`;
+}
+
+/**
+ * A history row about something other than one captured change (a batch's retry, a repair, a
+ * review's resolution, a canary): what it is about and decided, the rest told only when known.
+ */
+export function noteRow(
+  target: string,
+  key: string,
+  decision: HistoryDecision,
+  told: Partial<Pick<HistoryRow, 'entity' | 'op' | 'reason' | 'txId' | 'newValues'>> = {},
+): HistoryRow {
+  return {
+    target,
+    entity: told.entity ?? null,
+    key,
+    op: told.op ?? null,
+    decision,
+    reason: told.reason ?? null,
+    position: null,
+    storedPosition: null,
+    origin: null,
+    txId: told.txId ?? null,
+    sourceTsMs: null,
+    captureTsMs: null,
+    newValues: told.newValues ?? null,
+  };
 }

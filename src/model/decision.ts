@@ -16,7 +16,9 @@ export type RowDecision =
  * says it removed, their key columns no longer known (null): what an interrupted first delivery
  * removed is then told again.
  */
-export type TruncateDecision = { decision: 'truncated'; removed: Map<string, Row | null> } | { decision: 'skipped'; reason: 'stale' | 'duplicate'; storedPosition: string; removed: Map<string, Row | null> };
+export type TruncateDecision =
+  | { decision: 'truncated'; removed: Map<string, Row | null> }
+  | { decision: 'skipped'; reason: 'stale' | 'duplicate'; storedPosition: string; removed: Map<string, Row | null> };
 
 /** What a batch's history adds to its transaction: the flow, and rows beyond the sink's own decisions. */
 export interface BatchAudit {

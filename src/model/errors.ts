@@ -79,7 +79,11 @@ export class RetriesExhausted extends TrustsyncError {
 /** A record that cannot be turned into a change event. It goes to the DLQ; the partition flows on. */
 export class UndecodableRecord extends TrustsyncError {
   override name = 'UndecodableRecord';
-  constructor(code: 'malformed-json' | 'bad-magic-byte' | 'unknown-schema' | 'missing-key' | 'not-a-change-event' | 'bad-position' | 'avro-decode-failed', message: string, cause?: unknown) {
+  constructor(
+    code: 'malformed-json' | 'bad-magic-byte' | 'unknown-schema' | 'missing-key' | 'not-a-change-event' | 'bad-position' | 'avro-decode-failed',
+    message: string,
+    cause?: unknown,
+  ) {
     super(code, message, false, { cause });
   }
 }
@@ -120,6 +124,9 @@ export class SchemaIncompatible extends TrustsyncError {
 export class TruncateStopped extends TrustsyncError {
   override name = 'TruncateStopped';
   constructor(message: string) {
-    super('truncate-stopped', message, false, { family: 'data', fix: 'set `truncate: apply` (wipe the destination table too) or `truncate: skip` in the flow file, then restart the flow.' });
+    super('truncate-stopped', message, false, {
+      family: 'data',
+      fix: 'set `truncate: apply` (wipe the destination table too) or `truncate: skip` in the flow file, then restart the flow.',
+    });
   }
 }

@@ -4,6 +4,7 @@ import type { FlowConfig } from '../flow/config.js';
 import { recordHistory } from '../sink/postgres/postgres-sink.js';
 import { qualified } from '../sink/postgres/sql.js';
 import type { TableName } from '../model/table.js';
+import { noteRow } from '../history/history.js';
 
 /**
  * Canaries: synthetic records written into a canary table at the source, captured by Debezium like
@@ -44,26 +45,36 @@ export async function sendCanaries(source: pg.Client | pg.Pool, t: TableName, co
   const sent: (CanaryRecord & { sentAt: number })[] = [];
   for (let i = 0; i < count; i++) {
     const id = `canary-${randomUUID()}`;
-    const record = { id, label: `canary ${i + 1} of ${count} — ✓ ünïcode`, amount: (Math.floor(Math.random() * 1e6) / 100).toFixed(2), tags: ['canary', `n${i}`] };
-    const { rows } = await source.query<{ sent_at: Date }>(`INSERT INTO ${qualified(t)} (id, sent_at, label, amount, tags) VALUES ($1, clock_timestamp(), $2, $3, $4) RETURNING sent_at`, [
-      record.id,
-      record.label,
-      record.amount,
-      JSON.stringify(record.tags),
-    ]);
+    const record = {
+      id,
+      label: `canary ${i + 1} of ${count} — ✓ ünïcode`,
+      amount: (Math.floor(Math.random() * 1e6) / 100).toFixed(2),
+      tags: ['canary', `n${i}`],
+    };
+    const { rows } = await source.query<{ sent_at: Date }>(
+      `INSERT INTO ${qualified(t)} (id, sent_at, label, amount, tags) VALUES ($1, clock_timestamp(), $2, $3, $4) RETURNING sent_at`,
+      [record.id, record.label, record.amount, JSON.stringify(record.tags)],
+    );
     sent.push({ ...record, sentAt: rows[0]!.sent_at.getTime() });
   }
   return sent;
 }
 
 /** Polls the destination until every canary arrived or the time is up, checking each field. */
-export async function awaitCanaries(dest: pg.Client | pg.Pool, t: TableName, sent: readonly (CanaryRecord & { sentAt: number })[], timeoutMs: number): Promise<CanaryResult> {
+export async function awaitCanaries(
+  dest: pg.Client | pg.Pool,
+  t: TableName,
+  sent: readonly (CanaryRecord & { sentAt: number })[],
+  timeoutMs: number,
+): Promise<CanaryResult> {
   const seen = new Map<string, { at: number; row: Record<string, string | null> }>();
   const deadline = Date.now() + timeoutMs;
   while (seen.size < sent.length && Date.now() < deadline) {
     const waiting = sent.filter((s) => !seen.has(s.id)).map((s) => s.id);
     const { rows } = await dest
-      .query<Record<string, string | null>>(`SELECT id, label, amount::text AS amount, tags::text AS tags FROM ${qualified(t)} WHERE id = ANY($1::text[])`, [waiting])
+      .query<Record<string, string | null>>(`SELECT id, label, amount::text AS amount, tags::text AS tags FROM ${qualified(t)} WHERE id = ANY($1::text[])`, [
+        waiting,
+      ])
       .catch((err: { code?: string }) => {
         // The flow creates the destination table with the first canary it applies.
         if (err.code === '42P01') return { rows: [] };
@@ -102,21 +113,10 @@ export async function runCanary(config: FlowConfig, count: number, timeoutMs: nu
     const sent = await sendCanaries(source, canary.sourceTable, count);
     const result = await awaitCanaries(dest, canary.table, sent, timeoutMs);
     await recordHistory(dest, config.flow, [
-      {
-        target: `${canary.table.schema}.${canary.table.table}`,
+      noteRow(`${canary.table.schema}.${canary.table.table}`, '(canary)', 'canary', {
         entity: `${canary.sourceTable.schema}.${canary.sourceTable.table}`,
-        key: '(canary)',
-        op: null,
-        decision: 'canary',
         reason: summarizeCanary(result),
-        position: null,
-        storedPosition: null,
-        origin: null,
-        txId: null,
-        sourceTsMs: null,
-        captureTsMs: null,
-        newValues: null,
-      },
+      }),
     ]);
     return result;
   } finally {

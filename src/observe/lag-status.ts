@@ -47,9 +47,12 @@ export function partitionLag(committed: bigint | null, low: bigint, high: bigint
  */
 export function evaluateLag(samples: readonly LagSample[]): GroupVerdict {
   const last = samples[samples.length - 1];
-  if (!last || last.partitions.length === 0) return { status: 'ERR', reason: 'no committed offsets: the group has not consumed anything', totalLag: 0n, partitions: [] };
+  if (!last || last.partitions.length === 0)
+    return { status: 'ERR', reason: 'no committed offsets: the group has not consumed anything', totalLag: 0n, partitions: [] };
   const partitions: PartitionVerdict[] = last.partitions.map((p) => {
-    const history = samples.map((s) => s.partitions.find((x) => x.topic === p.topic && x.partition === p.partition)).filter((x): x is PartitionLag => x !== undefined);
+    const history = samples
+      .map((s) => s.partitions.find((x) => x.topic === p.topic && x.partition === p.partition))
+      .filter((x): x is PartitionLag => x !== undefined);
     const verdict = (status: LagStatus, reason: string): PartitionVerdict => ({ topic: p.topic, partition: p.partition, status, lag: p.lag, reason });
     if (history.some((h) => h.lag === 0n)) return verdict('OK', 'caught up');
     if (history.length < 2) return verdict('OK', 'consuming (one sample: no trend yet)');
@@ -61,5 +64,10 @@ export function evaluateLag(samples: readonly LagSample[]): GroupVerdict {
   });
   const worst = partitions.reduce((w, p) => (SEVERITY.indexOf(p.status) > SEVERITY.indexOf(w.status) ? p : w), partitions[0]!);
   const totalLag = partitions.reduce((n, p) => n + p.lag, 0n);
-  return { status: worst.status, reason: worst.status === 'OK' ? 'every partition caught up or keeping pace' : `${worst.topic}/${worst.partition}: ${worst.reason}`, totalLag, partitions };
+  return {
+    status: worst.status,
+    reason: worst.status === 'OK' ? 'every partition caught up or keeping pace' : `${worst.topic}/${worst.partition}: ${worst.reason}`,
+    totalLag,
+    partitions,
+  };
 }

@@ -24,7 +24,12 @@ export async function sampleGroupLag(admin: Admin, groupId: string): Promise<Lag
 }
 
 /** Samples a group `count` times, `intervalMs` apart, and judges the window. */
-export async function watchGroupLag(admin: Admin, groupId: string, count: number, intervalMs: number): Promise<{ samples: LagSample[]; verdict: GroupVerdict }> {
+export async function watchGroupLag(
+  admin: Admin,
+  groupId: string,
+  count: number,
+  intervalMs: number,
+): Promise<{ samples: LagSample[]; verdict: GroupVerdict }> {
   const samples: LagSample[] = [];
   for (let i = 0; i < count; i++) {
     if (i > 0) await new Promise((r) => setTimeout(r, intervalMs));

@@ -30,8 +30,18 @@ export class FlowMetrics {
       registers: [this.registry],
       collect: () => this.handOverCounts(),
     });
-    this.retries = new Counter({ name: 'trustsync_retries_total', help: 'Retried attempts after a transient failure', labelNames: ['flow', 'topic', 'code'], registers: [this.registry] });
-    this.deadLetters = new Counter({ name: 'trustsync_dead_letters_total', help: 'Records sent to the dead-letter topic', labelNames: ['flow', 'topic', 'code'], registers: [this.registry] });
+    this.retries = new Counter({
+      name: 'trustsync_retries_total',
+      help: 'Retried attempts after a transient failure',
+      labelNames: ['flow', 'topic', 'code'],
+      registers: [this.registry],
+    });
+    this.deadLetters = new Counter({
+      name: 'trustsync_dead_letters_total',
+      help: 'Records sent to the dead-letter topic',
+      labelNames: ['flow', 'topic', 'code'],
+      registers: [this.registry],
+    });
     this.batchSize = new Histogram({
       name: 'trustsync_batch_rows',
       help: 'Rows per destination write (after collapsing per key)',
@@ -53,14 +63,24 @@ export class FlowMetrics {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [this.registry],
     });
-    this.lagMessages = new Gauge({ name: 'trustsync_consumer_lag_messages', help: 'Records between the committed offset and the log end', labelNames: ['flow', 'topic', 'partition'], registers: [this.registry] });
+    this.lagMessages = new Gauge({
+      name: 'trustsync_consumer_lag_messages',
+      help: 'Records between the committed offset and the log end',
+      labelNames: ['flow', 'topic', 'partition'],
+      registers: [this.registry],
+    });
     this.lagSeconds = new Gauge({
       name: 'trustsync_consumer_lag_seconds',
       help: 'Age of the oldest record not yet applied (0 when caught up)',
       labelNames: ['flow', 'topic', 'partition'],
       registers: [this.registry],
     });
-    this.dlqDepth = new Gauge({ name: 'trustsync_dlq_depth', help: 'Records in the dead-letter topic', labelNames: ['flow', 'topic'], registers: [this.registry] });
+    this.dlqDepth = new Gauge({
+      name: 'trustsync_dlq_depth',
+      help: 'Records in the dead-letter topic',
+      labelNames: ['flow', 'topic'],
+      registers: [this.registry],
+    });
     this.fieldDecisions = new Counter({
       name: 'trustsync_field_decisions_total',
       help: 'Field-level decisions under policy: applied, rejected (authority, validation), conflict (by strategy), review',
@@ -74,14 +94,24 @@ export class FlowMetrics {
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [this.registry],
     });
-    this.canaries = new Counter({ name: 'trustsync_canaries_total', help: 'Canary records sent, by result: intact, damaged (a field differs), missing (not arrived in time)', labelNames: ['flow', 'result'], registers: [this.registry] });
+    this.canaries = new Counter({
+      name: 'trustsync_canaries_total',
+      help: 'Canary records sent, by result: intact, damaged (a field differs), missing (not arrived in time)',
+      labelNames: ['flow', 'result'],
+      registers: [this.registry],
+    });
     this.maintenanceFailures = new Counter({
       name: 'trustsync_maintenance_failures_total',
       help: 'Background upkeep that failed (purging tombstones, history and write records past retention; snapshotting long histories); tried again next round',
       labelNames: ['flow', 'task'],
       registers: [this.registry],
     });
-    this.reviewOpen = new Gauge({ name: 'trustsync_review_queue_open', help: 'Review items waiting for a person in this flow\'s destination', labelNames: ['flow'], registers: [this.registry] });
+    this.reviewOpen = new Gauge({
+      name: 'trustsync_review_queue_open',
+      help: "Review items waiting for a person in this flow's destination",
+      labelNames: ['flow'],
+      registers: [this.registry],
+    });
   }
 
   /** Where a partition stands after a commit: records behind the log end, and the age of the oldest of them. */

@@ -1,7 +1,6 @@
 import type { Position } from '../model/change.js';
 import { InvalidPosition } from '../model/errors.js';
 
-
 /** LSNs are unsigned 64-bit: shifting the commit LSN above the event LSN keeps the pair's order in one number. */
 const SHIFT = 64n;
 const LSN_LIMIT = 1n << SHIFT;

@@ -5,7 +5,10 @@
  */
 export type MergeResult = { merged: true; value: unknown } | { merged: false; why: string };
 
-const canon = (v: unknown): string => JSON.stringify(v, (_, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
+const canon = (v: unknown): string =>
+  JSON.stringify(v, (_, x) =>
+    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x,
+  );
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -18,7 +21,10 @@ function mergeSets(base: unknown[], owner: unknown[], other: unknown[]): unknown
   const out: unknown[] = [];
   const seen = new Set<string>();
   // Kept: in both sides, or added (absent from base) by either; removed by either side: gone.
-  for (const [side, present] of [[owner, inOther], [other, inOwner]] as const) {
+  for (const [side, present] of [
+    [owner, inOther],
+    [other, inOwner],
+  ] as const) {
     for (const x of side) {
       const k = canon(x);
       if (seen.has(k) || (inBase.has(k) && !present.has(k))) continue;

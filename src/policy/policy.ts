@@ -117,9 +117,12 @@ export function compilePolicies(
       if (strategy === 'latest_valid_change' && validators.length === 0) {
         problems.push(`${path}: strategy latest_valid_change needs validators — add at least one (e.g. { required: true }) so "valid" means something`);
       }
-      if (strategy === 'merge' && !fallback) problems.push(`${path}: strategy merge needs a fallback for values that cannot be combined — add fallback: local_wins (or another strategy)`);
-      if (fallback === ('merge' as Strategy)) problems.push(`${path}.fallback: merge cannot fall back to merge — choose local_wins, external_wins, latest_valid_change or manual_review`);
-      if (fallback === 'latest_valid_change' && validators.length === 0) problems.push(`${path}: fallback latest_valid_change needs validators — add at least one`);
+      if (strategy === 'merge' && !fallback)
+        problems.push(`${path}: strategy merge needs a fallback for values that cannot be combined — add fallback: local_wins (or another strategy)`);
+      if (fallback === ('merge' as Strategy))
+        problems.push(`${path}.fallback: merge cannot fall back to merge — choose local_wins, external_wins, latest_valid_change or manual_review`);
+      if (fallback === 'latest_valid_change' && validators.length === 0)
+        problems.push(`${path}: fallback latest_valid_change needs validators — add at least one`);
       return { field, owner, writers, strategy, fallback, validators };
     };
     const def = compile(`${at}.default`, '*', e.default, undefined);

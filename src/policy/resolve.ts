@@ -42,7 +42,17 @@ export type FieldOutcome =
   | { field: string; outcome: 'applied'; value: unknown }
   | { field: string; outcome: 'rejected'; reason: 'authority' | 'validation'; detail: string }
   | { field: string; outcome: 'conflict'; strategy: Strategy; winner: 'incoming' | 'local' | 'merged'; value: unknown; detail: string }
-  | { field: string; outcome: 'review'; kept: 'incoming' | 'local'; value: unknown; owner: string; proposer: string; proposed: unknown; proposerTxId: string | null; detail: string };
+  | {
+      field: string;
+      outcome: 'review';
+      kept: 'incoming' | 'local';
+      value: unknown;
+      owner: string;
+      proposer: string;
+      proposed: unknown;
+      proposerTxId: string | null;
+      detail: string;
+    };
 
 export type RowAction = 'upsert' | 'delete' | 'none';
 
@@ -91,7 +101,15 @@ function resolveConflict(p: FieldPolicy, input: ResolveInput, field: string): Ex
   const localProblem = !p.writers.includes(input.local.system)
     ? `${input.local.system} may not write ${field}`
     : validate(p.validators, valueOf('local'), { field, previous: input.base?.[field] ?? null, system: input.local.system });
-  if (localProblem) return { field, outcome: 'conflict', strategy: p.strategy, winner: 'incoming', value: valueOf('incoming'), detail: `the destination's concurrent value is no candidate (${localProblem})` };
+  if (localProblem)
+    return {
+      field,
+      outcome: 'conflict',
+      strategy: p.strategy,
+      winner: 'incoming',
+      value: valueOf('incoming'),
+      detail: `the destination's concurrent value is no candidate (${localProblem})`,
+    };
 
   let strategy: Strategy = p.strategy;
   let note = '';
@@ -139,7 +157,17 @@ function resolveRowConflict(input: ResolveInput): { keep: boolean; outcome: Extr
   const sides = { incoming: input.incoming, local: input.local };
   const strategy: Strategy = p.strategy === 'merge' ? p.fallback! : p.strategy;
   if (strategy === 'latest_valid_change') {
-    return { keep: true, outcome: { field: '*', outcome: 'conflict', strategy, winner: otherSide(deleter), value: 'kept', detail: `delete against a concurrent change: the record is kept (${sides[otherSide(deleter)].system}'s change did not see the delete)` } };
+    return {
+      keep: true,
+      outcome: {
+        field: '*',
+        outcome: 'conflict',
+        strategy,
+        winner: otherSide(deleter),
+        value: 'kept',
+        detail: `delete against a concurrent change: the record is kept (${sides[otherSide(deleter)].system}'s change did not see the delete)`,
+      },
+    };
   }
   const winner = pickByStrategy(strategy, p, input, '*');
   const keep = winner !== deleter;
@@ -148,10 +176,23 @@ function resolveRowConflict(input: ResolveInput): { keep: boolean; outcome: Extr
     const proposer = otherSide(winner);
     return {
       keep,
-      outcome: { field: '*', outcome: 'review', kept: winner, value, owner: sides[winner].system, proposer: sides[proposer].system, proposed: proposer === deleter ? 'deleted' : 'kept', proposerTxId: sides[otherSide(deleter)].txId, detail: `delete against a concurrent change: ${sides[winner].system}'s side kept, the other queued for review` },
+      outcome: {
+        field: '*',
+        outcome: 'review',
+        kept: winner,
+        value,
+        owner: sides[winner].system,
+        proposer: sides[proposer].system,
+        proposed: proposer === deleter ? 'deleted' : 'kept',
+        proposerTxId: sides[otherSide(deleter)].txId,
+        detail: `delete against a concurrent change: ${sides[winner].system}'s side kept, the other queued for review`,
+      },
     };
   }
-  return { keep, outcome: { field: '*', outcome: 'conflict', strategy, winner, value, detail: `delete against a concurrent change: the record is ${value} by ${strategy}` } };
+  return {
+    keep,
+    outcome: { field: '*', outcome: 'conflict', strategy, winner, value, detail: `delete against a concurrent change: the record is ${value} by ${strategy}` },
+  };
 }
 
 /**
@@ -165,7 +206,18 @@ export function resolveChange(input: ResolveInput): Resolution {
 
   if (incoming.deleted) {
     if (!policy.default.writers.includes(incoming.system)) {
-      return { action: 'none', writes: {}, fields: [{ field: '*', outcome: 'rejected', reason: 'authority', detail: `${incoming.system} may not delete ${policy.entity} records (writers: ${policy.default.writers.join(', ')})` }] };
+      return {
+        action: 'none',
+        writes: {},
+        fields: [
+          {
+            field: '*',
+            outcome: 'rejected',
+            reason: 'authority',
+            detail: `${incoming.system} may not delete ${policy.entity} records (writers: ${policy.default.writers.join(', ')})`,
+          },
+        ],
+      };
     }
     if (local.values === null) return { action: 'none', writes: {}, fields };
     if (local.changed.size === 0) return { action: 'delete', writes: {}, fields };
@@ -177,7 +229,12 @@ export function resolveChange(input: ResolveInput): Resolution {
   if (local.deleted) {
     const { keep, outcome } = resolveRowConflict(input);
     if (!keep) return { action: 'none', writes: {}, fields: [outcome] };
-    if (input.peerRestoresKeptRows) return { action: 'none', writes: {}, fields: [{ ...outcome, detail: `${outcome.detail}; ${local.system} gets it back from the flow that reads its delete` }] };
+    if (input.peerRestoresKeptRows)
+      return {
+        action: 'none',
+        writes: {},
+        fields: [{ ...outcome, detail: `${outcome.detail}; ${local.system} gets it back from the flow that reads its delete` }],
+      };
     fields.push(outcome);
     revive = true;
   }
@@ -193,7 +250,12 @@ export function resolveChange(input: ResolveInput): Resolution {
       if (revive && input.base && field in input.base) writes[field] = input.base[field];
     };
     if (!p.writers.includes(incoming.system)) {
-      fields.push({ field, outcome: 'rejected', reason: 'authority', detail: `${incoming.system} may not write ${field} (owner ${p.owner}, writers ${p.writers.join(', ')})` });
+      fields.push({
+        field,
+        outcome: 'rejected',
+        reason: 'authority',
+        detail: `${incoming.system} may not write ${field} (owner ${p.owner}, writers ${p.writers.join(', ')})`,
+      });
       restore();
       continue;
     }

@@ -32,7 +32,10 @@ const show = (v: unknown) => JSON.stringify(v, (_, x) => (typeof x === 'bigint' 
 /** Null passes every built-in but `required`: "no value" is a separate rule. */
 export function formatValidator(format: string): NamedValidator {
   const re = FORMATS[format]!;
-  return { name: `format:${format}`, check: (v) => (v === null || v === undefined || (typeof v === 'string' && re.test(v)) ? null : `${show(v)} is not a valid ${format}`) };
+  return {
+    name: `format:${format}`,
+    check: (v) => (v === null || v === undefined || (typeof v === 'string' && re.test(v)) ? null : `${show(v)} is not a valid ${format}`),
+  };
 }
 
 export function enumValidator(allowed: readonly unknown[]): NamedValidator {
@@ -43,7 +46,10 @@ export function enumValidator(allowed: readonly unknown[]): NamedValidator {
 
 export function patternValidator(pattern: string): NamedValidator {
   const re = new RegExp(pattern);
-  return { name: `pattern:${pattern}`, check: (v) => (v === null || v === undefined || (typeof v === 'string' && re.test(v)) ? null : `${show(v)} does not match /${pattern}/`) };
+  return {
+    name: `pattern:${pattern}`,
+    check: (v) => (v === null || v === undefined || (typeof v === 'string' && re.test(v)) ? null : `${show(v)} does not match /${pattern}/`),
+  };
 }
 
 export const requiredValidator: NamedValidator = { name: 'required', check: (v) => (v === null || v === undefined ? 'a value is required' : null) };
@@ -59,7 +65,9 @@ export function transitionsValidator(transitions: Readonly<Record<string, readon
       if (v === null || v === undefined || ctx.previous === null || ctx.previous === undefined || v === ctx.previous) return null;
       const from = String(ctx.previous);
       const allowed = transitions[from] ?? [];
-      return allowed.includes(String(v)) ? null : `${from} → ${String(v)} is not an allowed transition (from ${from}: ${allowed.length ? allowed.join(', ') : 'none'})`;
+      return allowed.includes(String(v))
+        ? null
+        : `${from} → ${String(v)} is not an allowed transition (from ${from}: ${allowed.length ? allowed.join(', ') : 'none'})`;
     },
   };
 }

@@ -10,6 +10,7 @@ import { parseTableName, targetName, type TableMapping, type TableName } from '.
 import { keyTextExpr, LEDGER_STATES, qualified, quoteIdent, upsertStatement } from '../sink/postgres/sql.js';
 import type { HistoryRow } from '../model/history-row.js';
 import { TrustsyncError } from '../model/errors.js';
+import { noteRow } from '../history/history.js';
 
 export type RecommendedAction = 'update-destination' | 'update-source' | 'delete-destination' | 'manual-review' | 'ignore';
 
@@ -84,7 +85,11 @@ const ROWS_PER_BUCKET = 500;
 
 /** At least the asked-for buckets, more for big tables (from the planner's row estimate), a power of two. */
 async function bucketCount(a: Side, b: Side, asked: number): Promise<number> {
-  const estimate = async (s: Side) => Number((await s.db.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = $1::regclass', [qualified(s.table)])).rows[0]?.n ?? 0);
+  const estimate = async (s: Side) =>
+    Number(
+      (await s.db.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = $1::regclass', [qualified(s.table)])).rows[0]?.n ??
+        0,
+    );
   const rows = Math.max(await estimate(a), await estimate(b));
   const needed = 2 ** Math.ceil(Math.log2(Math.max(1, rows / ROWS_PER_BUCKET)));
   return Math.min(65536, Math.max(asked, needed));
@@ -158,7 +163,11 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
   const policy = t.governed?.g.policy;
   const srcName = parseTableName(m.sourceTable!);
   const [srcShape, dstShape] = await Promise.all([readTableShape(source, srcName), readTableShape(sink.pool, m.table)]);
-  if (!srcShape) throw new ReconcileError(`source table ${m.sourceTable} not found in the source database`, `name it with sourceTable: schema.table for topic ${m.topic} in the flow file`);
+  if (!srcShape)
+    throw new ReconcileError(
+      `source table ${m.sourceTable} not found in the source database`,
+      `name it with sourceTable: schema.table for topic ${m.topic} in the flow file`,
+    );
   if (!dstShape) throw new ReconcileError(`destination table ${targetName(m.table)} does not exist`, 'run the flow first: it creates the table');
   const keyPairs = dstShape.keyColumns.map((d) => ({ dst: d, src: Object.entries(m.rename).find(([, to]) => to === d)?.[0] ?? d }));
   const pairs = comparedColumns(m, [...srcShape.columns.keys()], [...dstShape.columns.keys()], dstShape.keyColumns);
@@ -202,11 +211,16 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
       let action: RecommendedAction;
       let why: string;
       if (t.back) {
-        if (p.strategy === 'manual_review') return { ...d, recommendedAction: 'manual-review', why: `${d.field} is under manual review: a person chooses the value` };
+        if (p.strategy === 'manual_review')
+          return { ...d, recommendedAction: 'manual-review', why: `${d.field} is under manual review: a person chooses the value` };
         action = p.owner === systems.source ? 'update-destination' : 'update-source';
         why = `${d.field} is ${p.owner}'s: ${p.owner === systems.source ? systems.destination : systems.source} should hold ${p.owner}'s value`;
       } else if (!p.writers.includes(systems.source)) {
-        return { ...d, recommendedAction: 'ignore', why: `${d.field} is ${p.owner}'s to change; ${systems.source} may not write it (a two-way sync: give --reverse)` };
+        return {
+          ...d,
+          recommendedAction: 'ignore',
+          why: `${d.field} is ${p.owner}'s to change; ${systems.source} may not write it (a two-way sync: give --reverse)`,
+        };
       } else {
         action = 'update-destination';
         why = 'the destination differs from the source';
@@ -215,10 +229,20 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
       const [text, other] = action === 'update-destination' ? [d.source, d.destination] : [d.destination, d.source];
       const type = action === 'update-destination' ? dstShape.columns.get(d.field!)! : srcShape.columns.get(sourceColumn(d.field!))!;
       const problem = validate(p.validators, fromPgText(text ?? null, type), { field: d.field!, previous: fromPgText(other ?? null, type), system: from });
-      if (problem) return { ...d, recommendedAction: 'manual-review', why: `${from}'s value fails ${d.field}'s policy (${problem}): it is not written into ${to}; correct it in ${from}` };
+      if (problem)
+        return {
+          ...d,
+          recommendedAction: 'manual-review',
+          why: `${from}'s value fails ${d.field}'s policy (${problem}): it is not written into ${to}; correct it in ${from}`,
+        };
       return { ...d, recommendedAction: action, why };
     }
-    if (policy) return { ...d, recommendedAction: 'manual-review', why: `a record ${d.kind === 'missing' ? 'missing from' : 'only in'} ${systems.destination} may be a deliberate ${d.kind === 'missing' ? 'delete' : 'create'} there, still on its way` };
+    if (policy)
+      return {
+        ...d,
+        recommendedAction: 'manual-review',
+        why: `a record ${d.kind === 'missing' ? 'missing from' : 'only in'} ${systems.destination} may be a deliberate ${d.kind === 'missing' ? 'delete' : 'create'} there, still on its way`,
+      };
     return d.kind === 'missing'
       ? { ...d, recommendedAction: 'update-destination', why: 'the source has the row and the destination does not' }
       : { ...d, recommendedAction: 'delete-destination', why: 'the destination has a row the source does not' };
@@ -253,7 +277,15 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
     differences = differences.filter((d) => !moved.has(d.key));
     settled += moved.size;
   }
-  return { source: m.sourceTable!, destination: targetName(m.table), rows: first.rows, buckets: n, mismatchedBuckets: first.mismatched.length, settled, differences };
+  return {
+    source: m.sourceTable!,
+    destination: targetName(m.table),
+    rows: first.rows,
+    buckets: n,
+    mismatchedBuckets: first.mismatched.length,
+    settled,
+    differences,
+  };
 }
 
 /**
@@ -288,7 +320,8 @@ async function repairGoverned(
   const sourceColumn = (field: string) => sourceColumnOf(pairs, field);
   const toSource = valuesByKey('update-source', (d) => [sourceColumn(d.field!), fromPgText(d.destination ?? null, srcTypes.get(sourceColumn(d.field!))!)]);
   if (back) await repairIn(back, toSource, `reconcile: ${systems.source} lacked the owner's (${systems.destination}) value`, seen.source);
-  for (const d of diffs) if ((d.recommendedAction === 'update-destination' && d.kind === 'field') || (d.recommendedAction === 'update-source' && back)) d.repaired = true;
+  for (const d of diffs)
+    if ((d.recommendedAction === 'update-destination' && d.kind === 'field') || (d.recommendedAction === 'update-source' && back)) d.repaired = true;
   return moved;
 }
 
@@ -328,9 +361,8 @@ async function repairCopy(
     );
     const byKey = new Map(sourceRows.map((r) => [r.k, r]));
     const history: HistoryRow[] = [];
-    const row = (key: string, op: string, reason: string, values: unknown): HistoryRow => ({
-      target, entity: m.sourceTable!, key, op, decision: 'repaired', reason, position: null, storedPosition: null, origin: null, txId: null, sourceTsMs: null, captureTsMs: null, newValues: values,
-    });
+    const row = (key: string, op: string, reason: string, values: unknown): HistoryRow =>
+      noteRow(target, key, 'repaired', { entity: m.sourceTable!, op, reason, newValues: values });
     for (const key of keys) {
       const r = byKey.get(key);
       if (!r) continue;
@@ -340,13 +372,26 @@ async function repairCopy(
       if (allowed.has(undefined)) {
         const columns = [...dstSide.key, ...cols.map(({ p }) => p.dst)].map((name) => ({ name, type: typeOf.get(name)! }));
         // A key the ledger never held has no lock to take: should the flow insert it first, its row stays.
-        await client.query(upsertStatement(m.table, columns, dstSide.key, true), [...r.kv, ...cols.map(({ i }) => r.v[i] ?? null)].map((v) => [v]));
+        await client.query(
+          upsertStatement(m.table, columns, dstSide.key, true),
+          [...r.kv, ...cols.map(({ i }) => r.v[i] ?? null)].map((v) => [v]),
+        );
       } else {
         // Just the differing fields: an INSERT … ON CONFLICT would check NOT NULL columns it does not set.
         const sets = cols.map(({ p }, j) => `${quoteIdent(p.dst)} = $${j + 2}::text::${typeOf.get(p.dst)!}`);
-        await client.query(`UPDATE ${qualified(m.table)} AS t SET ${sets.join(', ')} WHERE ${keyExpr(dstSide)} = $1`, [key, ...cols.map(({ i }) => r.v[i] ?? null)]);
+        await client.query(`UPDATE ${qualified(m.table)} AS t SET ${sets.join(', ')} WHERE ${keyExpr(dstSide)} = $1`, [
+          key,
+          ...cols.map(({ i }) => r.v[i] ?? null),
+        ]);
       }
-      history.push(row(key, allowed.has(undefined) ? 'c' : 'u', 'reconcile: the destination differed from the source', Object.fromEntries(cols.map(({ p, i }) => [p.dst, r.v[i] ?? null]))));
+      history.push(
+        row(
+          key,
+          allowed.has(undefined) ? 'c' : 'u',
+          'reconcile: the destination differed from the source',
+          Object.fromEntries(cols.map(({ p, i }) => [p.dst, r.v[i] ?? null])),
+        ),
+      );
     }
     for (const d of diffs.filter((x) => x.recommendedAction === 'delete-destination')) {
       await client.query(`DELETE FROM ${qualified(m.table)} AS t WHERE ${keyExpr(dstSide)} = $1`, [d.key]);
@@ -361,7 +406,11 @@ async function repairCopy(
 
 /** Reconciles every table of a flow with its source (source.database); with `reverse`, as a two-way sync. */
 export async function reconcileFlow(config: FlowConfig, o: ReconcileOptions): Promise<{ tables: TableReport[]; clean: boolean }> {
-  if (!config.sourceDatabaseUrl) throw new ReconcileError(`flow ${config.flow} names no source database`, 'add source.database: postgres://… (the database Debezium captures) to the flow file');
+  if (!config.sourceDatabaseUrl)
+    throw new ReconcileError(
+      `flow ${config.flow} names no source database`,
+      'add source.database: postgres://… (the database Debezium captures) to the flow file',
+    );
   const reverse = o.reverse;
   if (reverse && (reverse.sourceSystem !== config.destinationSystem || reverse.destinationSystem !== config.sourceSystem)) {
     throw new ReconcileError(

@@ -25,6 +25,9 @@ export function supportedSchemes(): string {
 /** Opens the destination a URL names (the flow file was checked at start: an unknown scheme does not get here). */
 export function openSink(url: string, options: SinkOptions): Sink {
   const kind = sinkKindFor(url);
-  if (!kind) throw new TrustsyncError('unsupported-destination', `destination.url: ${schemeOf(url) || 'this URL'} is not a destination trustsync writes`, false, { fix: `use one of ${supportedSchemes()}` });
+  if (!kind)
+    throw new TrustsyncError('unsupported-destination', `destination.url: ${schemeOf(url) || 'this URL'} is not a destination trustsync writes`, false, {
+      fix: `use one of ${supportedSchemes()}`,
+    });
   return kind.open(url, options);
 }

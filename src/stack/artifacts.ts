@@ -41,7 +41,12 @@ function fetches(s: StackSettings): Fetch[] {
   const download = join(s.artifactsDir, 'downloads');
   const archive = (name: string, coordinates: string, target: string, unpackInto: string): Fetch => {
     const file = join(download, `${coordinates.replaceAll(':', '_')}`);
-    return { name, target, mavenArgs: [`${GET_PLUGIN}:get`, `-Dartifact=${coordinates}`, '-Dtransitive=false', `-Ddest=${file}`], archive: { file, unpackInto } };
+    return {
+      name,
+      target,
+      mavenArgs: [`${GET_PLUGIN}:get`, `-Dartifact=${coordinates}`, '-Dtransitive=false', `-Ddest=${file}`],
+      archive: { file, unpackInto },
+    };
   };
   const copyDependencies = (name: string, pomFile: string, target: string): Fetch => ({
     name,
@@ -63,7 +68,12 @@ function fetches(s: StackSettings): Fetch[] {
       layout.pluginsDir,
     ),
     copyDependencies(`Apicurio Avro converter ${VERSIONS.apicurioConverter}`, 'apicurio-converter.pom.xml', join(layout.pluginsDir, 'apicurio-converter')),
-    archive(`Apicurio Registry ${VERSIONS.apicurioRegistry}`, `io.apicurio:apicurio-registry-app:${VERSIONS.apicurioRegistry}:tar.gz:all`, layout.registryDir, layout.registryDir),
+    archive(
+      `Apicurio Registry ${VERSIONS.apicurioRegistry}`,
+      `io.apicurio:apicurio-registry-app:${VERSIONS.apicurioRegistry}:tar.gz:all`,
+      layout.registryDir,
+      layout.registryDir,
+    ),
   ];
 }
 
@@ -97,11 +107,20 @@ export async function ensureArtifacts(s: StackSettings, log: (line: string) => v
       });
     } catch (err) {
       if (err instanceof CommandNotFound) {
-        throw new StackError('Maven (mvn) is not installed; trustsync fetches Kafka, Debezium and the registry with it.', 'install Maven (e.g. `apt-get install maven`) and run `trustsync stack up` again.');
+        throw new StackError(
+          'Maven (mvn) is not installed; trustsync fetches Kafka, Debezium and the registry with it.',
+          'install Maven (e.g. `apt-get install maven`) and run `trustsync stack up` again.',
+        );
       }
       const tail = err instanceof CommandFailed ? err.outputTail : String(err);
       throw new StackError(
-        `downloading ${f.name} failed:\n${tail.split('\n').filter((l) => l.includes('ERROR')).slice(0, 5).join('\n') || tail}`,
+        `downloading ${f.name} failed:\n${
+          tail
+            .split('\n')
+            .filter((l) => l.includes('ERROR'))
+            .slice(0, 5)
+            .join('\n') || tail
+        }`,
         'check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml), then run `trustsync stack up` again; completed downloads are kept.',
       );
     }

@@ -10,7 +10,7 @@ export const REQUIRED_PLUGINS = ['io.debezium.connector.postgresql.PostgresConne
 
 function workerProperties(s: StackSettings, pluginsDir: string): string {
   return [
-    '# Kafka Connect, distributed mode, for trustsync\'s local stack (written by `trustsync stack up`).',
+    "# Kafka Connect, distributed mode, for trustsync's local stack (written by `trustsync stack up`).",
     `bootstrap.servers=${s.host}:${s.ports.kafka}`,
     'group.id=trustsync-connect',
     'key.converter=org.apache.kafka.connect.json.JsonConverter',

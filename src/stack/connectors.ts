@@ -40,7 +40,10 @@ export function readConnectorFile(file: string, vars: Record<string, string | un
 
 export function readConnectorDir(dirOrFile: string, vars: Record<string, string | undefined>): ConnectorConfig[] {
   const files = statSync(dirOrFile).isDirectory()
-    ? readdirSync(dirOrFile).filter((f) => f.endsWith('.json')).sort().map((f) => join(dirOrFile, f))
+    ? readdirSync(dirOrFile)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+        .map((f) => join(dirOrFile, f))
     : [dirOrFile];
   if (files.length === 0) throw new StackError(`no connector files (*.json) in ${dirOrFile}.`, 'point --dir at the folder holding the connector JSON files.');
   return files.map((f) => readConnectorFile(f, vars));
@@ -71,7 +74,10 @@ export class ConnectClient {
           signal: AbortSignal.timeout(30_000),
         });
       } catch (err) {
-        throw new StackError(`Kafka Connect at ${this.baseUrl} did not answer (${(err as Error).message}).`, 'start the stack with `trustsync stack up`, or check TRUSTSYNC_CONNECT_PORT.');
+        throw new StackError(
+          `Kafka Connect at ${this.baseUrl} did not answer (${(err as Error).message}).`,
+          'start the stack with `trustsync stack up`, or check TRUSTSYNC_CONNECT_PORT.',
+        );
       }
       if (res.status !== 409 || Date.now() > deadline) return res;
       await res.body?.cancel();
@@ -84,7 +90,10 @@ export class ConnectClient {
     const res = await this.call('PUT', `/connectors/${encodeURIComponent(c.name)}/config`, c.config);
     if (!res.ok) {
       const text = await res.text();
-      throw new StackError(`Kafka Connect refused connector ${c.name} (${res.status}): ${redact(text)}`, 'correct the connector file; the message above names the offending setting.');
+      throw new StackError(
+        `Kafka Connect refused connector ${c.name} (${res.status}): ${redact(text)}`,
+        'correct the connector file; the message above names the offending setting.',
+      );
     }
     return res.status === 201 ? 'created' : 'updated';
   }
@@ -92,7 +101,8 @@ export class ConnectClient {
   /** Every connector Connect runs, with its configuration. */
   async list(): Promise<ConnectorConfig[]> {
     const res = await this.call('GET', '/connectors?expand=info');
-    if (!res.ok) throw new StackError(`listing connectors: ${res.status} ${redact(await res.text())}`, 'check that Kafka Connect is running (`trustsync stack status`).');
+    if (!res.ok)
+      throw new StackError(`listing connectors: ${res.status} ${redact(await res.text())}`, 'check that Kafka Connect is running (`trustsync stack status`).');
     const body = (await res.json()) as Record<string, { info: ConnectorConfig }>;
     return Object.values(body).map((c) => ({ name: c.info.name, config: c.info.config }));
   }
@@ -112,21 +122,34 @@ export class ConnectClient {
       if (st) {
         const failed = [st.connector, ...st.tasks].find((x) => x.state === 'FAILED');
         if (failed) {
-          throw new StackError(`connector ${name} FAILED:\n${redact(failed.trace ?? '(no trace)').split('\n').slice(0, 25).join('\n')}`, 'fix the cause above, then `trustsync connectors apply` again (it updates in place).');
+          throw new StackError(
+            `connector ${name} FAILED:\n${redact(failed.trace ?? '(no trace)')
+              .split('\n')
+              .slice(0, 25)
+              .join('\n')}`,
+            'fix the cause above, then `trustsync connectors apply` again (it updates in place).',
+          );
         }
         last = `connector ${st.connector.state}, tasks ${st.tasks.map((t) => t.state).join(',') || 'none yet'}`;
         if (st.connector.state === 'RUNNING' && st.tasks.length > 0 && st.tasks.every((t) => t.state === 'RUNNING')) return;
       }
       await sleep(500);
     }
-    throw new StackError(`connector ${name} was not RUNNING within ${timeoutMs / 1000}s (${last}).`, 'read the Connect log (`trustsync stack status` shows where it is).');
+    throw new StackError(
+      `connector ${name} was not RUNNING within ${timeoutMs / 1000}s (${last}).`,
+      'read the Connect log (`trustsync stack status` shows where it is).',
+    );
   }
 
   /** The source offsets Connect stores for a connector (KIP-875): for Debezium PostgreSQL, one holding the LSNs it resumes from. */
   async offsets(name: string): Promise<Record<string, unknown>[]> {
     const res = await this.call('GET', `/connectors/${encodeURIComponent(name)}/offsets`);
     if (res.status === 404) throw new StackError(`Kafka Connect has no connector ${name}.`, 'create it with `trustsync connectors apply`.');
-    if (!res.ok) throw new StackError(`reading the offsets of connector ${name}: ${res.status} ${redact(await res.text())}`, 'check that Kafka Connect is 3.6 or newer and running.');
+    if (!res.ok)
+      throw new StackError(
+        `reading the offsets of connector ${name}: ${res.status} ${redact(await res.text())}`,
+        'check that Kafka Connect is 3.6 or newer and running.',
+      );
     const body = (await res.json()) as { offsets?: { offset?: Record<string, unknown> }[] };
     return (body.offsets ?? []).flatMap((o) => (o.offset ? [o.offset] : []));
   }
@@ -151,11 +174,14 @@ export class ConnectClient {
     await this.resetOffsets(name);
     const quietMs = opts.offsetsQuietMs ?? 0;
     let resets = 1;
-    for (let quietSince = Date.now(); Date.now() - quietSince < quietMs; ) {
+    for (let quietSince = Date.now(); Date.now() - quietSince < quietMs;) {
       await sleep(500);
       if ((await this.offsets(name)).length === 0) continue;
       if (resets === 5) {
-        throw new StackError(`the offsets of connector ${name} came back after ${resets} resets: a task of it still runs somewhere.`, 'restart Kafka Connect (its workers end every task), then run the command again.');
+        throw new StackError(
+          `the offsets of connector ${name} came back after ${resets} resets: a task of it still runs somewhere.`,
+          'restart Kafka Connect (its workers end every task), then run the command again.',
+        );
       }
       await this.resetOffsets(name);
       resets++;

@@ -16,7 +16,10 @@ export async function assertJava(env: NodeJS.ProcessEnv = process.env): Promise<
     output = await runCommand(java, ['-version'], { env });
   } catch (err) {
     if (err instanceof CommandNotFound) {
-      throw new StackError('java was not found: Kafka, Kafka Connect and the schema registry are Java programs.', 'install a JDK 17 or newer (e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME.');
+      throw new StackError(
+        'java was not found: Kafka, Kafka Connect and the schema registry are Java programs.',
+        'install a JDK 17 or newer (e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME.',
+      );
     }
     throw err;
   }

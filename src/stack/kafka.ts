@@ -19,7 +19,7 @@ function clusterId(): string {
 function serverProperties(s: StackSettings, dataDir: string): string {
   const { kafka: port, kafkaController: controllerPort } = s.ports;
   return [
-    '# Single-node KRaft cluster for trustsync\'s local stack (written by `trustsync stack up`).',
+    "# Single-node KRaft cluster for trustsync's local stack (written by `trustsync stack up`).",
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@${s.host}:${controllerPort}`,
@@ -65,8 +65,20 @@ export const kafka: Component = {
     const java = javaCommand();
     if (!existsSync(join(dataDir, 'meta.properties'))) {
       mkdirSync(dataDir, { recursive: true });
-      await runCommand(java, [...jvmArgs(jvmMarker(s), '256m', log4j), '-cp', classpath, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId()}`, '-c', config]).catch((err) => {
-        throw new StackError(`formatting Kafka's storage in ${dataDir} failed: ${(err as Error).message}`, 'run `trustsync stack down --purge` and `trustsync stack up` again.');
+      await runCommand(java, [
+        ...jvmArgs(jvmMarker(s), '256m', log4j),
+        '-cp',
+        classpath,
+        'kafka.tools.StorageTool',
+        'format',
+        `--cluster-id=${clusterId()}`,
+        '-c',
+        config,
+      ]).catch((err) => {
+        throw new StackError(
+          `formatting Kafka's storage in ${dataDir} failed: ${(err as Error).message}`,
+          'run `trustsync stack down --purge` and `trustsync stack up` again.',
+        );
       });
     }
     startDetached(java, [...jvmArgs(jvmMarker(s), s.heap, log4j), '-cp', classpath, 'kafka.Kafka', config], files.logFile, files.pidFile, files.dir);
@@ -85,7 +97,11 @@ export const kafka: Component = {
     try {
       await admin.connect();
       const cluster = await admin.describeCluster();
-      return { healthy: cluster.brokers.length > 0, version: VERSIONS.kafka, detail: `KRaft, ${cluster.brokers.length} broker, controller ${cluster.controller}` };
+      return {
+        healthy: cluster.brokers.length > 0,
+        version: VERSIONS.kafka,
+        detail: `KRaft, ${cluster.brokers.length} broker, controller ${cluster.controller}`,
+      };
     } catch (err) {
       return { healthy: false, detail: (err as Error).message };
     } finally {

@@ -21,7 +21,10 @@ function program(name: 'mariadbd' | 'mariadb-install-db' | 'mariadb', env: NodeJ
   const dirs = env.TRUSTSYNC_MARIADB_BIN ? [env.TRUSTSYNC_MARIADB_BIN] : ['/usr/sbin', '/usr/bin', '/usr/local/bin', '/usr/local/mysql/bin'];
   const found = dirs.map((d) => join(d, name)).find((p) => existsSync(p));
   if (!found) {
-    throw new StackError(`the MariaDB program ${name} was not found.`, 'install it (e.g. `apt-get install mariadb-server mariadb-client`) or set TRUSTSYNC_MARIADB_BIN to the folder holding mariadbd and mariadb-install-db.');
+    throw new StackError(
+      `the MariaDB program ${name} was not found.`,
+      'install it (e.g. `apt-get install mariadb-server mariadb-client`) or set TRUSTSYNC_MARIADB_BIN to the folder holding mariadbd and mariadb-install-db.',
+    );
   }
   return found;
 }
@@ -31,7 +34,11 @@ function program(name: 'mariadbd' | 'mariadb-install-db' | 'mariadb', env: NodeJ
  * `--no-defaults`: the machine's own my.cnf names its own user, socket and log files.
  */
 async function query(s: StackSettings, sql: string): Promise<string[][]> {
-  const { stdout } = await run(program('mariadb'), ['--no-defaults', '--protocol=TCP', '-h', s.host, '-P', String(s.ports.mariadb), '-u', 'root', '--batch', '--skip-column-names', '-e', sql], { timeout: 5000 });
+  const { stdout } = await run(
+    program('mariadb'),
+    ['--no-defaults', '--protocol=TCP', '-h', s.host, '-P', String(s.ports.mariadb), '-u', 'root', '--batch', '--skip-column-names', '-e', sql],
+    { timeout: 5000 },
+  );
   return stdout
     .split('\n')
     .filter((l) => l.length > 0)
@@ -56,8 +63,17 @@ export const mariadb: Component = {
     const user = process.getuid?.() === 0 ? ['--user=root'] : [];
     if (!existsSync(join(data, 'mysql'))) {
       mkdirSync(data, { recursive: true, mode: 0o700 });
-      await runCommand(program('mariadb-install-db'), ['--no-defaults', `--datadir=${data}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...user]).catch((err) => {
-        throw new StackError(`mariadb-install-db failed for ${data}: ${(err as Error).message}`, `remove ${data} (or run \`trustsync stack down --purge\`) and try again.`);
+      await runCommand(program('mariadb-install-db'), [
+        '--no-defaults',
+        `--datadir=${data}`,
+        '--auth-root-authentication-method=normal',
+        '--skip-test-db',
+        ...user,
+      ]).catch((err) => {
+        throw new StackError(
+          `mariadb-install-db failed for ${data}: ${(err as Error).message}`,
+          `remove ${data} (or run \`trustsync stack down --purge\`) and try again.`,
+        );
       });
     }
     startDetached(
@@ -91,7 +107,11 @@ export const mariadb: Component = {
       const [row] = await query(s, 'SELECT @@version, @@log_bin, @@binlog_format, @@binlog_row_image');
       const [version, logBin, format, image] = row ?? [];
       const capturable = logBin === '1' && format === 'ROW' && image === 'FULL';
-      return { healthy: capturable, version, detail: capturable ? 'binlog ROW, FULL row images' : `log_bin=${logBin} binlog_format=${format} binlog_row_image=${image}: Debezium needs 1, ROW, FULL` };
+      return {
+        healthy: capturable,
+        version,
+        detail: capturable ? 'binlog ROW, FULL row images' : `log_bin=${logBin} binlog_format=${format} binlog_row_image=${image}: Debezium needs 1, ROW, FULL`,
+      };
     } catch (err) {
       return { healthy: false, detail: (err as Error).message.split('\n').find((l) => l.startsWith('ERROR')) ?? (err as Error).message };
     }

@@ -61,7 +61,10 @@ async function withSource<T>(c: ConnectorConfig, use: (db: pg.Client) => Promise
   try {
     await db.connect();
   } catch (err) {
-    throw new StackError(`cannot reach the source database of connector ${c.name} (${(err as Error).message}).`, "check the connector file's database.* settings and that PostgreSQL is up.");
+    throw new StackError(
+      `cannot reach the source database of connector ${c.name} (${(err as Error).message}).`,
+      "check the connector file's database.* settings and that PostgreSQL is up.",
+    );
   }
   try {
     return await use(db);
@@ -112,11 +115,15 @@ export async function checkCapture(connect: ConnectClient, c: ConnectorConfig): 
  * before it sees the stop, then commits the old position, so the removal watches them for that long.
  */
 export async function resnapshot(connect: ConnectClient, c: ConnectorConfig, waitMs?: number): Promise<void> {
-  if (!isPostgresSource(c)) throw new StackError(`connector ${c.name} is not a Debezium PostgreSQL source.`, `resnapshot handles ${POSTGRES_SOURCE} connectors only.`);
+  if (!isPostgresSource(c))
+    throw new StackError(`connector ${c.name} is not a Debezium PostgreSQL source.`, `resnapshot handles ${POSTGRES_SOURCE} connectors only.`);
   if (!(await connect.status(c.name))) throw new StackError(`Kafka Connect has no connector ${c.name}.`, 'create it with `trustsync connectors apply`.');
   await connect.remove(c.name, { offsetsQuietMs: restartBackoffMs(c) + 2_000 });
   if (!(await withSource(c, (db) => dropSlotOnceReleased(db, slotName(c))))) {
-    throw new StackError(`replication slot ${slotName(c)} is still in use after connector ${c.name} was removed.`, 'find who holds it in pg_stat_replication, stop that client, then run resnapshot again.');
+    throw new StackError(
+      `replication slot ${slotName(c)} is still in use after connector ${c.name} was removed.`,
+      'find who holds it in pg_stat_replication, stop that client, then run resnapshot again.',
+    );
   }
   await connect.apply(c);
   await waitSourceRunning(connect, c, waitMs);

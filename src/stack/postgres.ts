@@ -73,22 +73,35 @@ export const postgres: Component = {
       });
     }
     const [cmd, args] = asOwner(join(bin, 'postgres'), [
-      '-D', data,
-      '-p', String(s.ports.postgres),
-      '-c', `listen_addresses=${s.host}`,
-      '-c', 'unix_socket_directories=',
-      '-c', 'wal_level=logical',
+      '-D',
+      data,
+      '-p',
+      String(s.ports.postgres),
+      '-c',
+      `listen_addresses=${s.host}`,
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'wal_level=logical',
       // Policies that take the later of two concurrent changes need the destination's commit times too.
-      '-c', 'track_commit_timestamp=on',
-      '-c', 'max_replication_slots=64',
-      '-c', 'max_wal_senders=64',
-      '-c', 'max_connections=300',
-      '-c', 'shared_buffers=256MB',
+      '-c',
+      'track_commit_timestamp=on',
+      '-c',
+      'max_replication_slots=64',
+      '-c',
+      'max_wal_senders=64',
+      '-c',
+      'max_connections=300',
+      '-c',
+      'shared_buffers=256MB',
       // A throwaway cluster: survive process crashes (WAL is still written), not power loss.
-      '-c', 'fsync=off',
-      '-c', 'full_page_writes=off',
+      '-c',
+      'fsync=off',
+      '-c',
+      'full_page_writes=off',
       // Statement statistics (CREATE EXTENSION pg_stat_statements to read them): where the destination's time goes.
-      '-c', 'shared_preload_libraries=pg_stat_statements',
+      '-c',
+      'shared_preload_libraries=pg_stat_statements',
     ]);
     startDetached(cmd, args, files.logFile, files.pidFile);
   },

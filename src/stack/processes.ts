@@ -4,11 +4,7 @@ import { createConnection } from 'node:net';
 import { TrustsyncError } from '../model/errors.js';
 
 /** Runs a command to completion; rejects with its tail of output when it fails. */
-export function runCommand(
-  command: string,
-  args: string[],
-  options: SpawnOptions & { onLine?: (line: string) => void } = {},
-): Promise<string> {
+export function runCommand(command: string, args: string[], options: SpawnOptions & { onLine?: (line: string) => void } = {}): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

@@ -36,7 +36,12 @@ export const registry: Component = {
       'apicurio.rest.deletion.group.enabled': 'true',
       'quarkus.log.console.json': 'false',
     };
-    const args = [...jvmArgs(jvmMarker(s), s.heap), ...Object.entries(props).map(([k, v]) => `-D${k}=${v}`), '-jar', join(layout.registryDir, `apicurio-registry-app-${VERSIONS.apicurioRegistry}-runner.jar`)];
+    const args = [
+      ...jvmArgs(jvmMarker(s), s.heap),
+      ...Object.entries(props).map(([k, v]) => `-D${k}=${v}`),
+      '-jar',
+      join(layout.registryDir, `apicurio-registry-app-${VERSIONS.apicurioRegistry}-runner.jar`),
+    ];
     startDetached(javaCommand(), args, files.logFile, files.pidFile, files.dir);
   },
 
@@ -46,7 +51,11 @@ export const registry: Component = {
       if (!res.ok) return { healthy: false, detail: `system/info answered ${res.status}` };
       const info = (await res.json()) as { version: string };
       const ccompat = await fetch(`http://${s.host}:${s.ports.registry}/apis/ccompat/v7/subjects`, { signal: AbortSignal.timeout(3000) });
-      return { healthy: ccompat.ok, version: info.version, detail: ccompat.ok ? 'Confluent-compatible API at /apis/ccompat/v7' : `ccompat answered ${ccompat.status}` };
+      return {
+        healthy: ccompat.ok,
+        version: info.version,
+        detail: ccompat.ok ? 'Confluent-compatible API at /apis/ccompat/v7' : `ccompat answered ${ccompat.status}`,
+      };
     } catch (err) {
       return { healthy: false, detail: (err as Error).message };
     }

@@ -40,7 +40,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 /** dist/src/stack or src/stack → package root. */
 export const PACKAGE_DIR = resolve(here, here.includes(`${join('dist', 'src')}`) ? '../../..' : '../..');
 
-
 export function portFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -76,7 +75,11 @@ export function stackSettings(env: NodeJS.ProcessEnv = process.env): StackSettin
  * + 1, `TRUSTSYNC_BENCH_PG_PORT`) and in a state folder of its own. `stack down` stops it too.
  */
 export function benchDestinationSettings(s: StackSettings, env: NodeJS.ProcessEnv = process.env): StackSettings {
-  return { ...s, stateDir: join(s.stateDir, 'bench-destination'), ports: { ...s.ports, postgres: portFromEnv(env, 'TRUSTSYNC_BENCH_PG_PORT', s.ports.postgres + 1) } };
+  return {
+    ...s,
+    stateDir: join(s.stateDir, 'bench-destination'),
+    ports: { ...s.ports, postgres: portFromEnv(env, 'TRUSTSYNC_BENCH_PG_PORT', s.ports.postgres + 1) },
+  };
 }
 
 /** Addresses clients use to reach the local stack. */

@@ -62,7 +62,13 @@ export async function stackStatus(s: StackSettings): Promise<StackStatus> {
     healthy: components.every((c) => c.state === 'up'),
     stateDir: s.stateDir,
     components,
-    endpoints: { kafka: e.kafkaBrokers.join(','), registry: e.registryCcompatUrl, connect: e.connectUrl, postgres: e.postgresUrl('<database>'), mariadb: e.mariadbUrl('<database>') },
+    endpoints: {
+      kafka: e.kafkaBrokers.join(','),
+      registry: e.registryCcompatUrl,
+      connect: e.connectUrl,
+      postgres: e.postgresUrl('<database>'),
+      mariadb: e.mariadbUrl('<database>'),
+    },
   };
 }
 
@@ -134,7 +140,8 @@ export async function stackDown(s: StackSettings, purge: boolean, log: (line: st
   }
   // With TRUSTSYNC_PG_DATA the bench does not run (one data folder cannot hold two clusters).
   const benchDestination = env.TRUSTSYNC_PG_DATA ? undefined : benchDestinationSettings(s, env);
-  if (benchDestination && (await postgresClusterDown(benchDestination))) log(`stopped the bench's destination postgres (port ${benchDestination.ports.postgres})`);
+  if (benchDestination && (await postgresClusterDown(benchDestination)))
+    log(`stopped the bench's destination postgres (port ${benchDestination.ports.postgres})`);
   if (purge) {
     const dataDirs = [...ALL.flatMap((c) => c.externalDataDirs?.(s) ?? []), ...(benchDestination ? postgres.externalDataDirs!(benchDestination) : [])];
     for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });

@@ -36,7 +36,9 @@ describe('a capture gap', () => {
     const status = await cli(['connectors', 'status', '--dir', file]);
     expect(status.status, status.stderr).toBe(1);
     expect(status.stdout).toContain(`GAP: replication slot ${slot} no longer exists`);
-    expect(status.stderr).toMatch(new RegExp(`capture gap: ${name}: replication slot ${slot} no longer exists; the changes committed after [0-9A-F]+/[0-9A-F]+ were never captured`));
+    expect(status.stderr).toMatch(
+      new RegExp(`capture gap: ${name}: replication slot ${slot} no longer exists; the changes committed after [0-9A-F]+/[0-9A-F]+ were never captured`),
+    );
     expect(status.stderr).toContain('connectors resnapshot');
 
     const again = await cli(['connectors', 'resnapshot', '--dir', file, '--name', name]);

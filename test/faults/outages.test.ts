@@ -41,7 +41,10 @@ describe('outages, each with nothing lost', () => {
     await s.stopFlow();
     for (let i = 0; i < 10; i++) await s.insertCustomers(1_000_000 + i * 10_000, 10_000);
     for (let i = 0; i < 10; i++) {
-      await s.source.query(`UPDATE ${s.schema}.customers SET tier = 'gold', balance = balance + 1 WHERE id >= $1 AND id < $2`, [1_000_000 + i * 10_000, 1_000_000 + (i + 1) * 10_000]);
+      await s.source.query(`UPDATE ${s.schema}.customers SET tier = 'gold', balance = balance + 1 WHERE id >= $1 AND id < $2`, [
+        1_000_000 + i * 10_000,
+        1_000_000 + (i + 1) * 10_000,
+      ]);
     }
     const behind = await s.captureSettled();
     expect(behind).toBeGreaterThan(200_000);

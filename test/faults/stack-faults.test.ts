@@ -134,7 +134,9 @@ describe('the stack broken mid-stream, nothing lost', () => {
     const { source, schema, dest, destSchema } = s;
     await s.insertCustomers(1_000_000, 100_000);
     await source.query('BEGIN');
-    await source.query(`INSERT INTO ${schema}.customers (id, email, name) SELECT g, 'never' || g || '@example.com', 'Never ' || g FROM generate_series(2000000, 2000999) g`);
+    await source.query(
+      `INSERT INTO ${schema}.customers (id, email, name) SELECT g, 'never' || g || '@example.com', 'Never ' || g FROM generate_series(2000000, 2000999) g`,
+    );
     await source.query('ROLLBACK');
     await s.assertNothingLost();
     const count = async (where: string) => Number((await dest.query(`SELECT count(*) AS n FROM ${destSchema}.customers WHERE ${where}`)).rows[0].n);

@@ -60,7 +60,8 @@ describe('a two-way sync whose consumer is killed mid-stream', () => {
     await exited;
     running.delete(file);
   };
-  const quiesce = () => waitForSyncQuiet(admin, configs, async () => JSON.stringify([await readCustomers(app, appSchema), await readCustomers(crm, crmSchema)]), 3000, 240_000);
+  const quiesce = () =>
+    waitForSyncQuiet(admin, configs, async () => JSON.stringify([await readCustomers(app, appSchema), await readCustomers(crm, crmSchema)]), 3000, 240_000);
 
   beforeAll(async () => {
     ({ app, crm, captures } = await openTwoSides(appSchema, crmSchema, sides().edit));

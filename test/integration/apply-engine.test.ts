@@ -101,7 +101,8 @@ describe.each<Variant>(['json', 'avro'])('trustsync run applies real Debezium ch
     await source.query(`DELETE FROM ${schema}.customers WHERE id = 9200`);
     // The delete leaves a tombstone in the ledger, carrying its position.
     const tombstone = async () =>
-      (await dest.query(`SELECT deleted FROM trustsync.key_positions WHERE target = $1 AND key = '9200'`, [`${destSchema}.customers`])).rows[0]?.deleted === true;
+      (await dest.query(`SELECT deleted FROM trustsync.key_positions WHERE target = $1 AND key = '9200'`, [`${destSchema}.customers`])).rows[0]?.deleted ===
+      true;
     const deadline0 = Date.now() + 60_000;
     while (!(await tombstone()) && Date.now() < deadline0) await new Promise((r) => setTimeout(r, 200));
     expect(await tombstone()).toBe(true);
@@ -112,7 +113,11 @@ describe.each<Variant>(['json', 'avro'])('trustsync run applies real Debezium ch
     const decoder = createDecoder(runner.config);
     let update: (typeof records)[number] | undefined;
     for (const r of records) {
-      const d = await decoder.decode({ key: r.key, value: r.value, origin: { topic: f.capture!.topic('customers'), partition: r.partition, offset: r.offset } });
+      const d = await decoder.decode({
+        key: r.key,
+        value: r.value,
+        origin: { topic: f.capture!.topic('customers'), partition: r.partition, offset: r.offset },
+      });
       if (d.kind === 'change' && d.op === 'u' && d.keyText === '9200') update = r;
     }
     expect(update).toBeDefined();

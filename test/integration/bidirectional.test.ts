@@ -52,7 +52,8 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
   const sides = (): TwoSides => ({ app, crm, appTable, crmTable, edit });
   const writeCounts = () => countWrites(sides());
 
-  const quiesce = () => waitForSyncQuiet(admin, configs, async () => JSON.stringify([await readCustomers(app, appSchema), await readCustomers(crm, crmSchema)]));
+  const quiesce = () =>
+    waitForSyncQuiet(admin, configs, async () => JSON.stringify([await readCustomers(app, appSchema), await readCustomers(crm, crmSchema)]));
   const byId = (rows: Customer[]) => new Map(rows.map((r) => [r.id, r]));
 
   beforeAll(async () => {
@@ -110,7 +111,15 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
 
     const appRows = byId(await readCustomers(app, appSchema));
     const crmRows = byId(await readCustomers(crm, crmSchema));
-    const expected = (id: number, change: Partial<Customer>): Customer => ({ id, name: `Customer ${id}`, email: `c${id}@example.com`, phones: [`+1000${id}`], lifecycle_stage: null, status: 'active', ...change });
+    const expected = (id: number, change: Partial<Customer>): Customer => ({
+      id,
+      name: `Customer ${id}`,
+      email: `c${id}@example.com`,
+      phones: [`+1000${id}`],
+      lifecycle_stage: null,
+      status: 'active',
+      ...change,
+    });
     const agreed: Customer[] = [
       expected(1, { name: 'Ada (app)', phones: ['+10001', '+20001'] }),
       expected(2, { status: 'paused' }),
@@ -133,7 +142,9 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     expect(appRows.get(11)!.email).toBe('c11@example.com');
 
     const reasons = async (db: pg.Client, target: string, key: string) =>
-      (await db.query<{ reason: string }>('SELECT reason FROM trustsync.history WHERE target = $1 AND key = $2 ORDER BY id', [target, key])).rows.map((r) => r.reason).join('\n');
+      (await db.query<{ reason: string }>('SELECT reason FROM trustsync.history WHERE target = $1 AND key = $2 ORDER BY id', [target, key])).rows
+        .map((r) => r.reason)
+        .join('\n');
     expect(await reasons(crm, crmTable, '7')).toMatch(/lifecycle_stage rejected \(authority\): app may not write lifecycle_stage/);
     expect(await reasons(crm, crmTable, '8')).toMatch(/email rejected \(validation\): format:email/);
     expect(await reasons(app, appTable, '11')).toMatch(/email rejected \(authority\): crm may not write email/);
@@ -142,7 +153,8 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     expect(await reasons(crm, crmTable, '9')).toMatch(/restored: crm's delete lost to a concurrent change in app/);
 
     // The one same-field conflict under manual_review is queued once, under one id, from both directions.
-    const reviewIds = async (db: pg.Client, target: string) => (await db.query<{ id: string }>('SELECT id FROM trustsync.review WHERE target = $1 ORDER BY id', [target])).rows.map((r) => r.id);
+    const reviewIds = async (db: pg.Client, target: string) =>
+      (await db.query<{ id: string }>('SELECT id FROM trustsync.review WHERE target = $1 ORDER BY id', [target])).rows.map((r) => r.id);
     const fromCrm = await reviewIds(crm, crmTable);
     expect(fromCrm).toHaveLength(1);
     expect(await reviewIds(app, appTable)).toEqual(fromCrm);
@@ -156,13 +168,22 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     await quiesce();
     const inRange = (rows: Customer[]) => rows.filter((r) => r.id >= 12);
     const [crmRows, appRows] = [inRange(await readCustomers(crm, crmSchema)), inRange(await readCustomers(app, appSchema))];
-    const differing = [...new Set([...crmRows, ...appRows].map((r) => r.id))].filter((id) => JSON.stringify(crmRows.find((r) => r.id === id)) !== JSON.stringify(appRows.find((r) => r.id === id)));
+    const differing = [...new Set([...crmRows, ...appRows].map((r) => r.id))].filter(
+      (id) => JSON.stringify(crmRows.find((r) => r.id === id)) !== JSON.stringify(appRows.find((r) => r.id === id)),
+    );
     if (differing.length && process.env.TRUSTSYNC_TEST_STORY) {
       for (const id of differing) {
         const story = async (db: pg.Client, target: string) =>
-          (await db.query('SELECT id, decision, op, tx_id, reason, new_values, fields FROM trustsync.history WHERE target = $1 AND key = $2 ORDER BY id', [target, String(id)])).rows;
+          (
+            await db.query('SELECT id, decision, op, tx_id, reason, new_values, fields FROM trustsync.history WHERE target = $1 AND key = $2 ORDER BY id', [
+              target,
+              String(id),
+            ])
+          ).rows;
         process.stderr.write(`\n=== ${id}\napp ${JSON.stringify(appRows.find((r) => r.id === id))}\ncrm ${JSON.stringify(crmRows.find((r) => r.id === id))}\n`);
-        process.stderr.write(`into crm: ${JSON.stringify(await story(crm, crmTable), null, 1)}\ninto app: ${JSON.stringify(await story(app, appTable), null, 1)}\n`);
+        process.stderr.write(
+          `into crm: ${JSON.stringify(await story(crm, crmTable), null, 1)}\ninto app: ${JSON.stringify(await story(app, appTable), null, 1)}\n`,
+        );
       }
     }
     expect(crmRows).toEqual(appRows);
@@ -174,7 +195,8 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     expect(w.echoedFromApp).toBe(w.intoApp);
     expect(w.echoedFromCrm).toBe(w.intoCrm);
     // Each review item is known to both directions under the same id.
-    const ids = async (db: pg.Client, target: string) => (await db.query<{ id: string }>('SELECT id FROM trustsync.review WHERE target = $1 ORDER BY id', [target])).rows.map((r) => r.id);
+    const ids = async (db: pg.Client, target: string) =>
+      (await db.query<{ id: string }>('SELECT id FROM trustsync.review WHERE target = $1 ORDER BY id', [target])).rows.map((r) => r.id);
     expect(await ids(app, appTable)).toEqual(await ids(crm, crmTable));
   });
 
@@ -188,12 +210,18 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     expect(byId(await readCustomers(app, appSchema)).get(2)!.status).toBe('closed');
     expect(byId(await readCustomers(crm, crmSchema)).get(2)!.status).toBe('closed');
     const after = await writeCounts();
-    expect(after).toEqual({ intoApp: before.intoApp + 1, intoCrm: before.intoCrm + 1, echoedFromApp: before.echoedFromApp + 1, echoedFromCrm: before.echoedFromCrm + 1 });
+    expect(after).toEqual({
+      intoApp: before.intoApp + 1,
+      intoCrm: before.intoCrm + 1,
+      echoedFromApp: before.echoedFromApp + 1,
+      echoedFromCrm: before.echoedFromCrm + 1,
+    });
     expect((await listReviews(configs, false, quiet)).some((i) => i.id === item.id)).toBe(false);
     await expect(resolveReview(configs, item.id, { take: 'local' }, quiet)).rejects.toThrow(/already resolved/);
     const story = await explainKey(crm, crmTable, '2');
     expect(story.timeline.map((t) => t.decision)).toContain('review-resolved');
-    if ((story.believed as { status?: string } | null)?.status !== 'closed') process.stderr.write(`explain of crm key 2:\n${JSON.stringify(story.timeline, null, 1)}\n`);
+    if ((story.believed as { status?: string } | null)?.status !== 'closed')
+      process.stderr.write(`explain of crm key 2:\n${JSON.stringify(story.timeline, null, 1)}\n`);
     expect(story.believed).toMatchObject({ status: 'closed' });
     expect(story.state!.agreed).toMatchObject({ status: 'closed' });
   });
@@ -203,7 +231,8 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     // idle is what the policies left apart. 7 and 11 hold rejected edits (the app's lifecycle stage,
     // the CRM's email), 8 the app's invalid email.
     await stopFlows();
-    const reconcile = (repair: boolean, reverse?: FlowConfig) => reconcileFlow(configs[0]!, { buckets: 8, settleMs: 0, repair, reverse, progress: () => undefined, log: quiet });
+    const reconcile = (repair: boolean, reverse?: FlowConfig) =>
+      reconcileFlow(configs[0]!, { buckets: 8, settleMs: 0, repair, reverse, progress: () => undefined, log: quiet });
     const actions = (r: Awaited<ReturnType<typeof reconcile>>) =>
       r.tables[0]!.differences.map((d) => [d.key, d.field, d.recommendedAction]).sort((a, b) => Number(a[0]) - Number(b[0]));
     expect(actions(await reconcile(false))).toEqual([
@@ -231,9 +260,18 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     await quiesce();
     await stopFlows();
     expect(await repaired()).toEqual(r);
-    expect(await writeCounts()).toEqual({ intoApp: before.intoApp + 1, intoCrm: before.intoCrm + 1, echoedFromApp: before.echoedFromApp + 1, echoedFromCrm: before.echoedFromCrm + 1 });
+    expect(await writeCounts()).toEqual({
+      intoApp: before.intoApp + 1,
+      intoCrm: before.intoCrm + 1,
+      echoedFromApp: before.echoedFromApp + 1,
+      echoedFromCrm: before.echoedFromCrm + 1,
+    });
     const story = await explainKey(app, appTable, '7');
-    expect(story.timeline.at(-1)).toMatchObject({ decision: 'repaired', values: { lifecycle_stage: null }, reason: "reconcile: app lacked the owner's (crm) value" });
+    expect(story.timeline.at(-1)).toMatchObject({
+      decision: 'repaired',
+      values: { lifecycle_stage: null },
+      reason: "reconcile: app lacked the owner's (crm) value",
+    });
   });
 
   it('leaves a record a flow writes between reconcile finding its difference and repairing it to the flow: an older value is never written back', async () => {
@@ -311,4 +349,3 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     expect(formatExplanation(story)).toMatch(/rejected-authority +field lifecycle_stage\n +why: app may not write lifecycle_stage/);
   });
 });
-

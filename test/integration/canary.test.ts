@@ -49,7 +49,9 @@ describe('canaries', () => {
     const intact = async () => (await f.runner!.metrics.canaries.get()).values.find((v) => v.labels.result === 'intact')?.value ?? 0;
     while ((await intact()) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
     expect(await intact()).toBeGreaterThanOrEqual(2);
-    expect((await f.runner!.metrics.canaryLatency.get()).values.find((v) => v.metricName === 'trustsync_canary_latency_seconds_count')!.value).toBeGreaterThanOrEqual(2);
+    expect(
+      (await f.runner!.metrics.canaryLatency.get()).values.find((v) => v.metricName === 'trustsync_canary_latency_seconds_count')!.value,
+    ).toBeGreaterThanOrEqual(2);
   });
 
   it('trustsync canary exits 0 when every canary arrived intact', async () => {

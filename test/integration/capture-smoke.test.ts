@@ -33,7 +33,12 @@ describe.each<Variant>(['json', 'avro'])('Debezium capture of PostgreSQL (%s)', 
     await capture.start();
     // 20 keys, each inserted then updated; key 7 deleted.
     for (let id = 1; id <= 20; id++) {
-      await source.query(`INSERT INTO ${schema}.customers (id, email, name, notes) VALUES ($1, $2, $3, $4)`, [id, `c${id}@example.com`, `Customer ${id}`, largeNote(id, 1)]);
+      await source.query(`INSERT INTO ${schema}.customers (id, email, name, notes) VALUES ($1, $2, $3, $4)`, [
+        id,
+        `c${id}@example.com`,
+        `Customer ${id}`,
+        largeNote(id, 1),
+      ]);
     }
     for (let id = 1; id <= 20; id++) await source.query(`UPDATE ${schema}.customers SET tier = 'gold' WHERE id = $1`, [id]);
     await source.query(`DELETE FROM ${schema}.customers WHERE id = 7`);

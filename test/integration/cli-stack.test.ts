@@ -34,7 +34,20 @@ describe('trustsync stack, as a person runs it', () => {
     expect(maria).toMatchObject({ state: 'up', port: settings.ports.mariadb, detail: 'binlog ROW, FULL row images' });
     expect(status.endpoints.mariadb).toBe(`mariadb://root@127.0.0.1:${settings.ports.mariadb}/<database>`);
     // Asked directly, with MariaDB's own client: the server on the stack's port, not the system's service.
-    const { stdout } = await run('mariadb', ['--no-defaults', '--protocol=TCP', '-h', '127.0.0.1', '-P', String(settings.ports.mariadb), '-u', 'root', '--batch', '--skip-column-names', '-e', "SELECT @@port, @@datadir, @@binlog_format, @@gtid_strict_mode; SHOW DATABASES LIKE 'trustsync%'"]);
+    const { stdout } = await run('mariadb', [
+      '--no-defaults',
+      '--protocol=TCP',
+      '-h',
+      '127.0.0.1',
+      '-P',
+      String(settings.ports.mariadb),
+      '-u',
+      'root',
+      '--batch',
+      '--skip-column-names',
+      '-e',
+      "SELECT @@port, @@datadir, @@binlog_format, @@gtid_strict_mode; SHOW DATABASES LIKE 'trustsync%'",
+    ]);
     const [server, ...databases] = stdout.trim().split('\n');
     expect(server!.split('\t')).toEqual([String(settings.ports.mariadb), expect.stringContaining(settings.stateDir), 'ROW', '1']);
     expect(databases.sort()).toEqual(['trustsync_dest', 'trustsync_source']);
@@ -58,8 +71,17 @@ describe('trustsync connectors apply', () => {
 
   afterAll(async () => {
     const connect = new ConnectClient(endpoints.connectUrl);
-    for (const [server, tables] of [[schema, vars.TABLES], [`${schema}_bad`, `${schema}.missing`], [`${schema}_held`, vars.TABLES]]) {
-      const config = readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), { ...stackConnectorVars(settings), ...vars, SERVER: server!, TABLES: tables! });
+    for (const [server, tables] of [
+      [schema, vars.TABLES],
+      [`${schema}_bad`, `${schema}.missing`],
+      [`${schema}_held`, vars.TABLES],
+    ]) {
+      const config = readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), {
+        ...stackConnectorVars(settings),
+        ...vars,
+        SERVER: server!,
+        TABLES: tables!,
+      });
       await removePostgresSource(connect, config);
     }
     const source = await pgClient();
@@ -71,7 +93,13 @@ describe('trustsync connectors apply', () => {
     const source = await pgClient();
     await source.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.things (id int PRIMARY KEY)`);
     await source.end();
-    writeFileSync(join(dir, 'source.json'), JSON.stringify({ name: `trustsync-\${SERVER}-source-json`, config: readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), { ...stackConnectorVars(settings), ...vars }).config }));
+    writeFileSync(
+      join(dir, 'source.json'),
+      JSON.stringify({
+        name: `trustsync-\${SERVER}-source-json`,
+        config: readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), { ...stackConnectorVars(settings), ...vars }).config,
+      }),
+    );
     const first = await cli(['connectors', 'apply', '--dir', dir], vars);
     expect(first.stderr).toContain(`trustsync-${schema}-source-json: created, RUNNING`);
     expect(first.status).toBe(0);

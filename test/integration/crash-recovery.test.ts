@@ -27,15 +27,15 @@ describe('kill -9 of trustsync run, again and again, mid-stream', () => {
   const pairs = f.pairs(tables);
 
   const startRun = (): ChildProcess => spawnRun(flowFile, logFile);
-  const exited = (child: ChildProcess) => new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const exited = (child: ChildProcess) =>
+    new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
 
   /** How many times this test's keys were written so far (first writes and moves of the ledger). */
   const ledgerWrites = async () =>
     (
-      await dest.query(
-        `SELECT (SELECT count(*) FROM ${destSchema}.ledger_moves) + (SELECT count(*) FROM trustsync.key_positions WHERE target LIKE $1) AS n`,
-        [`${destSchema}.%`],
-      )
+      await dest.query(`SELECT (SELECT count(*) FROM ${destSchema}.ledger_moves) + (SELECT count(*) FROM trustsync.key_positions WHERE target LIKE $1) AS n`, [
+        `${destSchema}.%`,
+      ])
     ).rows[0].n as string;
 
   beforeAll(async () => {
@@ -101,7 +101,9 @@ describe('kill -9 of trustsync run, again and again, mid-stream', () => {
     last.kill('SIGTERM');
     expect(await exit).toEqual({ code: 0, signal: null });
 
-    const { rows } = await dest.query(`SELECT count(*)::int AS moves, count(*) FILTER (WHERE new_position <= old_position)::int AS backwards FROM ${destSchema}.ledger_moves`);
+    const { rows } = await dest.query(
+      `SELECT count(*)::int AS moves, count(*) FILTER (WHERE new_position <= old_position)::int AS backwards FROM ${destSchema}.ledger_moves`,
+    );
     expect(rows[0].moves).toBeGreaterThan(0);
     expect(rows[0].backwards).toBe(0);
 

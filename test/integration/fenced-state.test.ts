@@ -28,7 +28,9 @@ describe('a state producer fenced mid-batch', () => {
   beforeAll(async () => {
     ({ source, dest } = await f.open({ demoTables: true }));
     kafka = kafkaClient();
-    await source.query(`INSERT INTO ${schema}.customers (id, email, name) SELECT g, 'f' || g || '@example.com', 'F ' || g FROM generate_series(1, $1::int) g`, [rows]);
+    await source.query(`INSERT INTO ${schema}.customers (id, email, name) SELECT g, 'f' || g || '@example.com', 'F ' || g FROM generate_series(1, $1::int) g`, [
+      rows,
+    ]);
     const capture = f.captureTables(['customers'], 'json');
     await capture.start();
     const admin = kafka.admin();

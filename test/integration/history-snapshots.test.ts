@@ -41,7 +41,8 @@ describe('entity snapshots of the decision history', () => {
     await sink.prepare();
     await pool.query(`CREATE SCHEMA ${schema}; CREATE TABLE ${schema}.items (id bigint PRIMARY KEY, name text, qty integer)`);
     // Key 1: a long story of 250 changes; key 2: created, then deleted.
-    for (let i = 0; i < 250; i++) await sink.applyBatch(mapping, [change(1, i, i === 0 ? { id: 1, name: 'first', qty: 0 } : { id: 1, qty: i })], { flow, extra: [] });
+    for (let i = 0; i < 250; i++)
+      await sink.applyBatch(mapping, [change(1, i, i === 0 ? { id: 1, name: 'first', qty: 0 } : { id: 1, qty: i })], { flow, extra: [] });
     await sink.applyBatch(mapping, [change(2, 300, { id: 2, name: 'gone soon', qty: 1 })], { flow, extra: [] });
     await sink.applyBatch(mapping, [change(2, 301, null)], { flow, extra: [] });
   });
@@ -75,8 +76,13 @@ describe('entity snapshots of the decision history', () => {
     expect(formatExplanation(one)).toMatch(/believed: .*"qty":249.*\(from the snapshot of /);
   });
 
-  it('tells a TRUNCATE of the table in each record\'s story, and keeps its effect past the retention', async () => {
-    const truncate: TruncateEvent = { kind: 'truncate', entity: 'src.items', position: { snapshot: false, commitLsn: 2000n, lsn: 2000n }, origin: { topic: 't', partition: 0, offset: '2000' } };
+  it("tells a TRUNCATE of the table in each record's story, and keeps its effect past the retention", async () => {
+    const truncate: TruncateEvent = {
+      kind: 'truncate',
+      entity: 'src.items',
+      position: { snapshot: false, commitLsn: 2000n, lsn: 2000n },
+      origin: { topic: 't', partition: 0, offset: '2000' },
+    };
     await sink.applyTruncate(mapping, truncate, false, { flow });
     const told = await explainKey(pool, target, '1');
     expect(told.timeline.map((t) => `${t.decision} ${t.op}`)).toEqual(['truncated t']);

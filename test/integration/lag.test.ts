@@ -25,8 +25,22 @@ describe('trustsync lag', () => {
     await producer.send({ topic, messages: Array.from({ length: 20 }, (_, i) => ({ value: `m${i}`, partition: i % 2, timestamp: String(anHourAgo + i) })) });
     await producer.disconnect();
     // One group stopped 3 records short on each partition, one that read everything.
-    await admin.setOffsets({ groupId: behind, topic, partitions: [{ partition: 0, offset: '7' }, { partition: 1, offset: '7' }] });
-    await admin.setOffsets({ groupId: current, topic, partitions: [{ partition: 0, offset: '10' }, { partition: 1, offset: '10' }] });
+    await admin.setOffsets({
+      groupId: behind,
+      topic,
+      partitions: [
+        { partition: 0, offset: '7' },
+        { partition: 1, offset: '7' },
+      ],
+    });
+    await admin.setOffsets({
+      groupId: current,
+      topic,
+      partitions: [
+        { partition: 0, offset: '10' },
+        { partition: 1, offset: '10' },
+      ],
+    });
   });
 
   afterAll(async () => {
@@ -41,7 +55,10 @@ describe('trustsync lag', () => {
     const [v] = JSON.parse(r.stdout);
     expect(v.status).toBe('STALLED');
     expect(v.totalLag).toBe(6);
-    expect(v.partitions.map((p: { partition: number; lag: number }) => [p.partition, p.lag])).toEqual([[0, 3], [1, 3]]);
+    expect(v.partitions.map((p: { partition: number; lag: number }) => [p.partition, p.lag])).toEqual([
+      [0, 3],
+      [1, 3],
+    ]);
     // The oldest record not yet consumed was written an hour ago.
     for (const p of v.partitions) {
       expect(p.ageSeconds).toBeGreaterThan(3590);

@@ -45,14 +45,31 @@ describe('a flow lifecycle you can see', () => {
     const kafka = kafkaClient();
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }, { topic: quiet, numPartitions: 1 }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [
+        { topic, numPartitions: 1 },
+        { topic: quiet, numPartitions: 1 },
+      ],
+      waitForLeaders: true,
+    });
     await admin.disconnect();
     const producer = kafka.producer();
     await producer.connect();
     const value = {
       before: null,
       after: { id: 1, v: 'x' },
-      source: { connector: 'postgresql', name: 'cdc.life', ts_ms: 1, snapshot: 'false', db: 'src', sequence: '["100","108"]', schema: 'life', table: 'things', txId: 1, lsn: 108 },
+      source: {
+        connector: 'postgresql',
+        name: 'cdc.life',
+        ts_ms: 1,
+        snapshot: 'false',
+        db: 'src',
+        sequence: '["100","108"]',
+        schema: 'life',
+        table: 'things',
+        txId: 1,
+        lsn: 108,
+      },
       op: 'c',
       ts_ms: 2,
     };
@@ -69,7 +86,11 @@ describe('a flow lifecycle you can see', () => {
 
   /** A flow that fails at its first record: its destination table does not exist and may not be created. */
   const failingFlow = (flow: string) =>
-    flowDocument({ name: flow, topics: [{ topic, table: `${name}.missing` }], extra: { destination: { url: endpoints.postgresUrl('trustsync_dest'), tables: [{ topic, table: `${name}.missing`, createIfMissing: false }] } } });
+    flowDocument({
+      name: flow,
+      topics: [{ topic, table: `${name}.missing` }],
+      extra: { destination: { url: endpoints.postgresUrl('trustsync_dest'), tables: [{ topic, table: `${name}.missing`, createIfMissing: false }] } },
+    });
 
   it('`trustsync run` sent SIGTERM while a failed flow shuts down exits non-zero', async () => {
     const file = join(dir, 'failing.yaml');
@@ -115,7 +136,13 @@ describe('a flow lifecycle you can see', () => {
   it('maintenance that fails is logged and counted, never swallowed; maintenance that works reports no failure', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
-    const broken = new FlowRunner(validateFlow({ ...failingFlow(`${name}-upkeep`), destination: { url: endpoints.postgresUrl(`${name}_no_such_db`), tables: [{ topic, table: `${name}.t` }] } }, 'flow.yaml'), log);
+    const broken = new FlowRunner(
+      validateFlow(
+        { ...failingFlow(`${name}-upkeep`), destination: { url: endpoints.postgresUrl(`${name}_no_such_db`), tables: [{ topic, table: `${name}.t` }] } },
+        'flow.yaml',
+      ),
+      log,
+    );
     const result = await broken.maintain();
     await broken.stop();
     expect(result.failed).toEqual(['purge-tombstones', 'purge-history', 'snapshot-histories']);
@@ -123,7 +150,10 @@ describe('a flow lifecycle you can see', () => {
     for (const task of result.failed) expect(metrics).toContain(`trustsync_maintenance_failures_total{flow="${name}-upkeep",task="${task}"} 1`);
     expect(lines.filter((l) => l.includes('maintenance task failed') && l.includes('does not exist'))).toHaveLength(3);
 
-    const healthy = new FlowRunner(validateFlow(flowDocument({ name: `${name}-upkeep-ok`, topics: [{ topic: quiet, table: `${name}.quiet` }] }), 'flow.yaml'), pino({ level: 'silent' }));
+    const healthy = new FlowRunner(
+      validateFlow(flowDocument({ name: `${name}-upkeep-ok`, topics: [{ topic: quiet, table: `${name}.quiet` }] }), 'flow.yaml'),
+      pino({ level: 'silent' }),
+    );
     await healthy.start();
     expect((await healthy.maintain()).failed).toEqual([]);
     await healthy.stop();
@@ -131,7 +161,11 @@ describe('a flow lifecycle you can see', () => {
 
   it('a start that fails closes what it opened (the metrics port is free again) and ends failed', async () => {
     const port = await freePort();
-    const doc = { ...failingFlow(`${name}-start`), destination: { url: endpoints.postgresUrl(`${name}_no_such_db`), tables: [{ topic, table: `${name}.t` }] }, metrics: { port } };
+    const doc = {
+      ...failingFlow(`${name}-start`),
+      destination: { url: endpoints.postgresUrl(`${name}_no_such_db`), tables: [{ topic, table: `${name}.t` }] },
+      metrics: { port },
+    };
     const runner = new FlowRunner(validateFlow(doc, 'flow.yaml'), pino({ level: 'silent' }));
     await expect(runner.start()).rejects.toThrow(/does not exist/);
     expect(runner.state).toBe('failed');

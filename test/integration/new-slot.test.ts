@@ -27,7 +27,8 @@ describe('a new replication slot on a source the destination already follows', (
     const tables = ['customers'];
     await f.captureTables(tables, 'json').start();
     // Several transactions through the old slot: the stored positions carry commit LSNs.
-    for (let id = 1; id <= 5; id++) await f.source.query(`INSERT INTO ${f.schema}.customers (id, email, name) VALUES ($1, $2, $3)`, [id, `c${id}@example.com`, `Customer ${id}`]);
+    for (let id = 1; id <= 5; id++)
+      await f.source.query(`INSERT INTO ${f.schema}.customers (id, email, name) VALUES ($1, $2, $3)`, [id, `c${id}@example.com`, `Customer ${id}`]);
     await f.source.query(`UPDATE ${f.schema}.customers SET tier = 'silver'`);
     f.runner = await startFlow(flowConfig({ name: `${f.schema}_old`, topics: f.flowTables(tables) }));
     await waitForConvergence(f.source, f.dest, f.pairs(tables));

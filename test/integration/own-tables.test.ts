@@ -21,7 +21,9 @@ describe("trustsync's own tables", () => {
   }
 
   const columns = async (db: pg.Pool) =>
-    (await db.query(`SELECT table_name || '.' || column_name AS c FROM information_schema.columns WHERE table_schema = 'trustsync' ORDER BY 1`)).rows.map((r) => r.c as string);
+    (await db.query(`SELECT table_name || '.' || column_name AS c FROM information_schema.columns WHERE table_schema = 'trustsync' ORDER BY 1`)).rows.map(
+      (r) => r.c as string,
+    );
 
   beforeAll(() => admin.connect());
   afterAll(async () => {
@@ -58,7 +60,9 @@ describe("trustsync's own tables", () => {
         INSERT INTO trustsync.key_positions (target, key, position, deleted) VALUES ('s.t', '1', 42, false)`);
       expect(await migrate(old)).toEqual(readMigrations().map((m) => m.id));
       expect(await columns(old)).toEqual(await columns(fresh));
-      expect((await old.query(`SELECT key, position::text, column_positions FROM trustsync.key_positions`)).rows).toEqual([{ key: '1', position: '42', column_positions: null }]);
+      expect((await old.query(`SELECT key, position::text, column_positions FROM trustsync.key_positions`)).rows).toEqual([
+        { key: '1', position: '42', column_positions: null },
+      ]);
     } finally {
       await fresh.end();
       await old.end();
@@ -84,7 +88,11 @@ describe("trustsync's own tables", () => {
     try {
       await Promise.all(pools.map((p) => p.query('SELECT 1')));
       // As two-way flows starting at once do in one database: one direction's sink, the other's echo ledger, the policy state.
-      const prepares = [(pool: pg.Pool) => new PostgresSink(pool).prepare(), (pool: pg.Pool) => migrate(pool), (pool: pg.Pool) => new GovernedSink(new PostgresSink(pool)).prepare()];
+      const prepares = [
+        (pool: pg.Pool) => new PostgresSink(pool).prepare(),
+        (pool: pg.Pool) => migrate(pool),
+        (pool: pg.Pool) => new GovernedSink(new PostgresSink(pool)).prepare(),
+      ];
       const failed: string[] = [];
       for (let round = 0; round < 20; round++) {
         const started = await Promise.allSettled(pools.map((pool, i) => prepares[i % prepares.length]!(pool)));

@@ -66,7 +66,10 @@ describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter top
           ];
     injected.push(...poison);
     // The producer's own headers travel with each record (tracing, say): a dead letter keeps them.
-    await producer.send({ topic: capture.topic('customers'), messages: poison.map((p) => ({ key: p.key, value: p.value, partition, headers: { traceparent: `trace-${p.code}` } })) });
+    await producer.send({
+      topic: capture.topic('customers'),
+      messages: poison.map((p) => ({ key: p.key, value: p.value, partition, headers: { traceparent: `trace-${p.code}` } })),
+    });
     // One change of customer 2 breaks the destination's rule: exactly one row to reject, however the
     // changes fall into batches (two changes of the key in two batches would each be rejected).
     await source.query(`UPDATE ${schema}.customers SET tier = 'banned', name = 'after poison' WHERE id = 2`);

@@ -55,7 +55,9 @@ describe('trustsync reconcile', () => {
 
     const found = await reconcileFlow(config, options);
     expect(found.clean).toBe(false);
-    expect(summary(found.tables[0]!.differences)).toEqual([`field ${ids[2]} tier → update-destination`, `missing ${ids[0]} → update-destination`, `missing ${ids[1]} → update-destination`].sort());
+    expect(summary(found.tables[0]!.differences)).toEqual(
+      [`field ${ids[2]} tier → update-destination`, `missing ${ids[0]} → update-destination`, `missing ${ids[1]} → update-destination`].sort(),
+    );
     expect(summary(found.tables[1]!.differences)).toEqual(['extra 987654 → delete-destination']);
     expect(found.tables[0]!.differences.find((d) => d.kind === 'field')).toMatchObject({ destination: 'drifted' });
     // Level 3 looked only at the buckets whose counts or hashes differed.
@@ -74,7 +76,9 @@ describe('trustsync reconcile', () => {
 
   it('leaves a row the flow writes between reconcile finding its difference and repairing it to the flow', async () => {
     // Two rows only the destination has: one stays extra, the other the source gains while reconcile is about to repair.
-    await dest.query(`INSERT INTO ${destSchema}.customers (id, email, name) VALUES (987700, 'early@example.com', 'Early'), (987701, 'extra@example.com', 'Extra')`);
+    await dest.query(
+      `INSERT INTO ${destSchema}.customers (id, email, name) VALUES (987700, 'early@example.com', 'Early'), (987701, 'extra@example.com', 'Extra')`,
+    );
     const report = await reconcileFlow(config, {
       ...options,
       repair: true,
@@ -82,7 +86,10 @@ describe('trustsync reconcile', () => {
         if (!line.trim().startsWith('repairing')) return;
         await source.query(`INSERT INTO ${schema}.customers (id, email, name) VALUES (987700, 'source@example.com', 'Source')`);
         f.runner = await startFlow(config);
-        await waitFor(async () => (await dest.query(`SELECT 1 FROM ${destSchema}.customers WHERE id = 987700 AND email = 'source@example.com'`)).rowCount === 1, 'the flow to apply customer 987700');
+        await waitFor(
+          async () => (await dest.query(`SELECT 1 FROM ${destSchema}.customers WHERE id = 987700 AND email = 'source@example.com'`)).rowCount === 1,
+          'the flow to apply customer 987700',
+        );
         await f.runner.stop();
         f.runner = undefined;
       },

@@ -51,7 +51,13 @@ describe('the destination follows the source schema, and stops where following w
     await source.query(`ALTER TABLE ${schema}.items ALTER COLUMN points TYPE bigint`);
     await source.query(`UPDATE ${schema}.items SET points = 5000000000 WHERE id = 1`);
     const timeout = new Promise((r) => setTimeout(() => r('the flow kept running'), 60_000));
-    const err = await Promise.race([f.runner!.done.then(() => 'the flow stopped cleanly', (e: unknown) => e), timeout]);
+    const err = await Promise.race([
+      f.runner!.done.then(
+        () => 'the flow stopped cleanly',
+        (e: unknown) => e,
+      ),
+      timeout,
+    ]);
     expect(err).toBeInstanceOf(TrustsyncError);
     expect((err as TrustsyncError).code).toBe('schema-incompatible');
     expect((err as TrustsyncError).message).toContain(`${destSchema}.items.points is integer`);
@@ -90,7 +96,8 @@ describe('transient destination failures are retried, holding only the partition
     try {
       await runWorkload(f.source, schema, 600, 77);
       const deadline = Date.now() + 30_000;
-      while ((await runner.metrics.retries.get()).values.reduce((n, v) => n + v.value, 0) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      while ((await runner.metrics.retries.get()).values.reduce((n, v) => n + v.value, 0) < 3 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 200));
     } finally {
       killing = false;
       await killer;

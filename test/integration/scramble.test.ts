@@ -43,7 +43,7 @@ describe('real Debezium events, scrambled and repeated, with a kill -9 mid-strea
     const live = new Set<number>();
     let records = 0;
     let nextId = 1;
-    for (let done = 0; done < statements; ) {
+    for (let done = 0; done < statements;) {
       const rollback = next() < 0.1;
       const tentative = new Set(live);
       let pending = 0;
@@ -137,7 +137,11 @@ describe('real Debezium events, scrambled and repeated, with a kill -9 mid-strea
   it('ends with every column of every row equal to the source, and reconcile finds nothing', async () => {
     const exited = (child: ChildProcess) => new Promise<void>((r) => child.once('exit', () => r()));
     const first = spawnRun(flowFile, logFile);
-    await waitFor(async () => (await dest.query(`SELECT count(*)::int AS n FROM trustsync.key_positions WHERE target = $1`, [`${destSchema}.docs`])).rows[0].n > 5, 'the first run to write', 60_000);
+    await waitFor(
+      async () => (await dest.query(`SELECT count(*)::int AS n FROM trustsync.key_positions WHERE target = $1`, [`${destSchema}.docs`])).rows[0].n > 5,
+      'the first run to write',
+      60_000,
+    );
     const gone = exited(first);
     first.kill('SIGKILL');
     await gone;
@@ -150,7 +154,9 @@ describe('real Debezium events, scrambled and repeated, with a kill -9 mid-strea
       last.kill('SIGTERM');
       await stopped;
     }
-    const { rows } = await dest.query(`SELECT count(*)::int AS n, count(*) FILTER (WHERE body LIKE '%__debezium_unavailable_value%')::int AS placeholders FROM ${destSchema}.docs`);
+    const { rows } = await dest.query(
+      `SELECT count(*)::int AS n, count(*) FILTER (WHERE body LIKE '%__debezium_unavailable_value%')::int AS placeholders FROM ${destSchema}.docs`,
+    );
     expect(rows[0].n).toBeGreaterThan(10);
     expect(rows[0].placeholders).toBe(0);
     const report = await reconcileFlow(validateFlow(parse(readFileSync(flowFile, 'utf8')), flowFile), {

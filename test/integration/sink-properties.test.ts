@@ -60,7 +60,10 @@ describe('the guarded sink is order- and repetition-proof', () => {
 
   // A source history: every change has its own position; a snapshot reads each key at most once.
   const history = fc
-    .array(fc.record({ key: fc.integer({ min: 1, max: 4 }), op: fc.constantFrom<Spec['op']>('c', 'u', 'd', 'r'), v: fc.string({ maxLength: 6 }) }), { minLength: 1, maxLength: 25 })
+    .array(fc.record({ key: fc.integer({ min: 1, max: 4 }), op: fc.constantFrom<Spec['op']>('c', 'u', 'd', 'r'), v: fc.string({ maxLength: 6 }) }), {
+      minLength: 1,
+      maxLength: 25,
+    })
     .map((specs) => {
       const read = new Set<number>();
       return specs.filter((s) => s.op !== 'r' || (!read.has(s.key) && read.add(s.key))).map((s, i) => event(s, 100 + i * 10, i));
@@ -73,20 +76,27 @@ describe('the guarded sink is order- and repetition-proof', () => {
   }
   type Step = ChangeEvent | Truncation;
   const lsnOf = (s: Step) => (s.kind === 'truncate' ? s.lsn : s.position.lsn);
-  const truncation = (lsn: bigint): TruncateEvent => ({ kind: 'truncate', entity: 'src.t', position: { snapshot: false, commitLsn: lsn, lsn }, origin: { topic: 't', partition: 0, offset: String(lsn) } });
+  const truncation = (lsn: bigint): TruncateEvent => ({
+    kind: 'truncate',
+    entity: 'src.t',
+    position: { snapshot: false, commitLsn: lsn, lsn },
+    origin: { topic: 't', partition: 0, offset: String(lsn) },
+  });
   const rankOf = (t: TruncateEvent) => positionRank(t.position).toString();
 
   // Zero to two TRUNCATEs, each between two of the history's changes (changes are 10 apart).
   const steps = history.chain((events) =>
-    fc.array(fc.integer({ min: 0, max: events.length }), { maxLength: 2 }).map((at): Step[] => [...events, ...at.map((i): Truncation => ({ kind: 'truncate', lsn: BigInt(95 + i * 10) }))]),
+    fc
+      .array(fc.integer({ min: 0, max: events.length }), { maxLength: 2 })
+      .map((at): Step[] => [...events, ...at.map((i): Truncation => ({ kind: 'truncate', lsn: BigInt(95 + i * 10) }))]),
   );
 
   const deliveries = steps.chain((all) =>
     fc.record({
       steps: fc.constant(all),
-      delivered: fc.tuple(fc.shuffledSubarray(all, { minLength: all.length, maxLength: all.length }), fc.array(fc.constantFrom(...all), { maxLength: 10 })).chain(([once, dupes]) =>
-        fc.shuffledSubarray([...once, ...dupes], { minLength: once.length + dupes.length, maxLength: once.length + dupes.length }),
-      ),
+      delivered: fc
+        .tuple(fc.shuffledSubarray(all, { minLength: all.length, maxLength: all.length }), fc.array(fc.constantFrom(...all), { maxLength: 10 }))
+        .chain(([once, dupes]) => fc.shuffledSubarray([...once, ...dupes], { minLength: once.length + dupes.length, maxLength: once.length + dupes.length })),
       batchSizes: fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 40 }),
     }),
   );
@@ -154,10 +164,14 @@ describe('the guarded sink is order- and repetition-proof', () => {
     await reset('shuffled');
     const newer = event({ key: 5, op: 'u', v: 'newer' }, 50, 0);
     await sink.applyBatch(m, [newer]);
-    const told = (decisions: Awaited<ReturnType<PostgresSink['applyBatch']>>) => decisions.map((d) => (d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision]));
+    const told = (decisions: Awaited<ReturnType<PostgresSink['applyBatch']>>) =>
+      decisions.map((d) => (d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision]));
     const held = positionRank(newer.position).toString();
     // A late older change of key 5 beside a key the ledger never saw; then the newer change again.
-    expect(told(await sink.applyBatch(m, [event({ key: 5, op: 'u', v: 'older' }, 40, 1), event({ key: 6, op: 'c', v: 'new key' }, 41, 2)]))).toEqual([['skipped', 'stale', held], ['applied']]);
+    expect(told(await sink.applyBatch(m, [event({ key: 5, op: 'u', v: 'older' }, 40, 1), event({ key: 6, op: 'c', v: 'new key' }, 41, 2)]))).toEqual([
+      ['skipped', 'stale', held],
+      ['applied'],
+    ]);
     expect(told(await sink.applyBatch(m, [newer]))).toEqual([['skipped', 'duplicate', held]]);
     expect(await rows('shuffled')).toEqual([
       { id: '5', v: 'newer', n: '50' },
@@ -174,12 +188,17 @@ describe('the guarded sink is order- and repetition-proof', () => {
     await truncating.query(`BEGIN; ${truncationLock(target, 'exclusive')}`);
     await truncating.query(`INSERT INTO trustsync.truncations (target, position) VALUES ($1, $2)`, [target, rankOf(truncation(500n))]);
     let settled = false;
-    const write = sink.applyBatch(m, [event({ key: 8, op: 'c', v: 'before the truncate' }, 400, 0), event({ key: 9, op: 'c', v: 'after it' }, 600, 1)]).finally(() => (settled = true));
+    const write = sink
+      .applyBatch(m, [event({ key: 8, op: 'c', v: 'before the truncate' }, 400, 0), event({ key: 9, op: 'c', v: 'after it' }, 600, 1)])
+      .finally(() => (settled = true));
     await new Promise((r) => setTimeout(r, 500));
     expect(settled).toBe(false);
     await truncating.query('COMMIT');
     truncating.release();
-    expect((await write).map((d) => (d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision]))).toEqual([['skipped', 'stale', rankOf(truncation(500n))], ['applied']]);
+    expect((await write).map((d) => (d.decision === 'skipped' ? [d.decision, d.reason, d.storedPosition] : [d.decision]))).toEqual([
+      ['skipped', 'stale', rankOf(truncation(500n))],
+      ['applied'],
+    ]);
     expect((await rows('shuffled')).map((r) => r.id)).toEqual(['9']);
   });
 
@@ -189,7 +208,9 @@ describe('the guarded sink is order- and repetition-proof', () => {
     await sink.applyBatch(m, [event({ key: 1, op: 'c', v: 'a' }, 10, 0), event({ key: 2, op: 'c', v: 'b' }, 11, 1), event({ key: 3, op: 'c', v: 'c' }, 12, 2)]);
     await sink.applyBatch(m, [event({ key: 1, op: 'd', v: '' }, 20, 3), event({ key: 2, op: 'd', v: '' }, 21, 4)]);
     // Key 1's delete is old enough to go, key 2's is not; key 3 is alive.
-    await pool.query(`UPDATE trustsync.key_positions SET deleted_at = now() - interval '8 days' WHERE target = $1 AND key IN ('1', '3')`, [`${schema}.shuffled`]);
+    await pool.query(`UPDATE trustsync.key_positions SET deleted_at = now() - interval '8 days' WHERE target = $1 AND key IN ('1', '3')`, [
+      `${schema}.shuffled`,
+    ]);
     expect(await sink.purgeTombstones(7 * 86_400_000)).toBeGreaterThanOrEqual(1);
     const { rows } = await pool.query(`SELECT key, deleted FROM trustsync.key_positions WHERE target = $1 ORDER BY key`, [`${schema}.shuffled`]);
     expect(rows).toEqual([
@@ -232,7 +253,7 @@ describe('the guarded sink is order- and repetition-proof', () => {
     expect((await late()).map((d) => d.decision)).toEqual(['applied']);
   });
 
-  it('keeps a flow\'s history for its retention, and only its own', async () => {
+  it("keeps a flow's history for its retention, and only its own", async () => {
     const m = mapping('shuffled');
     await sink.applyBatch(m, [event({ key: 9, op: 'c', v: 'h' }, 900, 9)], { flow: `${schema}-a`, extra: [] });
     await sink.applyBatch(m, [event({ key: 9, op: 'u', v: 'i' }, 901, 10)], { flow: `${schema}-b`, extra: [] });
@@ -297,7 +318,10 @@ describe('the guarded sink is order- and repetition-proof', () => {
         INSERT INTO trustsync.key_positions VALUES ('t.a', '1', 10, true, now() - interval '8 days'), ('t.a', '2', 11, false, now() - interval '8 days')`);
       await new PostgresSink(old).prepare();
       const { rows } = await old.query(`SELECT key, deleted_at = changed_at AS kept FROM trustsync.key_positions ORDER BY key`);
-      expect(rows).toEqual([{ key: '1', kept: true }, { key: '2', kept: null }]);
+      expect(rows).toEqual([
+        { key: '1', kept: true },
+        { key: '2', kept: null },
+      ]);
       const indexes = await old.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'key_positions' ORDER BY indexname`);
       expect(indexes.rows.map((r) => r.indexname)).toEqual(['key_positions_deleted', 'key_positions_pkey']);
       expect(await new PostgresSink(old).purgeTombstones(7 * 86_400_000)).toBe(1);
@@ -312,9 +336,20 @@ describe('the guarded sink is order- and repetition-proof', () => {
     const reason = 'tab\there, newline\nthere, a backslash \\N and \\t, a return\r, a NUL \u0000 end';
     await recordHistory(pool, flow, [
       {
-        target: `${schema}.t`, entity: 'src.t', key: 'k\t1', op: 'u', decision: 'applied', reason, position: '123456789012345678901234567890', storedPosition: null,
-        origin: { topic: 'cdc.t', partition: 3, offset: '42' }, txId: '77', sourceTsMs: 1795448591655.717, captureTsMs: 1795448592096,
-        newValues: { id: 10n ** 18n, note: 'a\\b\tc\nd', nested: { list: [1, 'x'] } }, correlationId: 'src.t/k@1',
+        target: `${schema}.t`,
+        entity: 'src.t',
+        key: 'k\t1',
+        op: 'u',
+        decision: 'applied',
+        reason,
+        position: '123456789012345678901234567890',
+        storedPosition: null,
+        origin: { topic: 'cdc.t', partition: 3, offset: '42' },
+        txId: '77',
+        sourceTsMs: 1795448591655.717,
+        captureTsMs: 1795448592096,
+        newValues: { id: 10n ** 18n, note: 'a\\b\tc\nd', nested: { list: [1, 'x'] } },
+        correlationId: 'src.t/k@1',
       },
     ]);
     const { rows } = await pool.query(
@@ -323,8 +358,15 @@ describe('the guarded sink is order- and repetition-proof', () => {
     );
     expect(rows).toEqual([
       {
-        key: 'k\t1', reason: reason.replace('\u0000', '\\0'), position: '123456789012345678901234567890', origin_partition: 3, origin_offset: '42', source_exact: true, capture_ms: '1795448592096.000000',
-        new_values: { id: '1000000000000000000', note: 'a\\b\tc\nd', nested: { list: [1, 'x'] } }, correlation_id: 'src.t/k@1',
+        key: 'k\t1',
+        reason: reason.replace('\u0000', '\\0'),
+        position: '123456789012345678901234567890',
+        origin_partition: 3,
+        origin_offset: '42',
+        source_exact: true,
+        capture_ms: '1795448592096.000000',
+        new_values: { id: '1000000000000000000', note: 'a\\b\tc\nd', nested: { list: [1, 'x'] } },
+        correlation_id: 'src.t/k@1',
       },
     ]);
     await pool.query(`DELETE FROM trustsync.history WHERE flow = $1`, [flow]);
@@ -333,13 +375,28 @@ describe('the guarded sink is order- and repetition-proof', () => {
   it('records a batch larger than one COPY chunk, and a value larger than a chunk, whole', async () => {
     const flow = `${schema}-large`;
     const row = (i: number, note: string) => ({
-      target: `${schema}.t`, entity: 'src.t', key: String(i), op: 'u', decision: 'applied' as const, reason: null, position: String(i), storedPosition: null,
-      origin: null, txId: null, sourceTsMs: null, captureTsMs: null, newValues: { i, note }, correlationId: null,
+      target: `${schema}.t`,
+      entity: 'src.t',
+      key: String(i),
+      op: 'u',
+      decision: 'applied' as const,
+      reason: null,
+      position: String(i),
+      storedPosition: null,
+      origin: null,
+      txId: null,
+      sourceTsMs: null,
+      captureTsMs: null,
+      newValues: { i, note },
+      correlationId: null,
     });
     const rows = Array.from({ length: 3000 }, (_, i) => row(i, `ünïcödé ${i} `.repeat(60)));
     rows.splice(1500, 0, row(99_999, 'x'.repeat(3 * 1024 * 1024)));
     await recordHistory(pool, flow, rows);
-    const { rows: got } = await pool.query(`SELECT count(*)::int AS n, sum(length(new_values->>'note'))::bigint::text AS chars, count(DISTINCT key)::int AS keys FROM trustsync.history WHERE flow = $1`, [flow]);
+    const { rows: got } = await pool.query(
+      `SELECT count(*)::int AS n, sum(length(new_values->>'note'))::bigint::text AS chars, count(DISTINCT key)::int AS keys FROM trustsync.history WHERE flow = $1`,
+      [flow],
+    );
     expect(got).toEqual([{ n: 3001, chars: String(rows.reduce((n, r) => n + r.newValues.note.length, 0)), keys: 3001 }]);
     await pool.query(`DELETE FROM trustsync.history WHERE flow = $1`, [flow]);
   });

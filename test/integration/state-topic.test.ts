@@ -48,7 +48,19 @@ describe('compacted Avro state topics', () => {
                   (extract(epoch FROM updated_at) * 1000000)::bigint::text AS updated_at
              FROM ${destSchema}.customers`,
         )
-      ).rows.map((r) => [r.key as string, { id: Number(r.id), email: r.email, name: r.name, tier: r.tier, balance: r.balance, profile: r.profile, notes: r.notes, updated_at: Number(r.updated_at) }]),
+      ).rows.map((r) => [
+        r.key as string,
+        {
+          id: Number(r.id),
+          email: r.email,
+          name: r.name,
+          tier: r.tier,
+          balance: r.balance,
+          profile: r.profile,
+          notes: r.notes,
+          updated_at: Number(r.updated_at),
+        },
+      ]),
     );
 
   const expectStateEqualsDestination = async () => {

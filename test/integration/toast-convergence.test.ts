@@ -83,7 +83,17 @@ describe('unchanged TOAST columns converge under any delivery order', () => {
       lsn += 8n;
       const was = source.get(s.key);
       const position = { snapshot: false, commitLsn, lsn };
-      const base = { kind: 'change' as const, entity: 'src.docs', key: { id: s.key }, keyText: String(s.key), txId: String(commitLsn), sourceTsMs: null, sourceTsUs: null, captureTsMs: null, fields: null };
+      const base = {
+        kind: 'change' as const,
+        entity: 'src.docs',
+        key: { id: s.key },
+        keyText: String(s.key),
+        txId: String(commitLsn),
+        sourceTsMs: null,
+        sourceTsUs: null,
+        captureTsMs: null,
+        fields: null,
+      };
       const origin = { topic: table, partition: 0, offset: String(events.length) };
       if (s.kind === 'delete') {
         if (!was) continue;
@@ -113,7 +123,12 @@ describe('unchanged TOAST columns converge under any delivery order', () => {
     for (let b = 0; i < events.length; b++) {
       const size = batchSizes[b % batchSizes.length]!;
       const plan = collapseByKey(events.slice(i, i + size));
-      await sink.applyBatch(mapping, plan.latest, { flow, extra: [] }, plan.superseded.map((s) => s.event));
+      await sink.applyBatch(
+        mapping,
+        plan.latest,
+        { flow, extra: [] },
+        plan.superseded.map((s) => s.event),
+      );
       i += size;
     }
   }
@@ -128,10 +143,15 @@ describe('unchanged TOAST columns converge under any delivery order', () => {
       const { events, source } = capture(statements);
       return fc.record({
         source: fc.constant(source),
-        delivered: fc.tuple(fc.shuffledSubarray(events, { minLength: events.length, maxLength: events.length }), fc.array(fc.constantFrom(...(events.length ? events : [null])), { maxLength: 10 })).chain(([once, again]) => {
-          const all = [...once, ...again.filter((e): e is ChangeEvent => e !== null)];
-          return fc.shuffledSubarray(all, { minLength: all.length, maxLength: all.length });
-        }),
+        delivered: fc
+          .tuple(
+            fc.shuffledSubarray(events, { minLength: events.length, maxLength: events.length }),
+            fc.array(fc.constantFrom(...(events.length ? events : [null])), { maxLength: 10 }),
+          )
+          .chain(([once, again]) => {
+            const all = [...once, ...again.filter((e): e is ChangeEvent => e !== null)];
+            return fc.shuffledSubarray(all, { minLength: all.length, maxLength: all.length });
+          }),
         batchSizes: fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 20 }),
       });
     });
@@ -152,7 +172,10 @@ describe('unchanged TOAST columns converge under any delivery order', () => {
         source: fc.constant(source),
         events: fc.constant(events),
         // Each window: where it starts and how long it is; delivered again after the record at `after`.
-        windows: fc.array(fc.record({ from: fc.nat(events.length), length: fc.integer({ min: 1, max: 8 }), after: fc.nat(events.length) }), { minLength: 1, maxLength: 4 }),
+        windows: fc.array(fc.record({ from: fc.nat(events.length), length: fc.integer({ min: 1, max: 8 }), after: fc.nat(events.length) }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
         batchSizes: fc.array(fc.integer({ min: 2, max: 10 }), { minLength: 1, maxLength: 20 }),
       });
     });
@@ -196,7 +219,12 @@ describe('unchanged TOAST columns converge under any delivery order', () => {
     await sink.applyBatch(mapping, [edit], { flow, extra: [] }, [insert]);
     // The insert delivered again, beside the newest change (a placeholder), in one batch.
     const plan = collapseByKey([insert, touch]);
-    await sink.applyBatch(mapping, plan.latest, { flow, extra: [] }, plan.superseded.map((s) => s.event));
+    await sink.applyBatch(
+      mapping,
+      plan.latest,
+      { flow, extra: [] },
+      plan.superseded.map((s) => s.event),
+    );
     expect(await destination()).toEqual(new Map([[7, { v: 'at 300', notes: 'second' }]]));
   });
 

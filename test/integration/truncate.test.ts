@@ -91,7 +91,11 @@ describe('TRUNCATE at the source', () => {
     } finally {
       await producer.disconnect();
     }
-    await waitFor(async () => (await metrics.total('skipped', 'duplicate')) > duplicatesBefore && (await metrics.total('skipped', 'stale')) > staleBefore, 'the TRUNCATE and the update delivered again', 30_000);
+    await waitFor(
+      async () => (await metrics.total('skipped', 'duplicate')) > duplicatesBefore && (await metrics.total('skipped', 'stale')) > staleBefore,
+      'the TRUNCATE and the update delivered again',
+      30_000,
+    );
     expect((await f.dest.query(`SELECT id::int, amount::int FROM ${f.destSchema}.orders`)).rows).toEqual([{ id: 100, amount: 5 }]);
     // The TRUNCATE delivered again tells its tombstones again.
     let state = await readStateTopic(kafka, stateTopic, f.schema);
@@ -105,12 +109,21 @@ describe('TRUNCATE at the source', () => {
     expect(story.timeline.filter((t) => t.op === 't')).toHaveLength(1);
     // The TRUNCATE delivered again is on record as the duplicate it is.
     const table = await explainKey(f.dest, `${f.destSchema}.orders`, '*');
-    expect(table.timeline.map((t) => `${t.decision} ${t.reason}`)).toEqual(['truncated TRUNCATE, truncate policy apply', 'skipped-duplicate this TRUNCATE is already applied']);
+    expect(table.timeline.map((t) => `${t.decision} ${t.reason}`)).toEqual([
+      'truncated TRUNCATE, truncate policy apply',
+      'skipped-duplicate this TRUNCATE is already applied',
+    ]);
   });
 
   it('stops the flow with the reason and the fix under the default policy', async () => {
     stopper = await startFlow(flowConfig({ name: `${f.schema}_stop`, topics: f.flowTables(tables) }));
-    const err = await Promise.race([stopper.done.then(() => 'stopped cleanly', (e: unknown) => e), new Promise((r) => setTimeout(() => r('kept running'), 60_000))]);
+    const err = await Promise.race([
+      stopper.done.then(
+        () => 'stopped cleanly',
+        (e: unknown) => e,
+      ),
+      new Promise((r) => setTimeout(() => r('kept running'), 60_000)),
+    ]);
     expect(err).toBeInstanceOf(TruncateStopped);
     expect((err as TruncateStopped).message).toContain(`TRUNCATE of ${f.schema}.orders`);
     expect((err as TruncateStopped).fix).toContain('truncate: apply');

@@ -94,5 +94,10 @@ export async function readRecords(kafka: Kafka, topic: string, count: number, ti
   } finally {
     await admin.disconnect();
   }
-  return (await readTopicsToEnd(kafka, [topic], timeoutMs)).map(({ partition, message }) => ({ partition, offset: message.offset, key: message.key, value: message.value }));
+  return (await readTopicsToEnd(kafka, [topic], timeoutMs)).map(({ partition, message }) => ({
+    partition,
+    offset: message.offset,
+    key: message.key,
+    value: message.value,
+  }));
 }

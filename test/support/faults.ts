@@ -52,7 +52,10 @@ export async function dropSlot(capture: SourceCapture): Promise<void> {
   try {
     for (let i = 0; i < 100; i++) {
       await db.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL', [slot]);
-      const dropped = await db.query('SELECT pg_drop_replication_slot($1)', [slot]).then(() => true, () => false);
+      const dropped = await db.query('SELECT pg_drop_replication_slot($1)', [slot]).then(
+        () => true,
+        () => false,
+      );
       const { rowCount } = await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
       if (dropped || rowCount === 0) return;
       await sleep(100);
@@ -78,7 +81,9 @@ export async function recoverCapture(capture: SourceCapture, timeoutMs = 120_000
     const st = await connect.status(name).catch(() => undefined);
     if (st?.connector.state === 'RUNNING' && st.tasks.length > 0 && st.tasks.every((t) => t.state === 'RUNNING')) return;
     if (st && [st.connector, ...st.tasks].some((t) => t.state === 'FAILED')) {
-      await fetch(`${endpoints.connectUrl}/connectors/${encodeURIComponent(name)}/restart?includeTasks=true&onlyFailed=true`, { method: 'POST' }).catch(() => undefined);
+      await fetch(`${endpoints.connectUrl}/connectors/${encodeURIComponent(name)}/restart?includeTasks=true&onlyFailed=true`, { method: 'POST' }).catch(
+        () => undefined,
+      );
     }
     if (Date.now() > deadline) throw new Error(`connector ${name} did not run again within ${timeoutMs / 1000}s: ${JSON.stringify(st)}`);
     await sleep(1000);

@@ -45,7 +45,6 @@ export async function startFlow(config: FlowConfig): Promise<FlowRunner> {
   return runner;
 }
 
-
 /** `trustsync run` as a user runs it, in a process of its own; what it prints is appended to `logFile`. */
 export function spawnRun(configFile: string, logFile: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
   const child = spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });

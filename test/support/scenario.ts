@@ -33,7 +33,10 @@ export class FaultScenario {
   private seed = 7000;
   private admin?: Admin;
 
-  constructor(prefix: string, private readonly variant: Variant = 'json') {
+  constructor(
+    prefix: string,
+    private readonly variant: Variant = 'json',
+  ) {
     this.f = new SyncFixture(prefix);
     this.pairs = this.f.pairs(TABLES);
   }
@@ -100,7 +103,7 @@ export class FaultScenario {
   /** Waits until Debezium has stopped adding records (three quiet seconds). */
   async captureSettled(): Promise<number> {
     let last = -1;
-    for (let quiet = 0; quiet < 3; ) {
+    for (let quiet = 0; quiet < 3;) {
       const n = await this.capturedRecords();
       quiet = n === last ? quiet + 1 : 0;
       last = n;
@@ -143,7 +146,13 @@ export class FaultScenario {
   reconcile(repair: boolean) {
     // reconcile reads the source database the flow file names.
     const doc = flowDocument({ ...this.flowSpec(), sourceDatabase: endpoints.postgresUrl('trustsync_source') });
-    return reconcileFlow(validateFlow(doc, `${this.f.schema}.yaml`), { buckets: 64, settleMs: 3000, repair, progress: () => undefined, log: pino({ level: 'silent' }) });
+    return reconcileFlow(validateFlow(doc, `${this.f.schema}.yaml`), {
+      buckets: 64,
+      settleMs: 3000,
+      repair,
+      progress: () => undefined,
+      log: pino({ level: 'silent' }),
+    });
   }
 
   /** The scenario's connector in a file of its own, for the `trustsync connectors` commands. */
@@ -162,7 +171,10 @@ export class FaultScenario {
       for (;;) {
         const lag = await sampleGroupLag(admin, `trustsync-${this.f.schema}`);
         if (lag.partitions.length > 0 && lag.partitions.every((p) => p.lag === 0n)) return;
-        if (Date.now() > deadline) throw new Error(`the flow did not catch up within ${timeoutMs / 1000}s: ${lag.partitions.map((p) => `${p.topic}/${p.partition} lag ${p.lag}`).join(', ')}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `the flow did not catch up within ${timeoutMs / 1000}s: ${lag.partitions.map((p) => `${p.topic}/${p.partition} lag ${p.lag}`).join(', ')}`,
+          );
         await new Promise((r) => setTimeout(r, 500));
       }
     } finally {
@@ -210,7 +222,15 @@ export class FaultScenario {
   /** The flow's fate, the connector's state, and each partition's end offset against the group's commit. */
   private async diagnose(): Promise<string> {
     const runner = this.f.runner;
-    const fate = runner ? await Promise.race([runner.done.then(() => 'stopped', (e: Error) => `failed: ${e.message}`), new Promise<string>((r) => setTimeout(() => r('running'), 100))]) : 'not started';
+    const fate = runner
+      ? await Promise.race([
+          runner.done.then(
+            () => 'stopped',
+            (e: Error) => `failed: ${e.message}`,
+          ),
+          new Promise<string>((r) => setTimeout(() => r('running'), 100)),
+        ])
+      : 'not started';
     const connector = await new ConnectClient(endpoints.connectUrl).status(this.f.capture!.connector.name).catch((e: Error) => e.message);
     const admin = kafkaClient().admin();
     const partitions: string[] = [];
@@ -220,7 +240,8 @@ export class FaultScenario {
         const topic = this.f.capture!.topic(t);
         const ends = await topicOffsets(admin, topic);
         const [committed] = await admin.fetchOffsets({ groupId: `trustsync-${this.f.schema}`, topics: [topic] });
-        for (const e of ends) partitions.push(`${t}/${e.partition}: end ${e.high}, committed ${committed?.partitions.find((p) => p.partition === e.partition)?.offset ?? '?'}`);
+        for (const e of ends)
+          partitions.push(`${t}/${e.partition}: end ${e.high}, committed ${committed?.partitions.find((p) => p.partition === e.partition)?.offset ?? '?'}`);
       }
     } catch (e) {
       partitions.push(`offsets unreadable: ${(e as Error).message}`);
@@ -257,7 +278,13 @@ export class FaultScenario {
     const n = (decision: string) => rows.find((r) => r.decision === decision)?.n ?? 0;
     return {
       counted,
-      recorded: { superseded: n('superseded'), duplicate: n('skipped-duplicate'), stale: n('skipped-stale'), retried: n('retried'), deadLettered: n('dead-lettered') },
+      recorded: {
+        superseded: n('superseded'),
+        duplicate: n('skipped-duplicate'),
+        stale: n('skipped-stale'),
+        retried: n('retried'),
+        deadLettered: n('dead-lettered'),
+      },
     };
   }
 

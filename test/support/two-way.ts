@@ -16,9 +16,14 @@ export interface TwoSides {
  * own field, and now and then a delete. Seeded, so a failing run can be replayed; `between` runs
  * after each edit (a fault can be injected there).
  */
-export async function editBothSidesAtRandom(sides: TwoSides, seed: number, count: number, between: (i: number) => Promise<void> = async () => undefined): Promise<void> {
+export async function editBothSidesAtRandom(
+  sides: TwoSides,
+  seed: number,
+  count: number,
+  between: (i: number) => Promise<void> = async () => undefined,
+): Promise<void> {
   let state = seed;
-  const random = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const random = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)]!;
   const keys = Array.from({ length: 15 }, (_, i) => 12 + i);
   for (let i = 0; i < count; i++) {
@@ -43,9 +48,13 @@ export async function editBothSidesAtRandom(sides: TwoSides, seed: number, count
  * distinct captured changes, since a flow that re-reads after a crash decides an echo again.
  */
 export async function writeCounts(sides: TwoSides): Promise<{ intoApp: number; intoCrm: number; echoedFromApp: number; echoedFromCrm: number }> {
-  const count = async (db: pg.Client, target: string) => Number((await db.query('SELECT count(*) AS n FROM trustsync.outbound WHERE target = $1', [target])).rows[0].n);
+  const count = async (db: pg.Client, target: string) =>
+    Number((await db.query('SELECT count(*) AS n FROM trustsync.outbound WHERE target = $1', [target])).rows[0].n);
   const echoes = async (db: pg.Client, target: string) =>
-    Number((await db.query("SELECT count(DISTINCT correlation_id) AS n FROM trustsync.history WHERE target = $1 AND decision = 'echo-suppressed'", [target])).rows[0].n);
+    Number(
+      (await db.query("SELECT count(DISTINCT correlation_id) AS n FROM trustsync.history WHERE target = $1 AND decision = 'echo-suppressed'", [target])).rows[0]
+        .n,
+    );
   return {
     intoApp: await count(sides.app, sides.appTable),
     intoCrm: await count(sides.crm, sides.crmTable),
@@ -70,7 +79,12 @@ export async function openTwoSides(appSchema: string, crmSchema: string, edit: T
   await app.query(syncCustomersSql(appSchema));
   await crm.query(syncCustomersSql(crmSchema));
   for (let id = 1; id <= 30; id++) {
-    await edit(app, `INSERT INTO ${appSchema}.customers (id, name, email, phones) VALUES ($1, $2, $3, $4)`, [id, `Customer ${id}`, `c${id}@example.com`, JSON.stringify([`+1000${id}`])]);
+    await edit(app, `INSERT INTO ${appSchema}.customers (id, name, email, phones) VALUES ($1, $2, $3, $4)`, [
+      id,
+      `Customer ${id}`,
+      `c${id}@example.com`,
+      JSON.stringify([`+1000${id}`]),
+    ]);
   }
   const captures = [
     new SourceCapture(appSchema, appSchema, ['customers'], 'json', { SOURCE_DB: 'trustsync_source', PARTITIONS: '3' }),

@@ -12,11 +12,17 @@ describe('trustsync run with a bad flow file', () => {
   it('fails at start, listing every problem by field path, and exits 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trustsync-cli-'));
     const file = join(dir, 'bad.yaml');
-    writeFileSync(file, ['flow: bad flow', 'source:', '  brokers: [localhost]', '  decoding: protobuf', 'destination:', '  url: mysql://x', '  tables: []', 'batchh: {}'].join('\n'));
+    writeFileSync(
+      file,
+      ['flow: bad flow', 'source:', '  brokers: [localhost]', '  decoding: protobuf', 'destination:', '  url: mysql://x', '  tables: []', 'batchh: {}'].join(
+        '\n',
+      ),
+    );
     const r = await cli(['run', '--config', file]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(`${file} is not a valid flow:`);
-    for (const path of ['flow:', 'source.brokers.0:', 'source.decoding:', 'destination.url:', 'destination.tables:', 'unknown field batchh']) expect(r.stderr).toContain(path);
+    for (const path of ['flow:', 'source.brokers.0:', 'source.decoding:', 'destination.url:', 'destination.tables:', 'unknown field batchh'])
+      expect(r.stderr).toContain(path);
     expect(r.stderr).toContain('fix:');
   });
 

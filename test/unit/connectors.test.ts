@@ -44,7 +44,9 @@ describe('capture gaps, as people read them', () => {
   });
 
   it('says which slot failed how, and from where changes were lost', () => {
-    expect(describeGap({ slot: 's1', problem: 'missing', resumeLsn: '0/222CF88' })).toBe('replication slot s1 no longer exists; the changes committed after 0/222CF88 were never captured');
+    expect(describeGap({ slot: 's1', problem: 'missing', resumeLsn: '0/222CF88' })).toBe(
+      'replication slot s1 no longer exists; the changes committed after 0/222CF88 were never captured',
+    );
     expect(describeGap({ slot: 's1', problem: 'ahead', resumeLsn: '0/10', slotRestartLsn: '0/20' })).toContain('keeps WAL only from 0/20');
     expect(describeGap({ slot: 's1', problem: 'lost', resumeLsn: '0/10' })).toContain('invalidated');
   });

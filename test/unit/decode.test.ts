@@ -12,7 +12,20 @@ function envelope(op: string, after: object | null, sequence = '["36065088","360
   return {
     before: null,
     after,
-    source: { version: '3.3.1.Final', connector: 'postgresql', name: 'cdc.shop', ts_ms: 1795448591656, snapshot, db: 'trustsync_source', sequence, schema: 'demo', table: 'customers', txId: 749, lsn: 36065296, xmin: null },
+    source: {
+      version: '3.3.1.Final',
+      connector: 'postgresql',
+      name: 'cdc.shop',
+      ts_ms: 1795448591656,
+      snapshot,
+      db: 'trustsync_source',
+      sequence,
+      schema: 'demo',
+      table: 'customers',
+      txId: 749,
+      lsn: 36065296,
+      xmin: null,
+    },
     transaction: null,
     op,
     ts_ms: 1795448592096,
@@ -26,7 +39,16 @@ describe('decoding Debezium JSON', () => {
     const e = await decoder.decode({ key: json({ id: 7 }), value: json(envelope('u', { id: 7, tier: 'gold' })), origin });
     expect(e.kind).toBe('change');
     if (e.kind !== 'change') return;
-    expect(e).toMatchObject({ entity: 'demo.customers', keyText: '7', op: 'u', after: { id: 7, tier: 'gold' }, txId: '749', sourceTsMs: 1795448591656, captureTsMs: 1795448592096, origin });
+    expect(e).toMatchObject({
+      entity: 'demo.customers',
+      keyText: '7',
+      op: 'u',
+      after: { id: 7, tier: 'gold' },
+      txId: '749',
+      sourceTsMs: 1795448591656,
+      captureTsMs: 1795448592096,
+      origin,
+    });
     expect(e.position).toEqual({ snapshot: false, commitLsn: 36065088n, lsn: 36065296n });
     expect(e.fields).toBeNull();
   });
@@ -36,11 +58,26 @@ describe('decoding Debezium JSON', () => {
       type: 'struct',
       fields: [
         { field: 'before', type: 'struct', optional: true, fields: [] },
-        { field: 'after', type: 'struct', optional: true, fields: [{ field: 'id', type: 'int64', optional: false }, { field: 'updated_at', type: 'string', optional: false, name: 'io.debezium.time.ZonedTimestamp' }] },
+        {
+          field: 'after',
+          type: 'struct',
+          optional: true,
+          fields: [
+            { field: 'id', type: 'int64', optional: false },
+            { field: 'updated_at', type: 'string', optional: false, name: 'io.debezium.time.ZonedTimestamp' },
+          ],
+        },
       ],
     };
-    const e = await decoder.decode({ key: json({ schema: { type: 'struct' }, payload: { id: 7 } }), value: json({ schema, payload: envelope('c', { id: 7, updated_at: '2026-01-01T00:00:00Z' }) }), origin });
-    expect(e.kind === 'change' && e.fields).toEqual({ id: { type: 'int64', name: undefined, optional: false }, updated_at: { type: 'string', name: 'io.debezium.time.ZonedTimestamp', optional: false } });
+    const e = await decoder.decode({
+      key: json({ schema: { type: 'struct' }, payload: { id: 7 } }),
+      value: json({ schema, payload: envelope('c', { id: 7, updated_at: '2026-01-01T00:00:00Z' }) }),
+      origin,
+    });
+    expect(e.kind === 'change' && e.fields).toEqual({
+      id: { type: 'int64', name: undefined, optional: false },
+      updated_at: { type: 'string', name: 'io.debezium.time.ZonedTimestamp', optional: false },
+    });
   });
 
   it('reads only the payload of an envelope whose schema it has seen, and follows a schema that changes', async () => {
@@ -50,7 +87,11 @@ describe('decoding Debezium JSON', () => {
     });
     const fresh = new JsonDecoder();
     const decode = (columns: string[], after: Record<string, unknown>) =>
-      fresh.decode({ key: json({ schema: { type: 'struct' }, payload: { id: 7 } }), value: json({ schema: schemaWith(columns), payload: envelope('u', after) }), origin });
+      fresh.decode({
+        key: json({ schema: { type: 'struct' }, payload: { id: 7 } }),
+        value: json({ schema: schemaWith(columns), payload: envelope('u', after) }),
+        origin,
+      });
     const first = await decode(['id', 'name'], { id: 7, name: 'a' });
     const again = await decode(['id', 'name'], { id: 7, name: 'b' });
     const added = await decode(['id', 'name', 'tier'], { id: 7, name: 'b', tier: 'gold' });
@@ -64,12 +105,16 @@ describe('decoding Debezium JSON', () => {
   it('splits any JsonConverter envelope exactly where a whole parse would, whatever its strings hold', () => {
     const text = fc.string({ unit: fc.constantFrom('a', '"', '\\', '{', '}', '[', ']', ',', ':', 'é', '😀', '\n', ',"payload":') });
     fc.assert(
-      fc.property(fc.dictionary(text, fc.oneof(text, fc.integer(), fc.constant(null), fc.array(text))), fc.dictionary(text, fc.oneof(text, fc.array(text))), (payload, schemaExtra) => {
-        const buf = json({ schema: { type: 'struct', ...schemaExtra }, payload });
-        const parts = splitConnectEnvelope(buf)!;
-        expect(JSON.parse(buf.toString('utf8', parts.payloadStart, parts.payloadEnd))).toEqual(payload);
-        expect(JSON.parse(buf.toString('utf8', parts.schemaStart, parts.schemaEnd))).toEqual({ type: 'struct', ...schemaExtra });
-      }),
+      fc.property(
+        fc.dictionary(text, fc.oneof(text, fc.integer(), fc.constant(null), fc.array(text))),
+        fc.dictionary(text, fc.oneof(text, fc.array(text))),
+        (payload, schemaExtra) => {
+          const buf = json({ schema: { type: 'struct', ...schemaExtra }, payload });
+          const parts = splitConnectEnvelope(buf)!;
+          expect(JSON.parse(buf.toString('utf8', parts.payloadStart, parts.payloadEnd))).toEqual(payload);
+          expect(JSON.parse(buf.toString('utf8', parts.schemaStart, parts.schemaEnd))).toEqual({ type: 'struct', ...schemaExtra });
+        },
+      ),
     );
     expect(splitConnectEnvelope(json({ payload: {}, schema: {} }))).toBeNull();
     expect(splitConnectEnvelope(Buffer.from('{"schema":{"a":1}, "payload":{}}'))).toBeNull();
@@ -106,7 +151,11 @@ describe('decoding Debezium JSON', () => {
 
 describe('decoding Avro', () => {
   it('refuses a value without the Confluent magic byte before asking the registry', async () => {
-    const registry = { getSchema: () => { throw new Error('must not be called'); } } as unknown as SchemaRegistry;
+    const registry = {
+      getSchema: () => {
+        throw new Error('must not be called');
+      },
+    } as unknown as SchemaRegistry;
     const err = await new AvroDecoder(registry).decode({ key: null, value: Buffer.from('{"op":"c"}'), origin }).catch((e) => e);
     expect(err).toBeInstanceOf(UndecodableRecord);
     expect((err as UndecodableRecord).code).toBe('bad-magic-byte');

@@ -91,8 +91,12 @@ describe('tables under a policy', () => {
       'source.system: missing — tables under a policy need the name of the system this flow reads from (e.g. app)',
       'destination.system: missing — tables under a policy need the name of the system this flow writes into (e.g. crm)',
     ]);
-    expect(problems(governed({ policies }, { policy: 'orders' }))).toEqual(['destination.tables.0.policy: no policy named orders — define it under policies (defined: customers)']);
-    expect(problems({ ...governed({ policies }), destination: { ...governed({}).destination, system: 'app' } })).toEqual(['destination.system: app is also the source — a flow connects two different systems']);
+    expect(problems(governed({ policies }, { policy: 'orders' }))).toEqual([
+      'destination.tables.0.policy: no policy named orders — define it under policies (defined: customers)',
+    ]);
+    expect(problems({ ...governed({ policies }), destination: { ...governed({}).destination, system: 'app' } })).toEqual([
+      'destination.system: app is also the source — a flow connects two different systems',
+    ]);
   });
 
   it('refuse `truncate: apply`: a keyless wipe would delete fields the destination owns', () => {
@@ -117,7 +121,13 @@ describe('tables under a policy', () => {
     ).toEqual([
       'policies.customers.default.validators.0: not a validator — use { format: email|e164|uuid|iso-date|url }, { enum: [...] }, { pattern: REGEX }, { required: true }, { transitions: { from: [to, ...] } } or { custom: ./module.js#exportedFunction }',
     ]);
-    expect(problems(governed({ policies: { customers: { default: { owner: 'app', strategy: 'latest_valid_change' }, fields: { status: { owner: 'erp', strategy: 'merge' } } } } }))).toEqual([
+    expect(
+      problems(
+        governed({
+          policies: { customers: { default: { owner: 'app', strategy: 'latest_valid_change' }, fields: { status: { owner: 'erp', strategy: 'merge' } } } },
+        }),
+      ),
+    ).toEqual([
       'policies.customers.default: strategy latest_valid_change needs validators — add at least one (e.g. { required: true }) so "valid" means something',
       'policies.customers.fields.status.owner: unknown system erp — this flow connects app, crm',
       'policies.customers.fields.status: strategy merge needs a fallback for values that cannot be combined — add fallback: local_wins (or another strategy)',
@@ -132,7 +142,10 @@ describe('tables under a policy', () => {
 
   it('derive the source table from the topic for reconcile, unless named', () => {
     expect(validateFlow(valid, 'flow.yaml').tables[0]!.sourceTable).toBe('demo.customers');
-    expect(validateFlow({ ...valid, destination: { ...valid.destination, tables: [{ ...valid.destination.tables[0], sourceTable: 'crm.people' }] } }, 'flow.yaml').tables[0]!.sourceTable).toBe('crm.people');
+    expect(
+      validateFlow({ ...valid, destination: { ...valid.destination, tables: [{ ...valid.destination.tables[0], sourceTable: 'crm.people' }] } }, 'flow.yaml')
+        .tables[0]!.sourceTable,
+    ).toBe('crm.people');
   });
 
   describe('the destination is checked against what its kind can do', () => {
@@ -141,7 +154,9 @@ describe('tables under a policy', () => {
     it('refuses an unsupported scheme in one line naming the field, the scheme and the fix, never the password', () => {
       const found = problems(withUrl('mysql://app:s3cret@127.0.0.1:3306/shop'));
       expect(found).toHaveLength(1);
-      expect(found[0]).toBe(`destination.url: mysql:// is not a destination trustsync writes — use ${supportedSchemes()} — expected postgres://user@host:port/database`);
+      expect(found[0]).toBe(
+        `destination.url: mysql:// is not a destination trustsync writes — use ${supportedSchemes()} — expected postgres://user@host:port/database`,
+      );
       expect(found.join('\n')).not.toContain('s3cret');
       expect(problems(withUrl('127.0.0.1:5432/shop'))[0]).toMatch(/^destination\.url: a URL without a scheme is not a destination/);
       expect(problems(withUrl('postgres://u@127.0.0.1:5432/db'))).toEqual([]);

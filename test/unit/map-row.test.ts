@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { mapFields, mapRow, type TableMapping } from '../../src/model/table.js';
 
-const mapping = (m: Partial<TableMapping>): TableMapping => ({ topic: 't', table: { schema: 'public', table: 'items' }, rename: {}, createIfMissing: true, ...m });
+const mapping = (m: Partial<TableMapping>): TableMapping => ({
+  topic: 't',
+  table: { schema: 'public', table: 'items' },
+  rename: {},
+  createIfMissing: true,
+  ...m,
+});
 const row = { id: 1, name: 'a', secret: 'x' };
 
 describe('mapping source rows to destination rows', () => {
@@ -18,7 +24,9 @@ describe('mapping source rows to destination rows', () => {
     expect(mapRow(mapping({ include: ['id', 'name'] }), row)).toEqual({ id: 1, name: 'a' });
     expect(mapRow(mapping({ include: [] }), row)).toEqual({});
     expect(mapRow(mapping({ exclude: ['secret'] }), row)).toEqual({ id: 1, name: 'a' });
-    expect(mapFields(mapping({ rename: { name: 'title' } }), { name: { type: 'string', optional: true } })).toEqual({ title: { type: 'string', optional: true } });
+    expect(mapFields(mapping({ rename: { name: 'title' } }), { name: { type: 'string', optional: true } })).toEqual({
+      title: { type: 'string', optional: true },
+    });
     expect(row).toEqual({ id: 1, name: 'a', secret: 'x' });
   });
 });

@@ -23,12 +23,24 @@ async function exportedSeries(): Promise<Set<string>> {
 const referenced = (expr: string) => [...expr.matchAll(/\btrustsync_[a-z_]+/g)].map((m) => m[0]);
 
 describe('alert rules and dashboard ship with the metrics they use', () => {
-  const rules = parse(readFileSync(rulesFile, 'utf8')) as { groups: { rules: { alert: string; expr: string; for: string; labels: { severity: string }; annotations: { summary: string } }[] }[] };
+  const rules = parse(readFileSync(rulesFile, 'utf8')) as {
+    groups: { rules: { alert: string; expr: string; for: string; labels: { severity: string }; annotations: { summary: string } }[] }[];
+  };
   const dashboard = JSON.parse(readFileSync(dashboardFile, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
 
   it('alerts on growing lag, stalled partitions, dead letters, latency, retries, waiting reviews, policy rejections, lost canaries and a dead process', () => {
     const alerts = rules.groups.flatMap((g) => g.rules);
-    expect(alerts.map((a) => a.alert)).toEqual(['TrustsyncConsumerLagGrowing', 'TrustsyncPartitionStalled', 'TrustsyncDeadLettersPresent', 'TrustsyncEndToEndLatencyHigh', 'TrustsyncRetrying', 'TrustsyncReviewQueueWaiting', 'TrustsyncPolicyRejectionsHigh', 'TrustsyncCanaryNotArriving', 'TrustsyncDown']);
+    expect(alerts.map((a) => a.alert)).toEqual([
+      'TrustsyncConsumerLagGrowing',
+      'TrustsyncPartitionStalled',
+      'TrustsyncDeadLettersPresent',
+      'TrustsyncEndToEndLatencyHigh',
+      'TrustsyncRetrying',
+      'TrustsyncReviewQueueWaiting',
+      'TrustsyncPolicyRejectionsHigh',
+      'TrustsyncCanaryNotArriving',
+      'TrustsyncDown',
+    ]);
     for (const a of alerts) {
       expect(a.expr.length).toBeGreaterThan(0);
       expect(a.for).toMatch(/^\d+[smh]$/);

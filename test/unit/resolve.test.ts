@@ -12,7 +12,12 @@ function customerPolicy(overrides: Record<string, unknown> = {}): EntityPolicy {
         email: { owner: 'app', strategy: 'local_wins', validators: [{ format: 'email' }] },
         lifecycle_stage: { owner: 'crm', strategy: 'external_wins', validators: [{ enum: ['lead', 'customer', 'churned'] }] },
         phones: { owner: 'app', writers: ['app', 'crm'], strategy: 'merge', fallback: 'local_wins' },
-        status: { owner: 'app', writers: ['app', 'crm'], strategy: 'manual_review', validators: [{ transitions: { active: ['paused', 'closed'], paused: ['active', 'closed'] } }] },
+        status: {
+          owner: 'app',
+          writers: ['app', 'crm'],
+          strategy: 'manual_review',
+          validators: [{ transitions: { active: ['paused', 'closed'], paused: ['active', 'closed'] } }],
+        },
         ...overrides,
       },
     },
@@ -41,13 +46,23 @@ describe('authority before recency', () => {
   });
 
   it('rejects a value that fails validation, field by field', () => {
-    const r = resolveChange({ policy: customerPolicy(), base, incoming: side('app', { ...base, email: 'not-an-email', name: 'A' }, ['email', 'name']), local: side('crm', base) });
+    const r = resolveChange({
+      policy: customerPolicy(),
+      base,
+      incoming: side('app', { ...base, email: 'not-an-email', name: 'A' }, ['email', 'name']),
+      local: side('crm', base),
+    });
     expect(r.writes).toEqual({ name: 'A' });
     expect(r.fields).toContainEqual(expect.objectContaining({ field: 'email', outcome: 'rejected', reason: 'validation' }));
   });
 
   it('refuses a status transition the policy does not allow', () => {
-    const r = resolveChange({ policy: customerPolicy(), base: { ...base, status: 'closed' }, incoming: side('crm', { ...base, status: 'active' }, ['status']), local: side('app', { ...base, status: 'closed' }) });
+    const r = resolveChange({
+      policy: customerPolicy(),
+      base: { ...base, status: 'closed' },
+      incoming: side('crm', { ...base, status: 'active' }, ['status']),
+      local: side('app', { ...base, status: 'closed' }),
+    });
     expect(r.action).toBe('none');
     expect(r.fields[0]).toMatchObject({ field: 'status', outcome: 'rejected', reason: 'validation' });
   });
@@ -65,8 +80,18 @@ describe('strategies on concurrent changes of one field', () => {
     const app = { ...base, [field]: appValue };
     const crm = { ...base, [field]: crmValue };
     return {
-      appToCrm: resolveChange({ policy: customerPolicy(), base, incoming: side('app', app, [field], { commitTsUs: ts.app ?? null, txId: '10' }), local: side('crm', crm, [field], { commitTsUs: ts.crm ?? null, txId: '20' }) }),
-      crmToApp: resolveChange({ policy: customerPolicy(), base, incoming: side('crm', crm, [field], { commitTsUs: ts.crm ?? null, txId: '20' }), local: side('app', app, [field], { commitTsUs: ts.app ?? null, txId: '10' }) }),
+      appToCrm: resolveChange({
+        policy: customerPolicy(),
+        base,
+        incoming: side('app', app, [field], { commitTsUs: ts.app ?? null, txId: '10' }),
+        local: side('crm', crm, [field], { commitTsUs: ts.crm ?? null, txId: '20' }),
+      }),
+      crmToApp: resolveChange({
+        policy: customerPolicy(),
+        base,
+        incoming: side('crm', crm, [field], { commitTsUs: ts.crm ?? null, txId: '20' }),
+        local: side('app', app, [field], { commitTsUs: ts.app ?? null, txId: '10' }),
+      }),
     };
   };
 
@@ -103,7 +128,12 @@ describe('strategies on concurrent changes of one field', () => {
 
   it('merge falls back as configured when values cannot be combined', () => {
     const policy = customerPolicy({ phones: { owner: 'app', writers: ['app', 'crm'], strategy: 'merge', fallback: 'external_wins' } });
-    const r = resolveChange({ policy, base: { phones: '1' }, incoming: side('app', { phones: '2' }, ['phones']), local: side('crm', { phones: '3' }, ['phones']) });
+    const r = resolveChange({
+      policy,
+      base: { phones: '1' },
+      incoming: side('app', { phones: '2' }, ['phones']),
+      local: side('crm', { phones: '3' }, ['phones']),
+    });
     expect(r.writes).toEqual({});
     expect(r.fields[0]).toMatchObject({ outcome: 'conflict', winner: 'local' });
   });
@@ -112,15 +142,26 @@ describe('strategies on concurrent changes of one field', () => {
     const { appToCrm, crmToApp } = concurrent('status', 'paused', 'closed');
     expect(appToCrm.writes).toEqual({ status: 'paused' });
     expect(crmToApp.writes).toEqual({});
-    for (const r of [appToCrm, crmToApp]) expect(r.fields[0]).toMatchObject({ outcome: 'review', owner: 'app', proposer: 'crm', proposed: 'closed', proposerTxId: '20' });
+    for (const r of [appToCrm, crmToApp])
+      expect(r.fields[0]).toMatchObject({ outcome: 'review', owner: 'app', proposer: 'crm', proposed: 'closed', proposerTxId: '20' });
   });
 });
 
 describe('deletes', () => {
   it('a delete against a concurrent change is decided by the entity default, the same both ways', () => {
     const policy = customerPolicy();
-    const appDeletes = resolveChange({ policy, base, incoming: side('app', null, [], { deleted: true, commitTsUs: 5n }), local: side('crm', { ...base, name: 'X' }, ['name'], { commitTsUs: 9n }) });
-    const crmEdits = resolveChange({ policy, base, incoming: side('crm', { ...base, name: 'X' }, ['name'], { commitTsUs: 9n }), local: side('app', null, [], { deleted: true, commitTsUs: 5n }) });
+    const appDeletes = resolveChange({
+      policy,
+      base,
+      incoming: side('app', null, [], { deleted: true, commitTsUs: 5n }),
+      local: side('crm', { ...base, name: 'X' }, ['name'], { commitTsUs: 9n }),
+    });
+    const crmEdits = resolveChange({
+      policy,
+      base,
+      incoming: side('crm', { ...base, name: 'X' }, ['name'], { commitTsUs: 9n }),
+      local: side('app', null, [], { deleted: true, commitTsUs: 5n }),
+    });
     // The edit is later: the record stays, and comes back where it was deleted — with the app-owned
     // email the CRM may not set taken from the last agreed values.
     expect(appDeletes.action).toBe('none');
@@ -131,7 +172,13 @@ describe('deletes', () => {
 
   it('in a bidirectional sync the kept record goes back only through the flow that reads the delete', () => {
     const policy = customerPolicy();
-    const r = resolveChange({ policy, base, peerRestoresKeptRows: true, incoming: side('crm', { ...base, name: 'X' }, ['name']), local: side('app', null, [], { deleted: true }) });
+    const r = resolveChange({
+      policy,
+      base,
+      peerRestoresKeptRows: true,
+      incoming: side('crm', { ...base, name: 'X' }, ['name']),
+      local: side('app', null, [], { deleted: true }),
+    });
     expect(r).toMatchObject({ action: 'none', writes: {}, fields: [{ field: '*', outcome: 'conflict', value: 'kept' }] });
   });
 });
@@ -195,7 +242,9 @@ describe('policies are checked at start', () => {
 
   it('accepts every strategy with what it needs', () => {
     for (const strategy of STRATEGIES) {
-      expect(check({ c: { default: { owner: 'app', strategy, fallback: strategy === 'merge' ? 'local_wins' : undefined, validators: [{ required: true }] } } })).toEqual([]);
+      expect(
+        check({ c: { default: { owner: 'app', strategy, fallback: strategy === 'merge' ? 'local_wins' : undefined, validators: [{ required: true }] } } }),
+      ).toEqual([]);
     }
   });
 });

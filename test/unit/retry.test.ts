@@ -19,17 +19,29 @@ describe('retries with bounded exponential backoff and full jitter', () => {
   it('retries a retriable failure until it passes', async () => {
     let calls = 0;
     const waits: number[] = [];
-    const result = await withRetries(policy, async () => {
-      if (++calls < 3) throw new TransientSinkError('connection reset');
-      return 'ok';
-    }, (_e, _a, d) => waits.push(d), async () => undefined);
+    const result = await withRetries(
+      policy,
+      async () => {
+        if (++calls < 3) throw new TransientSinkError('connection reset');
+        return 'ok';
+      },
+      (_e, _a, d) => waits.push(d),
+      async () => undefined,
+    );
     expect(result).toBe('ok');
     expect(calls).toBe(3);
     expect(waits).toHaveLength(2);
   });
 
   it('gives up after maxAttempts, keeping the cause', async () => {
-    const err = await withRetries(policy, async () => { throw new TransientSinkError('down'); }, () => undefined, async () => undefined).catch((e) => e);
+    const err = await withRetries(
+      policy,
+      async () => {
+        throw new TransientSinkError('down');
+      },
+      () => undefined,
+      async () => undefined,
+    ).catch((e) => e);
     expect(err).toBeInstanceOf(RetriesExhausted);
     expect((err as RetriesExhausted).attempts).toBe(4);
     expect((err as RetriesExhausted).last.message).toBe('down');
@@ -37,7 +49,17 @@ describe('retries with bounded exponential backoff and full jitter', () => {
 
   it('never retries a permanent failure', async () => {
     let calls = 0;
-    await expect(withRetries(policy, async () => { calls++; throw new RowRejected('bad value'); }, () => undefined, async () => undefined)).rejects.toBeInstanceOf(RowRejected);
+    await expect(
+      withRetries(
+        policy,
+        async () => {
+          calls++;
+          throw new RowRejected('bad value');
+        },
+        () => undefined,
+        async () => undefined,
+      ),
+    ).rejects.toBeInstanceOf(RowRejected);
     expect(calls).toBe(1);
   });
 });

@@ -13,7 +13,6 @@ describe('kinds of destination, chosen by the URL', () => {
     expect(sink.capabilities).toEqual({ transactions: true, governance: true, truncate: true, reconcile: true });
     return sink.close();
   });
-
 });
 
 /** Every .ts file under a folder, as paths from the repository root. */
@@ -25,7 +24,8 @@ function sources(dir: string): string[] {
 }
 
 const imports = (file: string) => [...readFileSync(file, 'utf8').matchAll(/^import[^'"]*['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
-const reachesPostgres = (file: string) => imports(file).some((i) => i === 'pg' || i === 'pg-copy-streams' || i.includes('sink/postgres/') || i.startsWith('./postgres/'));
+const reachesPostgres = (file: string) =>
+  imports(file).some((i) => i === 'pg' || i === 'pg-copy-streams' || i.includes('sink/postgres/') || i.startsWith('./postgres/'));
 
 describe('the engine knows destinations through the seam', () => {
   it('model, decode, order, policy and history import no driver, no sink and nothing above them', () => {
@@ -39,7 +39,15 @@ describe('the engine knows destinations through the seam', () => {
   it('engine files that still reach PostgreSQL directly are exactly the known ones (governance, canaries, reconcile)', () => {
     const engine = ['src/flow', 'src/history', 'src/observe', 'src/reconcile', 'src/cli'].flatMap(sources);
     expect(engine.filter(reachesPostgres).sort()).toEqual(
-      ['src/flow/apply-records.ts', 'src/flow/governance.ts', 'src/flow/review.ts', 'src/flow/run-flow.ts', 'src/observe/canary.ts', 'src/reconcile/reconcile.ts', 'src/reconcile/row-compare.ts'].sort(),
+      [
+        'src/flow/apply-records.ts',
+        'src/flow/governance.ts',
+        'src/flow/review.ts',
+        'src/flow/run-flow.ts',
+        'src/observe/canary.ts',
+        'src/reconcile/reconcile.ts',
+        'src/reconcile/row-compare.ts',
+      ].sort(),
     );
   });
 });

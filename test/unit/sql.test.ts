@@ -8,7 +8,15 @@ describe('SQL built from event names stays SQL', () => {
   });
 
   it('passes every value as a parameter, never in the statement', () => {
-    const sql = upsertStatement({ schema: 's', table: 't' }, [{ name: 'id', type: 'bigint' }, { name: 'x"y', type: 'text' }], ['id'], false);
+    const sql = upsertStatement(
+      { schema: 's', table: 't' },
+      [
+        { name: 'id', type: 'bigint' },
+        { name: 'x"y', type: 'text' },
+      ],
+      ['id'],
+      false,
+    );
     expect(sql).toContain('unnest($1::text[], $2::text[])');
     expect(sql).toContain('"x""y" = EXCLUDED."x""y"');
     expect(sql).toContain('ON CONFLICT ("id") DO UPDATE');

@@ -17,13 +17,19 @@ describe('filling TOASTed columns a newer row left unchanged', () => {
 
   it('takes, per column, the newest carrier between the held position and the row', () => {
     const held = { a: rank(10).toString(), b: rank(10).toString() };
-    const fills = columnFills(held, rank(50), [carrier(20, { a: 'a20', b: 'b20' }), carrier(30, { a: 'a30', b: UNAVAILABLE_VALUE }), carrier(60, { a: 'newer than the row' })]);
+    const fills = columnFills(held, rank(50), [
+      carrier(20, { a: 'a20', b: 'b20' }),
+      carrier(30, { a: 'a30', b: UNAVAILABLE_VALUE }),
+      carrier(60, { a: 'newer than the row' }),
+    ]);
     expect(filledFrom(fills)).toEqual({ a: 30, b: 20 });
   });
 
   it('never takes a change at or before the held position, nor the row itself, nor a delete', () => {
     const held = { a: rank(30).toString() };
-    expect(columnFills(held, rank(50), [carrier(30, { a: 'same' }), carrier(20, { a: 'older' }), carrier(50, { a: 'the row' }), carrier(40, null)]).size).toBe(0);
+    expect(columnFills(held, rank(50), [carrier(30, { a: 'same' }), carrier(20, { a: 'older' }), carrier(50, { a: 'the row' }), carrier(40, null)]).size).toBe(
+      0,
+    );
   });
 
   it('lets a snapshot read fill a column that was never set', () => {

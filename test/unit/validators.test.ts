@@ -32,7 +32,9 @@ describe('validators', () => {
   });
 
   it('report the first failing validator by name', () => {
-    expect(validate([requiredValidator, patternValidator('^[A-Z]{2}\\d+$')], 'gb123', ctx())).toBe('pattern:^[A-Z]{2}\\d+$: "gb123" does not match /^[A-Z]{2}\\d+$/');
+    expect(validate([requiredValidator, patternValidator('^[A-Z]{2}\\d+$')], 'gb123', ctx())).toBe(
+      'pattern:^[A-Z]{2}\\d+$: "gb123" does not match /^[A-Z]{2}\\d+$/',
+    );
   });
 
   it('load custom validators from the flow file’s folder, and name a module or export that is missing', async () => {
@@ -42,7 +44,15 @@ describe('validators', () => {
       flow: 'f',
       source: { brokers: ['127.0.0.1:1'], decoding: 'json', system: 'app' },
       destination: { system: 'crm', url: 'postgres://h/db', tables: [{ topic: 't', table: 's.t', policy: 'accounts' }] },
-      policies: { accounts: { default: { owner: 'app', strategy: 'local_wins', validators: [{ custom: './vat.mjs#isVatNumber' }, { custom: './vat.mjs#nope' }, { custom: './gone.mjs#x' }] } } },
+      policies: {
+        accounts: {
+          default: {
+            owner: 'app',
+            strategy: 'local_wins',
+            validators: [{ custom: './vat.mjs#isVatNumber' }, { custom: './vat.mjs#nope' }, { custom: './gone.mjs#x' }],
+          },
+        },
+      },
     };
     const problems: string[] = [];
     const loaded = await loadCustomValidators(validateFlow(doc, join(dir, 'flow.yaml')), problems);

@@ -5,7 +5,12 @@ import { BELIEF_DECISIONS, foldBelief, TIMELINE_LIMIT, withoutPlaceholders, type
 /** A record's decisions ($2: its key) and its table's TRUNCATEs, which empty every record of the table. */
 const OF_KEY_OR_TABLE = `(key = $2 OR (key = '${TABLE_KEY}' AND decision = 'truncated'))`;
 
-async function latestSnapshot(client: pg.Client | pg.Pool, target: string, key: string, at?: Date): Promise<{ historyId: string; decidedAt: string; believed: Record<string, unknown> | null } | null> {
+async function latestSnapshot(
+  client: pg.Client | pg.Pool,
+  target: string,
+  key: string,
+  at?: Date,
+): Promise<{ historyId: string; decidedAt: string; believed: Record<string, unknown> | null } | null> {
   const { rows } = await client.query(
     // Aliases other than the column names: ORDER BY would otherwise sort the text, and 99 > 100.
     `SELECT history_id::text AS hid, decided_at, believed FROM trustsync.entity_snapshots
@@ -36,7 +41,12 @@ export async function takeSnapshots(client: pg.Client | pg.Pool | pg.PoolClient,
     // before the TRUNCATE itself may go past the retention. (The table's key has no snapshot itself.)
     const keys =
       key === TABLE_KEY
-        ? (await client.query<{ key: string }>('SELECT key FROM trustsync.entity_snapshots WHERE target = $1 AND key <> $2 GROUP BY key HAVING max(history_id) < $3', [target, TABLE_KEY, last])).rows.map((r) => r.key)
+        ? (
+            await client.query<{ key: string }>(
+              'SELECT key FROM trustsync.entity_snapshots WHERE target = $1 AND key <> $2 GROUP BY key HAVING max(history_id) < $3',
+              [target, TABLE_KEY, last],
+            )
+          ).rows.map((r) => r.key)
         : [key];
     for (const k of keys) taken += await snapshotRecord(client, target, k, upTo);
   }
@@ -53,18 +63,20 @@ async function snapshotRecord(client: pg.Client | pg.Pool | pg.PoolClient, targe
   );
   const last = rows.at(-1);
   if (!last) return 0;
-  await client.query('INSERT INTO trustsync.entity_snapshots (target, key, history_id, decided_at, believed) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING', [
-    target,
-    key,
-    last.hid,
-    last.decided_at,
-    JSON.stringify(foldBelief(snapshot?.believed ?? null, rows)),
-  ]);
+  await client.query(
+    'INSERT INTO trustsync.entity_snapshots (target, key, history_id, decided_at, believed) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+    [target, key, last.hid, last.decided_at, JSON.stringify(foldBelief(snapshot?.believed ?? null, rows))],
+  );
   return 1;
 }
 
 /** The story of one destination record: every decision about its key, oldest first, and where it stands now. */
-export async function explainKey(client: pg.Client | pg.Pool, target: string, key: string, options: { at?: Date; field?: string; all?: boolean } = {}): Promise<Explanation> {
+export async function explainKey(
+  client: pg.Client | pg.Pool,
+  target: string,
+  key: string,
+  options: { at?: Date; field?: string; all?: boolean } = {},
+): Promise<Explanation> {
   const history = await client.query(
     `SELECT id::text AS hid, key, decided_at, decision, op, position::text, stored_position::text, origin_topic, origin_partition, origin_offset::text, tx_id, source_ts, reason, new_values,
             old_values, field, correlation_id
@@ -112,8 +124,9 @@ export async function explainKey(client: pg.Client | pg.Pool, target: string, ke
       field: r.field,
       correlationId: r.correlation_id,
     })),
-    ledger: ledger.rows[0] ? { position: ledger.rows[0].position, deleted: ledger.rows[0].deleted, changedAt: (ledger.rows[0].changed_at as Date).toISOString() } : null,
+    ledger: ledger.rows[0]
+      ? { position: ledger.rows[0].position, deleted: ledger.rows[0].deleted, changedAt: (ledger.rows[0].changed_at as Date).toISOString() }
+      : null,
     state: state ? { vector: state.vector, agreed: pick(state.known_values), changedAt: (state.changed_at as Date).toISOString() } : null,
   };
 }
-

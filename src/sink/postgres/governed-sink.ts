@@ -12,7 +12,7 @@ import { migrate } from './migrate.js';
 import { inTransaction, keyStates, recordHistory, type PostgresSink, type TableShape } from './postgres-sink.js';
 import { mapFields, mapRow, targetName, type TableMapping } from '../../model/table.js';
 import type { BatchAudit } from '../../model/decision.js';
-import { eventRow } from '../../history/history.js';
+import { eventRow, noteRow } from '../../history/history.js';
 import type { HistoryRow } from '../../model/history-row.js';
 import { qualified, quoteIdent, sqlText, upsertStatement } from './sql.js';
 
@@ -88,7 +88,8 @@ interface LocalRow {
 const isJsonType = (type: string) => type === 'jsonb' || type === 'json';
 /** A column's value as trustsync compares it: PostgreSQL's text, JSON parsed. */
 export const fromPgText = (text: string | null, type: string): unknown => (text === null ? null : isJsonType(type) ? JSON.parse(text) : text);
-const toPgText = (value: unknown, type: string): string | null => (value === null || value === undefined ? null : isJsonType(type) ? JSON.stringify(value) : String(value));
+const toPgText = (value: unknown, type: string): string | null =>
+  value === null || value === undefined ? null : isJsonType(type) ? JSON.stringify(value) : String(value);
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
 export function echoKey(keyText: string, txId: string): string {
@@ -103,18 +104,23 @@ export async function findEchoes(sourceDb: pg.Pool, sourceTable: string, events:
   const withTx = events.filter((e) => e.txId !== null);
   if (withTx.length === 0) return new Map();
   const { rows } = await sourceDb
-    .query<{ key: string; xid: string; origin_system: string; origin_position: string | null; origin_tx_id: string | null; origin_values: Values | null }>(FIND_OUTBOUND, [
-      sourceTable,
-      withTx.map((e) => e.keyText),
-      withTx.map((e) => e.txId),
-    ])
+    .query<{ key: string; xid: string; origin_system: string; origin_position: string | null; origin_tx_id: string | null; origin_values: Values | null }>(
+      FIND_OUTBOUND,
+      [sourceTable, withTx.map((e) => e.keyText), withTx.map((e) => e.txId)],
+    )
     .catch((err) => {
       throw err instanceof TrustsyncError ? err : classifyPgError(err, `looking up trustsync's writes into the source (${sourceTable})`);
     });
   return new Map(
     rows.map((r) => [
       echoKey(r.key, r.xid),
-      { xid: r.xid, originSystem: r.origin_system, originPosition: r.origin_position === null ? null : BigInt(r.origin_position), originTxId: r.origin_tx_id, originValues: r.origin_values },
+      {
+        xid: r.xid,
+        originSystem: r.origin_system,
+        originPosition: r.origin_position === null ? null : BigInt(r.origin_position),
+        originTxId: r.origin_tx_id,
+        originValues: r.origin_values,
+      },
     ]),
   );
 }
@@ -152,21 +158,12 @@ export class GovernedSink {
     return this.sink.transaction(`resolving review ${item.id} in ${targetName(m.table)}`, async (client) => {
       const result = await new GovernedWriter(client, m, shape, g).resolveReview(item, chosen, take);
       await recordHistory(client, g.flow, [
-        {
-          target: targetName(m.table),
-          entity: null,
-          key: item.key,
+        noteRow(targetName(m.table), item.key, 'review-resolved', {
           op: item.field === '*' ? null : 'u',
-          decision: 'review-resolved',
           reason: `review ${item.id} (${item.field}): took ${take} ${JSON.stringify(chosen)} — ${result.detail}`,
-          position: null,
-          storedPosition: null,
-          origin: null,
           txId: result.xid,
-          sourceTsMs: null,
-          captureTsMs: null,
           newValues: result.wrote && item.field !== '*' ? { [item.field]: chosen } : null,
-        },
+        }),
       ]);
       return { wrote: result.wrote, detail: result.detail };
     });
@@ -183,18 +180,30 @@ export class GovernedSink {
    * whose state is still `seen`'s, locked first: one the flow wrote since is left to the flow, and
    * returned as moved.
    */
-  async repairFields(m: TableMapping, g: Governance, repairs: readonly { keyText: string; values: Values }[], reason: string, seen: ReadonlyMap<string, string>): Promise<{ repaired: number; moved: Set<string> }> {
+  async repairFields(
+    m: TableMapping,
+    g: Governance,
+    repairs: readonly { keyText: string; values: Values }[],
+    reason: string,
+    seen: ReadonlyMap<string, string>,
+  ): Promise<{ repaired: number; moved: Set<string> }> {
     const shape = await this.sink.ensureTable(m, []);
     const target = targetName(m.table);
     return this.sink.transaction(`repairing ${target}`, async (client) => {
-      const now = await keyStates(client, ROW_STATES, target, repairs.map((r) => r.keyText), true);
+      const now = await keyStates(
+        client,
+        ROW_STATES,
+        target,
+        repairs.map((r) => r.keyText),
+        true,
+      );
       const moved = new Set(repairs.filter((r) => now.get(r.keyText) !== seen.get(r.keyText)).map((r) => r.keyText));
       const writer = new GovernedWriter(client, m, shape, g);
       const history: HistoryRow[] = [];
       for (const r of repairs.filter((x) => !moved.has(x.keyText))) {
         const settled = await writer.settleFields(r.keyText, r.values, 'reconcile', `reconcile:${randomUUID()}`);
         if (!settled?.xid) continue;
-        history.push({ target, entity: null, key: r.keyText, op: 'u', decision: 'repaired', reason, position: null, storedPosition: null, origin: null, txId: settled.xid, sourceTsMs: null, captureTsMs: null, newValues: jsonable(settled.written) });
+        history.push(noteRow(target, r.keyText, 'repaired', { op: 'u', reason, txId: settled.xid, newValues: jsonable(settled.written) }));
       }
       await recordHistory(client, g.flow, history);
       return { repaired: history.length, moved };
@@ -203,7 +212,10 @@ export class GovernedSink {
 
   /** Review items still waiting in this destination. */
   async openReviews(targets: readonly string[]): Promise<number> {
-    const { rows } = await this.sink.pool.query<{ n: string }>("SELECT count(*) AS n FROM trustsync.review WHERE status = 'open' AND target = ANY($1::text[])", [targets]);
+    const { rows } = await this.sink.pool.query<{ n: string }>(
+      "SELECT count(*) AS n FROM trustsync.review WHERE status = 'open' AND target = ANY($1::text[])",
+      [targets],
+    );
     return Number(rows[0]!.n);
   }
 
@@ -300,14 +312,23 @@ class GovernedWriter {
     );
     const r = rows[0];
     if (!r) return null;
-    return { xmin: r.xmin, commitUs: r.commit_us === null ? null : BigInt(r.commit_us), values: Object.fromEntries(this.columns.map((c, i) => [c, fromPgText(r.vals[i] ?? null, this.type(c))])) };
+    return {
+      xmin: r.xmin,
+      commitUs: r.commit_us === null ? null : BigInt(r.commit_us),
+      values: Object.fromEntries(this.columns.map((c, i) => [c, fromPgText(r.vals[i] ?? null, this.type(c))])),
+    };
   }
 
   private async readState(keyText: string): Promise<RowStateRecord | null> {
-    const { rows } = await this.client.query<{ vector: Record<string, string>; known_xid: string | null; known_values: Values | null; local_edits: Record<string, LocalEdit> }>(
-      'SELECT vector, known_xid::text AS known_xid, known_values, local_edits FROM trustsync.row_state WHERE target = $1 AND key = $2 FOR UPDATE',
-      [this.target, keyText],
-    );
+    const { rows } = await this.client.query<{
+      vector: Record<string, string>;
+      known_xid: string | null;
+      known_values: Values | null;
+      local_edits: Record<string, LocalEdit>;
+    }>('SELECT vector, known_xid::text AS known_xid, known_values, local_edits FROM trustsync.row_state WHERE target = $1 AND key = $2 FOR UPDATE', [
+      this.target,
+      keyText,
+    ]);
     const r = rows[0];
     return r ? { vector: vectorFromJson(r.vector), knownXid: r.known_xid, knownValues: r.known_values, localEdits: r.local_edits } : null;
   }
@@ -316,7 +337,14 @@ class GovernedWriter {
     await this.client.query(
       `INSERT INTO trustsync.row_state AS rs (target, key, vector, known_xid, known_values, local_edits, changed_at) VALUES ($1, $2, $3, $4, $5, $6, now())
        ON CONFLICT (target, key) DO UPDATE SET vector = EXCLUDED.vector, known_xid = EXCLUDED.known_xid, known_values = EXCLUDED.known_values, local_edits = EXCLUDED.local_edits, changed_at = now()`,
-      [this.target, keyText, JSON.stringify(vectorToJson(s.vector)), s.knownXid, s.knownValues === null ? null : JSON.stringify(s.knownValues), JSON.stringify(s.localEdits)],
+      [
+        this.target,
+        keyText,
+        JSON.stringify(vectorToJson(s.vector)),
+        s.knownXid,
+        s.knownValues === null ? null : JSON.stringify(s.knownValues),
+        JSON.stringify(s.localEdits),
+      ],
     );
   }
 
@@ -325,7 +353,9 @@ class GovernedWriter {
     const pick = (row: Row | null) => {
       if (!row) return null;
       const mapped = mapRow(this.m, row);
-      return Object.keys(mapped).filter((c) => this.shape.columns.has(c) && mapped[c] !== UNAVAILABLE_VALUE).map((c) => ({ c, mapped }));
+      return Object.keys(mapped)
+        .filter((c) => this.shape.columns.has(c) && mapped[c] !== UNAVAILABLE_VALUE)
+        .map((c) => ({ c, mapped }));
     };
     const fields = mapFields(this.m, e.fields);
     const parts = [pick(e.after), pick(e.before)];
@@ -338,7 +368,10 @@ class GovernedWriter {
             return `$${params.length}::text::${this.type(c)}::text`;
           })}]::text[]`,
     );
-    const { rows } = await this.client.query<{ after: (string | null)[] | null; before: (string | null)[] | null }>(`SELECT ${arrays[0]} AS after, ${arrays[1]} AS before`, params);
+    const { rows } = await this.client.query<{ after: (string | null)[] | null; before: (string | null)[] | null }>(
+      `SELECT ${arrays[0]} AS after, ${arrays[1]} AS before`,
+      params,
+    );
     const build = (cols: ReturnType<typeof pick>, texts: (string | null)[] | null) =>
       cols === null ? null : Object.fromEntries(cols.map(({ c }, i) => [c, fromPgText(texts?.[i] ?? null, this.type(c))]));
     return { after: build(parts[0]!, rows[0]!.after), before: build(parts[1]!, rows[0]!.before) };
@@ -395,9 +428,12 @@ class GovernedWriter {
     const localEdits: Record<string, LocalEdit> = {};
     for (const c of localChanged) {
       const prev = state.localEdits[c];
-      localEdits[c] = prev && same(prev.value, localValues![c]) ? prev : { xid: row!.xmin, commitUs: row!.commitUs?.toString() ?? null, value: localValues![c] };
+      localEdits[c] =
+        prev && same(prev.value, localValues![c]) ? prev : { xid: row!.xmin, commitUs: row!.commitUs?.toString() ?? null, value: localValues![c] };
     }
-    const fieldChanges = Object.fromEntries(Object.entries(localEdits).map(([c, l]) => [c, { txId: l.xid, commitTsUs: l.commitUs === null ? null : BigInt(l.commitUs) }]));
+    const fieldChanges = Object.fromEntries(
+      Object.entries(localEdits).map(([c, l]) => [c, { txId: l.xid, commitTsUs: l.commitUs === null ? null : BigInt(l.commitUs) }]),
+    );
     const incomingChanged = new Set<string>();
     if (incomingValues) {
       const from = e.op === 'u' ? (beforeValues ?? known) : null;
@@ -416,7 +452,15 @@ class GovernedWriter {
       base: known,
       peerRestoresKeptRows: this.sourceDb !== undefined,
       incoming: { system: g.sourceSystem, values: incomingValues, changed: incomingChanged, deleted: e.op === 'd', commitTsUs: e.sourceTsUs, txId: e.txId },
-      local: { system: g.destinationSystem, values: localValues, changed: localChanged, deleted: localDeleted, commitTsUs: row?.commitUs ?? null, txId: row?.xmin ?? null, fieldChanges },
+      local: {
+        system: g.destinationSystem,
+        values: localValues,
+        changed: localChanged,
+        deleted: localDeleted,
+        commitTsUs: row?.commitUs ?? null,
+        txId: row?.xmin ?? null,
+        fieldChanges,
+      },
     });
 
     let xid: string | null = null;
@@ -445,10 +489,27 @@ class GovernedWriter {
       }
     }
     if (resolution.restoreInSource && this.sourceDb && row) await restoreInSource(this.sourceDb, this.m, this.g, e, row.values);
-    const stillLocal = Object.fromEntries(Object.entries(localEdits).filter(([c, l]) => nextKnown !== null && !same(nextKnown[c], l.value) && resolution.writes[c] === undefined));
-    await this.saveState(e.keyText, { vector: { ...state.vector, [g.sourceSystem]: position }, knownValues: nextKnown, knownXid: nextKnownXid, localEdits: stillLocal });
+    const stillLocal = Object.fromEntries(
+      Object.entries(localEdits).filter(([c, l]) => nextKnown !== null && !same(nextKnown[c], l.value) && resolution.writes[c] === undefined),
+    );
+    await this.saveState(e.keyText, {
+      vector: { ...state.vector, [g.sourceSystem]: position },
+      knownValues: nextKnown,
+      knownXid: nextKnownXid,
+      localEdits: stillLocal,
+    });
     await this.queueReviews(e, resolution.fields, incoming, stored);
-    return { decision: 'resolved', event: e, resolution, order, incoming, stored, xid, local: localValues, idempotencyKey: xid === null ? null : this.idempotencyKeyOf(e) };
+    return {
+      decision: 'resolved',
+      event: e,
+      resolution,
+      order,
+      incoming,
+      stored,
+      xid,
+      local: localValues,
+      idempotencyKey: xid === null ? null : this.idempotencyKeyOf(e),
+    };
   }
 
   async resolveReview(item: ReviewItem, chosen: unknown, take: string): Promise<{ wrote: boolean; detail: string; xid: string | null }> {
@@ -490,10 +551,21 @@ class GovernedWriter {
     const key = parseKeyText(item.key, this.shape.keyColumns.length);
     const state = (await this.readState(item.key)) ?? { vector: {}, knownXid: null, knownValues: null, localEdits: {} };
     const row = await this.readRow(key);
-    if (!(chosen === 'deleted' && row)) return { xid: null, detail: row ? 'record kept' : chosen === 'kept' ? 'the record is already gone here: recreate it at its owner' : 'already deleted' };
+    if (!(chosen === 'deleted' && row))
+      return { xid: null, detail: row ? 'record kept' : chosen === 'kept' ? 'the record is already gone here: recreate it at its owner' : 'already deleted' };
     const { where, params } = this.keyMatch(key);
     await this.client.query(`DELETE FROM ${qualified(this.m.table)} AS t WHERE ${where}`, params);
-    const xid = await this.recordWrite({ keyText: item.key, originSystem: 'review', originPosition: null, originTxId: null, originValues: {}, fields: [], op: 'delete', vector: state.vector, idempotencyKey: `review:${item.id}:${this.target}` });
+    const xid = await this.recordWrite({
+      keyText: item.key,
+      originSystem: 'review',
+      originPosition: null,
+      originTxId: null,
+      originValues: {},
+      fields: [],
+      op: 'delete',
+      vector: state.vector,
+      idempotencyKey: `review:${item.id}:${this.target}`,
+    });
     await this.saveState(item.key, { vector: state.vector, knownValues: null, knownXid: null, localEdits: state.localEdits });
     return { xid, detail: 'record deleted' };
   }
@@ -512,7 +584,17 @@ class GovernedWriter {
     let xid: string | null = null;
     if (Object.keys(differing).length) {
       await this.write(key, differing, true);
-      xid = await this.recordWrite({ keyText, originSystem: origin, originPosition: null, originTxId: null, originValues: differing, fields: Object.keys(differing), op: 'update', vector: state.vector, idempotencyKey });
+      xid = await this.recordWrite({
+        keyText,
+        originSystem: origin,
+        originPosition: null,
+        originTxId: null,
+        originValues: differing,
+        fields: Object.keys(differing),
+        op: 'update',
+        vector: state.vector,
+        idempotencyKey,
+      });
     }
     const localEdits = Object.fromEntries(Object.entries(state.localEdits).filter(([c]) => !(c in values)));
     await this.saveState(keyText, { vector: state.vector, knownValues: { ...(state.knownValues ?? {}), ...values }, knownXid: null, localEdits });
@@ -535,7 +617,12 @@ class GovernedWriter {
     }
     const all = [...this.shape.keyColumns, ...cols];
     await this.client.query(
-      upsertStatement(this.m.table, all.map((name) => ({ name, type: this.type(name) })), this.shape.keyColumns, false),
+      upsertStatement(
+        this.m.table,
+        all.map((name) => ({ name, type: this.type(name) })),
+        this.shape.keyColumns,
+        false,
+      ),
       [...key.map((v) => sqlText(v, undefined)), ...texts].map((t) => [t]),
     );
   }
@@ -630,7 +717,9 @@ async function restoreInSource(sourceDb: pg.Pool, m: TableMapping, g: Governance
     const done = await client.query('SELECT 1 FROM trustsync.outbound WHERE idempotency_key = $1', [idempotencyKey]);
     const inserted = done.rowCount
       ? { rowCount: 0 }
-      : await client.query(`INSERT INTO ${source} SELECT * FROM jsonb_populate_record(NULL::${source}, $1::jsonb) ON CONFLICT DO NOTHING`, [JSON.stringify(row)]);
+      : await client.query(`INSERT INTO ${source} SELECT * FROM jsonb_populate_record(NULL::${source}, $1::jsonb) ON CONFLICT DO NOTHING`, [
+          JSON.stringify(row),
+        ]);
     if (inserted.rowCount) {
       const xid = (await client.query<{ xid: string }>(CURRENT_XID)).rows[0]!.xid;
       await client.query(
@@ -645,7 +734,12 @@ async function restoreInSource(sourceDb: pg.Pool, m: TableMapping, g: Governance
       );
       await recordHistory(client, g.flow, [
         {
-          ...eventRow(e.entity, e, 'applied', `restored: ${g.sourceSystem}'s delete lost to a concurrent change in ${g.destinationSystem} (${g.policy.entity} default: ${g.policy.default.strategy}); the record is back as ${g.destinationSystem} holds it`),
+          ...eventRow(
+            e.entity,
+            e,
+            'applied',
+            `restored: ${g.sourceSystem}'s delete lost to a concurrent change in ${g.destinationSystem} (${g.policy.entity} default: ${g.policy.default.strategy}); the record is back as ${g.destinationSystem} holds it`,
+          ),
           op: 'c',
           txId: xid,
           newValues: values,
@@ -660,22 +754,31 @@ async function restoreInSource(sourceDb: pg.Pool, m: TableMapping, g: Governance
  * directions of a sync meet the same conflict; they name it alike, so it is queued once.
  */
 export function reviewId(entity: string, keyText: string, field: string, proposer: string, proposerTxId: string | null): string {
-  return `r-${createHash('sha256').update(JSON.stringify([entity, keyText, field, proposer, proposerTxId])).digest('hex').slice(0, 12)}`;
+  return `r-${createHash('sha256')
+    .update(JSON.stringify([entity, keyText, field, proposer, proposerTxId]))
+    .digest('hex')
+    .slice(0, 12)}`;
 }
 
 /** Says in a line what happened to the fields that did not simply apply. */
 export function describeOutcomes(outcomes: readonly FieldOutcome[]): string | null {
-  const told = outcomes.filter((o) => o.outcome !== 'applied').map((o) => {
-    if (o.outcome === 'rejected') return `${o.field} rejected (${o.reason}): ${o.detail}`;
-    if (o.outcome === 'review') return `${o.field} queued for review: ${o.detail}`;
-    return `${o.field} conflict (${o.strategy}): ${o.detail}`;
-  });
+  const told = outcomes
+    .filter((o) => o.outcome !== 'applied')
+    .map((o) => {
+      if (o.outcome === 'rejected') return `${o.field} rejected (${o.reason}): ${o.detail}`;
+      if (o.outcome === 'review') return `${o.field} queued for review: ${o.detail}`;
+      return `${o.field} conflict (${o.strategy}): ${o.detail}`;
+    });
   return told.length ? told.join('; ') : null;
 }
 
 const jsonable = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? x.toString() : x)));
 
-const FIELD_DECISION = { rejected: { authority: 'rejected-authority', validation: 'rejected-validation' }, conflict: 'conflict-resolved', review: 'review-requested' } as const;
+const FIELD_DECISION = {
+  rejected: { authority: 'rejected-authority', validation: 'rejected-validation' },
+  conflict: 'conflict-resolved',
+  review: 'review-requested',
+} as const;
 
 /**
  * A decision's history: one row for the change, and under policy one row per field that did not
@@ -685,7 +788,14 @@ const FIELD_DECISION = { rejected: { authority: 'rejected-authority', validation
 function governedHistoryRows(target: string, d: GovernedDecision): HistoryRow[] {
   switch (d.decision) {
     case 'echo':
-      return [eventRow(target, d.event, 'echo-suppressed', `trustsync's own write into the source (transaction ${d.echo.xid}, from ${d.echo.originSystem}'s change at ${d.echo.originPosition ?? 'unknown'}): not sent back`)];
+      return [
+        eventRow(
+          target,
+          d.event,
+          'echo-suppressed',
+          `trustsync's own write into the source (transaction ${d.echo.xid}, from ${d.echo.originSystem}'s change at ${d.echo.originPosition ?? 'unknown'}): not sent back`,
+        ),
+      ];
     case 'skipped': {
       const why = d.reason === 'stale' ? 'the destination has already taken a newer change of this source' : 'the destination already holds this change';
       return [eventRow(target, d.event, d.reason === 'stale' ? 'skipped-stale' : 'skipped-duplicate', why, d.storedPosition)];
@@ -694,7 +804,12 @@ function governedHistoryRows(target: string, d: GovernedDecision): HistoryRow[] 
       return [eventRow(target, d.event, 'dead-lettered', d.error.message)];
     case 'resolved': {
       const wrote = d.resolution.action !== 'none';
-      const base = eventRow(target, d.event, wrote ? 'applied' : 'unchanged', [`vectors ${d.order}`, describeOutcomes(d.resolution.fields)].filter(Boolean).join('; '));
+      const base = eventRow(
+        target,
+        d.event,
+        wrote ? 'applied' : 'unchanged',
+        [`vectors ${d.order}`, describeOutcomes(d.resolution.fields)].filter(Boolean).join('; '),
+      );
       const row: HistoryRow = {
         ...base,
         newValues: wrote ? jsonable(d.resolution.writes) : null,

@@ -1,4 +1,3 @@
-
 /**
  * Each record's state under policy as one comparable text: its vector, the transaction the other
  * system is known to agree with, and when it last changed. The LEDGER_STATES of governed tables.

@@ -106,7 +106,9 @@ export function historyCopy(flow: string, rows: readonly HistoryRow[]): Buffer[]
         `${copyText(r.txId)}\t${sourceTs(r.sourceTsMs)}\t${captureTs(r.captureTsMs)}\t`,
     );
     out.put(copyJson(r.newValues));
-    out.put(`\t${copyJson(r.fields)}\t${copyText(r.field ?? null)}\t${copyJson(r.oldValues)}\t${copyText(r.correlationId ?? null)}\t${copyText(r.idempotencyKey ?? null)}\n`);
+    out.put(
+      `\t${copyJson(r.fields)}\t${copyText(r.field ?? null)}\t${copyJson(r.oldValues)}\t${copyText(r.correlationId ?? null)}\t${copyText(r.idempotencyKey ?? null)}\n`,
+    );
   }
   return out.done();
 }

@@ -41,9 +41,14 @@ export async function migrate(db: pg.Pool, migrations: readonly Migration[] = (k
     const newest = Math.max(0, ...migrations.map((m) => m.id));
     const ahead = [...done].filter((id) => id > newest);
     if (ahead.length) {
-      throw new TrustsyncError('database-newer', `the database's trustsync tables were migrated by a newer trustsync (migration ${Math.max(...ahead)}; this one knows up to ${newest})`, false, {
-        fix: 'run the trustsync version that migrated it, or a newer one',
-      });
+      throw new TrustsyncError(
+        'database-newer',
+        `the database's trustsync tables were migrated by a newer trustsync (migration ${Math.max(...ahead)}; this one knows up to ${newest})`,
+        false,
+        {
+          fix: 'run the trustsync version that migrated it, or a newer one',
+        },
+      );
     }
     const applied: number[] = [];
     for (const m of migrations) {

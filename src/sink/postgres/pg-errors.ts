@@ -17,7 +17,9 @@ export function isTransientPgError(err: unknown): boolean {
     if (TRANSIENT_NODE_CODES.has(e.code)) return true;
     if (e.code.length === 5 && (TRANSIENT_SQLSTATES.has(e.code) || TRANSIENT_SQLSTATE_CLASSES.includes(e.code.slice(0, 2)))) return true;
   }
-  return /Connection terminated|connection (?:is )?closed|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(e?.message ?? '');
+  return /Connection terminated|connection (?:is )?closed|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
+    e?.message ?? '',
+  );
 }
 
 export function isRowDataPgError(err: unknown): boolean {

@@ -16,7 +16,24 @@ import { explainKey, takeSnapshots } from './explain-sql.js';
 import { migrate } from './migrate.js';
 import type { Explanation } from '../../history/explain.js';
 import type { Sink, SinkCapabilities } from '../sink.js';
-import { CLAIM_POSITIONS, columnAccepts, columnTypeFor, columnTypeForValue, deleteStatement, fillStatement, HELD_COLUMN_POSITIONS, keyTextExpr, LEDGER_SCHEMA, qualified, quoteIdent, quoteLiteral, SET_COLUMN_POSITIONS, sqlText, truncationLock, upsertStatement } from './sql.js';
+import {
+  CLAIM_POSITIONS,
+  columnAccepts,
+  columnTypeFor,
+  columnTypeForValue,
+  deleteStatement,
+  fillStatement,
+  HELD_COLUMN_POSITIONS,
+  keyTextExpr,
+  LEDGER_SCHEMA,
+  qualified,
+  quoteIdent,
+  quoteLiteral,
+  SET_COLUMN_POSITIONS,
+  sqlText,
+  truncationLock,
+  upsertStatement,
+} from './sql.js';
 
 /** PostgreSQL can do all a sink does. */
 export const POSTGRES_CAPABILITIES: SinkCapabilities = { transactions: true, governance: true, truncate: true, reconcile: true };
@@ -29,7 +46,11 @@ export interface TableShape {
 function decisionRow(target: string, d: RowDecision): HistoryRow {
   if (d.decision === 'applied') return eventRow(target, d.event, 'applied', null);
   if (d.decision === 'skipped') {
-    const why = d.beforeTruncate ? 'a TRUNCATE of the table after this change is applied' : d.reason === 'stale' ? 'the destination holds a newer change of this key' : 'the destination already holds this change';
+    const why = d.beforeTruncate
+      ? 'a TRUNCATE of the table after this change is applied'
+      : d.reason === 'stale'
+        ? 'the destination holds a newer change of this key'
+        : 'the destination already holds this change';
     return eventRow(target, d.event, d.reason === 'stale' ? 'skipped-stale' : 'skipped-duplicate', why, d.storedPosition);
   }
   if (d.decision === 'filled') {
@@ -68,7 +89,13 @@ async function copyIn(client: pg.PoolClient, statement: string, data: Buffer[]):
  * ROW_STATES); a key without one is absent. With `lock`, the rows are held until the transaction
  * ends, taken in key order.
  */
-export async function keyStates(db: pg.Pool | pg.PoolClient, query: string, target: string, keys: readonly string[], lock = false): Promise<Map<string, string>> {
+export async function keyStates(
+  db: pg.Pool | pg.PoolClient,
+  query: string,
+  target: string,
+  keys: readonly string[],
+  lock = false,
+): Promise<Map<string, string>> {
   if (keys.length === 0) return new Map();
   const { rows } = await db.query<{ key: string; state: string }>(`${query}${lock ? ' ORDER BY key FOR UPDATE' : ''}`, [target, keys]);
   return new Map(rows.map((r) => [r.key, r.state]));
@@ -93,7 +120,8 @@ export async function inTransaction<T>(pool: pg.Pool, what: string, work: (clien
     await client.query(`BEGIN; SET LOCAL jit = off${prelude ? `; ${prelude}` : ''}`);
     const result = await work(client);
     // PostgreSQL answers COMMIT of a transaction an earlier failure aborted with ROLLBACK, not an error.
-    if ((await client.query('COMMIT')).command !== 'COMMIT') throw new TransientSinkError(`${what}: the transaction was rolled back at COMMIT (a statement in it failed); nothing of it was written`);
+    if ((await client.query('COMMIT')).command !== 'COMMIT')
+      throw new TransientSinkError(`${what}: the transaction was rolled back at COMMIT (a statement in it failed); nothing of it was written`);
     return result;
   } catch (err) {
     await client.query('ROLLBACK').catch((e: Error) => (broken = e));
@@ -199,7 +227,6 @@ export class PostgresSink implements Sink {
     return inTransaction(this.pool, what, work, prelude);
   }
 
-
   /**
    * Makes the destination able to hold these rows: creates the table from the source's shape when
    * allowed, adds columns the source added, and stops on a column it cannot follow.
@@ -234,7 +261,10 @@ export class PostgresSink implements Sink {
       }
     }
     if (shape.keyColumns.length === 0) {
-      throw new SchemaIncompatible(`destination table ${targetName(m.table)} has no primary key: upserts need one.`, `add a primary key on (${eventKeyColumns.join(', ')}).`);
+      throw new SchemaIncompatible(
+        `destination table ${targetName(m.table)} has no primary key: upserts need one.`,
+        `add a primary key on (${eventKeyColumns.join(', ')}).`,
+      );
     }
     return shape;
   }
@@ -249,7 +279,10 @@ export class PostgresSink implements Sink {
       const shape = await readTableShape(client, m.table);
       if (!shape) {
         if (!m.createIfMissing) {
-          throw new SchemaIncompatible(`destination table ${targetName(m.table)} does not exist.`, `create it, or set createIfMissing: true for topic ${m.topic} in the flow file.`);
+          throw new SchemaIncompatible(
+            `destination table ${targetName(m.table)} does not exist.`,
+            `create it, or set createIfMissing: true for topic ${m.topic} in the flow file.`,
+          );
         }
         const keyColumns = m.keyColumns ?? eventKeyColumns;
         const columns = [...wanted].map(([name, type]) => `${quoteIdent(name)} ${type}`);
@@ -291,7 +324,13 @@ export class PostgresSink implements Sink {
     );
   }
 
-  private async applyIsolating(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[], superseded: readonly ChangeEvent[]): Promise<RowDecision[]> {
+  private async applyIsolating(
+    client: pg.PoolClient,
+    m: TableMapping,
+    shape: TableShape,
+    set: ChangeEvent[],
+    superseded: readonly ChangeEvent[],
+  ): Promise<RowDecision[]> {
     await client.query('SAVEPOINT trustsync_rows');
     try {
       const decisions = await this.applySet(client, m, shape, set, superseded);
@@ -305,11 +344,20 @@ export class PostgresSink implements Sink {
         return [{ decision: 'rejected', event: set[0]!, error: classifyPgError(err, `${targetName(m.table)} key ${set[0]!.keyText}`) as RowRejected }];
       }
       const half = Math.ceil(set.length / 2);
-      return [...(await this.applyIsolating(client, m, shape, set.slice(0, half), superseded)), ...(await this.applyIsolating(client, m, shape, set.slice(half), superseded))];
+      return [
+        ...(await this.applyIsolating(client, m, shape, set.slice(0, half), superseded)),
+        ...(await this.applyIsolating(client, m, shape, set.slice(half), superseded)),
+      ];
     }
   }
 
-  private async applySet(client: pg.PoolClient, m: TableMapping, shape: TableShape, set: ChangeEvent[], superseded: readonly ChangeEvent[]): Promise<RowDecision[]> {
+  private async applySet(
+    client: pg.PoolClient,
+    m: TableMapping,
+    shape: TableShape,
+    set: ChangeEvent[],
+    superseded: readonly ChangeEvent[],
+  ): Promise<RowDecision[]> {
     const target = targetName(m.table);
     const ranks = set.map((e) => positionRank(e.position).toString());
     const has = (c: string) => shape.columns.has(c);
@@ -331,7 +379,8 @@ export class PostgresSink implements Sink {
     set.forEach((e, i) => {
       const r = outcome.get(e.keyText)!;
       if (r.won) winners.push(e);
-      else if (r.prior !== null && r.prior === r.truncated) decisions.push({ decision: 'skipped', reason: 'stale', event: e, storedPosition: r.prior, beforeTruncate: true });
+      else if (r.prior !== null && r.prior === r.truncated)
+        decisions.push({ decision: 'skipped', reason: 'stale', event: e, storedPosition: r.prior, beforeTruncate: true });
       else decisions.push({ decision: 'skipped', reason: r.prior === ranks[i] ? 'duplicate' : 'stale', event: e, storedPosition: r.prior ?? '0' });
     });
 
@@ -365,7 +414,15 @@ export class PostgresSink implements Sink {
     for (const e of winners) decisions.push({ decision: 'applied', event: e });
     // Only keys that may hold columns an older change has to fill: a winner left some unchanged, or a change lost.
     const open = new Set(set.filter((e, i) => unchanged[i] !== null || !outcome.get(e.keyText)!.won).map((e) => e.keyText));
-    if (open.size) decisions.push(...(await this.fillUnchanged(client, m, shape, [...set, ...superseded].filter((e) => open.has(e.keyText)))));
+    if (open.size)
+      decisions.push(
+        ...(await this.fillUnchanged(
+          client,
+          m,
+          shape,
+          [...set, ...superseded].filter((e) => open.has(e.keyText)),
+        )),
+      );
     return decisions;
   }
 
@@ -376,7 +433,10 @@ export class PostgresSink implements Sink {
    */
   private async fillUnchanged(client: pg.PoolClient, m: TableMapping, shape: TableShape, candidates: readonly ChangeEvent[]): Promise<RowDecision[]> {
     const target = targetName(m.table);
-    const { rows } = await client.query<{ key: string; position: string; held: Record<string, string> }>(HELD_COLUMN_POSITIONS, [target, [...new Set(candidates.map((e) => e.keyText))]]);
+    const { rows } = await client.query<{ key: string; position: string; held: Record<string, string> }>(HELD_COLUMN_POSITIONS, [
+      target,
+      [...new Set(candidates.map((e) => e.keyText))],
+    ]);
     if (rows.length === 0) return [];
     const byKey = new Map<string, Carrier[]>();
     for (const e of candidates) {
@@ -476,13 +536,25 @@ export class PostgresSink implements Sink {
         const record = async (row: HistoryRow) => {
           if (audit) await recordHistory(client, audit.flow, [row], audit.retrying);
         };
-        const prior = (await client.query<{ position: string }>(`SELECT position::text FROM ${LEDGER_SCHEMA}.truncations WHERE target = $1`, [target])).rows[0]?.position;
+        const prior = (await client.query<{ position: string }>(`SELECT position::text FROM ${LEDGER_SCHEMA}.truncations WHERE target = $1`, [target])).rows[0]
+          ?.position;
         if (prior !== undefined && BigInt(prior) >= BigInt(position)) {
           const reason = prior === position ? 'duplicate' : 'stale';
-          await record(truncateRow(target, t, `skipped-${reason}`, reason === 'duplicate' ? 'this TRUNCATE is already applied' : 'a later TRUNCATE of the table is applied', prior));
+          await record(
+            truncateRow(
+              target,
+              t,
+              `skipped-${reason}`,
+              reason === 'duplicate' ? 'this TRUNCATE is already applied' : 'a later TRUNCATE of the table is applied',
+              prior,
+            ),
+          );
           const removed = new Map<string, Row | null>();
           if (wantKeys && reason === 'duplicate') {
-            const { rows } = await client.query<{ key: string }>(`SELECT key FROM ${LEDGER_SCHEMA}.key_positions WHERE target = $1 AND position = $2::numeric AND deleted`, [target, position]);
+            const { rows } = await client.query<{ key: string }>(
+              `SELECT key FROM ${LEDGER_SCHEMA}.key_positions WHERE target = $1 AND position = $2::numeric AND deleted`,
+              [target, position],
+            );
             for (const r of rows) removed.set(r.key, null);
           }
           return { decision: 'skipped', reason, storedPosition: prior, removed };
