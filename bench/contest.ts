@@ -13,7 +13,7 @@ import { kafka as kafkaComponent } from '../src/stack/kafka.js';
 import { postgres as postgresComponent } from '../src/stack/postgres.js';
 import { ConnectClient, readConnectorFile, stackConnectorVars, type ConnectorConfig } from '../src/stack/connectors.js';
 import { removePostgresSource } from '../src/stack/postgres-source.js';
-import { topicOffsets } from '../src/flow/topics.js';
+import { topicOffsets } from '../src/kafka/topics.js';
 
 /**
  * trustsync against the Debezium JDBC sink connector, a naive one-upsert-per-message consumer and

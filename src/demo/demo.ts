@@ -7,14 +7,14 @@ import { ConnectClient, readConnectorFile, stackConnectorVars } from '../stack/c
 import { removePostgresSource } from '../stack/postgres-source.js';
 import { createDemoSchema, demoDestinationSql } from './schema.js';
 import { runWorkload, type WorkloadCounts } from './workload.js';
-import { readTopicsToEnd, type ReadMessage } from '../flow/read-topic.js';
+import { readTopicsToEnd, type ReadMessage } from '../kafka/read-topic.js';
 import { loadFlowFile, type FlowConfig } from '../flow/config.js';
 import { FlowRunner } from '../flow/run-flow.js';
 import { compareTables, waitForConvergence, type TableDiff } from '../reconcile/row-compare.js';
 import { reconcileFlow } from '../reconcile/reconcile.js';
 import { runCanary, summarizeCanary } from '../observe/canary.js';
 import pino from 'pino';
-import { topicOffsets } from '../flow/topics.js';
+import { topicOffsets } from '../kafka/topics.js';
 import { StackError } from '../model/errors.js';
 
 export interface DemoOptions {

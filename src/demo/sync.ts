@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { loadFlowFile, type FlowConfig } from '../flow/config.js';
 import { PACKAGE_DIR } from '../stack/settings.js';
 import { quoteIdent } from '../sink/postgres/sql.js';
-import { topicOffsets } from '../flow/topics.js';
+import { topicOffsets } from '../kafka/topics.js';
 
 /**
  * The customer record a bidirectional sync keeps between two systems (the app and the CRM): the

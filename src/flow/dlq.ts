@@ -1,6 +1,6 @@
 import type { Admin, IHeaders, KafkaMessage, Producer } from 'kafkajs';
 import type { RecordHeaders, RecordOrigin } from '../model/change.js';
-import { ensureTopic } from './topics.js';
+import { ensureTopic } from '../kafka/topics.js';
 
 /** Header names trustsync adds to a dead letter; the original key, value and headers are kept untouched. */
 export const DLQ_HEADERS = {

@@ -2,7 +2,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { FlowConfig } from './config.js';
 import { parseDlqMessage, sendDeadLetters, type DlqEntry } from './dlq.js';
-import { readTopicsToEnd } from './read-topic.js';
+import { readTopicsToEnd } from '../kafka/read-topic.js';
 import { applyRecords, type ApplyOutcome } from './apply-records.js';
 import { createDecoder } from './run-flow.js';
 import { openSink } from '../sink/kinds.js';

@@ -13,7 +13,7 @@ import { FlowMetrics, serveMetrics } from '../observe/metrics.js';
 import { applyRecords, type ApplyContext, type ApplyOutcome } from './apply-records.js';
 import { ensureDlqTopic, sendDeadLetters } from './dlq.js';
 import { prepareGovernance, type GovernedTables } from './governance.js';
-import { ensureStateTopic, topicOffsets, waitForLeaders } from './topics.js';
+import { ensureStateTopic, topicOffsets, waitForLeaders } from '../kafka/topics.js';
 import { registerStateSchema, stateEncoderFor, type StateEncoder } from './state-topic.js';
 import { SchemaIncompatible } from '../model/errors.js';
 import { withRetries } from './retry.js';

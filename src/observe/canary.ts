@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import type { FlowConfig } from '../flow/config.js';
 import { recordHistory } from '../sink/postgres/postgres-sink.js';
 import { qualified } from '../sink/postgres/sql.js';
 import type { TableName } from '../model/table.js';
@@ -104,7 +103,15 @@ export async function awaitCanaries(
  * `trustsync canary`: sends canaries through a flow (which must be running) and reports what arrived,
  * how fast and how whole; the result is also recorded in the destination's decision history.
  */
-export async function runCanary(config: FlowConfig, count: number, timeoutMs: number): Promise<CanaryResult> {
+/** What a canary needs of a flow: its databases and where the canary goes (a flow's config is one). */
+export interface CanaryFlow {
+  flow: string;
+  sourceDatabaseUrl: string | undefined;
+  destinationUrl: string;
+  canary: { sourceTable: TableName; table: TableName } | undefined;
+}
+
+export async function runCanary(config: CanaryFlow, count: number, timeoutMs: number): Promise<CanaryResult> {
   const canary = config.canary!;
   const source = new pg.Pool({ connectionString: config.sourceDatabaseUrl!, max: 1, application_name: `trustsync:${config.flow}:canary` });
   const dest = new pg.Pool({ connectionString: config.destinationUrl, max: 1, application_name: `trustsync:${config.flow}:canary` });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
 import { evaluateLag, partitionLag, type GroupVerdict, type LagSample, type PartitionLag } from './lag-status.js';
-import { topicOffsets } from '../flow/topics.js';
+import { topicOffsets } from '../kafka/topics.js';
 
 /** One look at a group: its committed offsets against each partition's log end. */
 export async function sampleGroupLag(admin: Admin, groupId: string): Promise<LagSample> {

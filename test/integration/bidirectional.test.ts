@@ -10,7 +10,7 @@ import { startFlow } from '../support/flow.js';
 import { closeTwoSides, editBothSidesAtRandom, openTwoSides, writeCounts as countWrites, type TwoSides } from '../support/two-way.js';
 import { explainKey } from '../../src/sink/postgres/explain-sql.js';
 import { formatExplanation } from '../../src/history/explain.js';
-import { readTopicsToEnd } from '../../src/flow/read-topic.js';
+import { readTopicsToEnd } from '../../src/kafka/read-topic.js';
 import { reconcileFlow } from '../../src/reconcile/reconcile.js';
 import pino from 'pino';
 

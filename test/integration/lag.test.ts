@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Partitioners, type Admin } from 'kafkajs';
 import { trustsync } from '../support/cli.js';
 import { kafkaClient, uniqueName } from '../support/capture.js';
-import { ensureTopic } from '../../src/flow/topics.js';
+import { ensureTopic } from '../../src/kafka/topics.js';
 
 const lag = (args: string[]) => trustsync(['lag', '--json', '--samples', '2', '--interval', '0.5', ...args]);
 

@@ -3,10 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { PACKAGE_DIR, stackEndpoints, stackSettings } from '../../src/stack/settings.js';
-import { readTopicsToEnd } from '../../src/flow/read-topic.js';
+import { readTopicsToEnd } from '../../src/kafka/read-topic.js';
 import { ConnectClient, readConnectorFile, stackConnectorVars, type ConnectorConfig } from '../../src/stack/connectors.js';
 import { removePostgresSource } from '../../src/stack/postgres-source.js';
-import { topicOffsets } from '../../src/flow/topics.js';
+import { topicOffsets } from '../../src/kafka/topics.js';
 
 export const settings = stackSettings();
 export const endpoints = stackEndpoints(settings);

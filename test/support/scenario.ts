@@ -15,7 +15,7 @@ import { ConnectClient } from '../../src/stack/connectors.js';
 import { endpoints, kafkaClient, pgClient, type Variant } from './capture.js';
 import { SyncFixture } from './fixture.js';
 import { flowConfig, flowDocument, startFlow, type FlowSpec } from './flow.js';
-import { topicOffsets } from '../../src/flow/topics.js';
+import { topicOffsets } from '../../src/kafka/topics.js';
 
 const TABLES = ['customers', 'orders'];
 

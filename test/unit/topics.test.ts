@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Admin } from 'kafkajs';
-import { topicOffsets } from '../../src/flow/topics.js';
+import { topicOffsets } from '../../src/kafka/topics.js';
 
 /** An admin whose offset answers are scripted: an error `type` is thrown as kafkajs throws it. */
 function scriptedAdmin(answers: (string | 'offsets')[]) {
