@@ -37,7 +37,7 @@ export function demoCommand(): Command {
         out.push(
           `  keys and value sizes (-1: tombstone):  kcat -b ${stackEndpoints(stackSettings()).kafkaBrokers[0]} -C -e -t ${r.stateTopics[0]!.topic} -f '%k %S\\n'`,
         );
-        out.push('  decoded with the registry: README, "Reading state topics"');
+        out.push('  decoded with the registry: docs/state-topics.md, "Reading state topics"');
       }
       if (r.metricsUrl)
         out.push(
