@@ -102,11 +102,8 @@ export class FlowRunner {
     this.consumer = this.kafka.consumer({
       groupId: config.group,
       maxWaitTimeInMs: config.batch.maxWaitMs,
-      // Room for a full batch per partition (Debezium JSON with schemas runs to 2-3 KB a change): fewer,
-      // larger transactions. kafkajs's default (1 MB) cut batches to a few hundred changes. A response
-      // stays under 32 MB, glibc's largest mmap threshold: kafkajs gathers each into one buffer, and
-      // one of 32 MB was mapped fresh and page-faulted in every time (1.0M faults a million changes,
-      // against 0.36M at 24 MB, and ~20 % more CPU).
+      // Room for a full batch per partition (fewer, larger transactions than kafkajs's 1 MB allows); a
+      // response stays under glibc's largest mmap threshold (32 MB), or each is mapped and faulted in anew.
       maxBytesPerPartition: 6 * 1024 * 1024,
       maxBytes: 24 * 1024 * 1024,
       // A process that dies (kill -9) holds its partitions until the session expires: keep that short.

@@ -123,7 +123,7 @@ export class FlowMetrics {
 
   /**
    * Counts records under a decision. Most are counted one change at a time, and prom-client hashes
-   * and validates the labels on every update (~2 % of a catch-up's CPU): counts add up here, by
+   * and validates the labels on every update (a visible share of a catch-up's CPU): counts add up here, by
    * topic, decision and reason, and reach `events` whenever it is read (scrape, summary).
    */
   count(topic: string, decision: string, reason = '', n = 1): void {

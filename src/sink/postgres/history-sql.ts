@@ -58,7 +58,7 @@ const HISTORY_COPY_COLUMNS =
 /**
  * COPY text written straight into buffers, a chunk at a time: the large values never join a bigger
  * string. Chunks start small and double up to 1 MB: a live flow writes many small batches, and a
- * fresh 1 MB chunk for each one asked the allocator for ~60 MB/s at 13,000 changes/s.
+ * fresh 1 MB chunk for each would keep the allocator busy.
  */
 class CopyChunks {
   private static readonly FIRST = 1 << 16;
@@ -89,10 +89,8 @@ class CopyChunks {
 }
 
 /**
- * History rows in COPY's text format, one line each: COPY is PostgreSQL's cheapest way in. Measured
- * on 5,000-row batches of ~1 KB rows, PostgreSQL spends 13.7 µs a row on it, against 23.2 for one
- * INSERT parsing the rows out of a JSON document; building it costs 2.2 µs a row here, against 1.4
- * for the document.
+ * History rows in COPY's text format, one line each: COPY is PostgreSQL's cheapest way in, cheaper
+ * for it than one INSERT parsing the rows out of a JSON document (docs/benchmarks.md).
  */
 export function historyCopy(flow: string, rows: readonly HistoryRow[]): Buffer[] {
   const flowText = copyText(flow);

@@ -114,9 +114,8 @@ export async function inTransaction<T>(pool: pg.Pool, what: string, work: (clien
   });
   let broken: Error | undefined;
   try {
-    // JIT compiles a statement anew on every execution, and the planner's estimate for a batch of
-    // unnested arrays often crosses jit_above_cost: the ledger claim spent 20 s of its 47 s in JIT
-    // over a 1.2M-change catch-up. The statements here are short; they run faster interpreted.
+    // JIT compiles a statement anew on every execution, and the estimate for a batch of unnested
+    // arrays often crosses jit_above_cost: these short statements run faster interpreted.
     await client.query(`BEGIN; SET LOCAL jit = off${prelude ? `; ${prelude}` : ''}`);
     const result = await work(client);
     // PostgreSQL answers COMMIT of a transaction an earlier failure aborted with ROLLBACK, not an error.
