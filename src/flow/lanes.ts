@@ -6,22 +6,25 @@
  * `handOff` waits for the partition's batch in hand, starts the next in its lane and returns
  * without waiting for it: a partition's batches never overlap and keep their order, and at most two
  * are held (one written, one waiting). The work handles its own expected failures (writes, commits);
- * anything else it throws is thrown by the next hand-off, to the consumer that would have seen it
- * before. `drain` waits for every batch in hand.
+ * anything else it throws is reported at once to `onFailure` (the flow stops on it) and thrown by
+ * that lane's next hand-off, never another partition's. `drain` waits for every batch in hand.
  */
 export class PartitionLanes {
   private readonly inHand = new Map<string, Promise<void>>();
-  private failure: { err: unknown } | undefined;
+  private readonly failures = new Map<string, unknown>();
+
+  constructor(private readonly onFailure: (err: unknown, lane: string) => void = () => undefined) {}
 
   async handOff(lane: string, work: () => Promise<void>): Promise<void> {
     await this.inHand.get(lane);
-    if (this.failure) {
-      const { err } = this.failure;
-      this.failure = undefined;
+    if (this.failures.has(lane)) {
+      const err = this.failures.get(lane);
+      this.failures.delete(lane);
       throw err;
     }
     const running = work().catch((err: unknown) => {
-      this.failure ??= { err };
+      this.failures.set(lane, err);
+      this.onFailure(err, lane);
     });
     this.inHand.set(lane, running);
     void running.then(() => {

@@ -20,6 +20,9 @@ import { withRetries } from './retry.js';
 import { PartitionLanes } from './lanes.js';
 import { awaitCanaries, canaryTableSql, sendCanaries, summarizeCanary } from '../observe/canary.js';
 
+/** Partitions written at once, each in its own lane (lanes.ts). */
+const LANES = 8;
+
 /** Shows where a URL points without its password. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
@@ -73,7 +76,8 @@ export class FlowRunner {
   private phase: FlowState = 'created';
   /** The one shutdown every caller awaits: stop, a failure, both (settles `done` when it ends). */
   private closed?: Promise<void>;
-  private readonly lanes = new PartitionLanes();
+  /** A batch's unforeseen failure stops the flow, whichever partition it was on. */
+  private readonly lanes = new PartitionLanes((err) => void this.fail(err as Error));
   /** The first error that stopped the flow: once set, the flow ends failed, whoever asked it to stop. */
   private failure?: Error;
   private readonly stopped: Promise<void>;
@@ -121,7 +125,8 @@ export class FlowRunner {
     });
     this.sink = openSink(config.destinationUrl, {
       name: `trustsync:${config.flow}`,
-      connections: 8,
+      // A lane holds one connection at a time; two more keep readiness and maintenance from making a lane wait.
+      connections: LANES + 2,
       onConnectionLost: (err) => this.log.warn({ err: err.message }, 'destination connection lost'),
     });
     this.decoder = createDecoder(config);
@@ -218,7 +223,7 @@ export class FlowRunner {
       autoCommit: false,
       eachBatchAutoResolve: false,
       // Each partition is its own lane: one held by retries does not stop the others.
-      partitionsConsumedConcurrently: 8,
+      partitionsConsumedConcurrently: LANES,
       eachBatch: (payload) => this.eachBatch(payload),
     });
     this.purgeTimer = setInterval(() => void this.maintain(), 600_000);

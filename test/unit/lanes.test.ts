@@ -77,13 +77,18 @@ describe('partition lanes', () => {
     expect(log).toContain('b end');
   });
 
-  it("throw a lane's failure from the next hand-off, once", async () => {
-    const lanes = new PartitionLanes();
+  it("report a lane's failure at once, and throw it from that lane's next hand-off only, once", async () => {
+    const reported: string[] = [];
+    const lanes = new PartitionLanes((err, lane) => reported.push(`${lane}: ${(err as Error).message}`));
     await lanes.handOff('t/0', () => Promise.reject(new Error('a defect')));
-    await expect(lanes.handOff('t/1', async () => undefined)).rejects.toThrow('a defect');
-    const ran: string[] = [];
-    await lanes.handOff('t/1', async () => void ran.push('after'));
     await lanes.drain();
-    expect(ran).toEqual(['after']);
+    expect(reported).toEqual(['t/0: a defect']);
+    // Another partition's batch is not refused for it.
+    const ran: string[] = [];
+    await lanes.handOff('t/1', async () => void ran.push('t/1'));
+    await expect(lanes.handOff('t/0', async () => void ran.push('t/0 again'))).rejects.toThrow('a defect');
+    await lanes.handOff('t/0', async () => void ran.push('t/0 after'));
+    await lanes.drain();
+    expect(ran).toEqual(['t/1', 't/0 after']);
   });
 });
