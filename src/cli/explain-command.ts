@@ -3,6 +3,7 @@ import { optionError } from './output.js';
 import { loadFlowFile } from '../flow/config.js';
 import { openSink } from '../sink/kinds.js';
 import { formatExplanation } from '../history/explain.js';
+import { targetName } from '../model/table.js';
 
 export function explainCommand(): Command {
   return new Command('explain')
@@ -19,6 +20,10 @@ export function explainCommand(): Command {
       if (at && Number.isNaN(at.getTime())) throw optionError(`--at ${opts.at}: not a time`, 'give an ISO 8601 time such as 2026-11-23T17:14:34Z');
       const config = loadFlowFile(opts.config);
       const target = table.includes('.') ? table : `public.${table}`;
+      const tables = config.tables.map((t) => targetName(t.table));
+      if (!tables.includes(target)) {
+        throw optionError(`${target} is not a destination table of flow ${config.flow}: it has no story there`, `name one of ${tables.join(', ')}`);
+      }
       const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:explain`, connections: 1 });
       try {
         const x = await sink.explain(target, key, { at, field: opts.field, all: opts.all });

@@ -82,4 +82,22 @@ describe('every failure exits with its family, so a script can tell them apart',
     expect(r.status).toBe(2);
     expect(r.stderr).toBe('trustsync: --at yesterday: not a time\n  fix: give an ISO 8601 time such as 2026-11-23T17:14:34Z\n');
   });
+
+  it('explain of a table the flow does not write is an input error naming its tables, not "never written"', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trustsync-cli-'));
+    const file = join(dir, 'shop.yaml');
+    writeFileSync(
+      file,
+      [
+        'flow: shop',
+        'source: { brokers: ["127.0.0.1:1"], decoding: json }',
+        'destination:',
+        '  url: postgres://postgres@127.0.0.1:1/none',
+        '  tables: [{ topic: cdc.shop.demo.customers, table: shop.customers }]',
+      ].join('\n'),
+    );
+    const r = await cli(['explain', '--config', file, 'shop.customrs', '7']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe('trustsync: shop.customrs is not a destination table of flow shop: it has no story there\n  fix: name one of shop.customers\n');
+  });
 });
