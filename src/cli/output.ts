@@ -8,6 +8,8 @@ export function optionError(message: string, fix: string): ConfigError {
   return new ConfigError('invalid-option', message, fix);
 }
 
+const REACH_IT = 'start the server it names, or correct its address in the flow file or options, then try again.';
+
 /** Network failures Node reports with a code: a server that is not there, whoever asked. */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN']);
 
@@ -18,12 +20,13 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIME
  */
 export function reportFailure(err: unknown): number {
   if (err instanceof TrustsyncError) {
-    process.stderr.write(`trustsync: ${err.message}\n${err.fix ? `  fix: ${err.fix}\n` : ''}`);
+    const fix = err.fix ?? (err.family === 'unavailable' ? REACH_IT : undefined);
+    process.stderr.write(`trustsync: ${err.message}\n${fix ? `  fix: ${fix}\n` : ''}`);
     return EXIT_CODES[err.family];
   }
   const code = (err as { code?: unknown } | null)?.code;
   if (err instanceof Error && typeof code === 'string' && UNREACHABLE.has(code)) {
-    process.stderr.write(`trustsync: ${err.message}\n  fix: start the server it names, or correct its address in the flow file or options.\n`);
+    process.stderr.write(`trustsync: ${err.message}\n  fix: ${REACH_IT}\n`);
     return EXIT_CODES.unavailable;
   }
   process.stderr.write(`trustsync: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

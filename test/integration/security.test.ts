@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { trustsync as cli } from '../support/cli.js';
 import { FlowRunner } from '../../src/flow/run-flow.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 import { endpoints, settings } from '../support/capture.js';
@@ -45,5 +50,30 @@ describe('hostile names and secrets', () => {
     expect(lines.some((l) => l.includes('flow running'))).toBe(true);
     expect(lines.filter((l) => l.includes(password))).toEqual([]);
     expect(endpoints.kafkaBrokers[0]).toMatch(/^127\.0\.0\.1:/);
+  });
+
+  it('an unknown role or database stops `trustsync run` with exit 2, the field to check and no password or stack trace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trustsync-access-'));
+    for (const [what, url] of [
+      ['role', `postgres://no_such_role:${password}@127.0.0.1:${settings.ports.postgres}/trustsync_dest`],
+      ['database', `postgres://postgres:${password}@127.0.0.1:${settings.ports.postgres}/no_such_database`],
+    ] as const) {
+      const file = join(dir, `${what}.yaml`);
+      writeFileSync(
+        file,
+        stringify({
+          flow: `access-${what}`,
+          source: { brokers: ['127.0.0.1:1'], decoding: 'json' },
+          destination: { url, tables: [{ topic: 't', table: 's.t' }] },
+        }),
+      );
+      const r = await cli(['run', '--config', file]);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`${what} "no_such_${what}" does not exist`));
+      expect(r.stderr).toContain('fix: check the user, password and database');
+      expect(r.stderr).toContain('destination.url');
+      expect(r.stdout + r.stderr).not.toContain(password);
+      expect(r.stderr).not.toMatch(/\n +at /);
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { RowRejected, TransientSinkError } from '../../model/errors.js';
+import { RowRejected, TransientSinkError, TrustsyncError } from '../../model/errors.js';
 
 /**
  * SQLSTATEs after which the same write can succeed later: the server went away, was shutting down,
@@ -8,6 +8,10 @@ const TRANSIENT_SQLSTATE_CLASSES = ['08', '53', '57', '58'];
 const TRANSIENT_SQLSTATES = new Set(['40001', '40P01', '55P03', '55006', '25P03']);
 /** Node socket failures on the way to the server. */
 const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** The server refuses the user, its password, the database or a privilege: the URL or the grants are wrong. */
+const ACCESS_SQLSTATE_CLASSES = ['28'];
+const ACCESS_SQLSTATES = new Set(['3D000', '42501']);
+
 /** The row's data is what the server refuses: wrong type or format, or a constraint. */
 const DATA_SQLSTATE_CLASSES = ['22', '23'];
 
@@ -33,5 +37,12 @@ export function classifyPgError(err: unknown, what: string): Error {
   const text = `${what}: ${e?.message ?? String(err)}${e?.code ? ` (SQLSTATE ${e.code})` : ''}${e?.detail ? ` — ${e.detail}` : ''}`;
   if (isTransientPgError(err)) return new TransientSinkError(text, err);
   if (isRowDataPgError(err)) return new RowRejected(text, err);
+  if (typeof e?.code === 'string' && (ACCESS_SQLSTATES.has(e.code) || ACCESS_SQLSTATE_CLASSES.includes(e.code.slice(0, 2)))) {
+    return new TrustsyncError('access-refused', text, false, {
+      cause: err,
+      family: 'config',
+      fix: "check the user, password and database in the flow file's URL for this server (destination.url, or source.database) and the user's privileges, then start again.",
+    });
+  }
   return err instanceof Error ? err : new Error(text);
 }
