@@ -185,7 +185,7 @@ function readPolicies(value: unknown, file: string, problems: string[]): Policie
       return undefined;
     }
   }
-  const parsed = policiesSpec.safeParse(doc);
+  const parsed = policiesSpec.safeParse(doc, { reportInput: true });
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(describeIssue({ ...issue, path: [where, ...issue.path] } as z.core.$ZodIssue));
     return undefined;
@@ -199,12 +199,16 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys')
     return `${path}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')} — remove or correct the spelling`;
   if (issue.code === 'invalid_type' && issue.input === undefined) return `${path}: missing — add it${hint ? ` (${hint})` : ''}`;
+  if (issue.code === 'invalid_type') {
+    const given = Array.isArray(issue.input) ? 'a list' : issue.input === null ? 'null' : `${typeof issue.input} ${JSON.stringify(issue.input)?.slice(0, 60)}`;
+    return `${path}: ${given} where ${issue.expected === 'array' ? 'a list' : `a ${issue.expected}`} belongs — write it as one${hint ? ` (${hint})` : ''}`;
+  }
   return `${path}: ${issue.message}${hint ? ` — expected ${hint}` : ''}`;
 }
 
 /** Validates a parsed flow document once, at start; all problems are reported together. */
 export function validateFlow(doc: unknown, file: string): FlowConfig {
-  const result = flowSchema.safeParse(doc);
+  const result = flowSchema.safeParse(doc, { reportInput: true });
   const problems = result.success ? [] : result.error.issues.map(describeIssue);
   let policies: PoliciesSpec | undefined;
   const states = new Map<number, StateTopicSpec>();

@@ -148,6 +148,15 @@ describe('tables under a policy', () => {
     ).toBe('crm.people');
   });
 
+  it('tells a value of the wrong type from a missing one', () => {
+    const found = problems({ ...valid, source: { ...valid.source, brokers: '127.0.0.1:19092' }, batch: { maxRows: 'lots' } });
+    expect(found).toEqual([
+      'source.brokers: string "127.0.0.1:19092" where a list belongs — write it as one',
+      'batch.maxRows: string "lots" where a number belongs — write it as one',
+    ]);
+    expect(problems({ ...valid, destination: { ...valid.destination, tables: undefined } })[0]).toMatch(/^destination\.tables: missing — add it/);
+  });
+
   describe('the destination is checked against what its kind can do', () => {
     const withUrl = (url: string) => ({ ...valid, destination: { ...valid.destination, url } });
 
