@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ConfigError } from '../model/errors.js';
 
 /** What a flow counts: every decision, retry and dead letter (nothing silent). */
 export class FlowMetrics {
@@ -179,7 +180,17 @@ export async function serveMetrics(metrics: FlowMetrics, health: HealthChecks, p
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE' || err.code === 'EACCES'
+          ? new ConfigError(
+              'metrics-port',
+              `metrics.port ${port}: ${host}:${port} cannot be served (${err.code === 'EADDRINUSE' ? 'another process listens there' : 'not allowed'})`,
+              'choose another metrics.port in the flow file, or stop what listens there.',
+            )
+          : err,
+      ),
+    );
     server.listen(port, host, resolve);
   });
   return server;

@@ -9,6 +9,7 @@ import pino from 'pino';
 import { stringify } from 'yaml';
 import { validateFlow } from '../../src/flow/config.js';
 import { FlowRunner } from '../../src/flow/run-flow.js';
+import { ConfigError } from '../../src/model/errors.js';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { endpoints, kafkaClient, uniqueName } from '../support/capture.js';
 import { flowDocument } from '../support/flow.js';
@@ -157,6 +158,22 @@ describe('a flow lifecycle you can see', () => {
     await healthy.start();
     expect((await healthy.maintain()).failed).toEqual([]);
     await healthy.stop();
+  });
+
+  it('a metrics port another process holds is an input error naming metrics.port, and the flow ends failed', async () => {
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', () => r()));
+    const { port } = holder.address() as { port: number };
+    try {
+      const runner = new FlowRunner(validateFlow({ ...failingFlow(`${name}-port`), metrics: { port } }, 'flow.yaml'), pino({ level: 'silent' }));
+      const err = await runner.start().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).message).toBe(`metrics.port ${port}: 127.0.0.1:${port} cannot be served (another process listens there)`);
+      expect((err as ConfigError).fix).toContain('choose another metrics.port');
+      expect(runner.state).toBe('failed');
+    } finally {
+      await new Promise<void>((r) => holder.close(() => r()));
+    }
   });
 
   it('a start that fails closes what it opened (the metrics port is free again) and ends failed', async () => {
