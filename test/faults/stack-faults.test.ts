@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { kafkaClient } from '../support/capture.js';
 import { crashPostgres, killBroker, killConnect, pauseBroker, recoverCapture, restoreStack, resumeBroker } from '../support/faults.js';
 import { FaultScenario } from '../support/scenario.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * Faults injected on the real stack while the source keeps changing. Each scenario has its own
@@ -122,7 +123,11 @@ describe('the stack broken mid-stream, nothing lost', () => {
     await admin.disconnect();
     const total = await s.capturedRecords();
     const runner = await s.startFlow();
-    while ((await runner.metrics.total('received')) < total) await sleep(250);
+    await waitFor(
+      async () => (await runner.metrics.total('received')) >= total,
+      `the flow to receive all ${total} records again after the group reset`,
+      180_000,
+    );
     await s.assertNothingLost();
     // Every replayed change is older than or the same as what the destination holds.
     expect(await runner.metrics.total('applied')).toBe(0);

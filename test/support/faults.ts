@@ -19,10 +19,14 @@ function pidOf(c: Component): number {
   return pid;
 }
 
-async function killAndWait(c: Component, signal: NodeJS.Signals): Promise<void> {
+async function killAndWait(c: Component, signal: NodeJS.Signals, timeoutMs = 60_000): Promise<void> {
   const pid = pidOf(c);
   process.kill(pid, signal);
-  while (isAlive(pid)) await sleep(100);
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid)) {
+    if (Date.now() > deadline) throw new Error(`${c.name} (pid ${pid}) was still alive ${timeoutMs / 1000}s after ${signal}`);
+    await sleep(100);
+  }
 }
 
 /** SIGKILL Kafka Connect, and with it Debezium's task, mid-stream. */

@@ -34,7 +34,11 @@ export async function readStateTopic(
     },
   });
   // Everything is in the topic already: read until nothing has come for three seconds.
-  while (Date.now() - lastSeen < 3000) await new Promise((r) => setTimeout(r, 250));
+  const deadline = Date.now() + 120_000;
+  while (Date.now() - lastSeen < 3000) {
+    if (Date.now() > deadline) throw new Error(`state topic ${topic} was still delivering records after 120 s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
   await consumer.disconnect();
   return { latest, tombstones, lastRows };
 }
