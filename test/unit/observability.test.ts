@@ -57,10 +57,14 @@ describe('alert rules and dashboard ship with the metrics they use', () => {
     expect(dashboard.panels.length).toBeGreaterThanOrEqual(6);
   });
 
-  it('passes promtool when Debian’s prometheus package is installed', () => {
+  // CI installs Debian's prometheus package (.ci/run); elsewhere the check is skipped, and says so.
+  const promtoolPresent = !spawnSync('promtool', ['--version']).error;
+  it.skipIf(!promtoolPresent && !process.env.CI)('passes promtool check rules, finding every rule the file holds', () => {
     const promtool = spawnSync('promtool', ['check', 'rules', rulesFile], { encoding: 'utf8' });
-    if (promtool.error) return; // not installed here: the structural checks above still hold
-    expect(promtool.stdout + promtool.stderr).toContain('SUCCESS: 6 rules found');
+    expect(promtool.error, 'promtool must be installed where CI runs (Debian: prometheus)').toBeUndefined();
+    const rules = (readFileSync(rulesFile, 'utf8').match(/^\s*- alert:/gm) ?? []).length;
+    expect(rules).toBeGreaterThan(0);
+    expect(promtool.stdout + promtool.stderr).toContain(`SUCCESS: ${rules} rules found`);
     expect(promtool.status).toBe(0);
   });
 });
