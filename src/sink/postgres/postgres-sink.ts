@@ -43,6 +43,11 @@ export interface TableShape {
   keyColumns: string[];
 }
 
+/** Columns with their destination types, as the set-based statements take them. */
+function typedColumns(shape: TableShape, names: readonly string[]): { name: string; type: string }[] {
+  return names.map((name) => ({ name, type: shape.columns.get(name)! }));
+}
+
 function decisionRow(target: string, d: RowDecision): HistoryRow {
   if (d.decision === 'applied') return eventRow(target, d.event, 'applied', null);
   if (d.decision === 'skipped') {
@@ -360,8 +365,10 @@ export class PostgresSink implements Sink {
     const target = targetName(m.table);
     const ranks = set.map((e) => positionRank(e.position).toString());
     const has = (c: string) => shape.columns.has(c);
-    const unchanged = set.map((e) => {
-      const columns = e.after ? unchangedColumns(mapRow(m, e.after), has) : [];
+    // Each row mapped once: its placeholders go to the claim, its other columns to the upsert.
+    const mapped = set.map((e) => (e.after ? mapRow(m, e.after) : null));
+    const unchanged = mapped.map((row) => {
+      const columns = row ? unchangedColumns(row, has) : [];
       return columns.length ? JSON.stringify(columns) : null;
     });
     const { rows } = await client.query<{ key: string; won: boolean; prior: string | null; truncated: string | null }>(CLAIM_POSITIONS, [
@@ -375,17 +382,20 @@ export class PostgresSink implements Sink {
     const outcome = new Map(rows.map((r) => [r.key, r]));
     const decisions: RowDecision[] = [];
     const winners: ChangeEvent[] = [];
+    const winnerRows = new Map<ChangeEvent, Row>();
     set.forEach((e, i) => {
       const r = outcome.get(e.keyText)!;
-      if (r.won) winners.push(e);
-      else if (r.prior !== null && r.prior === r.truncated)
+      if (r.won) {
+        winners.push(e);
+        if (mapped[i]) winnerRows.set(e, mapped[i]!);
+      } else if (r.prior !== null && r.prior === r.truncated)
         decisions.push({ decision: 'skipped', reason: 'stale', event: e, storedPosition: r.prior, beforeTruncate: true });
       else decisions.push({ decision: 'skipped', reason: r.prior === ranks[i] ? 'duplicate' : 'stale', event: e, storedPosition: r.prior ?? '0' });
     });
 
     const deletes = winners.filter((e) => e.op === 'd');
     if (deletes.length) {
-      const keyCols = shape.keyColumns.map((name) => ({ name, type: shape.columns.get(name)! }));
+      const keyCols = typedColumns(shape, shape.keyColumns);
       const keyRows = deletes.map((e) => mapRow(m, e.key));
       await client.query(
         deleteStatement(m.table, keyCols),
@@ -397,8 +407,8 @@ export class PostgresSink implements Sink {
     const groups = new Map<string, { columns: string[]; onlyIfAbsent: boolean; rows: { row: Row; fields: Record<string, FieldType> }[] }>();
     for (const e of winners) {
       if (e.op === 'd') continue;
-      const row = mapRow(m, e.after!);
-      const columns = Object.keys(row).filter((c) => row[c] !== UNAVAILABLE_VALUE && shape.columns.has(c));
+      const row = winnerRows.get(e)!;
+      const columns = Object.keys(row).filter((c) => row[c] !== UNAVAILABLE_VALUE && has(c));
       const onlyIfAbsent = e.position.snapshot;
       const signature = `${onlyIfAbsent}|${columns.join(',')}`;
       let g = groups.get(signature);
@@ -406,7 +416,7 @@ export class PostgresSink implements Sink {
       g.rows.push({ row, fields: mapFields(m, e.fields) });
     }
     for (const g of groups.values()) {
-      const columns = g.columns.map((name) => ({ name, type: shape.columns.get(name)! }));
+      const columns = typedColumns(shape, g.columns);
       const params = g.columns.map((c) => g.rows.map(({ row, fields }) => sqlText(row[c], fields[c])));
       await client.query(upsertStatement(m.table, columns, shape.keyColumns, g.onlyIfAbsent), params);
     }
@@ -478,9 +488,9 @@ export class PostgresSink implements Sink {
       if (!g) groups.set(signature, (g = { columns, rows: [] }));
       g.rows.push({ key: mapRow(m, byKey.get(r.key)![0]!.event.key), values, fields });
     }
-    const keyCols = shape.keyColumns.map((name) => ({ name, type: shape.columns.get(name)! }));
+    const keyCols = typedColumns(shape, shape.keyColumns);
     for (const g of groups.values()) {
-      const columns = g.columns.map((name) => ({ name, type: shape.columns.get(name)! }));
+      const columns = typedColumns(shape, g.columns);
       await client.query(fillStatement(m.table, keyCols, columns), [
         ...keyCols.map((c) => g.rows.map((r) => sqlText(r.key[c.name], undefined))),
         ...g.columns.map((c) => g.rows.map((r) => sqlText(r.values[c], r.fields[c]))),
