@@ -1,4 +1,4 @@
-import { ConfigError, EXIT_CODES, TrustsyncError } from '../model/errors.js';
+import { ConfigError, EXIT_CODES, NETWORK_ERROR_CODES, TrustsyncError } from '../model/errors.js';
 
 /** Progress for people goes to stderr, so stdout stays clean for `--json`. */
 export const progress = (line: string) => process.stderr.write(`${line}\n`);
@@ -9,9 +9,6 @@ export function optionError(message: string, fix: string): ConfigError {
 }
 
 const REACH_IT = 'start the server it names, or correct its address in the flow file or options, then try again.';
-
-/** Network failures Node reports with a code: a server that is not there, whoever asked. */
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN']);
 
 /**
  * Prints a failure for a person — the problem, and the fix where trustsync knows one — and returns
@@ -25,7 +22,7 @@ export function reportFailure(err: unknown): number {
     return EXIT_CODES[err.family];
   }
   const code = (err as { code?: unknown } | null)?.code;
-  if (err instanceof Error && typeof code === 'string' && UNREACHABLE.has(code)) {
+  if (err instanceof Error && typeof code === 'string' && NETWORK_ERROR_CODES.has(code)) {
     process.stderr.write(`trustsync: ${err.message}\n  fix: ${REACH_IT}\n`);
     return EXIT_CODES.unavailable;
   }

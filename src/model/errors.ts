@@ -6,6 +6,9 @@
  */
 export type ErrorFamily = 'config' | 'stack' | 'unavailable' | 'data' | 'internal';
 
+/** Node's codes for a server that cannot be reached or went away on the way there. */
+export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
 /**
  * The process exit code of each family. 1 stays what it means for every command: a check found a
  * difference (drift, a capture gap, lag, an unhealthy stack).

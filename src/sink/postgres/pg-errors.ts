@@ -1,4 +1,4 @@
-import { RowRejected, TransientSinkError, TrustsyncError } from '../../model/errors.js';
+import { NETWORK_ERROR_CODES, RowRejected, TransientSinkError, TrustsyncError } from '../../model/errors.js';
 
 /**
  * SQLSTATEs after which the same write can succeed later: the server went away, was shutting down,
@@ -6,8 +6,6 @@ import { RowRejected, TransientSinkError, TrustsyncError } from '../../model/err
  */
 const TRANSIENT_SQLSTATE_CLASSES = ['08', '53', '57', '58'];
 const TRANSIENT_SQLSTATES = new Set(['40001', '40P01', '55P03', '55006', '25P03']);
-/** Node socket failures on the way to the server. */
-const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 /** The server refuses the user, its password, the database or a privilege: the URL or the grants are wrong. */
 const ACCESS_SQLSTATE_CLASSES = ['28'];
 const ACCESS_SQLSTATES = new Set(['3D000', '42501']);
@@ -18,7 +16,7 @@ const DATA_SQLSTATE_CLASSES = ['22', '23'];
 export function isTransientPgError(err: unknown): boolean {
   const e = err as { code?: string; message?: string };
   if (typeof e?.code === 'string') {
-    if (TRANSIENT_NODE_CODES.has(e.code)) return true;
+    if (NETWORK_ERROR_CODES.has(e.code)) return true;
     if (e.code.length === 5 && (TRANSIENT_SQLSTATES.has(e.code) || TRANSIENT_SQLSTATE_CLASSES.includes(e.code.slice(0, 2)))) return true;
   }
   return /Connection terminated|connection (?:is )?closed|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
