@@ -16,7 +16,7 @@ import { prepareGovernance, type GovernedTables } from './governance.js';
 import { ensureStateTopic, topicOffsets, waitForLeaders } from '../kafka/topics.js';
 import { registerStateSchema, stateEncoderFor, type StateEncoder } from './state-topic.js';
 import { SchemaIncompatible } from '../model/errors.js';
-import { withRetries } from './retry.js';
+import { backoffDelay, withRetries } from './retry.js';
 import { PartitionLanes } from './lanes.js';
 import { awaitCanaries, canaryTableSql, sendCanaries, summarizeCanary } from '../observe/canary.js';
 
@@ -310,38 +310,51 @@ export class FlowRunner {
     const rows = await withRetries(this.config.retry, () => this.sink.readRows(mapping, keys), this.retryLogger(mapping.topic));
     const messages = [...rows].map(([key, row]) => encoder.message(key, row));
     const id = `${mapping.topic}/${partition}`;
-    let producer = this.txProducers.get(id);
-    if (!producer) {
-      producer = this.kafka.producer({
-        transactionalId: `trustsync.${this.config.flow}.${mapping.topic}.${partition}`,
-        idempotent: true,
-        maxInFlightRequests: 1,
-        createPartitioner: Partitioners.DefaultPartitioner,
-        allowAutoTopicCreation: false,
-      });
-      await producer.connect();
-      this.txProducers.set(id, producer);
-    }
-    const tx = await producer.transaction();
-    try {
-      if (messages.length) await tx.send({ topic: encoder.spec.topic, messages });
-      await tx.sendOffsets({ consumerGroupId: this.config.group, topics: [{ topic: mapping.topic, partitions: [{ partition, offset }] }] });
-      await tx.commit();
-      return true;
-    } catch (err) {
-      await tx.abort().catch(() => undefined);
-      const type = (err as { type?: string }).type ?? '';
-      if (['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'INVALID_TXN_STATE'].includes(type)) {
-        this.log.warn(
-          { topic: mapping.topic, partition, err: (err as Error).message },
-          'state producer fenced: the slice is read again from its first record (by this member if it still owns the partition)',
-        );
+    for (let attempt = 1; ; attempt++) {
+      const producer = await this.stateProducer(id, mapping.topic, partition);
+      const tx = await producer.transaction();
+      try {
+        if (messages.length) await tx.send({ topic: encoder.spec.topic, messages });
+        await tx.sendOffsets({ consumerGroupId: this.config.group, topics: [{ topic: mapping.topic, partitions: [{ partition, offset }] }] });
+        await tx.commit();
+        return true;
+      } catch (err) {
+        await tx.abort().catch(() => undefined);
+        const type = (err as { type?: string }).type ?? '';
+        const fenced = ['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'INVALID_TXN_STATE'].includes(type);
+        // A predecessor's transaction (a killed run's) is still being aborted by the coordinator: wait it out.
+        const concurrent = type === 'CONCURRENT_TRANSACTIONS' && attempt < this.config.retry.maxAttempts;
+        if (!fenced && !concurrent) throw err;
         this.txProducers.delete(id);
         await producer.disconnect().catch(() => undefined);
-        return false;
+        if (fenced) {
+          this.log.warn(
+            { topic: mapping.topic, partition, err: (err as Error).message },
+            'state producer fenced: the slice is read again from its first record (by this member if it still owns the partition)',
+          );
+          return false;
+        }
+        const delay = backoffDelay(this.config.retry, attempt - 1);
+        this.log.warn({ topic: mapping.topic, partition, attempt, delayMs: delay }, 'state transaction waits for an earlier one to end');
+        await new Promise((r) => setTimeout(r, delay));
       }
-      throw err;
     }
+  }
+
+  /** One transactional producer per partition's slice of state: its id fences a predecessor's. */
+  private async stateProducer(id: string, topic: string, partition: number): Promise<Producer> {
+    const existing = this.txProducers.get(id);
+    if (existing) return existing;
+    const producer = this.kafka.producer({
+      transactionalId: `trustsync.${this.config.flow}.${topic}.${partition}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+    });
+    await producer.connect();
+    this.txProducers.set(id, producer);
+    return producer;
   }
 
   /** Debezium creates a table's topic with its first event: a flow started first waits for it, saying so. */
