@@ -3,6 +3,7 @@ import { keyTextOf, type DecodedRecord, type FieldType, type RecordHeaders, type
 import { InvalidPosition, RegistryUnavailable, UndecodableRecord } from '../model/errors.js';
 import { postgresPosition } from '../order/position.js';
 import { sharesEnvelopePrefix, splitConnectEnvelope } from './connect-json.js';
+import { connectNameOf } from './avro-registry.js';
 
 export interface RawRecord {
   key: Buffer | null;
@@ -243,7 +244,12 @@ export class AvroDecoder implements RecordDecoder {
       const after = envelope.getField?.('after')?.getType();
       const record = (after?.getTypes?.() ?? [after]).find((t) => t?.getFields) as AvscRecord | undefined;
       const out: Record<string, FieldType> = {};
-      for (const f of record?.getFields?.() ?? []) out[f.getName()] = fieldTypeOfAvro(f.getType().schema({ exportAttrs: true }));
+      for (const f of record?.getFields?.() ?? []) {
+        const type = f.getType();
+        const field = fieldTypeOfAvro(type.schema({ exportAttrs: true }));
+        const named = (type.getTypes?.() ?? [type]).map((t) => connectNameOf(t as never)).find(Boolean);
+        out[f.getName()] = named ? { ...field, name: named } : field;
+      }
       this.fieldsById.set(id, record ? out : null);
     }
     return this.fieldsById.get(id)!;

@@ -4,6 +4,8 @@ import { JsonDecoder, AvroDecoder } from '../../src/decode/debezium.js';
 import { splitConnectEnvelope } from '../../src/decode/connect-json.js';
 import { UndecodableRecord } from '../../src/model/errors.js';
 import type { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import avro from 'avsc';
+import { bigintLongHook } from '../../src/decode/avro-registry.js';
 
 const origin = { topic: 'cdc.shop.demo.customers', partition: 3, offset: '17' };
 
@@ -159,6 +161,54 @@ describe('decoding Avro', () => {
     const err = await new AvroDecoder(registry).decode({ key: null, value: Buffer.from('{"op":"c"}'), origin }).catch((e) => e);
     expect(err).toBeInstanceOf(UndecodableRecord);
     expect((err as UndecodableRecord).code).toBe('bad-magic-byte');
+  });
+
+  it('keeps the Connect semantic names of primitive fields (timestamptz, JSON), which avsc drops, for the columns they create', async () => {
+    const value = {
+      type: 'record',
+      name: 'Value',
+      fields: [
+        { name: 'id', type: 'long' },
+        { name: 'at', type: { type: 'string', 'connect.version': 1, 'connect.name': 'io.debezium.time.ZonedTimestamp' } },
+        { name: 'seen', type: ['null', { type: 'long', 'connect.name': 'io.debezium.time.MicroTimestamp' }], default: null },
+      ],
+    };
+    const source = {
+      type: 'record',
+      name: 'Source',
+      fields: [
+        { name: 'lsn', type: 'long' },
+        { name: 'sequence', type: 'string' },
+        { name: 'snapshot', type: 'string' },
+      ],
+    };
+    const schema = {
+      type: 'record',
+      name: 'Envelope',
+      fields: [
+        { name: 'before', type: ['null', value] },
+        { name: 'after', type: ['null', 'Value'] },
+        { name: 'source', type: source },
+        { name: 'op', type: 'string' },
+      ],
+    };
+    const type = avro.Type.forSchema(schema as avro.Schema, { typeHook: bigintLongHook as never });
+    const body = type.toBuffer({
+      before: null,
+      after: { id: 1n, at: '2026-01-01T00:00:00Z', seen: 5n },
+      source: { schema: 'demo', table: 'events', lsn: 10n, sequence: '["1","10"]', snapshot: 'false' },
+      op: 'c',
+    });
+    const keyType = avro.Type.forSchema({ type: 'record', name: 'Key', fields: [{ name: 'id', type: 'long' }] }, { typeHook: bigintLongHook as never });
+    const registry = { getSchema: async (id: number) => (id === 1 ? type : keyType) } as unknown as SchemaRegistry;
+    const framed = (id: number, buf: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, 0, id]), buf]);
+    const decoded = await new AvroDecoder(registry).decode({ key: framed(2, keyType.toBuffer({ id: 1n })), value: framed(1, body), origin });
+    expect(decoded.kind === 'change' && decoded.fields).toEqual({
+      id: { type: 'int64', optional: false },
+      at: { type: 'string', name: 'io.debezium.time.ZonedTimestamp', optional: false },
+      seen: { type: 'int64', name: 'io.debezium.time.MicroTimestamp', optional: true },
+    });
+    expect(decoded.kind === 'change' && decoded.after).toMatchObject({ id: 1n, at: '2026-01-01T00:00:00Z', seen: 5n });
   });
 });
 
