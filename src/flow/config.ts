@@ -147,7 +147,7 @@ export class FlowConfigError extends ConfigError {
 const HINTS: Record<string, string> = {
   'source.decoding': 'json (Kafka Connect JsonConverter) or avro (Confluent wire format through the registry)',
   'source.registryUrl': 'the Confluent-compatible registry URL, e.g. http://127.0.0.1:18081/apis/ccompat/v7',
-  'destination.url': 'postgres://user@host:port/database',
+  'destination.url': 'postgres://user@host:port/database or mariadb://user@host:port/database',
   truncate: 'stop (default: halt and report), skip, or apply (wipe the destination table too)',
   'source.database': "the source system's database URL, postgres://user@host:port/database (for reconcile, and echo suppression in a bidirectional sync)",
 };

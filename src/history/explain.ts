@@ -1,5 +1,6 @@
 import { UNAVAILABLE_VALUE } from '../model/change.js';
 import { formatRank } from '../order/position.js';
+import { TABLE_KEY } from '../model/history-row.js';
 
 /** The story of one destination record, as a sink's decision log tells it (`explain`). */
 export interface TimelineEntry {
@@ -68,6 +69,68 @@ export function foldBelief(start: Record<string, unknown> | null, rows: readonly
       };
   }
   return believed;
+}
+
+/** A decision as a sink's log returns it for `explain`: times as ISO text, positions as digits, values whole. */
+export type LoggedDecision = Omit<TimelineEntry, 'values' | 'oldValues'> & {
+  id: string;
+  key: string;
+  newValues: Record<string, unknown> | null;
+  oldValues: Record<string, unknown> | null;
+};
+
+/** What a sink's log holds about one record, read for `explain`. */
+export interface RecordLog {
+  /** The record's decisions and its table's TRUNCATEs, oldest first (up to `at`, of `field`). */
+  decisions: LoggedDecision[];
+  /** The latest snapshot of the record's belief (up to `at`). */
+  snapshot: { historyId: string; decidedAt: string; believed: Record<string, unknown> | null } | null;
+  ledger: Explanation['ledger'];
+  state: Explanation['state'];
+}
+
+/** The story of one destination record from what the sink's log holds about it. */
+export function explanationOf(target: string, key: string, options: { at?: Date; field?: string; all?: boolean }, log: RecordLog): Explanation {
+  const field = options.field ?? null;
+  const pick = (values: Record<string, unknown> | null) => (values && field ? { [field]: values[field] } : values);
+  const { decisions, snapshot } = log;
+  // What was believed: from the latest snapshot the timeline reaches, then the decisions after it.
+  const after = decisions.filter((r) => !snapshot || BigInt(r.id) > BigInt(snapshot.historyId));
+  const believed = foldBelief(
+    snapshot ? snapshot.believed : null,
+    after.map((r) => ({ decision: r.decision, op: r.op, new_values: r.newValues })),
+  );
+  // The table's TRUNCATEs belong to the record's story once it has one (a snapshot says it had);
+  // asked for the table's key itself, the story is all of its own.
+  const first = key === TABLE_KEY ? 0 : decisions.findIndex((r) => r.key !== TABLE_KEY);
+  const story = snapshot ? decisions : decisions.slice(first < 0 ? decisions.length : first);
+  const shown = options.all ? story : story.slice(-TIMELINE_LIMIT);
+  return {
+    target,
+    key,
+    at: options.at?.toISOString() ?? null,
+    field,
+    believed: pick(believed),
+    earlier: story.length - shown.length,
+    snapshotAt: snapshot?.decidedAt ?? null,
+    timeline: shown.map((r) => ({
+      decidedAt: r.decidedAt,
+      decision: r.decision,
+      op: r.op,
+      position: r.position,
+      storedPosition: r.storedPosition,
+      origin: r.origin,
+      txId: r.txId,
+      sourceTs: r.sourceTs,
+      reason: r.reason,
+      values: pick(withoutPlaceholders(r.newValues)),
+      oldValues: pick(withoutPlaceholders(r.oldValues)),
+      field: r.field,
+      correlationId: r.correlationId,
+    })),
+    ledger: log.ledger,
+    state: log.state ? { ...log.state, agreed: pick(log.state.agreed) } : null,
+  };
 }
 
 const OPS: Record<string, string> = { c: 'insert', u: 'update', d: 'delete', r: 'snapshot read', t: 'truncate' };

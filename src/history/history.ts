@@ -1,6 +1,7 @@
 import type { ChangeEvent, TruncateEvent } from '../model/change.js';
 import { TABLE_KEY, type HistoryDecision, type HistoryRow } from '../model/history-row.js';
-import { positionRank } from '../order/position.js';
+import { formatRank, positionRank } from '../order/position.js';
+import type { RowDecision } from '../model/decision.js';
 
 /** A history row about one change event. */
 export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecision, reason: string | null, storedPosition: string | null = null): HistoryRow {
@@ -81,4 +82,22 @@ export function noteRow(
     captureTsMs: null,
     newValues: told.newValues ?? null,
   };
+}
+
+/** A sink's decision about one change of a batch, as the history tells it. */
+export function decisionRow(target: string, d: RowDecision): HistoryRow {
+  if (d.decision === 'applied') return eventRow(target, d.event, 'applied', null);
+  if (d.decision === 'skipped') {
+    const why = d.beforeTruncate
+      ? 'a TRUNCATE of the table after this change is applied'
+      : d.reason === 'stale'
+        ? 'the destination holds a newer change of this key'
+        : 'the destination already holds this change';
+    return eventRow(target, d.event, d.reason === 'stale' ? 'skipped-stale' : 'skipped-duplicate', why, d.storedPosition);
+  }
+  if (d.decision === 'filled') {
+    const why = `${d.columns.join(', ')} left unchanged (TOAST) by the change at ${formatRank(d.rowPosition)}: this change is the newest known to carry ${d.columns.length === 1 ? 'its value' : 'their values'}`;
+    return { ...eventRow(target, d.event, 'filled', why, d.rowPosition), newValues: d.values };
+  }
+  return eventRow(target, d.event, 'dead-lettered', d.error.message);
 }

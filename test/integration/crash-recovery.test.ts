@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import { stringify } from 'yaml';
 import { runWorkload } from '../../src/demo/workload.js';
-import { pgClient } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowDocument, spawnRun } from '../support/flow.js';
+import { exited, killMidStream } from '../support/crash.js';
 import { waitForConvergence } from '../../src/reconcile/row-compare.js';
 
 /**
@@ -27,8 +27,6 @@ describe('kill -9 of trustsync run, again and again, mid-stream', () => {
   const pairs = f.pairs(tables);
 
   const startRun = (): ChildProcess => spawnRun(flowFile, logFile);
-  const exited = (child: ChildProcess) =>
-    new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
 
   /** How many times this test's keys were written so far (first writes and moves of the ledger). */
   const ledgerWrites = async () =>
@@ -69,30 +67,7 @@ describe('kill -9 of trustsync run, again and again, mid-stream', () => {
   });
 
   it('ends with the destination equal to the source, row for row, no position ever applied out of order, and history matching the data', async () => {
-    const writer = await pgClient('trustsync_source');
-    let writing = true;
-    const background = (async () => {
-      let seed = 500;
-      while (writing) await runWorkload(writer, schema, 25, seed++);
-    })();
-    try {
-      for (let round = 0; round < 5; round++) {
-        const before = await ledgerWrites();
-        const child = startRun();
-        // Kill it in the middle of things: once it is writing, at a random moment after.
-        const deadline = Date.now() + 60_000;
-        while ((await ledgerWrites()) === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-        expect(Number(await ledgerWrites())).toBeGreaterThan(Number(before));
-        await new Promise((r) => setTimeout(r, Math.random() * 1000));
-        const exit = exited(child);
-        child.kill('SIGKILL');
-        expect((await exit).signal).toBe('SIGKILL');
-      }
-    } finally {
-      writing = false;
-      await background;
-      await writer.end();
-    }
+    await killMidStream(schema, 5, startRun, async () => Number(await ledgerWrites()));
 
     const last = startRun();
     await waitForConvergence(source, dest, pairs, 120_000);

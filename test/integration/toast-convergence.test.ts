@@ -8,6 +8,7 @@ import type { TableMapping } from '../../src/model/table.js';
 import { UNCHANGED_TOAST } from '../../src/history/explain.js';
 import { explainKey } from '../../src/sink/postgres/explain-sql.js';
 import { endpoints, uniqueName } from '../support/capture.js';
+import { captureStatements, shuffledDeliveries, sourceStatement, type SourceRow } from '../support/source-model.js';
 
 /**
  * Every column converges, TOASTed ones too: Debezium sends a large column an update left alone as a
@@ -45,78 +46,6 @@ describe('unchanged TOAST columns converge under any delivery order', () => {
     await pool.query(`DELETE FROM trustsync.history WHERE target = $1`, [target]);
   }
 
-  type SourceRow = { v: string; notes: string | null };
-
-  /** What a statement does at the source; the model decides which are possible. */
-  interface Statement {
-    key: number;
-    kind: 'write' | 'delete';
-    v: string;
-    /** An update that leaves notes alone: Debezium sends the placeholder when the value was TOASTed. */
-    keepNotes: boolean;
-    toasted: boolean;
-    notes: string | null;
-    /** Ends the transaction after this statement (several statements share one commit). */
-    commit: boolean;
-  }
-
-  const statement = fc.record({
-    key: fc.integer({ min: 1, max: 4 }),
-    kind: fc.constantFrom<Statement['kind']>('write', 'write', 'write', 'delete'),
-    v: fc.string({ maxLength: 4 }),
-    keepNotes: fc.boolean(),
-    toasted: fc.boolean(),
-    notes: fc.option(fc.string({ minLength: 1, maxLength: 6 }), { nil: null }),
-    commit: fc.boolean(),
-  });
-
-  /**
-   * Runs the statements against the model of the source, and returns the change events Debezium
-   * would capture (in commit order) and the source's rows at the end.
-   */
-  function capture(statements: readonly Statement[]): { events: ChangeEvent[]; source: Map<number, SourceRow> } {
-    const source = new Map<number, SourceRow>();
-    const events: ChangeEvent[] = [];
-    let commitLsn = 1000n;
-    let lsn = 1000n;
-    for (const s of statements) {
-      lsn += 8n;
-      const was = source.get(s.key);
-      const position = { snapshot: false, commitLsn, lsn };
-      const base = {
-        kind: 'change' as const,
-        entity: 'src.docs',
-        key: { id: s.key },
-        keyText: String(s.key),
-        txId: String(commitLsn),
-        sourceTsMs: null,
-        sourceTsUs: null,
-        captureTsMs: null,
-        fields: null,
-      };
-      const origin = { topic: table, partition: 0, offset: String(events.length) };
-      if (s.kind === 'delete') {
-        if (!was) continue;
-        source.delete(s.key);
-        events.push({ ...base, op: 'd', before: { id: s.key }, after: null, position, origin });
-      } else if (!was) {
-        source.set(s.key, { v: s.v, notes: s.notes });
-        events.push({ ...base, op: 'c', before: null, after: { id: s.key, v: s.v, notes: s.notes }, position, origin });
-      } else {
-        const notes = s.keepNotes ? was.notes : s.notes;
-        source.set(s.key, { v: s.v, notes });
-        // Only a non-null value unchanged by the update is left out of the event (pgoutput, REPLICA IDENTITY DEFAULT).
-        const sent = s.keepNotes && s.toasted && notes !== null ? UNAVAILABLE_VALUE : notes;
-        events.push({ ...base, op: 'u', before: null, after: { id: s.key, v: s.v, notes: sent }, position, origin });
-      }
-      if (s.commit) {
-        commitLsn = lsn + 1n;
-        lsn = commitLsn;
-      }
-    }
-    return { events, source };
-  }
-
   /** As the flow does: collapse each batch per key, older changes passed along for the columns they carry. */
   async function deliver(events: readonly ChangeEvent[], batchSizes: readonly number[]): Promise<void> {
     let i = 0;
@@ -139,22 +68,7 @@ describe('unchanged TOAST columns converge under any delivery order', () => {
   }
 
   it('any permutation with duplicates, in any batch split, leaves every column equal to the source', async () => {
-    const scenario = fc.array(statement, { minLength: 1, maxLength: 30 }).chain((statements) => {
-      const { events, source } = capture(statements);
-      return fc.record({
-        source: fc.constant(source),
-        delivered: fc
-          .tuple(
-            fc.shuffledSubarray(events, { minLength: events.length, maxLength: events.length }),
-            fc.array(fc.constantFrom(...(events.length ? events : [null])), { maxLength: 10 }),
-          )
-          .chain(([once, again]) => {
-            const all = [...once, ...again.filter((e): e is ChangeEvent => e !== null)];
-            return fc.shuffledSubarray(all, { minLength: all.length, maxLength: all.length });
-          }),
-        batchSizes: fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 20 }),
-      });
-    });
+    const scenario = shuffledDeliveries(table);
     await fc.assert(
       fc.asyncProperty(scenario, async ({ source, delivered, batchSizes }) => {
         await reset();
@@ -166,8 +80,8 @@ describe('unchanged TOAST columns converge under any delivery order', () => {
   });
 
   it('in order, with old windows delivered again (a rebalance, a replay from an old offset), stays equal to the source', async () => {
-    const scenario = fc.array(statement, { minLength: 2, maxLength: 30 }).chain((statements) => {
-      const { events, source } = capture(statements);
+    const scenario = fc.array(sourceStatement, { minLength: 2, maxLength: 30 }).chain((statements) => {
+      const { events, source } = captureStatements(statements, table);
       return fc.record({
         source: fc.constant(source),
         events: fc.constant(events),

@@ -13,6 +13,8 @@ export interface FlowSpec {
   decoding?: 'json' | 'avro';
   /** The source system's database (source.database), which reconcile and canaries use. */
   sourceDatabase?: string;
+  /** Where the flow writes (the stack's PostgreSQL destination database when absent). */
+  destinationUrl?: string;
   extra?: Record<string, unknown>;
 }
 
@@ -26,7 +28,7 @@ export function flowDocument(spec: FlowSpec): Record<string, unknown> {
       ...(spec.decoding === 'avro' ? { registryUrl: endpoints.registryCcompatUrl } : {}),
       ...(spec.sourceDatabase ? { database: spec.sourceDatabase } : {}),
     },
-    destination: { url: endpoints.postgresUrl('trustsync_dest'), tables: spec.topics },
+    destination: { url: spec.destinationUrl ?? endpoints.postgresUrl('trustsync_dest'), tables: spec.topics },
     batch: { maxRows: 500, maxWaitMs: 100 },
     // Outlasts an outage the fault suite makes: a registry restarted on a slow machine took longer than 20 tries.
     retry: { maxAttempts: 40, initialDelayMs: 50, maxDelayMs: 2000 },

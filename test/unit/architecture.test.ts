@@ -39,7 +39,7 @@ function folderOf(file: string, spec: string): string | undefined {
   return normalize(join(dirname(file), spec)).split('/')[1];
 }
 
-const DRIVERS = new Set(['pg', 'pg-copy-streams']);
+const DRIVERS = new Set(['pg', 'pg-copy-streams', 'mariadb']);
 
 describe('the architecture, kept true', () => {
   it('every folder of src/ is placed, and imports only what it may', () => {
@@ -65,7 +65,7 @@ describe('the architecture, kept true', () => {
 
   it('engine files that still reach PostgreSQL directly are exactly the known ones (governance, canaries, reconcile)', () => {
     const engine = ['src/flow', 'src/history', 'src/observe', 'src/reconcile', 'src/cli'].flatMap(sources);
-    const reachesPostgres = (file: string) => imports(file).some((i) => DRIVERS.has(i) || i.includes('sink/postgres/'));
+    const reachesPostgres = (file: string) => imports(file).some((i) => DRIVERS.has(i) || /sink\/(postgres|mariadb)\//.test(i));
     expect(engine.filter(reachesPostgres).sort()).toEqual(
       [
         'src/flow/apply-records.ts',
@@ -77,5 +77,18 @@ describe('the architecture, kept true', () => {
         'src/reconcile/row-compare.ts',
       ].sort(),
     );
+  });
+
+  it('each kind of destination is one folder of src/sink that no other kind reaches into', () => {
+    const kinds = readdirSync('src/sink').filter((d) => statSync(join('src/sink', d)).isDirectory());
+    expect(kinds.sort()).toEqual(['mariadb', 'postgres']);
+    const crossing: string[] = [];
+    for (const kind of kinds)
+      for (const file of sources(join('src/sink', kind)))
+        for (const spec of imports(file)) {
+          const other = kinds.find((k) => k !== kind && normalize(join(dirname(file), spec)).startsWith(join('src/sink', k)));
+          if (other) crossing.push(`${file} imports ${spec}`);
+        }
+    expect(crossing).toEqual([]);
   });
 });

@@ -14,7 +14,7 @@ describe('trustsync run with a bad flow file', () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(
       file,
-      ['flow: bad flow', 'source:', '  brokers: [localhost]', '  decoding: protobuf', 'destination:', '  url: mysql://x', '  tables: []', 'batchh: {}'].join(
+      ['flow: bad flow', 'source:', '  brokers: [localhost]', '  decoding: protobuf', 'destination:', '  url: mongodb://x', '  tables: []', 'batchh: {}'].join(
         '\n',
       ),
     );

@@ -36,7 +36,7 @@ describe('flow files are validated once, at start', () => {
     const list = problems({
       ...valid,
       source: { brokers: ['nohost'], decoding: 'xml' },
-      destination: { url: 'mysql://x', tables: [] },
+      destination: { url: 'mongodb://x', tables: [] },
       batch: { maxRows: 0 },
       extra: true,
     });
@@ -161,14 +161,16 @@ describe('tables under a policy', () => {
     const withUrl = (url: string) => ({ ...valid, destination: { ...valid.destination, url } });
 
     it('refuses an unsupported scheme in one line naming the field, the scheme and the fix, never the password', () => {
-      const found = problems(withUrl('mysql://app:s3cret@127.0.0.1:3306/shop'));
+      const found = problems(withUrl('mongodb://app:s3cret@127.0.0.1:27017/shop'));
       expect(found).toHaveLength(1);
       expect(found[0]).toBe(
-        `destination.url: mysql:// is not a destination trustsync writes — use ${supportedSchemes()} — expected postgres://user@host:port/database`,
+        `destination.url: mongodb:// is not a destination trustsync writes — use ${supportedSchemes()} — expected postgres://user@host:port/database or mariadb://user@host:port/database`,
       );
       expect(found.join('\n')).not.toContain('s3cret');
       expect(problems(withUrl('127.0.0.1:5432/shop'))[0]).toMatch(/^destination\.url: a URL without a scheme is not a destination/);
       expect(problems(withUrl('postgres://u@127.0.0.1:5432/db'))).toEqual([]);
+      expect(problems(withUrl('mariadb://u@127.0.0.1:3306/db'))).toEqual([]);
+      expect(problems(withUrl('mysql://u@127.0.0.1:3306/db'))).toEqual([]);
     });
 
     it('names each thing a flow asks that its kind of destination cannot do', () => {
@@ -189,6 +191,11 @@ describe('tables under a policy', () => {
         'truncate: a plain destination cannot apply a TRUNCATE — use stop or skip',
       ]);
       expect(capabilityProblems(doc as never, sinkKindFor('postgres://h/db')!)).toEqual([]);
+      // MariaDB keeps no field-level policy state and applies no TRUNCATE; its rows can feed a state topic.
+      expect(capabilityProblems(doc as never, sinkKindFor('mariadb://h/db')!)).toEqual([
+        'destination.tables.0.policy: a mariadb destination cannot keep field-level policies — remove the policy, or write a.one to a PostgreSQL destination',
+        'truncate: a mariadb destination cannot apply a TRUNCATE — use stop or skip',
+      ]);
     });
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { openSink, sinkKindFor } from '../../src/sink/kinds.js';
+import { poolOptions } from '../../src/sink/mariadb/kind.js';
 
 describe('kinds of destination, chosen by the URL', () => {
   it('serves postgres:// and postgresql:// with every capability', () => {
@@ -10,5 +11,25 @@ describe('kinds of destination, chosen by the URL', () => {
     expect(sink.kind).toBe('postgres');
     expect(sink.capabilities).toEqual({ transactions: true, governance: true, truncate: true, reconcile: true });
     return sink.close();
+  });
+
+  it('serves mariadb:// and mysql:// with transactions and reconcile, but no field-level policies or TRUNCATE', () => {
+    for (const url of ['mariadb://u@127.0.0.1:3306/db', 'mysql://u@127.0.0.1:3306/db']) expect(sinkKindFor(url)?.kind).toBe('mariadb');
+    const sink = openSink('mariadb://u:p%40ss@127.0.0.1:1/shop', { name: 'kinds-test', connections: 1 });
+    expect(sink.kind).toBe('mariadb');
+    expect(sink.capabilities).toEqual({ transactions: true, governance: false, truncate: false, reconcile: true });
+    return sink.close();
+  });
+
+  it('reads user, password, host, port and database from a MariaDB URL', () => {
+    expect(poolOptions('mysql://app:p%40ss@db.internal:3307/shop', { name: 'n', connections: 3 })).toMatchObject({
+      host: 'db.internal',
+      port: 3307,
+      user: 'app',
+      password: 'p@ss',
+      database: 'shop',
+      connectionLimit: 3,
+    });
+    expect(() => poolOptions('mariadb://', { name: 'n', connections: 1 })).toThrow(/destination\.url/);
   });
 });

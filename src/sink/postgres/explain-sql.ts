@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { TABLE_KEY } from '../../model/history-row.js';
-import { BELIEF_DECISIONS, foldBelief, TIMELINE_LIMIT, withoutPlaceholders, type Explanation, type HistoryRecord } from '../../history/explain.js';
+import { BELIEF_DECISIONS, explanationOf, foldBelief, type Explanation, type HistoryRecord } from '../../history/explain.js';
 
 /** A record's decisions ($2: its key) and its table's TRUNCATEs, which empty every record of the table. */
 const OF_KEY_OR_TABLE = `(key = $2 OR (key = '${TABLE_KEY}' AND decision = 'truncated'))`;
@@ -84,32 +84,16 @@ export async function explainKey(
         AND ($4::text IS NULL OR field IS NULL OR field = $4) ORDER BY id`,
     [target, key, options.at?.toISOString() ?? null, options.field ?? null],
   );
-  const field = options.field ?? null;
-  const pick = (values: Record<string, unknown> | null) => (values && field ? { [field]: values[field] } : values);
-  // What was believed: from the latest snapshot the timeline reaches, then the decisions after it.
-  const snapshot = await latestSnapshot(client, target, key, options.at);
-  const after = history.rows.filter((r) => !snapshot || BigInt(r.hid) > BigInt(snapshot.historyId));
-  const believed = foldBelief(snapshot ? snapshot.believed : null, after);
-  // The table's TRUNCATEs belong to the record's story once it has one (a snapshot says it had);
-  // asked for the table's key itself, the story is all of its own.
-  const first = key === TABLE_KEY ? 0 : history.rows.findIndex((r) => r.key !== TABLE_KEY);
-  const story = snapshot ? history.rows : history.rows.slice(first < 0 ? history.rows.length : first);
-  const shown = options.all ? story : story.slice(-TIMELINE_LIMIT);
   const ledger = await client.query(`SELECT position::text, deleted, changed_at FROM trustsync.key_positions WHERE target = $1 AND key = $2`, [target, key]);
   // Only databases a flow under policy writes have row state.
   const state = await client
     .query(`SELECT vector, known_values, changed_at FROM trustsync.row_state WHERE target = $1 AND key = $2`, [target, key])
     .then((r) => r.rows[0])
     .catch(() => undefined);
-  return {
-    target,
-    key,
-    at: options.at?.toISOString() ?? null,
-    field,
-    believed: pick(believed),
-    earlier: story.length - shown.length,
-    snapshotAt: snapshot?.decidedAt ?? null,
-    timeline: shown.map((r) => ({
+  return explanationOf(target, key, options, {
+    decisions: history.rows.map((r) => ({
+      id: r.hid,
+      key: r.key,
       decidedAt: (r.decided_at as Date).toISOString(),
       decision: r.decision,
       op: r.op,
@@ -119,14 +103,15 @@ export async function explainKey(
       txId: r.tx_id,
       sourceTs: r.source_ts ? (r.source_ts as Date).toISOString() : null,
       reason: r.reason,
-      values: pick(withoutPlaceholders(r.new_values)),
-      oldValues: pick(withoutPlaceholders(r.old_values)),
+      newValues: r.new_values,
+      oldValues: r.old_values,
       field: r.field,
       correlationId: r.correlation_id,
     })),
+    snapshot: await latestSnapshot(client, target, key, options.at),
     ledger: ledger.rows[0]
       ? { position: ledger.rows[0].position, deleted: ledger.rows[0].deleted, changedAt: (ledger.rows[0].changed_at as Date).toISOString() }
       : null,
-    state: state ? { vector: state.vector, agreed: pick(state.known_values), changedAt: (state.changed_at as Date).toISOString() } : null,
-  };
+    state: state ? { vector: state.vector, agreed: state.known_values, changedAt: (state.changed_at as Date).toISOString() } : null,
+  });
 }

@@ -2,16 +2,17 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { keyTextOf, UNAVAILABLE_VALUE, type ChangeEvent, type FieldType, type Row, type TruncateEvent } from '../../model/change.js';
+import { keyTextOf, type ChangeEvent, type FieldType, type Row, type TruncateEvent } from '../../model/change.js';
 import { RowRejected, SchemaIncompatible, TransientSinkError, TrustsyncError } from '../../model/errors.js';
-import { formatRank, positionRank } from '../../order/position.js';
-import { columnFills, unchangedColumns, type Carrier } from '../../order/unchanged-columns.js';
+import { positionRank } from '../../order/position.js';
+import { unchangedColumns } from '../../order/unchanged-columns.js';
+import { applyIsolating, carriersByKey, planFill, refuseUnfollowable, upsertGroups, wantedColumns } from '../batch.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { HISTORY_COPY, HISTORY_COPY_STAGED, HISTORY_FROM_STAGE, HISTORY_STAGE, historyCopy } from './history-sql.js';
-import { eventRow, truncateRow } from '../../history/history.js';
+import { decisionRow, truncateRow } from '../../history/history.js';
 import type { HistoryRow } from '../../model/history-row.js';
 import type { BatchAudit, RowDecision, TruncateDecision } from '../../model/decision.js';
-import { mapFields, mapRow, targetName, type TableMapping, type TableName } from '../../model/table.js';
+import { mapRow, targetName, type TableMapping, type TableName } from '../../model/table.js';
 import { explainKey, takeSnapshots } from './explain-sql.js';
 import { migrate } from './migrate.js';
 import type { Explanation } from '../../history/explain.js';
@@ -46,23 +47,6 @@ export interface TableShape {
 /** Columns with their destination types, as the set-based statements take them. */
 function typedColumns(shape: TableShape, names: readonly string[]): { name: string; type: string }[] {
   return names.map((name) => ({ name, type: shape.columns.get(name)! }));
-}
-
-function decisionRow(target: string, d: RowDecision): HistoryRow {
-  if (d.decision === 'applied') return eventRow(target, d.event, 'applied', null);
-  if (d.decision === 'skipped') {
-    const why = d.beforeTruncate
-      ? 'a TRUNCATE of the table after this change is applied'
-      : d.reason === 'stale'
-        ? 'the destination holds a newer change of this key'
-        : 'the destination already holds this change';
-    return eventRow(target, d.event, d.reason === 'stale' ? 'skipped-stale' : 'skipped-duplicate', why, d.storedPosition);
-  }
-  if (d.decision === 'filled') {
-    const why = `${d.columns.join(', ')} left unchanged (TOAST) by the change at ${formatRank(d.rowPosition)}: this change is the newest known to carry ${d.columns.length === 1 ? 'its value' : 'their values'}`;
-    return { ...eventRow(target, d.event, 'filled', why, d.rowPosition), newValues: d.values };
-  }
-  return eventRow(target, d.event, 'dead-lettered', d.error.message);
 }
 
 /**
@@ -236,40 +220,17 @@ export class PostgresSink implements Sink {
    * allowed, adds columns the source added, and stops on a column it cannot follow.
    */
   async ensureTable(m: TableMapping, events: readonly ChangeEvent[]): Promise<TableShape> {
-    const wanted = new Map<string, string>();
-    const sourceFields = new Map<string, FieldType>();
-    for (const e of events) {
-      const fields = mapFields(m, e.fields);
-      const row = mapRow(m, e.after ?? e.key);
-      // Own keys only: an Avro row is a record instance whose prototype's methods are enumerable.
-      for (const name of Object.keys(row)) {
-        const value = row[name];
-        if (value === UNAVAILABLE_VALUE) continue;
-        const field = fields[name];
-        if (field) sourceFields.set(name, field);
-        if (!wanted.has(name) && (field || value !== null)) wanted.set(name, field ? columnTypeFor(field) : columnTypeForValue(value));
-      }
-    }
+    const { wanted, sourceFields } = wantedColumns(m, events, (_, field, value) => (field ? columnTypeFor(field) : columnTypeForValue(value)));
     const eventKeyColumns = Object.keys(mapRow(m, events[0]?.key ?? {}));
     let shape = await this.shape(m.table);
     if (!shape || [...wanted.keys()].some((name) => !shape!.columns.has(name))) {
       shape = await this.followSource(m, wanted, eventKeyColumns);
     }
-    for (const [name, field] of sourceFields) {
-      const existing = shape.columns.get(name);
-      if (existing && !columnAccepts(existing, field)) {
-        throw new SchemaIncompatible(
-          `${targetName(m.table)}.${name} is ${existing} but the source now sends ${field.name ?? field.type}: writing it would lose data.`,
-          `alter the destination column to a type that holds ${columnTypeFor(field)} (or exclude the column in the flow file), then restart the flow.`,
-        );
-      }
-    }
-    if (shape.keyColumns.length === 0) {
-      throw new SchemaIncompatible(
-        `destination table ${targetName(m.table)} has no primary key: upserts need one.`,
-        `add a primary key on (${eventKeyColumns.join(', ')}).`,
-      );
-    }
+    refuseUnfollowable(m, shape, sourceFields, {
+      accepts: columnAccepts,
+      typeFor: (f) => columnTypeFor(f),
+      addPrimaryKey: `ALTER TABLE ${qualified(m.table)} ADD PRIMARY KEY (${eventKeyColumns.map(quoteIdent).join(', ')})`,
+    });
     return shape;
   }
 
@@ -328,31 +289,20 @@ export class PostgresSink implements Sink {
     );
   }
 
-  private async applyIsolating(
+  private applyIsolating(
     client: pg.PoolClient,
     m: TableMapping,
     shape: TableShape,
     set: ChangeEvent[],
     superseded: readonly ChangeEvent[],
   ): Promise<RowDecision[]> {
-    await client.query('SAVEPOINT trustsync_rows');
-    try {
-      const decisions = await this.applySet(client, m, shape, set, superseded);
-      await client.query('RELEASE SAVEPOINT trustsync_rows');
-      return decisions;
-    } catch (err) {
-      if (!isRowDataPgError(err)) throw err;
-      await client.query('ROLLBACK TO SAVEPOINT trustsync_rows');
-      await client.query('RELEASE SAVEPOINT trustsync_rows');
-      if (set.length === 1) {
-        return [{ decision: 'rejected', event: set[0]!, error: classifyPgError(err, `${targetName(m.table)} key ${set[0]!.keyText}`) as RowRejected }];
-      }
-      const half = Math.ceil(set.length / 2);
-      return [
-        ...(await this.applyIsolating(client, m, shape, set.slice(0, half), superseded)),
-        ...(await this.applyIsolating(client, m, shape, set.slice(half), superseded)),
-      ];
-    }
+    return applyIsolating(set, (part) => this.applySet(client, m, shape, part, superseded), {
+      mark: () => client.query('SAVEPOINT trustsync_rows'),
+      release: () => client.query('RELEASE SAVEPOINT trustsync_rows'),
+      rollBack: () => client.query('ROLLBACK TO SAVEPOINT trustsync_rows'),
+      isRowError: isRowDataPgError,
+      rejected: (err, e) => classifyPgError(err, `${targetName(m.table)} key ${e.keyText}`) as RowRejected,
+    });
   }
 
   private async applySet(
@@ -403,19 +353,12 @@ export class PostgresSink implements Sink {
       );
     }
 
-    // Rows differ in which columns they carry (TOAST placeholders, columns added mid-batch): one statement per shape.
-    const groups = new Map<string, { columns: string[]; onlyIfAbsent: boolean; rows: { row: Row; fields: Record<string, FieldType> }[] }>();
-    for (const e of winners) {
-      if (e.op === 'd') continue;
-      const row = winnerRows.get(e)!;
-      const columns = Object.keys(row).filter((c) => row[c] !== UNAVAILABLE_VALUE && has(c));
-      const onlyIfAbsent = e.position.snapshot;
-      const signature = `${onlyIfAbsent}|${columns.join(',')}`;
-      let g = groups.get(signature);
-      if (!g) groups.set(signature, (g = { columns, onlyIfAbsent, rows: [] }));
-      g.rows.push({ row, fields: mapFields(m, e.fields) });
-    }
-    for (const g of groups.values()) {
+    const groups = upsertGroups(
+      m,
+      winners.filter((e) => e.op !== 'd').map((e) => ({ event: e, row: winnerRows.get(e)! })),
+      has,
+    );
+    for (const g of groups) {
       const columns = typedColumns(shape, g.columns);
       const params = g.columns.map((c) => g.rows.map(({ row, fields }) => sqlText(row[c], fields[c])));
       await client.query(upsertStatement(m.table, columns, shape.keyColumns, g.onlyIfAbsent), params);
@@ -447,46 +390,23 @@ export class PostgresSink implements Sink {
       [...new Set(candidates.map((e) => e.keyText))],
     ]);
     if (rows.length === 0) return [];
-    const byKey = new Map<string, Carrier[]>();
-    for (const e of candidates) {
-      if (!e.after) continue;
-      let carriers = byKey.get(e.keyText);
-      if (!carriers) byKey.set(e.keyText, (carriers = []));
-      carriers.push({ event: e, row: mapRow(m, e.after) });
-    }
+    const byKey = carriersByKey(m, candidates);
     const decisions: RowDecision[] = [];
     const heldKeys: string[] = [];
     const heldNow: string[] = [];
     // One statement per set of columns filled together.
     const groups = new Map<string, { columns: string[]; rows: { key: Row; values: Row; fields: Record<string, FieldType> }[] }>();
     for (const r of rows) {
-      const fills = columnFills(r.held, BigInt(r.position), byKey.get(r.key) ?? []);
-      if (fills.size === 0) continue;
-      const held = { ...r.held };
-      const byCarrier = new Map<Carrier, string[]>();
-      for (const [column, carrier] of fills) {
-        held[column] = positionRank(carrier.event.position).toString();
-        byCarrier.set(carrier, [...(byCarrier.get(carrier) ?? []), column]);
-      }
+      const fill = planFill(m, r.held, r.position, byKey.get(r.key) ?? []);
+      if (!fill) continue;
       heldKeys.push(r.key);
-      heldNow.push(JSON.stringify(held));
-      const values: Row = {};
-      const fields: Record<string, FieldType> = {};
-      for (const [carrier, columns] of byCarrier) {
-        const carrierFields = mapFields(m, carrier.event.fields);
-        for (const c of columns) {
-          values[c] = carrier.row[c];
-          if (carrierFields[c]) fields[c] = carrierFields[c];
-        }
-        // History tells values by their source names, as for applied changes.
-        const told = Object.entries(carrier.event.after!).filter(([name]) => columns.includes(m.rename[name] ?? name));
-        decisions.push({ decision: 'filled', event: carrier.event, columns, values: Object.fromEntries(told), rowPosition: r.position });
-      }
-      const columns = Object.keys(values).sort();
+      heldNow.push(JSON.stringify(fill.held));
+      decisions.push(...fill.decisions);
+      const columns = Object.keys(fill.values).sort();
       const signature = columns.join(',');
       let g = groups.get(signature);
       if (!g) groups.set(signature, (g = { columns, rows: [] }));
-      g.rows.push({ key: mapRow(m, byKey.get(r.key)![0]!.event.key), values, fields });
+      g.rows.push({ key: mapRow(m, byKey.get(r.key)![0]!.event.key), values: fill.values, fields: fill.fields });
     }
     const keyCols = typedColumns(shape, shape.keyColumns);
     for (const g of groups.values()) {

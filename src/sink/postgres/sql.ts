@@ -1,5 +1,6 @@
 import type { FieldType } from '../../model/change.js';
 import type { TableName } from '../../model/table.js';
+import { jsonText, temporalText } from '../values.js';
 
 /** Quotes an identifier: names come from events, so none is ever pasted into SQL unquoted. */
 export function quoteIdent(name: string): string {
@@ -90,57 +91,15 @@ export function columnAccepts(existing: string, field: FieldType): boolean {
   return false;
 }
 
-const MICROS_PER_DAY = 86_400_000_000n;
-
-function isoFromMicros(micros: bigint): string {
-  const rest = ((micros % 1000n) + 1000n) % 1000n; // floor division, so times before 1970 stay right
-  const ms = (micros - rest) / 1000n;
-  const base = new Date(Number(ms)).toISOString().replace('Z', '');
-  return `${base}${rest.toString().padStart(3, '0')}`;
-}
-
-function timeFromMicros(micros: bigint): string {
-  const m = ((micros % MICROS_PER_DAY) + MICROS_PER_DAY) % MICROS_PER_DAY;
-  const seconds = m / 1_000_000n;
-  const frac = (m % 1_000_000n).toString().padStart(6, '0');
-  const hh = (seconds / 3600n).toString().padStart(2, '0');
-  const mm = ((seconds / 60n) % 60n).toString().padStart(2, '0');
-  const ss = (seconds % 60n).toString().padStart(2, '0');
-  return `${hh}:${mm}:${ss}.${frac}`;
-}
-
-/**
- * A field's value as the text PostgreSQL parses for the destination column. Debezium's temporal
- * encodings (days, millis, micros, nanos since the epoch or midnight) become ISO text.
- */
+/** A field's value as the text PostgreSQL parses for the destination column. */
 export function sqlText(value: unknown, field: FieldType | undefined): string | null {
   if (value === null || value === undefined) return null;
-  const name = field?.name;
-  if (name && (typeof value === 'number' || typeof value === 'bigint')) {
-    const n = BigInt(value);
-    switch (name) {
-      case 'io.debezium.time.Date':
-      case 'org.apache.kafka.connect.data.Date':
-        return new Date(Number(n) * 86_400_000).toISOString().slice(0, 10);
-      case 'io.debezium.time.Timestamp':
-      case 'org.apache.kafka.connect.data.Timestamp':
-        return isoFromMicros(n * 1000n);
-      case 'io.debezium.time.MicroTimestamp':
-        return isoFromMicros(n);
-      case 'io.debezium.time.NanoTimestamp':
-        return isoFromMicros(n / 1000n);
-      case 'io.debezium.time.Time':
-        return timeFromMicros(n * 1000n);
-      case 'io.debezium.time.MicroTime':
-        return timeFromMicros(n);
-      case 'io.debezium.time.NanoTime':
-        return timeFromMicros(n / 1000n);
-    }
-  }
+  const temporal = temporalText(value, field);
+  if (temporal !== undefined) return temporal;
   if (typeof value === 'string') return value;
   if (typeof value === 'bigint' || typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (Buffer.isBuffer(value) || value instanceof Uint8Array) return `\\x${Buffer.from(value).toString('hex')}`;
-  return JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
+  return jsonText(value);
 }
 
 /**

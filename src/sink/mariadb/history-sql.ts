@@ -1,0 +1,103 @@
+import type { Connection } from 'mariadb';
+import type { HistoryRow } from '../../model/history-row.js';
+import { jsonText } from '../values.js';
+import { keyHash, placeholders } from './sql.js';
+
+/*
+ * trustsync.history (migrations/0001) is the append-only record of every decision, beside the data.
+ * Rows about a batch are written in the batch's own transaction: the history never tells of a write
+ * that did not happen, and no write happens without its history.
+ */
+
+const COLUMNS = [
+  'flow',
+  'target',
+  'entity',
+  'key_hash',
+  '`key`',
+  'op',
+  'decision',
+  'reason',
+  'position',
+  'stored_position',
+  'origin_topic',
+  'origin_partition',
+  'origin_offset',
+  'tx_id',
+  'source_ts',
+  'capture_ts',
+  'new_values',
+  'fields',
+  'field',
+  'old_values',
+  'correlation_id',
+  'idempotency_key',
+];
+
+/** Rows per INSERT: a statement stays well inside max_allowed_packet's default. */
+const ROWS_PER_STATEMENT = 500;
+
+/** Epoch milliseconds (a fraction for microseconds) as DATETIME(6) text in UTC. */
+export function utcFromMs(ms: number | null): string | null {
+  if (ms === null) return null;
+  const micros = Math.round(ms * 1000);
+  const whole = Math.floor(micros / 1000);
+  return `${new Date(whole).toISOString().slice(0, 23).replace('T', ' ')}${String(micros - whole * 1000).padStart(3, '0')}`;
+}
+
+const json = (v: unknown) => (v === null || v === undefined ? null : jsonText(v));
+
+function values(flow: string, r: HistoryRow): unknown[] {
+  return [
+    flow,
+    r.target,
+    r.entity,
+    keyHash(r.key),
+    r.key,
+    r.op,
+    r.decision,
+    r.reason,
+    r.position,
+    r.storedPosition,
+    r.origin?.topic ?? null,
+    r.origin?.partition ?? null,
+    r.origin?.offset ?? null,
+    r.txId,
+    utcFromMs(r.sourceTsMs),
+    utcFromMs(r.captureTsMs),
+    json(r.newValues),
+    json(r.fields),
+    r.field ?? null,
+    json(r.oldValues),
+    r.correlationId ?? null,
+    r.idempotencyKey ?? null,
+  ];
+}
+
+/**
+ * Writes history rows on a connection inside a transaction. With `skipRecorded` (a retried batch),
+ * a row whose change already has this decision on record for its target is left out.
+ */
+export async function insertHistory(conn: Connection, flow: string, rows: readonly HistoryRow[], skipRecorded: boolean): Promise<void> {
+  let todo = rows;
+  if (skipRecorded) {
+    const told = rows.filter((r) => r.correlationId);
+    const recorded = new Set<string>();
+    for (let i = 0; i < told.length; i += ROWS_PER_STATEMENT) {
+      const chunk = told.slice(i, i + ROWS_PER_STATEMENT);
+      const found: { target: string; correlation_id: string; decision: string }[] = await conn.query(
+        `SELECT target, correlation_id, decision FROM trustsync.history WHERE (target, key_hash, correlation_id) IN (${chunk.map(() => '(?, ?, ?)').join(', ')})`,
+        chunk.flatMap((r) => [r.target, keyHash(r.key), r.correlationId]),
+      );
+      for (const f of found) recorded.add(`${f.target}\u0000${f.correlation_id}\u0000${f.decision}`);
+    }
+    todo = rows.filter((r) => !r.correlationId || !recorded.has(`${r.target}\u0000${r.correlationId}\u0000${r.decision}`));
+  }
+  for (let i = 0; i < todo.length; i += ROWS_PER_STATEMENT) {
+    const chunk = todo.slice(i, i + ROWS_PER_STATEMENT);
+    await conn.query(
+      `INSERT INTO trustsync.history (${COLUMNS.join(', ')}) VALUES ${chunk.map(() => placeholders(COLUMNS.length)).join(', ')}`,
+      chunk.flatMap((r) => values(flow, r)),
+    );
+  }
+}
