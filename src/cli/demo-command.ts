@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { stackEndpoints, stackSettings } from '../stack/settings.js';
-import { formatSummary, runDemo } from '../demo/demo.js';
+import { DEMO_FLOW_FILES, formatSummary, runDemo } from '../demo/demo.js';
 import { progress, table, optionError } from './output.js';
 import { runSyncDemo, type SyncDemoResult } from '../demo/sync-demo.js';
 import type { Customer } from '../demo/sync.js';
@@ -11,13 +11,17 @@ export function demoCommand(): Command {
       'the main job on the local stack: capture a demo shop with Debezium, apply it with trustsync while it changes, and show the destination converging',
     )
     .option('--operations <n>', 'how many source changes to write', '600')
+    .option('--to <kind>', 'the kind of destination: postgres (flows/shop.yaml) or mariadb (flows/shop-mariadb.yaml)', 'postgres')
     .option('--bidirectional', 'instead: two databases (app and crm) kept in sync both ways under the customer policy')
-    .action(async (opts: { operations: string; bidirectional?: boolean }) => {
+    .action(async (opts: { operations: string; to: string; bidirectional?: boolean }) => {
       if (opts.bidirectional) return printSyncDemo(await runSyncDemo(stackSettings(), progress));
+      if (opts.to !== 'postgres' && opts.to !== 'mariadb')
+        throw optionError(`--to ${opts.to}: not a kind of destination the demo writes`, 'use --to postgres or --to mariadb');
+      const flowFile = DEMO_FLOW_FILES[opts.to];
       const operations = Number(opts.operations);
       if (!Number.isInteger(operations) || operations < 1)
         throw optionError(`--operations ${opts.operations}: not a positive whole number`, 'for example --operations 500');
-      const r = await runDemo(stackSettings(), { operations, log: progress });
+      const r = await runDemo(stackSettings(), { operations, log: progress, to: opts.to });
       const out = [`\nDebezium change events, by topic and partition (key = entity id):`, formatSummary(r.summaries), '', 'trustsync decisions:'];
       for (const [what, n] of Object.entries(r.decisions)) out.push(`  ${what.padEnd(28)} ${n}`);
       out.push('', 'destination vs source, row by row:');
@@ -25,8 +29,8 @@ export function demoCommand(): Command {
         const bad = t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length;
         out.push(`  ${t.table.padEnd(16)} ${String(t.rows).padStart(5)} rows  ${bad === 0 ? 'equal to the source' : `DIFFERS: ${JSON.stringify(t.diff)}`}`);
       }
-      out.push('', `trustsync canary --config flows/shop.yaml (synthetic records through Debezium and trustsync): ${r.canary}`);
-      out.push('', 'trustsync reconcile --config flows/shop.yaml (counts and hashes per bucket, in each database):');
+      out.push('', `trustsync canary --config ${flowFile} (synthetic records through Debezium and trustsync): ${r.canary}`);
+      out.push('', `trustsync reconcile --config ${flowFile} (counts and hashes per bucket, in each database):`);
       for (const t of r.reconcile)
         out.push(
           `  ${t.table.padEnd(22)} ${String(t.sourceRows).padStart(5)} source rows, ${t.mismatchedBuckets} of ${t.buckets} buckets differ, ${t.differences} differences`,
@@ -40,11 +44,8 @@ export function demoCommand(): Command {
         out.push('  decoded with the registry: docs/state-topics.md, "Reading state topics"');
       }
       if (r.metricsUrl)
-        out.push(
-          '',
-          `(the flow served Prometheus metrics at ${r.metricsUrl} while it ran; \`npx trustsync lag --group ${'trustsync-shop'}\` shows its consumer lag)`,
-        );
-      out.push('', 'Every decision is on record; the story of one customer:', '  npx trustsync explain --config flows/shop.yaml shop.customers 2');
+        out.push('', `(the flow served Prometheus metrics at ${r.metricsUrl} while it ran; \`npx trustsync lag --group ${r.group}\` shows its consumer lag)`);
+      out.push('', 'Every decision is on record; the story of one customer:', `  npx trustsync explain --config ${flowFile} shop.customers 2`);
       process.stdout.write(`${out.join('\n')}\n`);
       if (r.summaries.some((s) => s.splitKeys.length > 0) || r.tables.some((t) => t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length > 0))
         process.exitCode = 1;

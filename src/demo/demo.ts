@@ -5,7 +5,8 @@ import { PACKAGE_DIR, stackEndpoints, type StackSettings } from '../stack/settin
 import { stackUp } from '../stack/stack.js';
 import { ConnectClient, readConnectorFile, stackConnectorVars } from '../stack/connectors.js';
 import { removePostgresSource } from '../stack/postgres-source.js';
-import { createDemoSchema, demoDestinationSql } from './schema.js';
+import mariadb from 'mariadb';
+import { createDemoSchema, demoDestinationSql, demoMariadbDestinationSql } from './schema.js';
 import { runWorkload, type WorkloadCounts } from './workload.js';
 import { readTopicsToEnd, type ReadMessage } from '../kafka/read-topic.js';
 import { loadFlowFile, type FlowConfig } from '../flow/config.js';
@@ -20,7 +21,12 @@ import { StackError } from '../model/errors.js';
 export interface DemoOptions {
   operations: number;
   log: (line: string) => void;
+  /** The kind of destination: the stack's PostgreSQL (flows/shop.yaml) or its MariaDB (flows/shop-mariadb.yaml). */
+  to?: 'postgres' | 'mariadb';
 }
+
+/** The demo's flow file for each kind of destination. */
+export const DEMO_FLOW_FILES = { postgres: 'flows/shop.yaml', mariadb: 'flows/shop-mariadb.yaml' } as const;
 
 export const DEMO_SCHEMA = 'demo';
 export const DEMO_SERVER = 'shop';
@@ -144,7 +150,35 @@ export function formatSummary(summaries: TopicSummary[]): string {
 }
 
 /** Starts the destination from a clean slate: tables, position ledger entries, consumer group, DLQ. */
-async function resetDemoDestination(s: StackSettings, config: FlowConfig, kafka: Kafka): Promise<void> {
+async function resetDemoDestination(s: StackSettings, config: FlowConfig, kafka: Kafka, to: 'postgres' | 'mariadb'): Promise<void> {
+  if (to === 'mariadb') await resetMariadbDestination(s);
+  else await resetPostgresDestination(s);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.deleteGroups([config.group]).catch(() => undefined);
+    const existing = new Set(await admin.listTopics());
+    const topics = [config.dlqTopic, ...config.tables.flatMap((t) => (t.state ? [t.state.topic] : []))].filter((t) => existing.has(t));
+    if (topics.length) await admin.deleteTopics({ topics });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function resetMariadbDestination(s: StackSettings): Promise<void> {
+  const url = new URL(stackEndpoints(s).mariadbUrl(DEMO_DEST_SCHEMA));
+  const db = await mariadb.createConnection({ host: url.hostname, port: Number(url.port), user: 'root' });
+  try {
+    await db.query(`DROP DATABASE IF EXISTS \`${DEMO_DEST_SCHEMA}\``);
+    for (const statement of demoMariadbDestinationSql(DEMO_DEST_SCHEMA)) await db.query(statement);
+    for (const kept of ['key_positions', 'history', 'entity_snapshots'])
+      await db.query(`DELETE FROM trustsync.${kept} WHERE target LIKE ?`, [`${DEMO_DEST_SCHEMA}.%`]).catch(() => undefined);
+  } finally {
+    await db.end();
+  }
+}
+
+async function resetPostgresDestination(s: StackSettings): Promise<void> {
   const dest = new pg.Client(stackEndpoints(s).postgresUrl('trustsync_dest'));
   await dest.connect();
   try {
@@ -155,16 +189,6 @@ async function resetDemoDestination(s: StackSettings, config: FlowConfig, kafka:
       await dest.query(`DELETE FROM trustsync.${kept} WHERE target LIKE $1`, [`${DEMO_DEST_SCHEMA}.%`]).catch(() => undefined);
   } finally {
     await dest.end();
-  }
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await admin.deleteGroups([config.group]).catch(() => undefined);
-    const existing = new Set(await admin.listTopics());
-    const topics = [config.dlqTopic, ...config.tables.flatMap((t) => (t.state ? [t.state.topic] : []))].filter((t) => existing.has(t));
-    if (topics.length) await admin.deleteTopics({ topics });
-  } finally {
-    await admin.disconnect();
   }
 }
 
@@ -178,6 +202,8 @@ export interface DemoResult {
   stateTopics: { topic: string; records: number }[];
   /** `trustsync canary` once the flow settled. */
   canary: string;
+  /** The flow's consumer group. */
+  group: string;
   /** `trustsync reconcile` of the flow once it settled. */
   reconcile: { table: string; sourceRows: number; buckets: number; mismatchedBuckets: number; differences: number }[];
 }
@@ -192,8 +218,9 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
   const status = await stackUp(s, log);
   if (!status.healthy) throw new StackError('the local stack is not healthy.', 'see `trustsync stack status`, then `trustsync stack up`.');
   const { source, kafka } = await prepareDemoSource(s, log);
-  const config = { ...loadFlowFile(join(PACKAGE_DIR, 'flows', 'shop.yaml')), metrics: { port: 0, host: s.host } };
-  await resetDemoDestination(s, config, kafka);
+  const to = options.to ?? 'postgres';
+  const config = { ...loadFlowFile(join(PACKAGE_DIR, DEMO_FLOW_FILES[to])), metrics: { port: 0, host: s.host } };
+  await resetDemoDestination(s, config, kafka, to);
   const runner = new FlowRunner(config, pino({ level: 'warn' }));
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   try {
@@ -228,22 +255,11 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
 
     log('waiting for the destination to equal the source, row for row …');
     const pairs = DEMO_TABLES.map((t): [string, string] => [`${DEMO_SCHEMA}.${t}`, `${DEMO_DEST_SCHEMA}.${t}`]);
-    const dest = new pg.Client(stackEndpoints(s).postgresUrl('trustsync_dest'));
-    await dest.connect();
-    const tables: DemoResult['tables'] = [];
-    try {
-      await waitForConvergence(source, dest, pairs, 120_000);
-      // Wait until every re-delivered record has been judged, so the counts below are final.
-      const expected = old.length + again.length + 1;
-      const deadline = Date.now() + 60_000;
-      while ((await runner.metrics.total('received')) < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-      for (const [src, dst] of pairs) {
-        const rows = Number((await dest.query(`SELECT count(*) FROM ${dst}`)).rows[0].count);
-        tables.push({ table: dst, rows, diff: await compareTables(source, dest, src, dst) });
-      }
-    } finally {
-      await dest.end();
-    }
+    const tables = to === 'mariadb' ? await convergedAcross(config, 120_000) : await convergedInPostgres(s, source, pairs);
+    // Wait until every re-delivered record has been judged, so the counts below are final.
+    const expected = old.length + again.length + 1;
+    const deadline = Date.now() + 60_000;
+    while ((await runner.metrics.total('received')) < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const decisions: Record<string, number> = {
       received: await runner.metrics.total('received'),
       applied: await runner.metrics.total('applied'),
@@ -266,7 +282,7 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
     } finally {
       await admin.disconnect();
     }
-    const canary = summarizeCanary(await runCanary(config, 5, 30_000));
+    const canary = config.canary ? summarizeCanary(await runCanary(config, 5, 30_000)) : 'not configured for this flow (canaries time PostgreSQL destinations)';
     // The flow's own canaries keep arriving: a settle time tells them from drift.
     const reconciled = await reconcileFlow(config, { buckets: 64, settleMs: 2000, repair: false, progress: () => undefined, log: pino({ level: 'warn' }) });
     const reconcile = reconciled.tables.map((t) => ({
@@ -276,10 +292,46 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
       mismatchedBuckets: t.mismatchedBuckets,
       differences: t.differences.length,
     }));
-    return { counts, summaries, tables, decisions, metricsUrl: runner.metricsAddress, stateTopics, reconcile, canary };
+    return { counts, summaries, tables, decisions, metricsUrl: runner.metricsAddress, stateTopics, reconcile, canary, group: config.group };
   } finally {
     await producer.disconnect();
     await runner.stop();
     await source.end();
+  }
+}
+
+/** Row by row, inside PostgreSQL: each side hashes its rows, only ids and hashes travel. */
+async function convergedInPostgres(s: StackSettings, source: pg.Client, pairs: [string, string][]): Promise<DemoResult['tables']> {
+  const dest = new pg.Client(stackEndpoints(s).postgresUrl('trustsync_dest'));
+  await dest.connect();
+  try {
+    await waitForConvergence(source, dest, pairs, 120_000);
+    const tables: DemoResult['tables'] = [];
+    for (const [src, dst] of pairs) {
+      const rows = Number((await dest.query(`SELECT count(*) FROM ${dst}`)).rows[0].count);
+      tables.push({ table: dst, rows, diff: await compareTables(source, dest, src, dst) });
+    }
+    return tables;
+  } finally {
+    await dest.end();
+  }
+}
+
+/** Row by row across kinds: reconcile's canonical text, compared until it finds nothing. */
+async function convergedAcross(config: FlowConfig, timeoutMs: number): Promise<DemoResult['tables']> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const report = await reconcileFlow(config, { buckets: 64, settleMs: 0, repair: false, progress: () => undefined, log: pino({ level: 'warn' }) });
+    if (report.clean || Date.now() > deadline)
+      return report.tables.map((t) => ({
+        table: t.destination,
+        rows: t.rows.destination,
+        diff: {
+          missing: t.differences.filter((d) => d.kind === 'missing').map((d) => d.key),
+          extra: t.differences.filter((d) => d.kind === 'extra').map((d) => d.key),
+          wrong: [...new Set(t.differences.filter((d) => d.kind === 'field').map((d) => d.key))],
+        },
+      }));
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }

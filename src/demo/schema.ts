@@ -61,3 +61,19 @@ export async function createDemoSchema(client: pg.Client, schema = 'demo'): Prom
 export function largeNote(id: number, version: number): string {
   return `customer ${id} note v${version}: ` + 'lorem ipsum dolor sit amet '.repeat(200);
 }
+
+/**
+ * The shop in MariaDB, as a MariaDB user would declare it: money as DECIMAL, instants as DATETIME(6)
+ * (trustsync writes them in UTC), JSON, the long note as LONGTEXT; no foreign key, as above.
+ */
+export function demoMariadbDestinationSql(database: string): string[] {
+  return [
+    `CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4`,
+    `CREATE TABLE IF NOT EXISTS \`${database}\`.customers (
+      id BIGINT PRIMARY KEY, email VARCHAR(320) NOT NULL, name VARCHAR(200) NOT NULL, tier VARCHAR(32) NOT NULL DEFAULT 'standard',
+      balance DECIMAL(12,2) NOT NULL DEFAULT 0, profile JSON NOT NULL, notes LONGTEXT, updated_at DATETIME(6) NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS \`${database}\`.orders (
+      id BIGINT PRIMARY KEY, customer_id BIGINT NOT NULL, amount DECIMAL(12,2) NOT NULL, status VARCHAR(32) NOT NULL DEFAULT 'placed',
+      placed_at DATETIME(6) NOT NULL)`,
+  ];
+}

@@ -56,7 +56,7 @@ export function timestampMicros(text: string): bigint {
   return BigInt(seconds) * 1000n + BigInt((m[3] ?? '').padEnd(6, '0'));
 }
 
-/** A column's PostgreSQL text as the Avro field's value. */
+/** A column's text (as the destination gives it) as the Avro field's value. */
 function avroValue(text: string | null, t: avro.Type, schema: unknown): unknown {
   const members = unionMembers(t);
   if (members) {
@@ -84,7 +84,7 @@ function avroValue(text: string | null, t: avro.Type, schema: unknown): unknown 
     case 'double':
       return Number(text);
     case 'boolean':
-      return text === 't' || text === 'true';
+      return text === 't' || text === 'true' || text === '1'; // PostgreSQL's text, JSON's, MariaDB's
     case 'bytes':
       return text.startsWith('\\x') ? Buffer.from(text.slice(2), 'hex') : Buffer.from(text);
   }

@@ -6,10 +6,13 @@ import { fieldPolicy } from '../policy/policy.js';
 import { validate } from '../policy/validators.js';
 import { fromPgText, type Governance, type GovernedSink } from '../sink/postgres/governed-sink.js';
 import { keyStates, PostgresSink, readTableShape, recordHistory } from '../sink/postgres/postgres-sink.js';
+import { postgresCanonicalRows } from '../sink/postgres/canonical-sql.js';
 import { parseTableName, targetName, type TableMapping, type TableName } from '../model/table.js';
 import { keyTextExpr, LEDGER_STATES, qualified, quoteIdent, upsertStatement } from '../sink/postgres/sql.js';
 import type { HistoryRow } from '../model/history-row.js';
-import { TrustsyncError } from '../model/errors.js';
+import { ConfigError, TrustsyncError } from '../model/errors.js';
+import { openSink, sinkKindFor } from '../sink/kinds.js';
+import type { CanonicalRows, Sink } from '../sink/sink.js';
 import { noteRow } from '../history/history.js';
 
 export type RecommendedAction = 'update-destination' | 'update-source' | 'delete-destination' | 'manual-review' | 'ignore';
@@ -67,13 +70,12 @@ function comparedColumns(m: TableMapping, sourceColumns: string[], destColumns: 
 
 const sourceColumnOf = (pairs: readonly { src: string; dst: string }[], field: string) => pairs.find((p) => p.dst === field)!.src;
 
-/** One side of the comparison: the SQL expressions of a row's key and compared values, in its own column names. */
-interface Side {
-  db: pg.Pool;
-  table: TableName;
-  key: string[];
-  values: string[];
-}
+/**
+ * One side of the comparison: the row's key and compared values, in its own column names. Between
+ * two PostgreSQL databases each side digests its rows' own text (`db`); across kinds, the canonical
+ * text both produce alike (`canonical`, sink.ts).
+ */
+type Side = { table: TableName; key: string[]; values: string[] } & ({ db: pg.Pool; canonical?: undefined } | { canonical: CanonicalRows; db?: undefined });
 
 const keyExpr = (s: Side) => keyTextExpr(s.key);
 const valuesExpr = (s: Side) => `json_build_array(${s.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ')})::text`;
@@ -86,10 +88,12 @@ const ROWS_PER_BUCKET = 500;
 /** At least the asked-for buckets, more for big tables (from the planner's row estimate), a power of two. */
 async function bucketCount(a: Side, b: Side, asked: number): Promise<number> {
   const estimate = async (s: Side) =>
-    Number(
-      (await s.db.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = $1::regclass', [qualified(s.table)])).rows[0]?.n ??
-        0,
-    );
+    s.canonical
+      ? s.canonical.estimateRows(s.table)
+      : Number(
+          (await s.db.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = $1::regclass', [qualified(s.table)])).rows[0]
+            ?.n ?? 0,
+        );
   const rows = Math.max(await estimate(a), await estimate(b));
   const needed = 2 ** Math.ceil(Math.log2(Math.max(1, rows / ROWS_PER_BUCKET)));
   return Math.min(65536, Math.max(asked, needed));
@@ -97,6 +101,7 @@ async function bucketCount(a: Side, b: Side, asked: number): Promise<number> {
 
 /** Level 1 and 2: per bucket, a row count and a digest of the rows' values, computed inside the database. */
 async function bucketDigests(s: Side, n: number): Promise<Map<number, { rows: number; digest: string }>> {
+  if (s.canonical) return s.canonical.bucketDigests(s.table, s.key, s.values, n);
   const { rows } = await s.db.query<{ b: number; n: string; digest: string }>(
     `SELECT b, count(*) AS n, md5(string_agg(h, '' ORDER BY k)) AS digest
        FROM (SELECT ${keyExpr(s)} AS k, ${bucketExpr(s, n)} AS b, md5(${keyExpr(s)} || ${valuesExpr(s)}) AS h FROM ${qualified(s.table)} t) x
@@ -108,6 +113,7 @@ async function bucketDigests(s: Side, n: number): Promise<Map<number, { rows: nu
 /** Level 3, for mismatching buckets only: the rows, as text. */
 async function bucketRows(s: Side, n: number, buckets: number[]): Promise<Map<string, (string | null)[]>> {
   if (buckets.length === 0) return new Map();
+  if (s.canonical) return s.canonical.bucketRows(s.table, s.key, s.values, n, buckets);
   const { rows } = await s.db.query<{ k: string; v: (string | null)[] }>(
     `SELECT ${keyExpr(s)} AS k, ARRAY[${s.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ') || 'NULL::text'}] AS v
        FROM ${qualified(s.table)} t WHERE ${bucketExpr(s, n)} = ANY($1::int[])`,
@@ -134,7 +140,7 @@ interface SeenStates {
 }
 
 async function statesBeforeRepair(t: TableContext, keys: string[]): Promise<SeenStates> {
-  if (!t.governed) return { destination: await keyStates(t.sink.pool, LEDGER_STATES, targetName(t.m.table), keys), source: new Map() };
+  if (!t.governed) return { destination: await keyStates((t.sink as PostgresSink).pool, LEDGER_STATES, targetName(t.m.table), keys), source: new Map() };
   return { destination: await t.governed.sink.rowStates(t.governed.m, keys), source: t.back ? await t.back.sink.rowStates(t.back.m, keys) : new Map() };
 }
 
@@ -142,7 +148,8 @@ async function statesBeforeRepair(t: TableContext, keys: string[]): Promise<Seen
 interface TableContext {
   flow: string;
   source: pg.Pool;
-  sink: PostgresSink;
+  /** A PostgreSQL destination (compared in its own text, repairable), or another kind (compared in canonical text). */
+  sink: PostgresSink | Sink;
   m: TableMapping;
   systems: { source: string; destination: string };
   /** Under policy: the destination's writer. */
@@ -162,7 +169,11 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
   const { source, sink, m, systems } = t;
   const policy = t.governed?.g.policy;
   const srcName = parseTableName(m.sourceTable!);
-  const [srcShape, dstShape] = await Promise.all([readTableShape(source, srcName), readTableShape(sink.pool, m.table)]);
+  const across = !(sink instanceof PostgresSink);
+  const [srcShape, dstShape] = await Promise.all([
+    readTableShape(source, srcName),
+    sink instanceof PostgresSink ? readTableShape(sink.pool, m.table) : sink.canonical.shape(m.table),
+  ]);
   if (!srcShape)
     throw new ReconcileError(
       `source table ${m.sourceTable} not found in the source database`,
@@ -172,8 +183,14 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
   const keyPairs = dstShape.keyColumns.map((d) => ({ dst: d, src: Object.entries(m.rename).find(([, to]) => to === d)?.[0] ?? d }));
   const pairs = comparedColumns(m, [...srcShape.columns.keys()], [...dstShape.columns.keys()], dstShape.keyColumns);
   const sourceColumn = (field: string) => sourceColumnOf(pairs, field);
-  const srcSide: Side = { db: source, table: srcName, key: keyPairs.map((k) => k.src), values: pairs.map((p) => p.src) };
-  const dstSide: Side = { db: sink.pool, table: m.table, key: keyPairs.map((k) => k.dst), values: pairs.map((p) => p.dst) };
+  const [srcKey, dstKey] = [keyPairs.map((k) => k.src), keyPairs.map((k) => k.dst)];
+  const srcSide: Side = across
+    ? { canonical: postgresCanonicalRows(source), table: srcName, key: srcKey, values: pairs.map((p) => p.src) }
+    : { db: source, table: srcName, key: srcKey, values: pairs.map((p) => p.src) };
+  const dstSide: Side =
+    sink instanceof PostgresSink
+      ? { db: sink.pool, table: m.table, key: dstKey, values: pairs.map((p) => p.dst) }
+      : { canonical: sink.canonical, table: m.table, key: dstKey, values: pairs.map((p) => p.dst) };
   const n = await bucketCount(srcSide, dstSide, o.buckets);
 
   const compare = async () => {
@@ -273,7 +290,7 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
     await o.progress(`  repairing ${repairable} differences …`);
     const moved = t.governed
       ? await repairGoverned(t.governed, t.back, srcShape.columns, dstShape.columns, pairs, differences, systems, seen)
-      : await repairCopy(source, sink, m, dstShape.columns, srcSide, dstSide, pairs, differences, t.flow, seen.destination);
+      : await repairCopy(source, sink as PostgresSink, m, dstShape.columns, srcSide, dstSide, pairs, differences, t.flow, seen.destination);
     differences = differences.filter((d) => !moved.has(d.key));
     settled += moved.size;
   }
@@ -418,6 +435,14 @@ export async function reconcileFlow(config: FlowConfig, o: ReconcileOptions): Pr
       'give --reverse the flow file of the other direction of the sync',
     );
   }
+  const kind = sinkKindFor(config.destinationUrl)?.kind;
+  if (kind !== 'postgres' && (o.repair || reverse))
+    throw new ConfigError(
+      'reconcile-unsupported',
+      `reconcile finds the differences of a ${kind} destination, but does not ${o.repair ? 'repair them' : 'reconcile two ways'} yet`,
+      `run it without ${o.repair ? '--repair' : '--reverse'}; mend what it lists by hand, or re-snapshot the source (trustsync connectors resnapshot)`,
+    );
+  if (kind !== 'postgres') return reconcileAcross(config, o);
   const source = new pg.Pool({ connectionString: config.sourceDatabaseUrl, max: 2, application_name: `trustsync:${config.flow}:reconcile` });
   const pool = new pg.Pool({ connectionString: config.destinationUrl, max: 3, application_name: `trustsync:${config.flow}:reconcile` });
   const reversePool = reverse && new pg.Pool({ connectionString: reverse.destinationUrl, max: 2, application_name: `trustsync:${reverse.flow}:reconcile` });
@@ -457,5 +482,20 @@ export async function reconcileFlow(config: FlowConfig, o: ReconcileOptions): Pr
     await source.end();
     await pool.end();
     await reversePool?.end();
+  }
+}
+
+/** A destination of another kind than the source: each table compared in canonical text (sink.ts), differences listed. */
+async function reconcileAcross(config: FlowConfig, o: ReconcileOptions): Promise<{ tables: TableReport[]; clean: boolean }> {
+  const source = new pg.Pool({ connectionString: config.sourceDatabaseUrl!, max: 2, application_name: `trustsync:${config.flow}:reconcile` });
+  const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:reconcile`, connections: 2 });
+  try {
+    const tables: TableReport[] = [];
+    const systems = { source: config.sourceSystem ?? 'source', destination: config.destinationSystem ?? 'destination' };
+    for (const m of config.tables) tables.push(await reconcileTable({ flow: config.flow, source, sink, m, systems }, o));
+    return { tables, clean: tables.every((t) => t.differences.length === 0) };
+  } finally {
+    await source.end();
+    await sink.close();
   }
 }

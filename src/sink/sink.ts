@@ -46,6 +46,8 @@ export interface Sink {
   purgeTombstones(retentionMs: number): Promise<number>;
   purgeHistory(flow: string, retentionMs: number): Promise<number>;
   snapshotLongHistories(flow: string): Promise<number>;
+  /** This database's rows in canonical text, for reconcile across kinds. */
+  readonly canonical: CanonicalRows;
   /** Closes the connections; idempotent. */
   close(): Promise<void>;
 }
@@ -66,4 +68,27 @@ export interface SinkKind {
   schemes: readonly string[];
   capabilities: SinkCapabilities;
   open(url: string, options: SinkOptions): Sink;
+}
+
+/**
+ * A database's rows as reconcile compares them across kinds: every value as one canonical text that
+ * each kind produces alike (instants in UTC as `YYYY-MM-DD HH:MM:SS.ffffff`, booleans 1/0, bytes as
+ * lower-case hex, the rest as the database's own text of it), rows spread over buckets by the MD5
+ * of their key's text, and each bucket digested inside the database, so only digests travel.
+ */
+export interface CanonicalRows {
+  /** Columns (name → the database's type) and primary key; undefined while the table does not exist. */
+  shape(t: TableName): Promise<{ columns: Map<string, string>; keyColumns: string[] } | undefined>;
+  /** The table's rows, roughly (from statistics): how many buckets to use. */
+  estimateRows(t: TableName): Promise<number>;
+  /** Per bucket: row count and the sum of the rows' hashes (order-free, so collations do not matter). */
+  bucketDigests(t: TableName, key: readonly string[], values: readonly string[], buckets: number): Promise<Map<number, { rows: number; digest: string }>>;
+  /** The rows of some buckets: key text → canonical values. */
+  bucketRows(
+    t: TableName,
+    key: readonly string[],
+    values: readonly string[],
+    buckets: number,
+    which: readonly number[],
+  ): Promise<Map<string, (string | null)[]>>;
 }

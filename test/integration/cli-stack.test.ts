@@ -46,7 +46,7 @@ describe('trustsync stack, as a person runs it', () => {
       '--batch',
       '--skip-column-names',
       '-e',
-      "SELECT @@port, @@datadir, @@binlog_format, @@gtid_strict_mode; SHOW DATABASES LIKE 'trustsync%'",
+      "SELECT @@port, @@datadir, @@binlog_format, @@gtid_strict_mode; SHOW DATABASES LIKE 'trustsync\\_%'",
     ]);
     const [server, ...databases] = stdout.trim().split('\n');
     expect(server!.split('\t')).toEqual([String(settings.ports.mariadb), expect.stringContaining(settings.stateDir), 'ROW', '1']);

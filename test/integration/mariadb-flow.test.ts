@@ -60,6 +60,7 @@ describe('a flow from PostgreSQL into MariaDB, killed again and again', () => {
       name: schema,
       decoding: 'avro',
       destinationUrl: url,
+      sourceDatabase: endpoints.postgresUrl('trustsync_source'),
       topics: tables.map((t) => ({ topic: capture.topic(t), table: `${database}.${t}`, createIfMissing: true }) as never),
       extra: { batch: { maxRows: 50, maxWaitMs: 50 }, log: { level: 'warn' } },
     });
@@ -116,5 +117,54 @@ describe('a flow from PostgreSQL into MariaDB, killed again and again', () => {
     expect(out.stdout).toMatch(new RegExp(`${database}\\.customers key 1`));
     expect(out.stdout).toMatch(/applied/);
     expect(out.stdout).toMatch(/now: (present|deleted)/);
+  });
+
+  it('reconcile compares PostgreSQL with MariaDB in canonical text: clean, then exactly the injected drift', async () => {
+    const reconcile = async () => {
+      const r = await trustsync(['reconcile', '--config', flowFile, '--json', '--settle', '0']);
+      expect(r.stderr).toBe('');
+      return {
+        status: r.status,
+        report: JSON.parse(r.stdout) as { tables: { destination: string; mismatchedBuckets: number; differences: Record<string, unknown>[] }[] },
+      };
+    };
+    // Equal after the flow: instants, JSON, numeric text and large text compare alike across the two engines.
+    const clean = await reconcile();
+    expect(clean.report.tables.map((t) => t.differences)).toEqual([[], []]);
+    // Digested alike in both databases: not one bucket differs, so no row had to be read.
+    expect(clean.report.tables.map((t) => t.mismatchedBuckets)).toEqual([0, 0]);
+    expect(clean.status).toBe(0);
+
+    const ids: string[] = (await admin.query(`SELECT CAST(id AS CHAR) AS id FROM ${database}.customers ORDER BY id LIMIT 4`)).map((r: { id: string }) => r.id);
+    const [gone, edited, moved, blanked] = ids as [string, string, string, string];
+    await admin.query(`DELETE FROM ${database}.customers WHERE id = ?`, [gone]);
+    await admin.query(`UPDATE ${database}.customers SET email = 'drift@example.com' WHERE id = ?`, [edited]);
+    await admin.query(`UPDATE ${database}.customers SET updated_at = updated_at + INTERVAL 1 MICROSECOND WHERE id = ?`, [moved]);
+    await admin.query(`UPDATE ${database}.customers SET notes = NULL WHERE id = ?`, [blanked]);
+    const extra = await admin.query(`SELECT * FROM ${database}.customers WHERE id = ?`, [edited]);
+    await admin.query(
+      `INSERT INTO ${database}.customers (id, email, name, tier, balance, profile, notes, updated_at) SELECT 999999, email, name, tier, balance, profile, notes, updated_at FROM ${database}.customers WHERE id = ?`,
+      [edited],
+    );
+    expect(extra).toHaveLength(1);
+
+    const drift = await reconcile();
+    expect(drift.status).toBe(1);
+    const customers = drift.report.tables.find((t) => t.destination === `${database}.customers`)!;
+    const told = customers.differences.map((d) => `${d.key} ${d.kind}${d.field ? ` ${d.field as string}` : ''} ${d.recommendedAction as string}`).sort();
+    expect(told).toEqual(
+      [
+        `${gone} missing update-destination`,
+        `${edited} field email update-destination`,
+        `${moved} field updated_at update-destination`,
+        `${blanked} field notes update-destination`,
+        `999999 extra delete-destination`,
+      ].sort(),
+    );
+    expect(customers.differences.find((d) => d.field === 'email')).toMatchObject({ destination: 'drift@example.com' });
+    // Repair stays PostgreSQL's for now: refused with the way out, nothing written.
+    const repair = await trustsync(['reconcile', '--config', flowFile, '--repair']);
+    expect(repair.status).toBe(2);
+    expect(repair.stderr).toMatch(/does not repair them yet/);
   });
 });

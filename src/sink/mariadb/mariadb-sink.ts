@@ -9,11 +9,12 @@ import type { BatchAudit, RowDecision, TruncateDecision } from '../../model/deci
 import { mapRow, targetName, type TableMapping, type TableName } from '../../model/table.js';
 import type { Explanation } from '../../history/explain.js';
 import { decisionRow } from '../../history/history.js';
-import type { Sink, SinkCapabilities } from '../sink.js';
+import type { CanonicalRows, Sink, SinkCapabilities } from '../sink.js';
 import { classifyMariadbError, isRowDataMariadbError } from './mariadb-errors.js';
 import { insertHistory } from './history-sql.js';
 import { explainKey, takeSnapshots } from './explain-sql.js';
 import { migrate } from './migrate.js';
+import { mariadbCanonicalRows } from './canonical-sql.js';
 import {
   columnAccepts,
   columnTypeFor,
@@ -69,10 +70,13 @@ export async function readTableShape(db: Pool | PoolConnection, t: TableName): P
 export class MariadbSink implements Sink {
   readonly kind = 'mariadb';
   readonly capabilities: SinkCapabilities = MARIADB_CAPABILITIES;
+  readonly canonical: CanonicalRows;
   private readonly shapes = new Map<string, TableShape | null>();
   private closed?: Promise<void>;
 
-  constructor(readonly pool: Pool) {}
+  constructor(readonly pool: Pool) {
+    this.canonical = mariadbCanonicalRows(pool);
+  }
 
   async prepare(): Promise<void> {
     await migrate(this.pool);

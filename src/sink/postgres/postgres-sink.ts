@@ -15,8 +15,9 @@ import type { BatchAudit, RowDecision, TruncateDecision } from '../../model/deci
 import { mapRow, targetName, type TableMapping, type TableName } from '../../model/table.js';
 import { explainKey, takeSnapshots } from './explain-sql.js';
 import { migrate } from './migrate.js';
+import { postgresCanonicalRows } from './canonical-sql.js';
 import type { Explanation } from '../../history/explain.js';
-import type { Sink, SinkCapabilities } from '../sink.js';
+import type { CanonicalRows, Sink, SinkCapabilities } from '../sink.js';
 import {
   CLAIM_POSITIONS,
   columnAccepts,
@@ -143,6 +144,7 @@ export async function readTableShape(client: pg.Pool | pg.PoolClient, t: TableNa
 export class PostgresSink implements Sink {
   readonly kind = 'postgres';
   readonly capabilities: SinkCapabilities = POSTGRES_CAPABILITIES;
+  readonly canonical: CanonicalRows;
   private readonly shapes = new Map<string, TableShape | null>();
   private closed?: Promise<void>;
 
@@ -150,6 +152,7 @@ export class PostgresSink implements Sink {
     // A connection the server drops while checked out emits 'error'; unheard, that would end the
     // process. The query in flight fails too, and that failure is what gets classified and retried.
     pool.on('connect', (client) => client.on('error', () => undefined));
+    this.canonical = postgresCanonicalRows(pool);
   }
 
   async prepare(): Promise<void> {
