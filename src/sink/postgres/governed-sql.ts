@@ -15,3 +15,12 @@ SELECT o.key, o.xid::text AS xid, o.origin_system, o.origin_position::text AS or
   FROM trustsync.outbound o
   JOIN unnest($2::text[], $3::bigint[]) AS u(key, xid) ON o.key = u.key AND o.xid = u.xid
  WHERE o.target = $1`;
+
+/**
+ * A write record: what trustsync wrote into a database, under the transaction's id ($3), so that
+ * its capture coming back is known for trustsync's own (FIND_OUTBOUND). An idempotency key is
+ * written once.
+ */
+export const RECORD_OUTBOUND = `
+INSERT INTO trustsync.outbound (target, key, xid, flow, origin_system, origin_position, origin_tx_id, origin_values, fields, op, vector, idempotency_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`;
