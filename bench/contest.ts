@@ -62,12 +62,12 @@ export interface ContestResult {
   contenders: (ContenderResult & { vsDebeziumJdbc: number | null; vsNaive: number | null; vsRawCeiling: number | null })[];
 }
 
-const SOURCE = 'bench_src.items';
-const COLUMNS = ['id', 'name', 'qty', 'price_cents', 'notes', 'updated_at'];
-const TABLE_DDL = (name: string) =>
+export const SOURCE = 'bench_src.items';
+export const COLUMNS = ['id', 'name', 'qty', 'price_cents', 'notes', 'updated_at'];
+export const TABLE_DDL = (name: string) =>
   `CREATE TABLE ${name} (id bigint PRIMARY KEY, name text NOT NULL, qty integer NOT NULL, price_cents bigint NOT NULL, notes text, updated_at timestamptz NOT NULL)`;
 const BATCH = 10_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The keys an update statement touches: the hot 1 % every time, the rest spread at random. */
 function updateBatch(keys: number, hot: number, size: number, random: () => number): number[] {
@@ -78,7 +78,7 @@ function updateBatch(keys: number, hot: number, size: number, random: () => numb
 }
 
 /** Writes the workload at the source while Debezium captures it; returns what was written. */
-async function writeWorkload(source: pg.Client, o: ContestOptions): Promise<ContestResult['workload']> {
+export async function writeWorkload(source: pg.Client, o: Pick<ContestOptions, 'events' | 'keys' | 'log'>): Promise<ContestResult['workload']> {
   const random = seededRandom(7);
   const deletes = Math.floor(o.keys / 100);
   const updates = Math.max(0, o.events - o.keys - deletes);
@@ -114,7 +114,7 @@ async function writeWorkload(source: pg.Client, o: ContestOptions): Promise<Cont
   };
 }
 
-async function topicRecords(kafka: Kafka, topic: string): Promise<number> {
+export async function topicRecords(kafka: Kafka, topic: string): Promise<number> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -135,7 +135,7 @@ async function tableState(dest: pg.Client, table: string): Promise<string> {
 }
 
 /** Resident memory of a process now, in MB (null once it is gone). */
-function rssMb(pid: number | undefined): number | null {
+export function rssMb(pid: number | undefined): number | null {
   if (pid === undefined) return null;
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -149,15 +149,14 @@ function rssMb(pid: number | undefined): number | null {
  * Runs until the destination has been quiet for `quietMs` (after its first write, unless it may
  * already be done), sampling the process's memory; returns the time from start to the last write seen.
  */
-async function timeUntilQuiet(
-  dest: pg.Client,
-  table: string,
+export async function timeUntilQuiet(
+  state: () => Promise<string>,
   pid: () => number | undefined,
   quietMs = 5000,
   mayBeDone = false,
 ): Promise<{ seconds: number; peakRssMb: number | null }> {
   const started = Date.now();
-  const empty = await tableState(dest, table);
+  const empty = await state();
   let last = empty;
   let lastChange = started;
   let peak: number | null = null;
@@ -165,11 +164,11 @@ async function timeUntilQuiet(
     await sleep(200);
     const rss = rssMb(pid());
     if (rss !== null) peak = Math.max(peak ?? 0, rss);
-    const state = await tableState(dest, table);
-    if (state !== last) {
-      last = state;
+    const now = await state();
+    if (now !== last) {
+      last = now;
       lastChange = Date.now();
-    } else if ((mayBeDone || state !== empty) && Date.now() - lastChange > quietMs) {
+    } else if ((mayBeDone || now !== empty) && Date.now() - lastChange > quietMs) {
       return { seconds: (lastChange - started) / 1000, peakRssMb: peak };
     }
   }
@@ -203,7 +202,7 @@ async function checkRows(source: pg.Client, dest: pg.Client, table: string): Pro
 }
 
 /** A Prometheus histogram's cumulative bucket counts (summed over its label sets), by upper bound. */
-function histogramBuckets(metricsText: string, name: string): Map<number, number> {
+export function histogramBuckets(metricsText: string, name: string): Map<number, number> {
   const buckets = new Map<number, number>();
   for (const line of metricsText.split('\n')) {
     const m = new RegExp(`^${name}_bucket\\{.*le="([^"]+)".*\\} (\\d+)`).exec(line);
@@ -223,7 +222,7 @@ function histogramSince(before: Map<number, number>, after: Map<number, number>)
  * Percentiles of a histogram in ms, interpolated linearly inside the bucket the rank falls in, as
  * PromQL's histogram_quantile does.
  */
-function percentiles(buckets: Map<number, number>): { p50Ms: number | null; p99Ms: number | null } {
+export function percentiles(buckets: Map<number, number>): { p50Ms: number | null; p99Ms: number | null } {
   const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
   const total = sorted.at(-1)?.[1] ?? 0;
   const at = (q: number) => {
@@ -291,13 +290,13 @@ function clusterCpuSeconds(postmaster: number | undefined): number {
 }
 
 /** A process's CPU seconds so far (0 once it is gone). */
-const processCpuSeconds = (pid: number | undefined) => cpuSecondsOf(procStat(pid));
+export const processCpuSeconds = (pid: number | undefined) => cpuSecondsOf(procStat(pid));
 
 /**
  * Starts counting the CPU of each named reader (each returns CPU seconds so far); the returned
  * function tells the seconds each spent since.
  */
-function cpuMeter<K extends string>(readers: Record<K, () => number>): () => Record<K, number> {
+export function cpuMeter<K extends string>(readers: Record<K, () => number>): () => Record<K, number> {
   const read = () => Object.fromEntries(Object.entries<() => number>(readers).map(([k, r]) => [k, r()])) as Record<K, number>;
   const before = read();
   return () => {
@@ -351,7 +350,7 @@ async function steadyLoad(
   }
   const elapsed = (Date.now() - started) / 1000;
   const cpuCores = Object.fromEntries(Object.entries(cpuSpent()).map(([k, v]) => [k, v / elapsed]));
-  await timeUntilQuiet(dest, 'bench_dst.items_trustsync', pids.trustsync, 3000, true);
+  await timeUntilQuiet(() => tableState(dest, 'bench_dst.items_trustsync'), pids.trustsync, 3000, true);
   const after = await scrape();
   const since = (name: string) => percentiles(histogramSince(histogramBuckets(before, name), histogramBuckets(after, name)));
   const apply = since('trustsync_apply_seconds');
@@ -380,7 +379,83 @@ interface SteadyPids {
   destinationPostgres: number | undefined;
 }
 
-const waitExit = (child: ChildProcess) => new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+export const waitExit = (child: ChildProcess) => new Promise<void>((r) => (child.exitCode !== null ? r() : child.once('exit', () => r())));
+
+/**
+ * The Debezium JDBC sink connector as a competent user tunes it for this load: upserts keyed by the
+ * record key, deletes on, a task per core, batches of 5,000 with its reduction buffer (the newest
+ * change per key of a batch only).
+ */
+export function jdbcSinkSettings(topic: string, url: string, username: string, table: string): Record<string, string> {
+  return {
+    'connector.class': 'io.debezium.connector.jdbc.JdbcSinkConnector',
+    'tasks.max': '2',
+    topics: topic,
+    'connection.url': url,
+    'connection.username': username,
+    'connection.password': '',
+    'insert.mode': 'upsert',
+    'primary.key.mode': 'record_key',
+    'delete.enabled': 'true',
+    'schema.evolution': 'none',
+    'database.time_zone': 'UTC',
+    'collection.name.format': table,
+    'batch.size': '5000',
+    'use.reduction.buffer': 'true',
+    'consumer.override.max.poll.records': '5000',
+    'key.converter': 'org.apache.kafka.connect.json.JsonConverter',
+    'key.converter.schemas.enable': 'true',
+    'value.converter': 'org.apache.kafka.connect.json.JsonConverter',
+    'value.converter.schemas.enable': 'true',
+  };
+}
+
+/** This run's capture of the bench's source table: JSON with schemas (the JDBC sink needs them; trustsync reads either), six partitions. */
+export function benchCapture(s: StackSettings, run: string): { capture: ConnectorConfig; topic: string } {
+  const capture = readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), {
+    ...stackConnectorVars(s),
+    SERVER: `bench${run}`,
+    SCHEMAS: 'bench_src',
+    TABLES: SOURCE,
+    JSON_SCHEMAS: 'true',
+    PARTITIONS: '6',
+  });
+  return { capture, topic: `cdc.bench${run}.${SOURCE}` };
+}
+
+/**
+ * A run that was interrupted left its connectors running: its capture's walsender would decode
+ * every write of this run, and its slot would hold WAL for good.
+ */
+export async function removeLeftovers(connect: ConnectClient, log: (line: string) => void): Promise<void> {
+  for (const left of await connect.list()) {
+    const capture = /^trustsync-bench[0-9a-z]+-source-json$/.test(left.name);
+    if (!capture && !/^bench-(mariadb-)?jdbc-sink-[0-9a-z]+$/.test(left.name)) continue;
+    log(`removing ${left.name}, left by an interrupted run …`);
+    await (capture ? removePostgresSource(connect, left) : connect.remove(left.name));
+  }
+}
+
+/** A fresh source table, its capture running, the workload written and every record of it in the topic. */
+export async function captureWorkload(
+  source: pg.Client,
+  kafka: Kafka,
+  connect: ConnectClient,
+  capture: ConnectorConfig,
+  topic: string,
+  o: Pick<ContestOptions, 'events' | 'keys' | 'log'>,
+): Promise<ContestResult['workload']> {
+  await source.query(`DROP SCHEMA IF EXISTS bench_src CASCADE; CREATE SCHEMA bench_src; ${TABLE_DDL(SOURCE)}`);
+  await connect.apply(capture);
+  await connect.waitRunning(capture.name);
+  o.log(`writing ${o.events.toLocaleString('en')} changes over ${o.keys.toLocaleString('en')} keys at the source (Debezium captures them) …`);
+  const captureStarted = Date.now();
+  const workload = await writeWorkload(source, o);
+  while ((await topicRecords(kafka, topic)) < workload.records) await sleep(1000);
+  workload.captureSeconds = (Date.now() - captureStarted) / 1000;
+  o.log(`  ${workload.records.toLocaleString('en')} records in ${topic} after ${workload.captureSeconds.toFixed(0)} s`);
+  return workload;
+}
 
 export async function runContest(s: StackSettings, o: ContestOptions): Promise<ContestResult> {
   const e = stackEndpoints(s);
@@ -394,27 +469,11 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
   await dest.connect();
   const connect = new ConnectClient(e.connectUrl);
   const run = Date.now().toString(36);
-  const capture: ConnectorConfig = readConnectorFile(join(PACKAGE_DIR, 'connectors', 'postgres-source-json.json'), {
-    ...stackConnectorVars(s),
-    SERVER: `bench${run}`,
-    SCHEMAS: 'bench_src',
-    TABLES: SOURCE,
-    JSON_SCHEMAS: 'true', // the JDBC sink needs the schemas; trustsync reads either
-    PARTITIONS: '6',
-  });
-  const topic = `cdc.bench${run}.${SOURCE}`;
+  const { capture, topic } = benchCapture(s, run);
   const results: ContenderResult[] = [];
   const jdbcName = `bench-jdbc-sink-${run}`;
   try {
-    // A run that was interrupted left its connectors running: its capture's walsender would decode
-    // every write of this run, and its slot would hold WAL for good.
-    for (const left of await connect.list()) {
-      const capture = /^trustsync-bench[0-9a-z]+-source-json$/.test(left.name);
-      if (!capture && !/^bench-jdbc-sink-[0-9a-z]+$/.test(left.name)) continue;
-      o.log(`removing ${left.name}, left by an interrupted run …`);
-      await (capture ? removePostgresSource(connect, left) : connect.remove(left.name));
-    }
-    await source.query(`DROP SCHEMA IF EXISTS bench_src CASCADE; CREATE SCHEMA bench_src; ${TABLE_DDL(SOURCE)}`);
+    await removeLeftovers(connect, o.log);
     await dest.query('DROP SCHEMA IF EXISTS bench_dst CASCADE; CREATE SCHEMA bench_dst');
     // Fresh tables start with no remembered positions or history either.
     await dest.query(`DO $$ BEGIN
@@ -422,15 +481,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       IF to_regclass('trustsync.history') IS NOT NULL THEN DELETE FROM trustsync.history WHERE target LIKE 'bench\\_dst.%'; END IF;
       IF to_regclass('trustsync.truncations') IS NOT NULL THEN DELETE FROM trustsync.truncations WHERE target LIKE 'bench\\_dst.%'; END IF;
     END $$`);
-    await connect.apply(capture);
-    await connect.waitRunning(capture.name);
-
-    o.log(`writing ${o.events.toLocaleString('en')} changes over ${o.keys.toLocaleString('en')} keys at the source (Debezium captures them) …`);
-    const captureStarted = Date.now();
-    const workload = await writeWorkload(source, o);
-    while ((await topicRecords(kafka, topic)) < workload.records) await sleep(1000);
-    workload.captureSeconds = (Date.now() - captureStarted) / 1000;
-    o.log(`  ${workload.records.toLocaleString('en')} records in ${topic} after ${workload.captureSeconds.toFixed(0)} s`);
+    const workload = await captureWorkload(source, kafka, connect, capture, topic, o);
 
     const kafkaPid = componentPid(s, kafkaComponent);
     const destinationPid = componentPid(o.destination, postgresComponent);
@@ -445,7 +496,7 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       latency: () => Promise<{ p50Ms: number | null; p99Ms: number | null }>,
     ) => {
       const cpuSpent = contenderCpu(() => processCpuSeconds(pid()));
-      const t = await timeUntilQuiet(dest, `bench_dst.${table}`, pid);
+      const t = await timeUntilQuiet(() => tableState(dest, `bench_dst.${table}`), pid);
       const cpuSeconds = cpuSpent();
       const rows = await checkRows(source, dest, `bench_dst.${table}`);
       results.push({
@@ -499,26 +550,12 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
     await settle(source, dest, o.log);
     o.log('Debezium JDBC sink connector …');
     await dest.query(TABLE_DDL('bench_dst.items_jdbc'));
-    const jdbcSettings: Record<string, string> = {
-      'connector.class': 'io.debezium.connector.jdbc.JdbcSinkConnector',
-      'tasks.max': '2',
-      topics: topic,
-      'connection.url': `jdbc:postgresql://${o.destination.host}:${o.destination.ports.postgres}/trustsync_dest`,
-      'connection.username': 'postgres',
-      'connection.password': '',
-      'insert.mode': 'upsert',
-      'primary.key.mode': 'record_key',
-      'delete.enabled': 'true',
-      'schema.evolution': 'none',
-      'collection.name.format': 'bench_dst.items_jdbc',
-      'batch.size': '5000',
-      'use.reduction.buffer': 'true',
-      'consumer.override.max.poll.records': '5000',
-      'key.converter': 'org.apache.kafka.connect.json.JsonConverter',
-      'key.converter.schemas.enable': 'true',
-      'value.converter': 'org.apache.kafka.connect.json.JsonConverter',
-      'value.converter.schemas.enable': 'true',
-    };
+    const jdbcSettings = jdbcSinkSettings(
+      topic,
+      `jdbc:postgresql://${o.destination.host}:${o.destination.ports.postgres}/trustsync_dest`,
+      'postgres',
+      'bench_dst.items_jdbc',
+    );
     await connect.apply({ name: jdbcName, config: jdbcSettings });
     await measure(
       'Debezium JDBC sink',

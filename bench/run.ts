@@ -13,6 +13,7 @@ import { StackError } from '../src/model/errors.js';
 import { postgresClusterDown, postgresClusterUp, stackUp } from '../src/stack/stack.js';
 import { table } from '../src/cli/output.js';
 import { runContest, type ContenderCpu, type ContestResult } from './contest.js';
+import { runMariadbContest } from './mariadb-contest.js';
 
 /*
  * `npm run bench`: the micro-benchmark of trustsync's pure path — decode + order + plan, no I/O — on
@@ -257,6 +258,8 @@ async function main(): Promise<void> {
   const s = stackSettings();
   const status = await stackUp(s, (line) => console.log(`[stack] ${line}`));
   if (!status.healthy) throw new Error('the local stack is not healthy; see `trustsync stack status`');
+  if (process.argv.includes('--to') && process.argv[process.argv.indexOf('--to') + 1] === 'mariadb')
+    return mariadbRound(s, events, keys, option('--rounds', 3), micro);
   const destination = benchDestination(s);
   await postgresClusterUp(destination, 'TRUSTSYNC_BENCH_PG_PORT', (line) => console.log(`[destination] ${line}`));
   // Ctrl-C too stops the destination's cluster (the stack's own stays up, as `stack up` left it).
@@ -308,14 +311,47 @@ async function main(): Promise<void> {
       .map(([k, v]) => `${k}=${v}`)
       .join(', ')}`,
   );
-  if (process.argv.includes('--json')) {
-    const dir = join(PACKAGE_DIR, 'bench', 'results');
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version };
-    writeFileSync(file, `${JSON.stringify({ machine, micro, ...contest }, null, 2)}\n`);
-    console.log(`results: ${file}`);
-  }
+  if (process.argv.includes('--json')) writeResults('', { micro, ...contest });
+}
+
+/** bench/results/<prefix><time>.json: the figures, with the machine they were measured on. */
+function writeResults(prefix: string, figures: Record<string, unknown>): void {
+  const dir = join(PACKAGE_DIR, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${prefix}${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version };
+  writeFileSync(file, `${JSON.stringify({ machine, ...figures }, null, 2)}\n`);
+  console.log(`results: ${file}`);
+}
+
+/** `--to mariadb`: trustsync against the Debezium JDBC sink into the stack's MariaDB, repeated rounds. */
+async function mariadbRound(s: ReturnType<typeof stackSettings>, events: number, keys: number, rounds: number, micro: unknown): Promise<void> {
+  const r = await runMariadbContest(s, { events, keys, rounds, log: (line) => console.log(line) });
+  const w = r.workload;
+  console.log(
+    `\nworkload: ${fixed(w.events)} change events over ${fixed(w.keys)} keys (${fixed(w.inserts)} inserts, ${fixed(w.updates)} updates, ${fixed(w.deletes)} deletes; ${fixed(w.toastedRows)} rows with a TOASTed column) into MariaDB, ${rounds} rounds, order alternating\n`,
+  );
+  console.log(
+    table([
+      ['round', 'contender', 'events/s', 'seconds', 'p50 ms', 'p99 ms', 'peak RSS MB', 'CPU s = itself + MariaDB + broker', 'wrong rows', 'missing rows'],
+      ...r.runs.map((x) => [
+        String(x.round),
+        x.contender,
+        fixed(x.eventsPerSecond),
+        fixed(x.seconds, 1),
+        fixed(x.p50Ms, 1),
+        fixed(x.p99Ms, 1),
+        fixed(x.peakRssMb),
+        `${fixed(x.cpuSeconds.contender + x.cpuSeconds.mariadb + x.cpuSeconds.broker)} = ${fixed(x.cpuSeconds.contender)} + ${fixed(x.cpuSeconds.mariadb)} + ${fixed(x.cpuSeconds.broker)}`,
+        fixed(x.wrongRows),
+        fixed(x.missingRows),
+      ]),
+    ]),
+  );
+  console.log(
+    `\nmedian events/s: ${r.summary.map((x) => `${x.contender} ${fixed(x.medianEventsPerSecond)}`).join(' · ')} · trustsync ÷ Debezium JDBC sink ${fixed(r.trustsyncOverJdbc, 2)}`,
+  );
+  if (process.argv.includes('--json')) writeResults('mariadb-', { micro, ...r });
 }
 
 await main();

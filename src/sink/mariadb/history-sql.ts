@@ -34,7 +34,7 @@ const COLUMNS = [
   'idempotency_key',
 ];
 
-/** Rows per INSERT: a statement stays well inside max_allowed_packet's default. */
+/** Keys per lookup of what a retried batch already has on record. */
 const ROWS_PER_STATEMENT = 500;
 
 /** Epoch milliseconds (a fraction for microseconds) as DATETIME(6) text in UTC. */
@@ -44,6 +44,15 @@ export function utcFromMs(ms: number | null): string | null {
   const whole = Math.floor(micros / 1000);
   return `${new Date(whole).toISOString().slice(0, 23).replace('T', ' ')}${String(micros - whole * 1000).padStart(3, '0')}`;
 }
+
+/** utcFromMs keeping its last answer: a batch's changes often share one time. */
+function lastKept(): (ms: number | null) => string | null {
+  let lastMs: number | null = null;
+  let last: string | null = null;
+  return (ms) => (ms === lastMs ? last : ((lastMs = ms), (last = utcFromMs(ms))));
+}
+const sourceTs = lastKept();
+const captureTs = lastKept();
 
 const json = (v: unknown) => (v === null || v === undefined ? null : jsonText(v));
 
@@ -63,8 +72,8 @@ function values(flow: string, r: HistoryRow): unknown[] {
     r.origin?.partition ?? null,
     r.origin?.offset ?? null,
     r.txId,
-    utcFromMs(r.sourceTsMs),
-    utcFromMs(r.captureTsMs),
+    sourceTs(r.sourceTsMs),
+    captureTs(r.captureTsMs),
     json(r.newValues),
     json(r.fields),
     r.field ?? null,
@@ -93,11 +102,10 @@ export async function insertHistory(conn: Connection, flow: string, rows: readon
     }
     todo = rows.filter((r) => !r.correlationId || !recorded.has(`${r.target}\u0000${r.correlationId}\u0000${r.decision}`));
   }
-  for (let i = 0; i < todo.length; i += ROWS_PER_STATEMENT) {
-    const chunk = todo.slice(i, i + ROWS_PER_STATEMENT);
-    await conn.query(
-      `INSERT INTO trustsync.history (${COLUMNS.join(', ')}) VALUES ${chunk.map(() => placeholders(COLUMNS.length)).join(', ')}`,
-      chunk.flatMap((r) => values(flow, r)),
+  // MariaDB's bulk protocol: one statement, the rows as binary parameters, no text escaping.
+  if (todo.length)
+    await conn.batch(
+      `INSERT INTO trustsync.history (${COLUMNS.join(', ')}) VALUES ${placeholders(COLUMNS.length)}`,
+      todo.map((r) => values(flow, r)),
     );
-  }
 }

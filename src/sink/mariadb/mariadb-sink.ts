@@ -34,7 +34,7 @@ import {
 /** Ledger, rows and history in one transaction; reconcile reads rows back. Field-level policies and TRUNCATE need PostgreSQL. */
 export const MARIADB_CAPABILITIES: SinkCapabilities = { transactions: true, governance: false, truncate: false, reconcile: true };
 
-/** Rows per statement: one round trip each, well inside max_allowed_packet's default. */
+/** Keys per IN list (ledger reads, deletes, reads back): one round trip each, well inside max_allowed_packet. */
 const ROWS_PER_STATEMENT = 500;
 
 export interface TableShape {
@@ -257,11 +257,13 @@ export class MariadbSink implements Sink {
     const hashes = set.map((e) => keyHash(e.keyText));
     const order = set.map((_, i) => i).sort((a, b) => Buffer.compare(hashes[a]!, hashes[b]!));
     const held = new Map<string, { position: string; columns: Record<string, string> | null }>();
-    for (const part of chunks(order)) {
-      await conn.query(
-        ledgerLockStatement(part.length),
-        part.flatMap((i) => [target, hashes[i], set[i]!.keyText]),
+    // MariaDB's bulk protocol: one statement, the rows as binary parameters, no text escaping.
+    if (order.length)
+      await conn.batch(
+        ledgerLockStatement(1),
+        order.map((i) => [target, hashes[i], set[i]!.keyText]),
       );
+    for (const part of chunks(order)) {
       const rows: { key_hash: Buffer; position: string; column_positions: string | null }[] = await conn.query(ledgerReadStatement(part.length), [
         target,
         ...part.map((i) => hashes[i]),
@@ -277,16 +279,15 @@ export class MariadbSink implements Sink {
       return { rank, won, prior: prior.position, columnPositions };
     });
     const winners = order.filter((i) => outcome[i]!.won);
-    for (const part of chunks(winners)) {
-      await conn.query(
-        ledgerWriteStatement(part.length),
-        part.flatMap((i) => {
+    if (winners.length)
+      await conn.batch(
+        ledgerWriteStatement(1),
+        winners.map((i) => {
           const deleted = set[i]!.op === 'd';
           const cp = outcome[i]!.columnPositions;
           return [target, hashes[i], set[i]!.keyText, outcome[i]!.rank, deleted, deleted, cp ? JSON.stringify(cp) : null];
         }),
       );
-    }
     return outcome;
   }
 
@@ -329,14 +330,11 @@ export class MariadbSink implements Sink {
       winners.filter((i) => set[i]!.op !== 'd').map((i) => ({ event: set[i]!, row: mapped[i]! })),
       has,
     );
-    for (const g of groups) {
-      for (const part of chunks(g.rows)) {
-        await conn.query(
-          upsertStatement(m.table, g.columns, shape.keyColumns, part.length, g.onlyIfAbsent),
-          part.flatMap(({ row, fields }) => g.columns.map((c) => sqlValue(row[c], fields[c], typeOf(c)))),
-        );
-      }
-    }
+    for (const g of groups)
+      await conn.batch(
+        upsertStatement(m.table, g.columns, shape.keyColumns, 1, g.onlyIfAbsent),
+        g.rows.map(({ row, fields }) => g.columns.map((c) => sqlValue(row[c], fields[c], typeOf(c)))),
+      );
     for (const i of winners) decisions.push({ decision: 'applied', event: set[i]! });
     // Only keys that may hold columns an older change has to fill: a winner left some unchanged, or a change lost.
     const open = new Set(set.filter((e, i) => unchanged[i] !== null || !outcome[i]!.won).map((e) => e.keyText));

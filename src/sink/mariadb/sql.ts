@@ -13,9 +13,19 @@ export function qualified(t: TableName): string {
   return `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
 }
 
-/** How the ledger and the history find a key: any text, by its SHA-256 (an index cannot hold long text). */
+const recentHashes = new Map<string, Buffer>();
+
+/**
+ * How the ledger and the history find a key: any text, by its SHA-256 (an index cannot hold long
+ * text). A batch asks for each key's several times (claim, rows, history): recent ones are kept.
+ */
 export function keyHash(keyText: string): Buffer {
-  return createHash('sha256').update(keyText).digest();
+  let hash = recentHashes.get(keyText);
+  if (!hash) {
+    if (recentHashes.size >= 100_000) recentHashes.clear();
+    recentHashes.set(keyText, (hash = createHash('sha256').update(keyText).digest()));
+  }
+  return hash;
 }
 
 const SEMANTIC_TYPES: Record<string, string> = {
