@@ -6,7 +6,9 @@ import mariadb, { type Pool } from 'mariadb';
 import type pg from 'pg';
 import { stringify } from 'yaml';
 import { runWorkload } from '../../src/demo/workload.js';
-import { endpoints, pgClient, SourceCapture, uniqueName } from '../support/capture.js';
+import { endpoints, kafkaClient, pgClient, SourceCapture, uniqueName } from '../support/capture.js';
+import { readStateTopic } from '../support/state.js';
+import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { createDemoSchema } from '../../src/demo/schema.js';
 import { flowDocument, spawnRun } from '../support/flow.js';
 import { exited, killMidStream } from '../support/crash.js';
@@ -61,7 +63,16 @@ describe('a flow from PostgreSQL into MariaDB, killed again and again', () => {
       decoding: 'avro',
       destinationUrl: url,
       sourceDatabase: endpoints.postgresUrl('trustsync_source'),
-      topics: tables.map((t) => ({ topic: capture.topic(t), table: `${database}.${t}`, createIfMissing: true }) as never),
+      topics: tables.map(
+        (t) =>
+          ({
+            topic: capture.topic(t),
+            table: `${database}.${t}`,
+            createIfMissing: true,
+            // The customers' current rows also go to a compacted Avro state topic, read back from MariaDB.
+            ...(t === 'customers' ? { state: { schema: join(PACKAGE_DIR, 'schemas', 'shop.customers.avsc') } } : {}),
+          }) as never,
+      ),
       extra: { batch: { maxRows: 50, maxWaitMs: 50 }, log: { level: 'warn' } },
     });
     writeFileSync(flowFile, stringify(doc));
@@ -69,6 +80,10 @@ describe('a flow from PostgreSQL into MariaDB, killed again and again', () => {
 
   afterAll(async () => {
     await capture?.stop();
+    const kafkaAdmin = kafkaClient().admin();
+    await kafkaAdmin.connect();
+    await kafkaAdmin.deleteTopics({ topics: [`state.${database}.customers`] }).catch(() => undefined);
+    await kafkaAdmin.disconnect();
     await admin?.query(`DROP TRIGGER IF EXISTS trustsync.${database}_moves`);
     await admin?.query(`DROP DATABASE IF EXISTS ${database}`);
     for (const t of ['key_positions', 'history', 'entity_snapshots']) await admin?.query(`DELETE FROM trustsync.${t} WHERE target LIKE ?`, [`${database}.%`]);
@@ -102,6 +117,14 @@ describe('a flow from PostgreSQL into MariaDB, killed again and again', () => {
       [`${database}.%`],
     );
     expect(mismatched).toEqual([]);
+    // The state topic, as an analyst reads it, holds every customer the source holds, as it is now.
+    const state = await readStateTopic(kafkaClient(), `state.${database}.customers`, schema);
+    const { rows: current } = await source.query<{ id: string; email: string; micros: string }>(
+      `SELECT id::text AS id, email, (extract(epoch FROM updated_at) * 1000000)::bigint::text AS micros FROM ${schema}.customers`,
+    );
+    const published = [...state.latest].filter(([, v]) => v !== null);
+    expect(published.length).toBe(current.length);
+    for (const c of current) expect(state.latest.get(c.id)).toMatchObject({ email: c.email, updated_at: Number(c.micros) });
     // The tables were made from the source's shape: instants as DATETIME(6), JSON as JSON.
     const types: { name: string; type: string }[] = await admin.query(
       `SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'customers' AND COLUMN_NAME IN ('id', 'updated_at', 'profile')`,
