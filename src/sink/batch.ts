@@ -1,7 +1,7 @@
 import { UNAVAILABLE_VALUE, type ChangeEvent, type FieldType, type Row } from '../model/change.js';
 import type { RowDecision } from '../model/decision.js';
 import { SchemaIncompatible, type RowRejected } from '../model/errors.js';
-import { mapFields, mapRow, targetName, type TableMapping } from '../model/table.js';
+import { mapFields, mapRow, targetName, type TableMapping, type TableName } from '../model/table.js';
 import { positionRank } from '../order/position.js';
 import { columnFills, type Carrier } from '../order/unchanged-columns.js';
 
@@ -10,6 +10,31 @@ import { columnFills, type Carrier } from '../order/unchanged-columns.js';
  * rows need, which statement each row goes in, how a refused row is isolated, what a TOASTed column
  * is filled with.
  */
+
+/** A destination table's columns (name → the database's type, in order) and primary key. */
+export interface TableShape {
+  columns: Map<string, string>;
+  keyColumns: string[];
+}
+
+/** Tables' shapes, read from the catalog once and again when asked to (a column may have been added). */
+export class TableShapes {
+  private readonly known = new Map<string, TableShape | null>();
+
+  constructor(private readonly read: (t: TableName) => Promise<TableShape | null>) {}
+
+  async get(t: TableName, refresh = false): Promise<TableShape | null> {
+    const name = targetName(t);
+    if (refresh || !this.known.has(name)) this.known.set(name, await this.read(t));
+    return this.known.get(name)!;
+  }
+
+  /** The table's columns now, or undefined while it does not exist. */
+  async columnsOf(t: TableName): Promise<string[] | undefined> {
+    const shape = await this.get(t, true);
+    return shape ? [...shape.columns.keys()] : undefined;
+  }
+}
 
 /**
  * The columns a batch's rows carry (TOAST placeholders say nothing), each with the type `typeFor`

@@ -3,7 +3,7 @@ import type { ChangeEvent, Row, TruncateEvent } from '../../model/change.js';
 import { RowRejected, SchemaIncompatible, TrustsyncError } from '../../model/errors.js';
 import { positionRank } from '../../order/position.js';
 import { unchangedColumns } from '../../order/unchanged-columns.js';
-import { applyIsolating, carriersByKey, planFill, refuseUnfollowable, upsertGroups, wantedColumns } from '../batch.js';
+import { applyIsolating, carriersByKey, planFill, refuseUnfollowable, TableShapes, upsertGroups, wantedColumns, type TableShape } from '../batch.js';
 import type { HistoryRow } from '../../model/history-row.js';
 import type { BatchAudit, RowDecision, TruncateDecision } from '../../model/decision.js';
 import { mapRow, targetName, type TableMapping, type TableName } from '../../model/table.js';
@@ -22,9 +22,9 @@ import {
   keyHash,
   keyMatch,
   LEDGER,
-  ledgerLockStatement,
+  LEDGER_LOCK,
   ledgerReadStatement,
-  ledgerWriteStatement,
+  LEDGER_WRITE,
   qualified,
   quoteIdent,
   sqlValue,
@@ -37,11 +37,7 @@ export const MARIADB_CAPABILITIES: SinkCapabilities = { transactions: true, gove
 /** Keys per IN list (ledger reads, deletes, reads back): one round trip each, well inside max_allowed_packet. */
 const ROWS_PER_STATEMENT = 500;
 
-export interface TableShape {
-  /** Column name → information_schema's COLUMN_TYPE, in order. */
-  columns: Map<string, string>;
-  keyColumns: string[];
-}
+export type { TableShape } from '../batch.js';
 
 function chunks<T>(items: readonly T[], size = ROWS_PER_STATEMENT): T[][] {
   const out: T[][] = [];
@@ -71,11 +67,12 @@ export class MariadbSink implements Sink {
   readonly kind = 'mariadb';
   readonly capabilities: SinkCapabilities = MARIADB_CAPABILITIES;
   readonly canonical: CanonicalRows;
-  private readonly shapes = new Map<string, TableShape | null>();
+  private readonly shapes: TableShapes;
   private closed?: Promise<void>;
 
   constructor(readonly pool: Pool) {
     this.canonical = mariadbCanonicalRows(pool);
+    this.shapes = new TableShapes((t) => readTableShape(pool, t));
   }
 
   async prepare(): Promise<void> {
@@ -147,15 +144,8 @@ export class MariadbSink implements Sink {
     return Number(res.affectedRows);
   }
 
-  async columnsOf(t: TableName): Promise<string[] | undefined> {
-    const shape = await this.shape(t, true);
-    return shape ? [...shape.columns.keys()] : undefined;
-  }
-
-  private async shape(t: TableName, refresh = false): Promise<TableShape | null> {
-    const name = targetName(t);
-    if (refresh || !this.shapes.has(name)) this.shapes.set(name, await readTableShape(this.pool, t));
-    return this.shapes.get(name)!;
+  columnsOf(t: TableName): Promise<string[] | undefined> {
+    return this.shapes.columnsOf(t);
   }
 
   /**
@@ -169,7 +159,7 @@ export class MariadbSink implements Sink {
       const keyWidth = keyColumns.includes(name) ? keyColumns.length : 0;
       return field ? columnTypeFor(field, keyWidth) : columnTypeForValue(value, keyWidth);
     });
-    let shape = await this.shape(m.table);
+    let shape = await this.shapes.get(m.table);
     if (!shape || [...wanted.keys()].some((name) => !shape!.columns.has(name))) shape = await this.followSource(m, wanted, keyColumns);
     refuseUnfollowable(m, shape, sourceFields, {
       accepts: columnAccepts,
@@ -207,12 +197,12 @@ export class MariadbSink implements Sink {
       await conn.query('SELECT RELEASE_LOCK(?)', [lock]).catch(() => undefined);
       await conn.release();
     }
-    return (await this.shape(m.table, true))!;
+    return (await this.shapes.get(m.table, true))!;
   }
 
   /**
    * Writes the newest change per key (already collapsed) in one transaction: claim positions in the
-   * ledger, then multi-row statements per kind of row. A row the server rejects is isolated by
+   * ledger, then one bulk statement per kind of row. A row the server rejects is isolated by
    * splitting the batch under savepoints; it is reported as rejected and everything else still applies.
    */
   async applyBatch(m: TableMapping, latest: readonly ChangeEvent[], audit?: BatchAudit, superseded: readonly ChangeEvent[] = []): Promise<RowDecision[]> {
@@ -249,7 +239,7 @@ export class MariadbSink implements Sink {
 
   /**
    * Claims each key for its incoming position: every key's ledger row is made to exist and locked
-   * (ledgerLockStatement), read, and moved forward only where the incoming position is newer. A
+   * (LEDGER_LOCK), read, and moved forward only where the incoming position is newer. A
    * winner that leaves columns unchanged (TOAST) keeps, per column, the position that set its
    * stored value: the one held before, else the key's previous position, else -1 (never set).
    */
@@ -260,7 +250,7 @@ export class MariadbSink implements Sink {
     // MariaDB's bulk protocol: one statement, the rows as binary parameters, no text escaping.
     if (order.length)
       await conn.batch(
-        ledgerLockStatement(1),
+        LEDGER_LOCK,
         order.map((i) => [target, hashes[i], set[i]!.keyText]),
       );
     for (const part of chunks(order)) {
@@ -281,7 +271,7 @@ export class MariadbSink implements Sink {
     const winners = order.filter((i) => outcome[i]!.won);
     if (winners.length)
       await conn.batch(
-        ledgerWriteStatement(1),
+        LEDGER_WRITE,
         winners.map((i) => {
           const deleted = set[i]!.op === 'd';
           const cp = outcome[i]!.columnPositions;
@@ -386,7 +376,7 @@ export class MariadbSink implements Sink {
   async readRows(m: TableMapping, keys: ReadonlyMap<string, Row | null>): Promise<Map<string, Record<string, string | null> | null>> {
     const out = new Map<string, Record<string, string | null> | null>([...keys.keys()].map((k) => [k, null]));
     const known = [...keys].filter((e): e is [string, Row] => e[1] !== null);
-    const shape = known.length ? await this.shape(m.table) : null;
+    const shape = known.length ? await this.shapes.get(m.table) : null;
     if (!shape) return out;
     const columns = [...shape.columns.keys()];
     const tupleOf = (values: readonly unknown[]) => JSON.stringify(values.map((v) => (v === null || v === undefined ? null : String(v))));

@@ -155,8 +155,8 @@ export function placeholders(n: number): string {
 }
 
 /**
- * One multi-row upsert: `INSERT … VALUES (…), (…) ON DUPLICATE KEY UPDATE` — one statement and one
- * round trip for the rows. `onlyIfAbsent` (snapshot reads) never overwrites an existing row (a
+ * An upsert of `rows` rows, `INSERT … VALUES (…), (…) ON DUPLICATE KEY UPDATE` (the sink sends one
+ * row's statement through the bulk protocol with every row's parameters). `onlyIfAbsent` (snapshot reads) never overwrites an existing row (a
  * no-op update, not INSERT IGNORE, which would also turn bad values into warnings).
  */
 export function upsertStatement(table: TableName, columns: readonly string[], keyColumns: readonly string[], rows: number, onlyIfAbsent: boolean): string {
@@ -179,21 +179,17 @@ export const LEDGER = 'trustsync.key_positions';
 /**
  * Makes sure the ledger has a row for each key, taking its lock: a key it never held gets a
  * placeholder at position -1 (older than any change), so concurrent writers of a new key queue on
- * one row instead of both deciding they are first. Keys go in index order, so two writers never
- * wait for each other crosswise.
+ * one row instead of both deciding they are first. Sent for a batch's keys at once, in bulk, in
+ * index order, so two writers never wait for each other crosswise.
  */
-export function ledgerLockStatement(keys: number): string {
-  return `INSERT INTO ${LEDGER} (target, key_hash, \`key\`, position, deleted, changed_at) VALUES ${Array.from({ length: keys }, () => '(?, ?, ?, -1, 1, now(6))').join(', ')}
+export const LEDGER_LOCK = `INSERT INTO ${LEDGER} (target, key_hash, \`key\`, position, deleted, changed_at) VALUES (?, ?, ?, -1, 1, now(6))
     ON DUPLICATE KEY UPDATE target = target`;
-}
 
-/** The ledger rows of some keys, read after ledgerLockStatement locked them. */
+/** The ledger rows of some keys, read after LEDGER_LOCK locked them. */
 export function ledgerReadStatement(keys: number): string {
   return `SELECT key_hash, CAST(position AS CHAR) AS position, deleted, column_positions FROM ${LEDGER} WHERE target = ? AND key_hash IN (${Array.from({ length: keys }, () => '?').join(', ')}) FOR UPDATE`;
 }
 
-/** Moves winners' ledger rows to their positions (every row exists and is locked). */
-export function ledgerWriteStatement(keys: number): string {
-  return `INSERT INTO ${LEDGER} (target, key_hash, \`key\`, position, deleted, changed_at, deleted_at, column_positions) VALUES ${Array.from({ length: keys }, () => '(?, ?, ?, ?, ?, now(6), IF(?, now(6), NULL), ?)').join(', ')}
+/** Moves a winner's ledger row to its position (every row exists and is locked); sent for all winners at once, in bulk. */
+export const LEDGER_WRITE = `INSERT INTO ${LEDGER} (target, key_hash, \`key\`, position, deleted, changed_at, deleted_at, column_positions) VALUES (?, ?, ?, ?, ?, now(6), IF(?, now(6), NULL), ?)
     ON DUPLICATE KEY UPDATE position = VALUES(position), deleted = VALUES(deleted), changed_at = VALUES(changed_at), deleted_at = VALUES(deleted_at), column_positions = VALUES(column_positions)`;
-}

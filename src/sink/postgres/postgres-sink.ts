@@ -6,7 +6,7 @@ import { keyTextOf, type ChangeEvent, type FieldType, type Row, type TruncateEve
 import { RowRejected, SchemaIncompatible, TransientSinkError, TrustsyncError } from '../../model/errors.js';
 import { positionRank } from '../../order/position.js';
 import { unchangedColumns } from '../../order/unchanged-columns.js';
-import { applyIsolating, carriersByKey, planFill, refuseUnfollowable, upsertGroups, wantedColumns } from '../batch.js';
+import { applyIsolating, carriersByKey, planFill, refuseUnfollowable, TableShapes, upsertGroups, wantedColumns, type TableShape } from '../batch.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
 import { HISTORY_COPY, HISTORY_COPY_STAGED, HISTORY_FROM_STAGE, HISTORY_STAGE, historyCopy } from './history-sql.js';
 import { decisionRow, truncateRow } from '../../history/history.js';
@@ -40,10 +40,7 @@ import {
 /** PostgreSQL can do all a sink does. */
 export const POSTGRES_CAPABILITIES: SinkCapabilities = { transactions: true, governance: true, truncate: true, reconcile: true };
 
-export interface TableShape {
-  columns: Map<string, string>;
-  keyColumns: string[];
-}
+export type { TableShape } from '../batch.js';
 
 /** Columns with their destination types, as the set-based statements take them. */
 function typedColumns(shape: TableShape, names: readonly string[]): { name: string; type: string }[] {
@@ -145,7 +142,7 @@ export class PostgresSink implements Sink {
   readonly kind = 'postgres';
   readonly capabilities: SinkCapabilities = POSTGRES_CAPABILITIES;
   readonly canonical: CanonicalRows;
-  private readonly shapes = new Map<string, TableShape | null>();
+  private readonly shapes: TableShapes;
   private closed?: Promise<void>;
 
   constructor(readonly pool: pg.Pool) {
@@ -153,6 +150,7 @@ export class PostgresSink implements Sink {
     // process. The query in flight fails too, and that failure is what gets classified and retried.
     pool.on('connect', (client) => client.on('error', () => undefined));
     this.canonical = postgresCanonicalRows(pool);
+    this.shapes = new TableShapes((t) => readTableShape(pool, t));
   }
 
   async prepare(): Promise<void> {
@@ -201,16 +199,8 @@ export class PostgresSink implements Sink {
     return (keys.rowCount ?? 0) + (tables.rowCount ?? 0);
   }
 
-  /** The destination table's columns, or undefined while it does not exist. */
-  async columnsOf(t: TableName): Promise<string[] | undefined> {
-    const shape = await this.shape(t, true);
-    return shape ? [...shape.columns.keys()] : undefined;
-  }
-
-  private async shape(t: TableName, refresh = false): Promise<TableShape | null> {
-    const name = targetName(t);
-    if (refresh || !this.shapes.has(name)) this.shapes.set(name, await readTableShape(this.pool, t));
-    return this.shapes.get(name)!;
+  columnsOf(t: TableName): Promise<string[] | undefined> {
+    return this.shapes.columnsOf(t);
   }
 
   /** Runs `work` in one transaction on the destination (see inTransaction). */
@@ -225,7 +215,7 @@ export class PostgresSink implements Sink {
   async ensureTable(m: TableMapping, events: readonly ChangeEvent[]): Promise<TableShape> {
     const { wanted, sourceFields } = wantedColumns(m, events, (_, field, value) => (field ? columnTypeFor(field) : columnTypeForValue(value)));
     const eventKeyColumns = Object.keys(mapRow(m, events[0]?.key ?? {}));
-    let shape = await this.shape(m.table);
+    let shape = await this.shapes.get(m.table);
     if (!shape || [...wanted.keys()].some((name) => !shape!.columns.has(name))) {
       shape = await this.followSource(m, wanted, eventKeyColumns);
     }
@@ -262,7 +252,7 @@ export class PostgresSink implements Sink {
         }
       }
     });
-    return (await this.shape(m.table, true))!;
+    return (await this.shapes.get(m.table, true))!;
   }
 
   /**
@@ -431,7 +421,7 @@ export class PostgresSink implements Sink {
     const out = new Map<string, Record<string, string | null> | null>([...keys.keys()].map((k) => [k, null]));
     // A key without its columns is one known to be gone.
     const known = [...keys].filter((e): e is [string, Row] => e[1] !== null);
-    const shape = known.length ? await this.shape(m.table) : null;
+    const shape = known.length ? await this.shapes.get(m.table) : null;
     if (!shape) return out;
     const texts = known.map(([k]) => k);
     const keyRows = known.map(([, k]) => mapRow(m, k));
@@ -492,7 +482,7 @@ export class PostgresSink implements Sink {
           return { decision: 'skipped', reason, storedPosition: prior, removed };
         }
         // Read in here, so that losing the server meanwhile fails (and is retried) like the writes.
-        const shape = await this.shape(m.table);
+        const shape = await this.shapes.get(m.table);
         await client.query(
           `INSERT INTO ${LEDGER_SCHEMA}.truncations (target, position) VALUES ($1, $2) ON CONFLICT (target) DO UPDATE SET position = EXCLUDED.position, truncated_at = now()`,
           [target, position],
