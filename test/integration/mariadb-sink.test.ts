@@ -222,6 +222,38 @@ describe('a MariaDB destination', () => {
     ]);
   });
 
+  it('a table it creates holds any text exactly and keeps keys that differ only in case or accents apart, whatever the database’s default charset', async () => {
+    const latin1 = `${database}_latin1`;
+    await admin.query(`CREATE DATABASE ${latin1} CHARACTER SET latin1`);
+    try {
+      const m: TableMapping = { topic: 'names', table: { schema: latin1, table: 'names' }, rename: {}, createIfMissing: true };
+      const fields: Record<string, FieldType> = { code: { type: 'string', optional: false }, label: { type: 'string', optional: true } };
+      const labels: Record<string, string> = { a: 'lower', A: 'upper', á: 'accent', '✓': '✓ ünïcode 漢字 😀' };
+      const events = Object.entries(labels).map(([code, label], i) => ({
+        ...change(i, 'c', BigInt(100 + i), { code, label }, fields),
+        key: { code },
+        keyText: JSON.stringify(code),
+      }));
+      const decisions = await sink.applyBatch(m, events, { flow, extra: [] });
+      expect(decisions.map((d) => d.decision)).toEqual(['applied', 'applied', 'applied', 'applied']);
+      const rows: { code: string; label: string }[] = await admin.query(`SELECT code, label FROM ${latin1}.names`);
+      expect(Object.fromEntries(rows.map((r) => [r.code, r.label]))).toEqual(labels);
+      // The decision history holds the same text (its values and keys), whatever charset trustsync's database was created with.
+      const told: { key: string; new_values: string }[] = await admin.query(`SELECT \`key\`, new_values FROM trustsync.history WHERE target = ?`, [
+        `${latin1}.names`,
+      ]);
+      expect(Object.fromEntries(told.map((h) => [JSON.parse(h.key), JSON.parse(h.new_values).label]))).toEqual(labels);
+      const narrow: { t: string; c: string }[] = await admin.query(
+        `SELECT TABLE_NAME AS t, COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'trustsync' AND TABLE_NAME <> 'migrations'
+            AND CHARACTER_SET_NAME IS NOT NULL AND CHARACTER_SET_NAME <> 'utf8mb4'`,
+      );
+      expect(narrow).toEqual([]);
+    } finally {
+      await admin.query(`DROP DATABASE ${latin1}`);
+      for (const t of ['key_positions', 'history']) await admin.query(`DELETE FROM trustsync.${t} WHERE target LIKE ?`, [`${latin1}.%`]);
+    }
+  });
+
   it('a table without a primary key is refused with the statement that fixes it', async () => {
     await admin.query(`CREATE TABLE ${database}.nokey (id BIGINT, v TEXT)`);
     await expect(sink.applyBatch(mapping('nokey'), [change(1, 'c', 10n, { id: 1, v: 'x' })])).rejects.toMatchObject({

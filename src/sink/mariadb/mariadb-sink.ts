@@ -67,6 +67,10 @@ export class MariadbSink implements Sink {
   readonly kind = 'mariadb';
   readonly capabilities: SinkCapabilities = MARIADB_CAPABILITIES;
   readonly canonical: CanonicalRows;
+  /** MariaDB's canonical text is its own: the same rows for a MariaDB source as for any other. */
+  get native(): CanonicalRows {
+    return this.canonical;
+  }
   private readonly shapes: TableShapes;
   private closed?: Promise<void>;
 
@@ -184,8 +188,12 @@ export class MariadbSink implements Sink {
           );
         }
         const columns = [...wanted].map(([name, type]) => `${quoteIdent(name)} ${type}${keyColumns.includes(name) ? ' NOT NULL' : ''}`);
-        await conn.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(m.table.schema)} CHARACTER SET utf8mb4`);
-        await conn.query(`CREATE TABLE ${qualified(m.table)} (${columns.join(', ')}, PRIMARY KEY (${keyColumns.map(quoteIdent).join(', ')})) ENGINE = InnoDB`);
+        // utf8mb4 holds every character the source can; _bin compares text as the source does, so keys
+        // that differ only in case or accents stay two rows. Said on the table: the database's default may be latin1.
+        await conn.query(`CREATE DATABASE IF NOT EXISTS ${quoteIdent(m.table.schema)} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
+        await conn.query(
+          `CREATE TABLE ${qualified(m.table)} (${columns.join(', ')}, PRIMARY KEY (${keyColumns.map(quoteIdent).join(', ')})) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin`,
+        );
       } else {
         const added = [...wanted].filter(([name]) => !shape.columns.has(name));
         if (added.length)
