@@ -11,7 +11,7 @@ import { runWorkload, type WorkloadCounts } from './workload.js';
 import { readTopicsToEnd, type ReadMessage } from '../kafka/read-topic.js';
 import { loadFlowFile, type FlowConfig } from '../flow/config.js';
 import { FlowRunner } from '../flow/run-flow.js';
-import { compareTables, waitForConvergence, type TableDiff } from '../reconcile/row-compare.js';
+import { compareTables, waitForConvergence, type TableDiff } from './row-compare.js';
 import { reconcileFlow } from '../reconcile/reconcile.js';
 import { runCanary, summarizeCanary } from '../observe/canary.js';
 import pino from 'pino';
@@ -282,7 +282,7 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
     } finally {
       await admin.disconnect();
     }
-    const canary = config.canary ? summarizeCanary(await runCanary(config, 5, 30_000)) : 'not configured for this flow (canaries time PostgreSQL destinations)';
+    const canary = config.canary ? summarizeCanary(await runCanary(config, 5, 30_000)) : 'not configured for this flow';
     // The flow's own canaries keep arriving: a settle time tells them from drift.
     const reconciled = await reconcileFlow(config, { buckets: 64, settleMs: 2000, repair: false, progress: () => undefined, log: pino({ level: 'warn' }) });
     const reconcile = reconciled.tables.map((t) => ({

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { canaryTableSql } from '../observe/canary.js';
+import { canaryTableSql } from '../sink/postgres/canary-sql.js';
 
 /**
  * The demo domain: customers and their orders. Chosen to exercise what CDC sinks get wrong:
@@ -75,5 +75,7 @@ export function demoMariadbDestinationSql(database: string): string[] {
     `CREATE TABLE IF NOT EXISTS \`${database}\`.orders (
       id BIGINT PRIMARY KEY, customer_id BIGINT NOT NULL, amount DECIMAL(12,2) NOT NULL, status VARCHAR(32) NOT NULL DEFAULT 'placed',
       placed_at DATETIME(6) NOT NULL)`,
+    `CREATE TABLE IF NOT EXISTS \`${database}\`.trustsync_canary (
+      id VARCHAR(64) PRIMARY KEY, sent_at DATETIME(6) NOT NULL, label VARCHAR(200) NOT NULL, amount DECIMAL(12,2) NOT NULL, tags JSON NOT NULL)`,
   ];
 }

@@ -9,7 +9,7 @@ import { removePostgresSource } from '../stack/postgres-source.js';
 import { FlowRunner } from '../flow/run-flow.js';
 import type { FlowConfig } from '../flow/config.js';
 import { listReviews } from '../flow/review.js';
-import type { ReviewItem } from '../sink/postgres/governed-sink.js';
+import type { ReviewItem } from '../sink/governance.js';
 import { loadSyncFlows, readCustomers, syncCustomersSql, waitForSyncQuiet, type Customer } from './sync.js';
 import { StackError } from '../model/errors.js';
 

@@ -11,7 +11,7 @@ import type { HistoryRow } from '../model/history-row.js';
 import type { FlowMetrics } from '../observe/metrics.js';
 import { withRetries, type RetryPolicy } from './retry.js';
 import type { DeadLetter } from './dlq.js';
-import { findEchoes, type EchoRecord, type Governance, type GovernedDecision } from '../sink/postgres/governed-sink.js';
+import type { EchoRecord, Governance, GovernedDecision } from '../sink/governance.js';
 import type { GovernedTables } from './governance.js';
 
 export interface ApplyContext {
@@ -133,17 +133,13 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
       ctx.retry,
       async () => {
         const echoes = new Map<string, EchoRecord>();
-        if (tables.sourceDb) {
-          for (const entity of new Set(events.map((e) => e.entity))) {
-            for (const [k, v] of await findEchoes(
-              tables.sourceDb,
-              entity,
-              events.filter((e) => e.entity === entity),
-            ))
-              echoes.set(k, v);
-          }
-        }
-        return tables.sink.applyGoverned(mapping, events, governance, echoes, { flow: ctx.flow, extra: retried }, tables.sourceDb);
+        for (const entity of new Set(events.map((e) => e.entity)))
+          for (const [k, v] of await tables.sink.findEchoes(
+            entity,
+            events.filter((e) => e.entity === entity),
+          ))
+            echoes.set(k, v);
+        return tables.sink.applyGoverned(mapping, events, governance, echoes, { flow: ctx.flow, extra: retried });
       },
       onRetry,
     );

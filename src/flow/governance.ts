@@ -1,21 +1,17 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import pg from 'pg';
 import type { Logger } from 'pino';
 import { compilePolicies, customValidatorRefs, type CustomValidators, type EntityPolicy } from '../policy/policy.js';
 import type { Validator } from '../policy/validators.js';
-import { GovernedSink, type Governance } from '../sink/postgres/governed-sink.js';
-import { migrate } from '../sink/postgres/migrate.js';
-import { PostgresSink } from '../sink/postgres/postgres-sink.js';
+import type { Governance, GovernedDestination } from '../sink/governance.js';
 import type { Sink } from '../sink/sink.js';
 import { targetName } from '../model/table.js';
 import { FlowConfigError, type FlowConfig } from './config.js';
 
 /** A flow's tables under policy, and what deciding for them needs. */
 export interface GovernedTables {
-  sink: GovernedSink;
-  /** The source system's database: trustsync's writes into it are looked up there (echo suppression). */
-  sourceDb: pg.Pool | undefined;
+  /** The destination under policy; with source.database, trustsync's writes into the source are looked up there (echo suppression). */
+  sink: GovernedDestination;
   byTopic: Map<string, Governance>;
   /** The governed destination tables, as schema.table. */
   targets: string[];
@@ -49,16 +45,15 @@ const usesLatest = (p: EntityPolicy) =>
 export async function prepareGovernance(config: FlowConfig, destination: Sink, log: Logger): Promise<GovernedTables | undefined> {
   const governed = config.tables.filter((t) => t.policy);
   if (governed.length === 0 || !config.policies) return undefined;
-  // The flow file was checked against the kind's capabilities; only PostgreSQL governs so far.
-  if (!(destination instanceof PostgresSink))
+  // The flow file was checked against the kind's capabilities; this is the same check, for callers that skip it.
+  if (!destination.capabilities.governance || !destination.openGovernance)
     throw new FlowConfigError(`flow ${config.flow}`, [
       `destination.url: a ${destination.kind} destination cannot keep policies — remove the policy from its tables`,
     ]);
-  const sink = destination;
   const problems: string[] = [];
   const custom = await loadCustomValidators(config, problems);
   const columns = new Map<string, string[] | undefined>();
-  for (const t of governed) columns.set(t.policy!, await sink.columnsOf(t.table));
+  for (const t of governed) columns.set(t.policy!, await destination.columnsOf(t.table));
   const { policies, problems: policyProblems } = compilePolicies(
     config.policies,
     [config.sourceSystem!, config.destinationSystem!],
@@ -66,30 +61,22 @@ export async function prepareGovernance(config: FlowConfig, destination: Sink, l
     custom,
   );
   problems.push(...policyProblems);
+  const governedSink = destination.openGovernance({
+    name: `trustsync:${config.flow}`,
+    sourceUrl: config.sourceDatabaseUrl,
+    onConnectionLost: (err) => log.warn({ err: err.message }, 'source database connection lost'),
+  });
   const needsCommitTimes = governed.some((t) => policies.get(t.policy!) && usesLatest(policies.get(t.policy!)!));
-  if (needsCommitTimes) {
-    const { rows } = await sink.pool.query<{ on: string }>("SELECT current_setting('track_commit_timestamp') AS on");
-    if (rows[0]!.on !== 'on') {
+  try {
+    if (needsCommitTimes && !(await governedSink.tracksCommitTimes()))
       problems.push(
         `latest_valid_change needs the commit time of the destination's own changes: set track_commit_timestamp = on in ${config.destinationSystem}'s PostgreSQL (ALTER SYSTEM SET track_commit_timestamp = on; then restart it)`,
       );
-    }
-  }
-  if (problems.length) throw new FlowConfigError(`flow ${config.flow}`, problems);
-
-  const governedSink = new GovernedSink(sink);
-  await governedSink.prepare();
-  let sourceDb: pg.Pool | undefined;
-  if (config.sourceDatabaseUrl) {
-    sourceDb = new pg.Pool({
-      connectionString: config.sourceDatabaseUrl,
-      max: 4,
-      connectionTimeoutMillis: 10_000,
-      application_name: `trustsync:${config.flow}:echoes`.slice(0, 63),
-    });
-    sourceDb.on('error', (err) => log.warn({ err: err.message }, 'source database connection lost'));
-    // The table of trustsync's writes into the source: the other direction fills it, this one reads it.
-    await migrate(sourceDb);
+    if (problems.length) throw new FlowConfigError(`flow ${config.flow}`, problems);
+    await governedSink.prepare();
+  } catch (err) {
+    await governedSink.close();
+    throw err;
   }
   const byTopic = new Map<string, Governance>();
   for (const t of governed) {
@@ -99,7 +86,7 @@ export async function prepareGovernance(config: FlowConfig, destination: Sink, l
       sourceSystem: config.sourceSystem!,
       destinationSystem: config.destinationSystem!,
     });
-    log.info({ table: targetName(t.table), policy: t.policy, echoSuppression: Boolean(sourceDb) }, 'table under policy');
+    log.info({ table: targetName(t.table), policy: t.policy, echoSuppression: governedSink.echoSuppression }, 'table under policy');
   }
-  return { sink: governedSink, sourceDb, byTopic, targets: governed.map((t) => targetName(t.table)) };
+  return { sink: governedSink, byTopic, targets: governed.map((t) => targetName(t.table)) };
 }

@@ -110,7 +110,7 @@ export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry
   } finally {
     await producer.disconnect();
     await sink.close();
-    await governed?.sourceDb?.end();
+    await governed?.sink.close();
   }
   return results;
 }

@@ -1,10 +1,10 @@
-import pg from 'pg';
 import type { Logger } from 'pino';
 import { TrustsyncError } from '../model/errors.js';
 import { fieldPolicy } from '../policy/policy.js';
 import { validate } from '../policy/validators.js';
-import type { ReviewItem } from '../sink/postgres/governed-sink.js';
-import { PostgresSink } from '../sink/postgres/postgres-sink.js';
+import type { ReviewItem } from '../sink/governance.js';
+import { openSink } from '../sink/kinds.js';
+import type { Sink } from '../sink/sink.js';
 import type { FlowConfig } from './config.js';
 import { prepareGovernance, type GovernedTables } from './governance.js';
 
@@ -39,32 +39,30 @@ export function parseTake(text: string): Take {
 
 interface Destination {
   config: FlowConfig;
-  pool: pg.Pool;
-  governed: GovernedTables;
+  sink: Sink;
+  governed?: GovernedTables;
 }
 
 /** Opens each flow's destination (the databases a sync writes into) for its review queue. */
-async function openDestinations<T>(configs: readonly FlowConfig[], log: Logger, work: (ds: Destination[]) => Promise<T>): Promise<T> {
+async function openDestinations<T>(configs: readonly FlowConfig[], log: Logger, work: (ds: Required<Destination>[]) => Promise<T>): Promise<T> {
   const opened: Destination[] = [];
   try {
     for (const config of configs) {
-      const pool = new pg.Pool({ connectionString: config.destinationUrl, max: 2, application_name: `trustsync:${config.flow}:review` });
-      opened.push({ config, pool, governed: undefined as unknown as GovernedTables });
-      const sink = new PostgresSink(pool);
-      await sink.prepare();
-      const governed = await prepareGovernance(config, sink, log);
-      if (!governed)
+      const d: Destination = { config, sink: openSink(config.destinationUrl, { name: `trustsync:${config.flow}:review`, connections: 2 }) };
+      opened.push(d);
+      await d.sink.prepare();
+      d.governed = await prepareGovernance(config, d.sink, log);
+      if (!d.governed)
         throw new ReviewError(
           `flow ${config.flow} has no table under a policy, so no review queue`,
           'name the flow files of a sync whose tables have policy: <entity>',
         );
-      opened[opened.length - 1]!.governed = governed;
     }
-    return await work(opened);
+    return await work(opened as Required<Destination>[]);
   } finally {
     for (const d of opened) {
-      await d.pool.end().catch(() => undefined);
-      await d.governed?.sourceDb?.end().catch(() => undefined);
+      await d.governed?.sink.close();
+      await d.sink.close();
     }
   }
 }
@@ -77,7 +75,7 @@ export async function listReviews(configs: readonly FlowConfig[], all: boolean, 
   return openDestinations(configs, log, async (ds) => collect(ds, all));
 }
 
-async function collect(ds: Destination[], all: boolean): Promise<ReviewItem[]> {
+async function collect(ds: Required<Destination>[], all: boolean): Promise<ReviewItem[]> {
   const byId = new Map<string, ReviewItem>();
   for (const d of ds) {
     for (const item of await d.governed.sink.listReviews(d.governed.targets, true)) {

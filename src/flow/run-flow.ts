@@ -1,12 +1,12 @@
 import type { Server } from 'node:http';
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
-import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import type { FlowConfig } from './config.js';
 import type { Row } from '../model/change.js';
 import { AvroDecoder, JsonDecoder, type RawRecord, type RecordDecoder } from '../decode/debezium.js';
 import { avroSchemaRegistry } from '../decode/avro-registry.js';
-import { openSink } from '../sink/kinds.js';
+import { openSink, openSourceDatabase } from '../sink/kinds.js';
+import type { SourceDatabase } from '../sink/source.js';
 import type { Sink } from '../sink/sink.js';
 import type { TableMapping } from '../model/table.js';
 import { FlowMetrics, serveMetrics } from '../observe/metrics.js';
@@ -18,7 +18,7 @@ import { registerStateSchema, stateEncoderFor, type StateEncoder } from './state
 import { SchemaIncompatible } from '../model/errors.js';
 import { backoffDelay, withRetries } from './retry.js';
 import { PartitionLanes } from './lanes.js';
-import { awaitCanaries, canaryTableSql, sendCanaries, summarizeCanary } from '../observe/canary.js';
+import { awaitCanaries, sendCanaries, summarizeCanary } from '../observe/canary.js';
 
 /** Partitions written at once, each in its own lane (lanes.ts). */
 const LANES = 8;
@@ -84,9 +84,9 @@ export class FlowRunner {
   private settle!: (err?: Error) => void;
   private purgeTimer?: NodeJS.Timeout;
   private canaryTimer?: NodeJS.Timeout;
-  private canaryDb?: pg.Pool;
+  private canaryDb?: SourceDatabase;
   /** Where canaries arrive: the destination, read as PostgreSQL (canaries are a PostgreSQL-to-PostgreSQL check). */
-  private canaryDest?: pg.Pool;
+  private canaryDest?: Sink;
   /** When each partition last committed, to tell a stalled partition from a quiet one. */
   private readonly progressAt = new Map<string, number>();
 
@@ -241,17 +241,16 @@ export class FlowRunner {
   /** One canary per interval: written at the source, awaited at the destination, counted and timed. */
   private startCanaries(intervalMs: number): void {
     const canary = this.config.canary!;
-    this.canaryDb = new pg.Pool({ connectionString: this.config.sourceDatabaseUrl!, max: 1, application_name: `trustsync:${this.config.flow}:canary` });
-    this.canaryDb.on('error', () => undefined);
-    this.canaryDest = new pg.Pool({ connectionString: this.config.destinationUrl, max: 1, application_name: `trustsync:${this.config.flow}:canary` });
-    this.canaryDest.on('error', () => undefined);
+    // Connections of their own: polling for arrival never makes a lane wait for one.
+    const options = { name: `trustsync:${this.config.flow}:canary`, connections: 1, onConnectionLost: () => undefined };
+    this.canaryDb = openSourceDatabase(this.config.sourceDatabaseUrl!, options);
+    this.canaryDest = openSink(this.config.destinationUrl, options);
     const labels = { flow: this.config.flow };
     let busy = false;
     const send = async () => {
       if (busy || this.closing) return;
       busy = true;
       try {
-        await this.canaryDb!.query(canaryTableSql(canary.sourceTable));
         const sent = await sendCanaries(this.canaryDb!, canary.sourceTable, 1);
         const r = await awaitCanaries(this.canaryDest!, canary.table, sent, Math.max(intervalMs * 5, 30_000));
         for (const l of r.latencies) this.metrics.canaryLatency.observe(labels, l);
@@ -552,10 +551,10 @@ export class FlowRunner {
     this.txProducers.clear();
     clearInterval(this.canaryTimer);
     clearInterval(this.purgeTimer);
-    await this.canaryDb?.end().catch(() => undefined);
-    await this.canaryDest?.end().catch(() => undefined);
+    await this.canaryDb?.close();
+    await this.canaryDest?.close();
     await this.sink.close();
-    await this.governed?.sourceDb?.end().catch(() => undefined);
+    await this.governed?.sink.close();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.server = undefined;
   }

@@ -1,32 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { recordHistory } from '../sink/postgres/postgres-sink.js';
-import { qualified } from '../sink/postgres/sql.js';
-import type { TableName } from '../model/table.js';
+import type { TableMapping, TableName } from '../model/table.js';
 import { noteRow } from '../history/history.js';
+import { openSink, openSourceDatabase } from '../sink/kinds.js';
+import type { Sink } from '../sink/sink.js';
+import type { CanaryRecord, SourceDatabase } from '../sink/source.js';
 
 /**
  * Canaries: synthetic records written into a canary table at the source, captured by Debezium like
  * any table, and timed when they appear at the destination — end-to-end arrival, completeness and
  * field propagation measured on the real path, not inferred from lag.
  */
-export function canaryTableSql(t: TableName): string {
-  return `CREATE SCHEMA IF NOT EXISTS "${t.schema.replaceAll('"', '""')}";
-CREATE TABLE IF NOT EXISTS ${qualified(t)} (
-  id       text PRIMARY KEY,
-  sent_at  timestamptz NOT NULL,
-  label    text NOT NULL,
-  amount   numeric(12,2) NOT NULL,
-  tags     jsonb NOT NULL
-);`;
-}
-
-export interface CanaryRecord {
-  id: string;
-  label: string;
-  amount: string;
-  tags: string[];
-}
+export type { CanaryRecord } from '../sink/source.js';
 
 export interface CanaryResult {
   sent: number;
@@ -40,47 +24,46 @@ export interface CanaryResult {
 }
 
 /** Writes `count` canary records at the source, each in its own transaction; returns them with their commit time. */
-export async function sendCanaries(source: pg.Client | pg.Pool, t: TableName, count: number): Promise<(CanaryRecord & { sentAt: number })[]> {
+export async function sendCanaries(source: SourceDatabase, t: TableName, count: number): Promise<(CanaryRecord & { sentAt: number })[]> {
+  await source.ensureCanaryTable(t);
   const sent: (CanaryRecord & { sentAt: number })[] = [];
   for (let i = 0; i < count; i++) {
-    const id = `canary-${randomUUID()}`;
     const record = {
-      id,
+      id: `canary-${randomUUID()}`,
       label: `canary ${i + 1} of ${count} — ✓ ünïcode`,
       amount: (Math.floor(Math.random() * 1e6) / 100).toFixed(2),
       tags: ['canary', `n${i}`],
     };
-    const { rows } = await source.query<{ sent_at: Date }>(
-      `INSERT INTO ${qualified(t)} (id, sent_at, label, amount, tags) VALUES ($1, clock_timestamp(), $2, $3, $4) RETURNING sent_at`,
-      [record.id, record.label, record.amount, JSON.stringify(record.tags)],
-    );
-    sent.push({ ...record, sentAt: rows[0]!.sent_at.getTime() });
+    sent.push({ ...record, sentAt: await source.writeCanary(t, record) });
   }
   return sent;
 }
 
+/** Whether a field arrived as sent, in whatever text the destination's kind gives it back. */
+function arrivedIntact(field: 'label' | 'amount' | 'tags', sent: CanaryRecord, received: string | null): boolean {
+  if (received === null) return false;
+  if (field === 'amount') return Number(received).toFixed(2) === sent.amount && /^-?\d+(\.\d+)?$/.test(received);
+  if (field === 'tags') {
+    try {
+      return JSON.stringify(JSON.parse(received)) === JSON.stringify(sent.tags);
+    } catch {
+      return false;
+    }
+  }
+  return received === sent.label;
+}
+
 /** Polls the destination until every canary arrived or the time is up, checking each field. */
-export async function awaitCanaries(
-  dest: pg.Client | pg.Pool,
-  t: TableName,
-  sent: readonly (CanaryRecord & { sentAt: number })[],
-  timeoutMs: number,
-): Promise<CanaryResult> {
+export async function awaitCanaries(dest: Sink, t: TableName, sent: readonly (CanaryRecord & { sentAt: number })[], timeoutMs: number): Promise<CanaryResult> {
+  const mapping: TableMapping = { topic: '(canary)', table: t, rename: {}, createIfMissing: false };
   const seen = new Map<string, { at: number; row: Record<string, string | null> }>();
   const deadline = Date.now() + timeoutMs;
   while (seen.size < sent.length && Date.now() < deadline) {
-    const waiting = sent.filter((s) => !seen.has(s.id)).map((s) => s.id);
-    const { rows } = await dest
-      .query<Record<string, string | null>>(`SELECT id, label, amount::text AS amount, tags::text AS tags FROM ${qualified(t)} WHERE id = ANY($1::text[])`, [
-        waiting,
-      ])
-      .catch((err: { code?: string }) => {
-        // The flow creates the destination table with the first canary it applies.
-        if (err.code === '42P01') return { rows: [] };
-        throw err;
-      });
+    const waiting = new Map(sent.filter((s) => !seen.has(s.id)).map((s) => [s.id, { id: s.id }]));
+    // A table the flow has not created yet (it does with the first canary it applies) reads as no rows.
+    const rows = await dest.readRows(mapping, waiting);
     const now = Date.now();
-    for (const r of rows) seen.set(r.id!, { at: now, row: r });
+    for (const [id, row] of rows) if (row) seen.set(id, { at: now, row });
     if (seen.size < sent.length) await new Promise((r) => setTimeout(r, 50));
   }
   const result: CanaryResult = { sent: sent.length, arrived: seen.size, intact: 0, latencies: [], missing: [], damaged: [] };
@@ -91,9 +74,9 @@ export async function awaitCanaries(
       continue;
     }
     result.latencies.push(Math.max(0, (got.at - s.sentAt) / 1000));
-    const expected: Record<string, string> = { label: s.label, amount: s.amount, tags: JSON.stringify(s.tags).replaceAll('","', '", "') };
-    const wrong = Object.entries(expected).filter(([f, v]) => got.row[f] !== v);
-    for (const [field, v] of wrong) result.damaged.push({ id: s.id, field, sent: v, received: got.row[field] ?? null });
+    const wrong = (['label', 'amount', 'tags'] as const).filter((f) => !arrivedIntact(f, s, got.row[f] ?? null));
+    const sentText = { label: s.label, amount: s.amount, tags: JSON.stringify(s.tags) };
+    for (const field of wrong) result.damaged.push({ id: s.id, field, sent: sentText[field], received: got.row[field] ?? null });
     if (wrong.length === 0) result.intact++;
   }
   return result;
@@ -113,13 +96,13 @@ export interface CanaryFlow {
 
 export async function runCanary(config: CanaryFlow, count: number, timeoutMs: number): Promise<CanaryResult> {
   const canary = config.canary!;
-  const source = new pg.Pool({ connectionString: config.sourceDatabaseUrl!, max: 1, application_name: `trustsync:${config.flow}:canary` });
-  const dest = new pg.Pool({ connectionString: config.destinationUrl, max: 1, application_name: `trustsync:${config.flow}:canary` });
+  const options = { name: `trustsync:${config.flow}:canary`, connections: 1 };
+  const source = openSourceDatabase(config.sourceDatabaseUrl!, options);
+  const dest = openSink(config.destinationUrl, options);
   try {
-    await source.query(canaryTableSql(canary.sourceTable));
     const sent = await sendCanaries(source, canary.sourceTable, count);
     const result = await awaitCanaries(dest, canary.table, sent, timeoutMs);
-    await recordHistory(dest, config.flow, [
+    await dest.recordDecisions(config.flow, [
       noteRow(`${canary.table.schema}.${canary.table.table}`, '(canary)', 'canary', {
         entity: `${canary.sourceTable.schema}.${canary.sourceTable.table}`,
         reason: summarizeCanary(result),
@@ -127,8 +110,8 @@ export async function runCanary(config: CanaryFlow, count: number, timeoutMs: nu
     ]);
     return result;
   } finally {
-    await source.end();
-    await dest.end();
+    await source.close();
+    await dest.close();
   }
 }
 

@@ -1,19 +1,14 @@
-import pg from 'pg';
 import type { Logger } from 'pino';
 import type { FlowConfig } from '../flow/config.js';
 import { prepareGovernance, type GovernedTables } from '../flow/governance.js';
 import { fieldPolicy } from '../policy/policy.js';
 import { validate } from '../policy/validators.js';
-import { fromPgText, type Governance, type GovernedSink } from '../sink/postgres/governed-sink.js';
-import { keyStates, PostgresSink, readTableShape, recordHistory } from '../sink/postgres/postgres-sink.js';
-import { postgresCanonicalRows } from '../sink/postgres/canonical-sql.js';
 import { parseTableName, targetName, type TableMapping, type TableName } from '../model/table.js';
-import { keyTextExpr, LEDGER_STATES, qualified, quoteIdent, upsertStatement } from '../sink/postgres/sql.js';
-import type { HistoryRow } from '../model/history-row.js';
 import { ConfigError, TrustsyncError } from '../model/errors.js';
-import { openSink, sinkKindFor } from '../sink/kinds.js';
-import type { CanonicalRows, Sink } from '../sink/sink.js';
-import { noteRow } from '../history/history.js';
+import { openSink, openSourceDatabase, sinkKindFor } from '../sink/kinds.js';
+import type { Governance, GovernedDestination } from '../sink/governance.js';
+import type { CanonicalRows, RepairCandidate, Sink } from '../sink/sink.js';
+import type { SourceDatabase } from '../sink/source.js';
 
 export type RecommendedAction = 'update-destination' | 'update-source' | 'delete-destination' | 'manual-review' | 'ignore';
 
@@ -71,60 +66,36 @@ function comparedColumns(m: TableMapping, sourceColumns: string[], destColumns: 
 const sourceColumnOf = (pairs: readonly { src: string; dst: string }[], field: string) => pairs.find((p) => p.dst === field)!.src;
 
 /**
- * One side of the comparison: the row's key and compared values, in its own column names. Between
- * two PostgreSQL databases each side digests its rows' own text (`db`); across kinds, the canonical
- * text both produce alike (`canonical`, sink.ts).
+ * One side of the comparison: the row's key and compared values, in its own column names, read as
+ * `rows` gives them — in the database's own text when both sides are of one kind (a repair copies
+ * that text), in the canonical text both produce alike across kinds (sink.ts).
  */
-type Side = { table: TableName; key: string[]; values: string[] } & ({ db: pg.Pool; canonical?: undefined } | { canonical: CanonicalRows; db?: undefined });
-
-const keyExpr = (s: Side) => keyTextExpr(s.key);
-const valuesExpr = (s: Side) => `json_build_array(${s.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ')})::text`;
-/** The same bucket for the same key in both databases: from md5 of the key's text, not a version-dependent hash. */
-const bucketExpr = (s: Side, n: number) => `((('x' || substr(md5(${keyExpr(s)}), 1, 8))::bit(32)::int & 2147483647) % ${n})`;
+interface Side {
+  rows: CanonicalRows;
+  table: TableName;
+  key: string[];
+  values: string[];
+}
 
 /** Rows per bucket read at level 3, at most (about): keeps memory flat whatever the table's size. */
 const ROWS_PER_BUCKET = 500;
 
 /** At least the asked-for buckets, more for big tables (from the planner's row estimate), a power of two. */
 async function bucketCount(a: Side, b: Side, asked: number): Promise<number> {
-  const estimate = async (s: Side) =>
-    s.canonical
-      ? s.canonical.estimateRows(s.table)
-      : Number(
-          (await s.db.query<{ n: string }>('SELECT greatest(reltuples, 0)::bigint AS n FROM pg_class WHERE oid = $1::regclass', [qualified(s.table)])).rows[0]
-            ?.n ?? 0,
-        );
-  const rows = Math.max(await estimate(a), await estimate(b));
+  const rows = Math.max(await a.rows.estimateRows(a.table), await b.rows.estimateRows(b.table));
   const needed = 2 ** Math.ceil(Math.log2(Math.max(1, rows / ROWS_PER_BUCKET)));
   return Math.min(65536, Math.max(asked, needed));
 }
 
 /** Level 1 and 2: per bucket, a row count and a digest of the rows' values, computed inside the database. */
-async function bucketDigests(s: Side, n: number): Promise<Map<number, { rows: number; digest: string }>> {
-  if (s.canonical) return s.canonical.bucketDigests(s.table, s.key, s.values, n);
-  const { rows } = await s.db.query<{ b: number; n: string; digest: string }>(
-    `SELECT b, count(*) AS n, md5(string_agg(h, '' ORDER BY k)) AS digest
-       FROM (SELECT ${keyExpr(s)} AS k, ${bucketExpr(s, n)} AS b, md5(${keyExpr(s)} || ${valuesExpr(s)}) AS h FROM ${qualified(s.table)} t) x
-      GROUP BY b`,
-  );
-  return new Map(rows.map((r) => [Number(r.b), { rows: Number(r.n), digest: r.digest }]));
-}
+const bucketDigests = (s: Side, n: number) => s.rows.bucketDigests(s.table, s.key, s.values, n);
 
 /** Level 3, for mismatching buckets only: the rows, as text. */
-async function bucketRows(s: Side, n: number, buckets: number[]): Promise<Map<string, (string | null)[]>> {
-  if (buckets.length === 0) return new Map();
-  if (s.canonical) return s.canonical.bucketRows(s.table, s.key, s.values, n, buckets);
-  const { rows } = await s.db.query<{ k: string; v: (string | null)[] }>(
-    `SELECT ${keyExpr(s)} AS k, ARRAY[${s.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ') || 'NULL::text'}] AS v
-       FROM ${qualified(s.table)} t WHERE ${bucketExpr(s, n)} = ANY($1::int[])`,
-    [buckets],
-  );
-  return new Map(rows.map((r) => [r.k, r.v]));
-}
+const bucketRows = (s: Side, n: number, buckets: number[]) => s.rows.bucketRows(s.table, s.key, s.values, n, buckets);
 
 /** A governed table's writer: its flow's destination under policy, with the table's mapping there. */
 interface GovernedTable {
-  sink: GovernedSink;
+  sink: GovernedDestination;
   m: TableMapping;
   g: Governance;
 }
@@ -140,16 +111,16 @@ interface SeenStates {
 }
 
 async function statesBeforeRepair(t: TableContext, keys: string[]): Promise<SeenStates> {
-  if (!t.governed) return { destination: await keyStates((t.sink as PostgresSink).pool, LEDGER_STATES, targetName(t.m.table), keys), source: new Map() };
+  if (!t.governed) return { destination: (await t.sink.repair?.ledgerStates(t.m, keys)) ?? new Map(), source: new Map() };
   return { destination: await t.governed.sink.rowStates(t.governed.m, keys), source: t.back ? await t.back.sink.rowStates(t.back.m, keys) : new Map() };
 }
 
 /** What reconciling one table works with. */
 interface TableContext {
   flow: string;
-  source: pg.Pool;
-  /** A PostgreSQL destination (compared in its own text, repairable), or another kind (compared in canonical text). */
-  sink: PostgresSink | Sink;
+  source: SourceDatabase;
+  /** Of the source's kind (compared in their own text, repairable), or another (compared in canonical text). */
+  sink: Sink;
   m: TableMapping;
   systems: { source: string; destination: string };
   /** Under policy: the destination's writer. */
@@ -169,11 +140,9 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
   const { source, sink, m, systems } = t;
   const policy = t.governed?.g.policy;
   const srcName = parseTableName(m.sourceTable!);
-  const across = !(sink instanceof PostgresSink);
-  const [srcShape, dstShape] = await Promise.all([
-    readTableShape(source, srcName),
-    sink instanceof PostgresSink ? readTableShape(sink.pool, m.table) : sink.canonical.shape(m.table),
-  ]);
+  const across = source.kind !== sink.kind;
+  const [srcRows, dstRows] = across ? [source.canonical, sink.canonical] : [source.native, sink.native];
+  const [srcShape, dstShape] = await Promise.all([srcRows.shape(srcName), dstRows.shape(m.table)]);
   if (!srcShape)
     throw new ReconcileError(
       `source table ${m.sourceTable} not found in the source database`,
@@ -184,13 +153,8 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
   const pairs = comparedColumns(m, [...srcShape.columns.keys()], [...dstShape.columns.keys()], dstShape.keyColumns);
   const sourceColumn = (field: string) => sourceColumnOf(pairs, field);
   const [srcKey, dstKey] = [keyPairs.map((k) => k.src), keyPairs.map((k) => k.dst)];
-  const srcSide: Side = across
-    ? { canonical: postgresCanonicalRows(source), table: srcName, key: srcKey, values: pairs.map((p) => p.src) }
-    : { db: source, table: srcName, key: srcKey, values: pairs.map((p) => p.src) };
-  const dstSide: Side =
-    sink instanceof PostgresSink
-      ? { db: sink.pool, table: m.table, key: dstKey, values: pairs.map((p) => p.dst) }
-      : { canonical: sink.canonical, table: m.table, key: dstKey, values: pairs.map((p) => p.dst) };
+  const srcSide: Side = { rows: srcRows, table: srcName, key: srcKey, values: pairs.map((p) => p.src) };
+  const dstSide: Side = { rows: dstRows, table: m.table, key: dstKey, values: pairs.map((p) => p.dst) };
   const n = await bucketCount(srcSide, dstSide, o.buckets);
 
   const compare = async () => {
@@ -245,7 +209,9 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
       const [from, to] = action === 'update-destination' ? [systems.source, systems.destination] : [systems.destination, systems.source];
       const [text, other] = action === 'update-destination' ? [d.source, d.destination] : [d.destination, d.source];
       const type = action === 'update-destination' ? dstShape.columns.get(d.field!)! : srcShape.columns.get(sourceColumn(d.field!))!;
-      const problem = validate(p.validators, fromPgText(text ?? null, type), { field: d.field!, previous: fromPgText(other ?? null, type), system: from });
+      // A field under policy: the destination is governed, and reads the text of both sides (one kind).
+      const typed = (v: string | null | undefined) => t.governed!.sink.valueFromText(v ?? null, type);
+      const problem = validate(p.validators, typed(text), { field: d.field!, previous: typed(other), system: from });
       if (problem)
         return {
           ...d,
@@ -290,7 +256,16 @@ async function reconcileTable(t: TableContext, o: ReconcileOptions): Promise<Tab
     await o.progress(`  repairing ${repairable} differences …`);
     const moved = t.governed
       ? await repairGoverned(t.governed, t.back, srcShape.columns, dstShape.columns, pairs, differences, systems, seen)
-      : await repairCopy(source, sink as PostgresSink, m, dstShape.columns, srcSide, dstSide, pairs, differences, t.flow, seen.destination);
+      : await sink.repair!.repairCopy({
+          flow: t.flow,
+          m,
+          keyColumns: dstSide.key,
+          pairs,
+          candidates: differences.filter((d) => REPAIRABLE.has(d.recommendedAction)).map(repairCandidate),
+          seen: seen.destination,
+          readSource: (keys) => source.rowsByKey(srcName, srcSide.key, srcSide.values, keys),
+        });
+    if (!t.governed) for (const d of differences) if (REPAIRABLE.has(d.recommendedAction) && !moved.has(d.key)) d.repaired = true;
     differences = differences.filter((d) => !moved.has(d.key));
     settled += moved.size;
   }
@@ -328,97 +303,26 @@ async function repairGoverned(
     }
     return [...byKey].map(([keyText, values]) => ({ keyText, values }));
   };
-  const toDestination = valuesByKey('update-destination', (d) => [d.field!, fromPgText(d.source ?? null, dstTypes.get(d.field!)!)]);
+  const toDestination = valuesByKey('update-destination', (d) => [d.field!, dest.sink.valueFromText(d.source ?? null, dstTypes.get(d.field!)!)]);
   const moved = new Set<string>();
   const repairIn = async (side: GovernedTable, repairs: typeof toDestination, reason: string, states: ReadonlyMap<string, string>) => {
     if (repairs.length) for (const key of (await side.sink.repairFields(side.m, side.g, repairs, reason, states)).moved) moved.add(key);
   };
   await repairIn(dest, toDestination, `reconcile: ${systems.destination} lacked the owner's (${systems.source}) value`, seen.destination);
   const sourceColumn = (field: string) => sourceColumnOf(pairs, field);
-  const toSource = valuesByKey('update-source', (d) => [sourceColumn(d.field!), fromPgText(d.destination ?? null, srcTypes.get(sourceColumn(d.field!))!)]);
+  const toSource = valuesByKey('update-source', (d) => [
+    sourceColumn(d.field!),
+    (back ?? dest).sink.valueFromText(d.destination ?? null, srcTypes.get(sourceColumn(d.field!))!),
+  ]);
   if (back) await repairIn(back, toSource, `reconcile: ${systems.source} lacked the owner's (${systems.destination}) value`, seen.source);
   for (const d of diffs)
     if ((d.recommendedAction === 'update-destination' && d.kind === 'field') || (d.recommendedAction === 'update-source' && back)) d.repaired = true;
   return moved;
 }
 
-/**
- * Without policy: the source's rows copied, one transaction per table, each repair on record in the
- * history. Only keys the flow has not written since the difference was found (their ledger state is
- * still `ledgerSeen`'s): a repair never overwrites a change applied meanwhile. Returns the keys that
- * moved, left to the flow.
- */
-async function repairCopy(
-  source: pg.Pool,
-  sink: PostgresSink,
-  m: TableMapping,
-  typeOf: ReadonlyMap<string, string>,
-  srcSide: Side,
-  dstSide: Side,
-  pairs: { src: string; dst: string }[],
-  allDiffs: Difference[],
-  flow: string,
-  ledgerSeen: ReadonlyMap<string, string>,
-): Promise<Set<string>> {
-  const target = targetName(m.table);
-  const moved = new Set<string>();
-  let repaired: Difference[] = [];
-  await sink.transaction(`repairing ${target}`, async (client) => {
-    // Locked: the flow's next write of these keys waits for this transaction, so the source read
-    // below is at least as new as anything the flow applied to them.
-    const candidates = allDiffs.filter((d) => REPAIRABLE.has(d.recommendedAction));
-    const ledgerNow = await keyStates(client, LEDGER_STATES, target, [...new Set(candidates.map((d) => d.key))], true);
-    for (const d of candidates) if (ledgerNow.get(d.key) !== ledgerSeen.get(d.key)) moved.add(d.key);
-    const diffs = candidates.filter((d) => !moved.has(d.key));
-    const keys = [...new Set(diffs.filter((d) => d.recommendedAction === 'update-destination').map((d) => d.key))];
-    const { rows: sourceRows } = await source.query<{ k: string; kv: (string | null)[]; v: (string | null)[] }>(
-      `SELECT ${keyExpr(srcSide)} AS k, ARRAY[${srcSide.key.map((c) => `t.${quoteIdent(c)}::text`).join(', ')}] AS kv, ARRAY[${srcSide.values.map((c) => `t.${quoteIdent(c)}::text`).join(', ') || 'NULL::text'}] AS v
-         FROM ${qualified(srcSide.table)} t WHERE ${keyExpr(srcSide)} = ANY($1::text[])`,
-      [keys],
-    );
-    const byKey = new Map(sourceRows.map((r) => [r.k, r]));
-    const history: HistoryRow[] = [];
-    const row = (key: string, op: string, reason: string, values: unknown): HistoryRow =>
-      noteRow(target, key, 'repaired', { entity: m.sourceTable!, op, reason, newValues: values });
-    for (const key of keys) {
-      const r = byKey.get(key);
-      if (!r) continue;
-      // Only the fields the policy lets the source write (all of them for a missing row).
-      const allowed = new Set(diffs.filter((d) => d.key === key && d.recommendedAction === 'update-destination').map((d) => d.field));
-      const cols = pairs.map((p, i) => ({ p, i })).filter(({ p }) => allowed.has(undefined) || allowed.has(p.dst));
-      if (allowed.has(undefined)) {
-        const columns = [...dstSide.key, ...cols.map(({ p }) => p.dst)].map((name) => ({ name, type: typeOf.get(name)! }));
-        // A key the ledger never held has no lock to take: should the flow insert it first, its row stays.
-        await client.query(
-          upsertStatement(m.table, columns, dstSide.key, true),
-          [...r.kv, ...cols.map(({ i }) => r.v[i] ?? null)].map((v) => [v]),
-        );
-      } else {
-        // Just the differing fields: an INSERT … ON CONFLICT would check NOT NULL columns it does not set.
-        const sets = cols.map(({ p }, j) => `${quoteIdent(p.dst)} = $${j + 2}::text::${typeOf.get(p.dst)!}`);
-        await client.query(`UPDATE ${qualified(m.table)} AS t SET ${sets.join(', ')} WHERE ${keyExpr(dstSide)} = $1`, [
-          key,
-          ...cols.map(({ i }) => r.v[i] ?? null),
-        ]);
-      }
-      history.push(
-        row(
-          key,
-          allowed.has(undefined) ? 'c' : 'u',
-          'reconcile: the destination differed from the source',
-          Object.fromEntries(cols.map(({ p, i }) => [p.dst, r.v[i] ?? null])),
-        ),
-      );
-    }
-    for (const d of diffs.filter((x) => x.recommendedAction === 'delete-destination')) {
-      await client.query(`DELETE FROM ${qualified(m.table)} AS t WHERE ${keyExpr(dstSide)} = $1`, [d.key]);
-      history.push(row(d.key, 'd', 'reconcile: the source does not have this row', null));
-    }
-    await recordHistory(client, flow, history);
-    repaired = diffs;
-  });
-  for (const d of repaired) d.repaired = true;
-  return moved;
+/** A difference as the destination's repair takes it (differences of other actions are never repairs without policy). */
+function repairCandidate(d: Difference): RepairCandidate {
+  return { key: d.key, action: d.recommendedAction === 'delete-destination' ? 'delete-destination' : 'update-destination', field: d.field };
 }
 
 /** Reconciles every table of a flow with its source (source.database); with `reverse`, as a two-way sync. */
@@ -435,24 +339,29 @@ export async function reconcileFlow(config: FlowConfig, o: ReconcileOptions): Pr
       'give --reverse the flow file of the other direction of the sync',
     );
   }
-  const kind = sinkKindFor(config.destinationUrl)?.kind;
-  if (kind !== 'postgres' && (o.repair || reverse))
+  const across = sinkKindFor(config.sourceDatabaseUrl)?.kind !== sinkKindFor(config.destinationUrl)?.kind;
+  if (across && (o.repair || reverse))
     throw new ConfigError(
       'reconcile-unsupported',
-      `reconcile finds the differences of a ${kind} destination, but does not ${o.repair ? 'repair them' : 'reconcile two ways'} yet`,
+      `reconcile finds the differences of a ${sinkKindFor(config.destinationUrl)?.kind ?? 'other'} destination from a ${sinkKindFor(config.sourceDatabaseUrl)?.kind ?? 'other'} source, but does not ${o.repair ? 'repair them' : 'reconcile two ways'} yet`,
       `run it without ${o.repair ? '--repair' : '--reverse'}; mend what it lists by hand, or re-snapshot the source (trustsync connectors resnapshot)`,
     );
-  if (kind !== 'postgres') return reconcileAcross(config, o);
-  const source = new pg.Pool({ connectionString: config.sourceDatabaseUrl, max: 2, application_name: `trustsync:${config.flow}:reconcile` });
-  const pool = new pg.Pool({ connectionString: config.destinationUrl, max: 3, application_name: `trustsync:${config.flow}:reconcile` });
-  const reversePool = reverse && new pg.Pool({ connectionString: reverse.destinationUrl, max: 2, application_name: `trustsync:${reverse.flow}:reconcile` });
-  const sink = new PostgresSink(pool);
+  const name = (flow: string) => `trustsync:${flow}:reconcile`;
+  const source = openSourceDatabase(config.sourceDatabaseUrl, { name: name(config.flow), connections: 2 });
+  const sink = openSink(config.destinationUrl, { name: name(config.flow), connections: 3 });
+  const backSink = reverse && openSink(reverse.destinationUrl, { name: name(reverse.flow), connections: 2 });
   const opened: (GovernedTables | undefined)[] = [];
   try {
-    await sink.prepare();
-    const governed = await prepareGovernance(config, sink, o.log);
+    if (o.repair && !sink.repair)
+      throw new ConfigError(
+        'reconcile-unsupported',
+        `reconcile cannot repair a ${sink.kind} destination yet`,
+        'run it without --repair; mend what it lists by hand',
+      );
+    // Across kinds nothing is written: trustsync's own tables are left as they are.
+    if (!across) await sink.prepare();
+    const governed = across ? undefined : await prepareGovernance(config, sink, o.log);
     opened.push(governed);
-    const backSink = reversePool && new PostgresSink(reversePool);
     await backSink?.prepare();
     const backGoverned = reverse && backSink && (await prepareGovernance(reverse, backSink, o.log));
     opened.push(backGoverned);
@@ -478,24 +387,9 @@ export async function reconcileFlow(config: FlowConfig, o: ReconcileOptions): Pr
     }
     return { tables, clean: tables.every((t) => t.differences.every((d) => d.recommendedAction === 'ignore' || d.repaired)) };
   } finally {
-    for (const gv of opened) await gv?.sourceDb?.end();
-    await source.end();
-    await pool.end();
-    await reversePool?.end();
-  }
-}
-
-/** A destination of another kind than the source: each table compared in canonical text (sink.ts), differences listed. */
-async function reconcileAcross(config: FlowConfig, o: ReconcileOptions): Promise<{ tables: TableReport[]; clean: boolean }> {
-  const source = new pg.Pool({ connectionString: config.sourceDatabaseUrl!, max: 2, application_name: `trustsync:${config.flow}:reconcile` });
-  const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:reconcile`, connections: 2 });
-  try {
-    const tables: TableReport[] = [];
-    const systems = { source: config.sourceSystem ?? 'source', destination: config.destinationSystem ?? 'destination' };
-    for (const m of config.tables) tables.push(await reconcileTable({ flow: config.flow, source, sink, m, systems }, o));
-    return { tables, clean: tables.every((t) => t.differences.length === 0) };
-  } finally {
-    await source.end();
+    for (const gv of opened) await gv?.sink.close();
+    await source.close();
     await sink.close();
+    await backSink?.close();
   }
 }

@@ -17,16 +17,23 @@ export interface TableShape {
   keyColumns: string[];
 }
 
-/** Tables' shapes, read from the catalog once and again when asked to (a column may have been added). */
+/**
+ * Tables' shapes, read from the catalog once and again when asked to (a column may have been added).
+ * A missing table is read again each time: another process may create it.
+ */
 export class TableShapes {
-  private readonly known = new Map<string, TableShape | null>();
+  private readonly known = new Map<string, TableShape>();
 
   constructor(private readonly read: (t: TableName) => Promise<TableShape | null>) {}
 
   async get(t: TableName, refresh = false): Promise<TableShape | null> {
     const name = targetName(t);
-    if (refresh || !this.known.has(name)) this.known.set(name, await this.read(t));
-    return this.known.get(name)!;
+    const cached = refresh ? undefined : this.known.get(name);
+    if (cached) return cached;
+    const shape = await this.read(t);
+    if (shape) this.known.set(name, shape);
+    else this.known.delete(name);
+    return shape;
   }
 
   /** The table's columns now, or undefined while it does not exist. */

@@ -2,6 +2,7 @@ import { TrustsyncError } from '../model/errors.js';
 import { mariadbKind } from './mariadb/kind.js';
 import { postgresKind } from './postgres/kind.js';
 import type { Sink, SinkKind, SinkOptions } from './sink.js';
+import type { SourceDatabase } from './source.js';
 
 /** Every kind of destination trustsync writes. A new kind is a folder beside postgres/ and a line here. */
 export const SINK_KINDS: readonly SinkKind[] = [postgresKind, mariadbKind];
@@ -31,4 +32,21 @@ export function openSink(url: string, options: SinkOptions): Sink {
       fix: `use one of ${supportedSchemes()}`,
     });
   return kind.open(url, options);
+}
+
+/** The schemes trustsync reads as a source database (canaries, reconcile), for messages. */
+export function supportedSourceSchemes(): string {
+  return SINK_KINDS.filter((k) => k.openSource)
+    .flatMap((k) => k.schemes.map((s) => `${s}//`))
+    .join(', ');
+}
+
+/** Opens the source database a URL names (source.database). */
+export function openSourceDatabase(url: string, options: SinkOptions): SourceDatabase {
+  const kind = sinkKindFor(url);
+  if (!kind?.openSource)
+    throw new TrustsyncError('unsupported-source', `source.database: ${schemeOf(url) || 'this URL'} is not a source database trustsync reads`, false, {
+      fix: `use one of ${supportedSourceSchemes()}`,
+    });
+  return kind.openSource(url, options);
 }

@@ -3,6 +3,8 @@ import type { BatchAudit, RowDecision, TruncateDecision } from '../model/decisio
 import type { HistoryRow } from '../model/history-row.js';
 import type { TableMapping, TableName } from '../model/table.js';
 import type { Explanation } from '../history/explain.js';
+import type { GovernanceOptions, GovernedDestination } from './governance.js';
+import type { SourceDatabase } from './source.js';
 
 /** What a kind of destination can do; a flow file asking for more is refused at start. */
 export interface SinkCapabilities {
@@ -48,6 +50,12 @@ export interface Sink {
   snapshotLongHistories(flow: string): Promise<number>;
   /** This database's rows in canonical text, for reconcile across kinds. */
   readonly canonical: CanonicalRows;
+  /** This database's rows in its own text, for reconcile with a source of the same kind (repairs copy that text). */
+  readonly native: CanonicalRows;
+  /** Reconcile's repair; absent where the kind cannot repair yet. */
+  readonly repair?: RepairableSink;
+  /** Policies on this destination (capabilities.governance); absent where the kind cannot govern. */
+  openGovernance?(options: GovernanceOptions): GovernedDestination;
   /** Closes the connections; idempotent. */
   close(): Promise<void>;
 }
@@ -68,6 +76,8 @@ export interface SinkKind {
   schemes: readonly string[];
   capabilities: SinkCapabilities;
   open(url: string, options: SinkOptions): Sink;
+  /** The same kind of database as a captured source (canaries, reconcile); absent where trustsync cannot read it as one. */
+  openSource?(url: string, options: SinkOptions): SourceDatabase;
 }
 
 /**
@@ -91,4 +101,37 @@ export interface CanonicalRows {
     buckets: number,
     which: readonly number[],
   ): Promise<Map<string, (string | null)[]>>;
+}
+
+/** A key reconcile found differing that a repair writes: the source's row (or some of its fields) copied, or the row deleted. */
+export interface RepairCandidate {
+  key: string;
+  action: 'update-destination' | 'delete-destination';
+  /** The differing field; absent for a row missing from the destination (the whole row is written). */
+  field?: string;
+}
+
+/** A reconcile repair without policy: what to write, and how to read the source's current rows. */
+export interface CopyRepair {
+  flow: string;
+  m: TableMapping;
+  /** Destination key columns, and the compared columns as source name → destination name. */
+  keyColumns: readonly string[];
+  pairs: readonly { src: string; dst: string }[];
+  candidates: readonly RepairCandidate[];
+  /** The keys' ledger states when the differences were found (see Sink.ledgerStates). */
+  seen: ReadonlyMap<string, string>;
+  /** The source's rows of these keys, read after the keys are locked: key text → key values and compared values. */
+  readSource(keys: readonly string[]): Promise<Map<string, { key: (string | null)[]; values: (string | null)[] }>>;
+}
+
+/** What reconcile's `--repair` needs of a destination kind; absent where the kind cannot repair yet. */
+export interface RepairableSink {
+  /** Each key's ledger state as text (its position, deleted or not): a repair leaves a key that moved since. */
+  ledgerStates(m: TableMapping, keys: readonly string[]): Promise<Map<string, string>>;
+  /**
+   * Writes the repairs in one transaction with history, only for keys whose ledger state is still
+   * `seen`'s (locked first, so a flow's next write of them waits). Returns the keys that moved, left to the flow.
+   */
+  repairCopy(r: CopyRepair): Promise<Set<string>>;
 }

@@ -7,7 +7,7 @@ import { createDecoder, type FlowRunner } from '../../src/flow/run-flow.js';
 import { kafkaClient, pgClient, readRecords, type Variant } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
-import { compareTables, waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { compareTables, waitForConvergence } from '../../src/demo/row-compare.js';
 import { explainKey } from '../../src/sink/postgres/explain-sql.js';
 import { formatExplanation } from '../../src/history/explain.js';
 

@@ -9,7 +9,7 @@ import { runWorkload } from '../../src/demo/workload.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowDocument, spawnRun } from '../support/flow.js';
 import { exited, killMidStream } from '../support/crash.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 
 /**
  * Invariant 3: offsets move only after the write is durable, so killing `trustsync run` with SIGKILL

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type pg from 'pg';
 import type { Kafka } from 'kafkajs';
 import { validateFlow } from '../../src/flow/config.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { endpoints, kafkaClient, waitForRecords } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';

@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mariadb, { type Pool } from 'mariadb';
 import type pg from 'pg';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
+import { runCanary } from '../../src/observe/canary.js';
+import { validateFlow } from '../../src/flow/config.js';
 import { runWorkload } from '../../src/demo/workload.js';
 import { endpoints, kafkaClient, pgClient, SourceCapture, uniqueName } from '../support/capture.js';
 import { readStateTopic } from '../support/state.js';
@@ -42,6 +44,8 @@ describe('a flow from PostgreSQL into MariaDB, killed again and again', () => {
     source = await pgClient('trustsync_source');
     await createDemoSchema(source, schema);
     await runWorkload(source, schema, 100, 3);
+    // The canary table's topic appears with its first captured row: the flow waits for every topic it maps.
+    await source.query(`INSERT INTO ${schema}.trustsync_canary VALUES ('seed', now(), 'seed', 0, '[]')`);
     admin = mariadb.createPool({ host: '127.0.0.1', port: Number(new URL(url).port), user: 'root', connectionLimit: 2, multipleStatements: true });
     await admin.query(`CREATE DATABASE ${database}`);
     // The ledger's every move of this flow's keys, to prove none ever went backwards.
@@ -56,14 +60,15 @@ describe('a flow from PostgreSQL into MariaDB, killed again and again', () => {
       IF NEW.target LIKE '${database}.%' AND NEW.position <> OLD.position THEN
         INSERT INTO ${database}.ledger_moves VALUES (NEW.target, OLD.position, NEW.position);
       END IF`);
-    capture = new SourceCapture(schema, schema, tables, 'avro');
+    // The canary table rides along: canaries time this flow end to end (written at the source, read back from MariaDB).
+    capture = new SourceCapture(schema, schema, [...tables, 'trustsync_canary'], 'avro');
     await capture.start();
     const doc = flowDocument({
       name: schema,
       decoding: 'avro',
       destinationUrl: url,
       sourceDatabase: endpoints.postgresUrl('trustsync_source'),
-      topics: tables.map(
+      topics: [...tables, 'trustsync_canary'].map(
         (t) =>
           ({
             topic: capture.topic(t),
@@ -73,7 +78,11 @@ describe('a flow from PostgreSQL into MariaDB, killed again and again', () => {
             ...(t === 'customers' ? { state: { schema: join(PACKAGE_DIR, 'schemas', 'shop.customers.avsc') } } : {}),
           }) as never,
       ),
-      extra: { batch: { maxRows: 50, maxWaitMs: 50 }, log: { level: 'warn' } },
+      extra: {
+        batch: { maxRows: 50, maxWaitMs: 50 },
+        log: { level: 'warn' },
+        canary: { sourceTable: `${schema}.trustsync_canary`, table: `${database}.trustsync_canary` },
+      },
     });
     writeFileSync(flowFile, stringify(doc));
   });
@@ -142,6 +151,32 @@ describe('a flow from PostgreSQL into MariaDB, killed again and again', () => {
     expect(out.stdout).toMatch(/now: (present|deleted)/);
   });
 
+  it('canaries written at the PostgreSQL source arrive whole in MariaDB, timed, and the run is on record there', async () => {
+    const run = spawnRun(flowFile, logFile);
+    try {
+      const r = await runCanary(validateFlow(parse(readFileSync(flowFile, 'utf8')), flowFile), 3, 90_000);
+      expect(r).toMatchObject({ sent: 3, arrived: 3, intact: 3, missing: [], damaged: [] });
+      for (const l of r.latencies) expect(l).toBeGreaterThan(0);
+      // Read back as MariaDB holds them, not as the canary saw them.
+      const rows: { label: string; amount: string; tags: string }[] = await admin.query(
+        `SELECT label, CAST(amount AS CHAR) AS amount, CAST(tags AS CHAR) AS tags FROM ${database}.trustsync_canary ORDER BY sent_at DESC LIMIT 3`,
+      );
+      for (const row of rows) {
+        expect(row.label).toMatch(/^canary \d of 3 — ✓ ünïcode$/);
+        expect(row.amount).toMatch(/^\d+\.\d\d$/);
+        expect(JSON.parse(row.tags)[0]).toBe('canary');
+      }
+      const [note] = await admin.query(`SELECT reason FROM trustsync.history WHERE target = ? AND decision = 'canary' ORDER BY decided_at DESC LIMIT 1`, [
+        `${database}.trustsync_canary`,
+      ]);
+      expect(note.reason).toMatch(/^3\/3 canaries arrived, 3 intact; latency p50 [\d.]+ s/);
+    } finally {
+      const exit = exited(run);
+      run.kill('SIGTERM');
+      expect(await exit).toEqual({ code: 0, signal: null });
+    }
+  });
+
   it('reconcile compares PostgreSQL with MariaDB in canonical text: clean, then exactly the injected drift', async () => {
     const reconcile = async () => {
       const r = await trustsync(['reconcile', '--config', flowFile, '--json', '--settle', '0']);
@@ -153,9 +188,9 @@ describe('a flow from PostgreSQL into MariaDB, killed again and again', () => {
     };
     // Equal after the flow: instants, JSON, numeric text and large text compare alike across the two engines.
     const clean = await reconcile();
-    expect(clean.report.tables.map((t) => t.differences)).toEqual([[], []]);
+    expect(clean.report.tables.map((t) => t.differences)).toEqual([[], [], []]);
     // Digested alike in both databases: not one bucket differs, so no row had to be read.
-    expect(clean.report.tables.map((t) => t.mismatchedBuckets)).toEqual([0, 0]);
+    expect(clean.report.tables.map((t) => t.mismatchedBuckets)).toEqual([0, 0, 0]);
     expect(clean.status).toBe(0);
 
     const ids: string[] = (await admin.query(`SELECT CAST(id AS CHAR) AS id FROM ${database}.customers ORDER BY id LIMIT 4`)).map((r: { id: string }) => r.id);

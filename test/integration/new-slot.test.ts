@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
 import { SourceCapture, kafkaClient, waitForRecords } from '../support/capture.js';

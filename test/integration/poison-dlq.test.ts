@@ -8,7 +8,7 @@ import { listDeadLetters, replayDeadLetters } from '../../src/flow/replay.js';
 import { kafkaClient, readRecords, type SourceCapture, type Variant } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { waitFor } from '../support/wait.js';
 
 /**

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { runWorkload } from '../../src/demo/workload.js';
 import { validateFlow, type FlowConfig } from '../../src/flow/config.js';
 import { reconcileFlow, type Difference } from '../../src/reconcile/reconcile.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { endpoints } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowDocument, startFlow } from '../support/flow.js';

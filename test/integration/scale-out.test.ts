@@ -3,7 +3,7 @@ import { AssignerProtocol } from 'kafkajs';
 import { runWorkload } from '../../src/demo/workload.js';
 import type { FlowConfig } from '../../src/flow/config.js';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { kafkaClient } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';

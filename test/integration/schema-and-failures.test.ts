@@ -6,7 +6,7 @@ import { TrustsyncError } from '../../src/model/errors.js';
 import { runWorkload } from '../../src/demo/workload.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 
 describe('the destination follows the source schema, and stops where following would lose data (avro)', () => {
   const f = new SyncFixture('evolve');

@@ -9,7 +9,7 @@ import { parse, stringify } from 'yaml';
 import { seededRandom } from '../../src/demo/workload.js';
 import { validateFlow } from '../../src/flow/config.js';
 import { reconcileFlow } from '../../src/reconcile/reconcile.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { endpoints, kafkaClient, readRecords, type ReadRecord } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { trustsync } from '../support/cli.js';

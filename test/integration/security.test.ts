@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { trustsync as cli } from '../support/cli.js';
 import { FlowRunner } from '../../src/flow/run-flow.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { endpoints, settings } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig } from '../support/flow.js';

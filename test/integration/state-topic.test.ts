@@ -9,7 +9,7 @@ import type { Kafka } from 'kafkajs';
 import { runWorkload } from '../../src/demo/workload.js';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { validateFlow } from '../../src/flow/config.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { endpoints, kafkaClient, pgClient } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowDocument, spawnRun, startFlow } from '../support/flow.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TruncateStopped } from '../../src/model/errors.js';
 import { createDecoder, type FlowRunner } from '../../src/flow/run-flow.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, flowDocument, startFlow } from '../support/flow.js';
 import { validateFlow } from '../../src/flow/config.js';

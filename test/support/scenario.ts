@@ -10,7 +10,7 @@ import { validateFlow } from '../../src/flow/config.js';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
 import { sampleGroupLag } from '../../src/observe/lag.js';
 import { reconcileFlow } from '../../src/reconcile/reconcile.js';
-import { waitForConvergence } from '../../src/reconcile/row-compare.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { ConnectClient } from '../../src/stack/connectors.js';
 import { endpoints, kafkaClient, pgClient, type Variant } from './capture.js';
 import { SyncFixture } from './fixture.js';

@@ -4,11 +4,7 @@ import { TrustsyncError } from '../../model/errors.js';
 import type { Values } from '../../policy/resolve.js';
 import { classifyPgError } from './pg-errors.js';
 import { FIND_OUTBOUND } from './governed-sql.js';
-import type { EchoRecord } from './governed-types.js';
-
-export function echoKey(keyText: string, txId: string): string {
-  return `${keyText}@${txId}`;
-}
+import { echoKey, type EchoRecord } from '../governance.js';
 
 /**
  * Finds which of a batch's captured changes are trustsync's own writes into their source database,

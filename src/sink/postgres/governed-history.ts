@@ -2,7 +2,7 @@ import type { FieldOutcome } from '../../policy/resolve.js';
 import { vectorToJson } from '../../policy/vector.js';
 import { eventRow } from '../../history/history.js';
 import type { HistoryRow } from '../../model/history-row.js';
-import type { GovernedDecision } from './governed-types.js';
+import type { GovernedDecision } from '../governance.js';
 
 /** Says in a line what happened to the fields that did not simply apply. */
 export function describeOutcomes(outcomes: readonly FieldOutcome[]): string | null {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type pg from 'pg';
+import pg from 'pg';
 import type { ChangeEvent } from '../../model/change.js';
 import { RowRejected, TrustsyncError } from '../../model/errors.js';
 import type { Values } from '../../policy/resolve.js';
@@ -11,10 +11,18 @@ import { targetName, type TableMapping } from '../../model/table.js';
 import type { BatchAudit } from '../../model/decision.js';
 import { noteRow } from '../../history/history.js';
 import type { HistoryRow } from '../../model/history-row.js';
-import type { EchoRecord, Governance, GovernedDecision, ReviewItem } from './governed-types.js';
-import { echoKey } from './echoes.js';
+import {
+  echoKey,
+  type EchoRecord,
+  type Governance,
+  type GovernanceOptions,
+  type GovernedDecision,
+  type GovernedDestination,
+  type ReviewItem,
+} from '../governance.js';
+import { findEchoes } from './echoes.js';
 import { governedHistoryRows, jsonable } from './governed-history.js';
-import { GovernedWriter } from './governed-writer.js';
+import { fromPgText, GovernedWriter } from './governed-writer.js';
 
 /**
  * The destination under policy: each captured change is weighed field by field against what the
@@ -22,11 +30,52 @@ import { GovernedWriter } from './governed-writer.js';
  * of the write (outbound) so that its capture coming back is known for an echo. One transaction per
  * batch; each change under its own savepoint, so a row the database refuses costs only itself.
  */
-export class GovernedSink {
-  constructor(readonly sink: PostgresSink) {}
+export class GovernedSink implements GovernedDestination {
+  /** The source system's database: echoes are looked up there, and deleted records restored. */
+  private readonly sourceDb?: pg.Pool;
+  private closed?: Promise<void>;
+
+  constructor(
+    readonly sink: PostgresSink,
+    options: GovernanceOptions = { name: 'trustsync' },
+  ) {
+    if (options.sourceUrl) {
+      this.sourceDb = new pg.Pool({
+        connectionString: options.sourceUrl,
+        max: 4,
+        connectionTimeoutMillis: 10_000,
+        application_name: `${options.name}:echoes`.slice(0, 63),
+      });
+      this.sourceDb.on('error', (err) => options.onConnectionLost?.(err));
+    }
+  }
+
+  get echoSuppression(): boolean {
+    return this.sourceDb !== undefined;
+  }
+
+  async tracksCommitTimes(): Promise<boolean> {
+    const { rows } = await this.sink.pool.query<{ on: string }>("SELECT current_setting('track_commit_timestamp') AS on");
+    return rows[0]!.on === 'on';
+  }
 
   async prepare(): Promise<void> {
     await migrate(this.sink.pool);
+    // The table of trustsync's writes into the source: the other direction fills it, this one reads it.
+    if (this.sourceDb) await migrate(this.sourceDb);
+  }
+
+  findEchoes(sourceTable: string, events: readonly ChangeEvent[]): Promise<Map<string, EchoRecord>> {
+    return this.sourceDb ? findEchoes(this.sourceDb, sourceTable, events) : Promise.resolve(new Map());
+  }
+
+  valueFromText(text: string | null, type: string): unknown {
+    return fromPgText(text, type);
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.sourceDb?.end().catch(() => undefined) ?? Promise.resolve();
+    return this.closed;
   }
 
   /** Review items of the given destination tables (schema.table). */
@@ -116,17 +165,12 @@ export class GovernedSink {
     return res.rowCount ?? 0;
   }
 
-  /**
-   * `sourceDb` (bidirectional sync) is the source system's database: echoes were looked up there, and a
-   * record the source deleted against a concurrent change here is restored there.
-   */
   async applyGoverned(
     m: TableMapping,
     events: readonly ChangeEvent[],
     g: Governance,
     echoes: ReadonlyMap<string, EchoRecord>,
     audit: BatchAudit,
-    sourceDb?: pg.Pool,
   ): Promise<GovernedDecision[]> {
     if (events.length === 0) {
       await recordHistory(this.sink.pool, audit.flow, audit.extra);
@@ -139,7 +183,7 @@ export class GovernedSink {
       throw err instanceof TrustsyncError ? err : classifyPgError(err, `preparing to write ${targetName(m.table)}`);
     }
     return this.sink.transaction(`writing ${events.length} governed changes to ${targetName(m.table)}`, async (client) => {
-      const writer = new GovernedWriter(client, m, shape, g, sourceDb);
+      const writer = new GovernedWriter(client, m, shape, g, this.sourceDb);
       const decisions: GovernedDecision[] = [];
       for (const e of events) {
         await client.query('SAVEPOINT trustsync_change');
@@ -158,8 +202,3 @@ export class GovernedSink {
     });
   }
 }
-
-export type { EchoRecord, Governance, GovernedDecision, ReviewItem } from './governed-types.js';
-export { echoKey, findEchoes } from './echoes.js';
-export { describeOutcomes } from './governed-history.js';
-export { fromPgText, reviewId } from './governed-writer.js';

@@ -8,7 +8,7 @@ import { CURRENT_XID, RECORD_OUTBOUND } from './governed-sql.js';
 import type { TableShape } from './postgres-sink.js';
 import { mapFields, mapRow, targetName, type TableMapping } from '../../model/table.js';
 import { qualified, quoteIdent, sqlText, upsertStatement } from './sql.js';
-import type { EchoRecord, Governance, GovernedDecision, ReviewItem } from './governed-types.js';
+import type { EchoRecord, Governance, GovernedDecision, ReviewItem } from '../governance.js';
 import { restoreInSource } from './restore-in-source.js';
 
 /** A destination-side change the source has not seen yet, remembered by field: its transaction outlives the row's xmin. */

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { SinkKind } from '../sink.js';
 import { POSTGRES_CAPABILITIES, PostgresSink } from './postgres-sink.js';
+import { PostgresSource } from './source-database.js';
 
 /** PostgreSQL: every capability; ledger, rows and history in one transaction. */
 export const postgresKind: SinkKind = {
@@ -14,4 +15,5 @@ export const postgresKind: SinkKind = {
     pool.on('error', (err) => options.onConnectionLost?.(err));
     return new PostgresSink(pool);
   },
+  openSource: (url, options) => PostgresSource.open(url, options),
 };

@@ -15,9 +15,12 @@ import type { BatchAudit, RowDecision, TruncateDecision } from '../../model/deci
 import { mapRow, targetName, type TableMapping, type TableName } from '../../model/table.js';
 import { explainKey, takeSnapshots } from './explain-sql.js';
 import { migrate } from './migrate.js';
-import { postgresCanonicalRows } from './canonical-sql.js';
+import { postgresCanonicalRows, postgresNativeRows } from './canonical-sql.js';
+import { GovernedSink } from './governed-sink.js';
+import { postgresRepair } from './repair.js';
 import type { Explanation } from '../../history/explain.js';
-import type { CanonicalRows, Sink, SinkCapabilities } from '../sink.js';
+import type { CanonicalRows, RepairableSink, Sink, SinkCapabilities } from '../sink.js';
+import type { GovernanceOptions, GovernedDestination } from '../governance.js';
 import {
   CLAIM_POSITIONS,
   columnAccepts,
@@ -142,6 +145,8 @@ export class PostgresSink implements Sink {
   readonly kind = 'postgres';
   readonly capabilities: SinkCapabilities = POSTGRES_CAPABILITIES;
   readonly canonical: CanonicalRows;
+  readonly native: CanonicalRows;
+  readonly repair: RepairableSink;
   private readonly shapes: TableShapes;
   private closed?: Promise<void>;
 
@@ -150,11 +155,17 @@ export class PostgresSink implements Sink {
     // process. The query in flight fails too, and that failure is what gets classified and retried.
     pool.on('connect', (client) => client.on('error', () => undefined));
     this.canonical = postgresCanonicalRows(pool);
+    this.native = postgresNativeRows(pool);
+    this.repair = postgresRepair(this);
     this.shapes = new TableShapes((t) => readTableShape(pool, t));
   }
 
   async prepare(): Promise<void> {
     await migrate(this.pool);
+  }
+
+  openGovernance(options: GovernanceOptions): GovernedDestination {
+    return new GovernedSink(this, options);
   }
 
   async ping(): Promise<void> {

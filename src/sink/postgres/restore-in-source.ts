@@ -6,7 +6,7 @@ import { inTransaction, recordHistory } from './postgres-sink.js';
 import type { TableMapping } from '../../model/table.js';
 import { eventRow } from '../../history/history.js';
 import { quoteIdent } from './sql.js';
-import type { Governance } from './governed-types.js';
+import type { Governance } from '../governance.js';
 
 /**
  * Puts a record the source deleted back into the source, as the destination holds it: the delete lost

@@ -1,0 +1,51 @@
+import pg from 'pg';
+import type { TableName } from '../../model/table.js';
+import type { CanaryRecord, SourceDatabase } from '../source.js';
+import type { CanonicalRows, SinkOptions } from '../sink.js';
+import { INSERT_CANARY, canaryTableSql } from './canary-sql.js';
+import { postgresCanonicalRows, postgresNativeRows } from './canonical-sql.js';
+import { keyTextExpr, qualified, quoteIdent } from './sql.js';
+
+/** A PostgreSQL database Debezium captures, as canaries and reconcile use it. */
+export class PostgresSource implements SourceDatabase {
+  readonly kind = 'postgres';
+  readonly canonical: CanonicalRows;
+  readonly native: CanonicalRows;
+  private closed?: Promise<void>;
+
+  constructor(readonly pool: pg.Pool) {
+    pool.on('connect', (client) => client.on('error', () => undefined));
+    this.canonical = postgresCanonicalRows(pool);
+    this.native = postgresNativeRows(pool);
+  }
+
+  static open(url: string, options: SinkOptions): PostgresSource {
+    const pool = new pg.Pool({ connectionString: url, max: options.connections, connectionTimeoutMillis: 10_000, application_name: options.name.slice(0, 63) });
+    pool.on('error', (err) => options.onConnectionLost?.(err));
+    return new PostgresSource(pool);
+  }
+
+  async rowsByKey(t: TableName, keyColumns: readonly string[], values: readonly string[], keys: readonly string[]) {
+    const text = (columns: readonly string[]) => columns.map((c) => `t.${quoteIdent(c)}::text`).join(', ') || 'NULL::text';
+    const { rows } = await this.pool.query<{ k: string; kv: (string | null)[]; v: (string | null)[] }>(
+      `SELECT ${keyTextExpr(keyColumns)} AS k, ARRAY[${text(keyColumns)}] AS kv, ARRAY[${text(values)}] AS v
+         FROM ${qualified(t)} t WHERE ${keyTextExpr(keyColumns)} = ANY($1::text[])`,
+      [keys],
+    );
+    return new Map(rows.map((r) => [r.k, { key: r.kv, values: r.v }]));
+  }
+
+  async ensureCanaryTable(t: TableName): Promise<void> {
+    await this.pool.query(canaryTableSql(t));
+  }
+
+  async writeCanary(t: TableName, record: CanaryRecord): Promise<number> {
+    const { rows } = await this.pool.query<{ sent_at: Date }>(INSERT_CANARY(t), [record.id, record.label, record.amount, JSON.stringify(record.tags)]);
+    return rows[0]!.sent_at.getTime();
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.pool.end().catch(() => undefined);
+    return this.closed;
+  }
+}

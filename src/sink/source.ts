@@ -1,0 +1,36 @@
+import type { TableName } from '../model/table.js';
+import type { CanonicalRows } from './sink.js';
+
+/** A synthetic record written at the source to time the path end to end (src/observe/canary.ts). */
+export interface CanaryRecord {
+  id: string;
+  label: string;
+  amount: string;
+  tags: string[];
+}
+
+/**
+ * The database a flow's changes are captured from, as the engine reads and writes it: canaries
+ * written into it, its rows compared by reconcile. A kind of database that can be a source provides
+ * one beside its sink (SinkKind.openSource).
+ */
+export interface SourceDatabase {
+  readonly kind: string;
+  /** Rows in canonical text, for reconcile with a destination of another kind. */
+  readonly canonical: CanonicalRows;
+  /** Rows in the database's own text, for reconcile with a destination of the same kind. */
+  readonly native: CanonicalRows;
+  /** The current rows of these keys (key text as `native` gives it): their key values and `values`, as text. */
+  rowsByKey(
+    t: TableName,
+    keyColumns: readonly string[],
+    values: readonly string[],
+    keys: readonly string[],
+  ): Promise<Map<string, { key: (string | null)[]; values: (string | null)[] }>>;
+  /** Creates the canary table if it is missing. */
+  ensureCanaryTable(t: TableName): Promise<void>;
+  /** Writes one canary in its own transaction; returns its commit time (ms since the epoch). */
+  writeCanary(t: TableName, record: CanaryRecord): Promise<number>;
+  /** Closes the connections; idempotent. */
+  close(): Promise<void>;
+}
