@@ -27,7 +27,7 @@ export function demoCommand(): Command {
       out.push('', 'destination vs source, row by row:');
       for (const t of r.tables) {
         const bad = t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length;
-        out.push(`  ${t.table.padEnd(16)} ${String(t.rows).padStart(5)} rows  ${bad === 0 ? 'equal to the source' : `DIFFERS: ${JSON.stringify(t.diff)}`}`);
+        out.push(`  ${t.table.padEnd(22)} ${String(t.rows).padStart(5)} rows  ${bad === 0 ? 'equal to the source' : `DIFFERS: ${JSON.stringify(t.diff)}`}`);
       }
       out.push('', `trustsync canary --config ${flowFile} (synthetic records through Debezium and trustsync): ${r.canary}`);
       out.push('', `trustsync reconcile --config ${flowFile} (counts and hashes per bucket, in each database):`);
