@@ -66,6 +66,7 @@ export class FaultScenario {
   /** The shop with some history, not captured yet. */
   async openUncaptured(rows = 80): Promise<this> {
     await this.f.open({ demoTables: true });
+    await this.logDestinationWrites();
     this.quietOnLoss();
     await runWorkload(this.f.source, this.f.schema, rows, 41);
     return this;
@@ -288,9 +289,50 @@ export class FaultScenario {
     };
   }
 
+  /**
+   * An account of every write the destination's customers took, kept by the destination itself (a
+   * trigger), not by trustsync: each row's write with its `updated_at` before and after. The source
+   * moves `updated_at` forward with every change and never reuses an id, so a correct apply never
+   * moves it back and never inserts an id again after deleting it.
+   */
+  private async logDestinationWrites(): Promise<void> {
+    const d = this.f.destSchema;
+    await this.f.dest.query(`
+      CREATE TABLE ${d}.customer_writes (seq bigserial PRIMARY KEY, op text NOT NULL, id bigint NOT NULL, old_updated_at timestamptz, new_updated_at timestamptz);
+      CREATE FUNCTION ${d}.log_customer_write() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO ${d}.customer_writes (op, id, old_updated_at, new_updated_at)
+        VALUES (TG_OP, coalesce(NEW.id, OLD.id), CASE WHEN TG_OP = 'INSERT' THEN NULL ELSE OLD.updated_at END, CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE NEW.updated_at END);
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER customer_writes AFTER INSERT OR UPDATE OR DELETE ON ${d}.customers FOR EACH ROW EXECUTE FUNCTION ${d}.log_customer_write();`);
+  }
+
+  /** Writes in the destination's own account that took a row back in time, or brought a deleted one back. */
+  async regressedWrites(): Promise<string[]> {
+    const d = this.f.destSchema;
+    const { rows } = await this.f.dest.query<{ what: string }>(
+      `SELECT format('%s of customer %s: updated_at %s -> %s', op, id, old_updated_at, new_updated_at) AS what
+         FROM ${d}.customer_writes WHERE op = 'UPDATE' AND new_updated_at < old_updated_at
+       UNION ALL
+       SELECT format('customer %s inserted again after its delete', w.id)
+         FROM ${d}.customer_writes w WHERE w.op = 'INSERT' AND EXISTS (SELECT 1 FROM ${d}.customer_writes e WHERE e.id = w.id AND e.op = 'DELETE' AND e.seq < w.seq)`,
+    );
+    return rows.map((r) => r.what);
+  }
+
+  /** How many writes the destination's own account holds. */
+  async destinationWrites(): Promise<number> {
+    const { rows } = await this.f.dest.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.f.destSchema}.customer_writes`);
+    return rows[0]!.n;
+  }
+
   /** The assertions every scenario ends with. */
   async assertNothingLost(): Promise<{ counted: Record<string, number> }> {
     await this.converge();
+    // The destination's own account first: it does not depend on trustsync telling the truth.
+    expect(await this.destinationWrites()).toBeGreaterThan(0);
+    expect(await this.regressedWrites()).toEqual([]);
     expect(await this.appliedOutOfOrder()).toBe(0);
     const { counted, recorded } = await this.accounts();
     expect(recorded).toEqual(counted);
