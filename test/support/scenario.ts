@@ -12,7 +12,7 @@ import { sampleGroupLag } from '../../src/observe/lag.js';
 import { reconcileFlow } from '../../src/reconcile/reconcile.js';
 import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { ConnectClient } from '../../src/stack/connectors.js';
-import { endpoints, kafkaClient, pgClient, type Variant } from './capture.js';
+import { endpoints, kafkaClient, pgClient, readRecords, type Variant } from './capture.js';
 import { SyncFixture } from './fixture.js';
 import { flowConfig, flowDocument, startFlow, type FlowSpec } from './flow.js';
 import { topicOffsets } from '../../src/kafka/topics.js';
@@ -298,11 +298,13 @@ export class FaultScenario {
   private async logDestinationWrites(): Promise<void> {
     const d = this.f.destSchema;
     await this.f.dest.query(`
-      CREATE TABLE ${d}.customer_writes (seq bigserial PRIMARY KEY, op text NOT NULL, id bigint NOT NULL, old_updated_at timestamptz, new_updated_at timestamptz);
+      CREATE TABLE ${d}.customer_writes (
+        seq bigserial PRIMARY KEY, op text NOT NULL, id bigint NOT NULL, old_updated_at timestamptz, new_updated_at timestamptz, unchanged boolean NOT NULL);
       CREATE FUNCTION ${d}.log_customer_write() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        INSERT INTO ${d}.customer_writes (op, id, old_updated_at, new_updated_at)
-        VALUES (TG_OP, coalesce(NEW.id, OLD.id), CASE WHEN TG_OP = 'INSERT' THEN NULL ELSE OLD.updated_at END, CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE NEW.updated_at END);
+        INSERT INTO ${d}.customer_writes (op, id, old_updated_at, new_updated_at, unchanged)
+        VALUES (TG_OP, coalesce(NEW.id, OLD.id), CASE WHEN TG_OP = 'INSERT' THEN NULL ELSE OLD.updated_at END, CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE NEW.updated_at END,
+                TG_OP = 'UPDATE' AND OLD IS NOT DISTINCT FROM NEW);
         RETURN NULL;
       END $$;
       CREATE TRIGGER customer_writes AFTER INSERT OR UPDATE OR DELETE ON ${d}.customers FOR EACH ROW EXECUTE FUNCTION ${d}.log_customer_write();`);
@@ -319,6 +321,31 @@ export class FaultScenario {
          FROM ${d}.customer_writes w WHERE w.op = 'INSERT' AND EXISTS (SELECT 1 FROM ${d}.customer_writes e WHERE e.id = w.id AND e.op = 'DELETE' AND e.seq < w.seq)`,
     );
     return rows.map((r) => r.what);
+  }
+
+  /**
+   * Updates that left a row exactly as it was. Every change the workload makes changes the row, so
+   * such a write is a change applied twice (say, one Debezium sent again).
+   */
+  async unchangedWrites(): Promise<number> {
+    const { rows } = await this.f.dest.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.f.destSchema}.customer_writes WHERE unchanged`);
+    return rows[0]!.n;
+  }
+
+  /** Records Debezium sent more than once (the same key at the same source position), as a restarted capture re-sends them. */
+  async resentRecords(): Promise<number> {
+    let resent = 0;
+    for (const t of TABLES) {
+      const seen = new Set<string>();
+      for (const r of await readRecords(kafkaClient(), this.f.capture!.topic(t), 0)) {
+        if (!r.value) continue;
+        const value = JSON.parse(r.value.toString()) as { payload?: { source: { lsn: number } }; source?: { lsn: number } };
+        const at = `${r.key?.toString()}@${(value.payload ?? value).source!.lsn}`;
+        if (seen.has(at)) resent++;
+        else seen.add(at);
+      }
+    }
+    return resent;
   }
 
   /** How many writes the destination's own account holds. */
