@@ -219,7 +219,7 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
   if (!status.healthy) throw new StackError('the local stack is not healthy.', 'see `trustsync stack status`, then `trustsync stack up`.');
   const { source, kafka } = await prepareDemoSource(s, log);
   const to = options.to ?? 'postgres';
-  const config = { ...loadFlowFile(join(PACKAGE_DIR, DEMO_FLOW_FILES[to])), metrics: { port: 0, host: s.host } };
+  const config = { ...loadFlowFile(join(PACKAGE_DIR, DEMO_FLOW_FILES[to])), metrics: { port: 0, host: s.host, lagIntervalMs: 15_000 } };
   await resetDemoDestination(s, config, kafka, to);
   const runner = new FlowRunner(config, pino({ level: 'warn' }));
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });

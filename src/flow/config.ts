@@ -87,7 +87,14 @@ export const flowSchema = z.strictObject({
   truncate: z.enum(['stop', 'skip', 'apply']).default('stop'),
   tombstoneRetention: duration.default(7 * 86_400_000),
   historyRetention: duration.default(90 * 86_400_000),
-  metrics: z.strictObject({ port: z.number().int().min(0).max(65535), host: z.string().default('127.0.0.1') }).optional(),
+  metrics: z
+    .strictObject({
+      port: z.number().int().min(0).max(65535),
+      host: z.string().default('127.0.0.1'),
+      // How often the lag gauges are read from the broker, whether or not the flow commits.
+      lagInterval: duration.default(15_000),
+    })
+    .optional(),
   canary: z
     .strictObject({
       sourceTable: z.string().regex(/^[^.]+\.[^.]+$/, { message: 'schema.table of the canary table at the source (captured by the connector)' }),
@@ -115,7 +122,7 @@ export interface FlowConfig {
   tombstoneRetentionMs: number;
   /** How long this flow's decision history is kept. */
   historyRetentionMs: number;
-  metrics: { port: number; host: string } | undefined;
+  metrics: { port: number; host: string; lagIntervalMs: number } | undefined;
   /** Synthetic records written at the source and timed to the destination; `intervalMs` has `run` write them too. */
   canary: { sourceTable: TableName; table: TableName; intervalMs: number | undefined } | undefined;
   logLevel: string;
@@ -265,7 +272,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
     truncate: f.truncate,
     tombstoneRetentionMs: f.tombstoneRetention,
     historyRetentionMs: f.historyRetention,
-    metrics: f.metrics,
+    metrics: f.metrics && { port: f.metrics.port, host: f.metrics.host, lagIntervalMs: f.metrics.lagInterval },
     canary: f.canary && { sourceTable: parseTableName(f.canary.sourceTable), table: parseTableName(f.canary.table), intervalMs: f.canary.interval },
     logLevel: f.log.level,
     sourceSystem: f.source.system,

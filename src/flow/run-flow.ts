@@ -18,6 +18,7 @@ import { registerStateSchema, stateEncoderFor, type StateEncoder } from './state
 import { SchemaIncompatible } from '../model/errors.js';
 import { backoffDelay, withRetries } from './retry.js';
 import { PartitionLanes } from './lanes.js';
+import { sampleAssignedLag } from '../observe/lag.js';
 import { awaitCanaries, sendCanaries, summarizeCanary } from '../observe/canary.js';
 
 /** Partitions written at once, each in its own lane (lanes.ts). */
@@ -85,10 +86,15 @@ export class FlowRunner {
   private purgeTimer?: NodeJS.Timeout;
   private canaryTimer?: NodeJS.Timeout;
   private canaryDb?: SourceDatabase;
-  /** Where canaries arrive: the destination, read as PostgreSQL (canaries are a PostgreSQL-to-PostgreSQL check). */
+  /** Where canaries arrive: the destination, on connections of their own. */
   private canaryDest?: Sink;
   /** When each partition last committed, to tell a stalled partition from a quiet one. */
   private readonly progressAt = new Map<string, number>();
+  /** The partitions this member owns, by topic (from its last join): the ones whose lag it reports. */
+  private assignment = new Map<string, number[]>();
+  private lagTimer?: NodeJS.Timeout;
+  private lagAdmin?: Admin;
+  private samplingLag = false;
 
   constructor(
     readonly config: FlowConfig,
@@ -212,6 +218,10 @@ export class FlowRunner {
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
       this.joined = true;
       log.info({ assignment: e.payload.memberAssignment }, 'joined the consumer group');
+      const owned = new Map(Object.entries(e.payload.memberAssignment));
+      for (const [topic, partitions] of this.assignment) for (const p of partitions) if (!owned.get(topic)?.includes(p)) this.metrics.forgetPartition(topic, p);
+      this.assignment = owned;
+      void this.sampleLag();
     });
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       if (!e.payload.restart) void this.fail(e.payload.error);
@@ -228,6 +238,13 @@ export class FlowRunner {
     });
     this.purgeTimer = setInterval(() => void this.maintain(), 600_000);
     this.purgeTimer.unref();
+    this.metrics.countFromZero([...this.tables.keys()]);
+    if (config.metrics) {
+      this.lagAdmin = this.kafka.admin();
+      await this.lagAdmin.connect();
+      this.lagTimer = setInterval(() => void this.sampleLag(), config.metrics.lagIntervalMs);
+      this.lagTimer.unref();
+    }
     log.info({ topics: [...this.tables.keys()], group: config.group, destination: redactUrl(config.destinationUrl) }, 'flow running');
   }
 
@@ -402,6 +419,23 @@ export class FlowRunner {
     return { ready: true, detail: 'ok' };
   }
 
+  /**
+   * The lag gauges of the partitions this member owns, from the broker's log ends and the group's
+   * commits: true while the flow is idle or a partition is stuck, not only after a commit.
+   */
+  private async sampleLag(): Promise<void> {
+    if (this.samplingLag || this.closing || !this.lagAdmin) return;
+    this.samplingLag = true;
+    try {
+      for (const p of await sampleAssignedLag(this.lagAdmin, this.config.group, this.assignment)) this.metrics.sampledLag(p.topic, p.partition, Number(p.lag));
+    } catch (err) {
+      // The broker briefly away: the next tick reads it again; the gauges keep their last value meanwhile.
+      this.log.debug({ err: (err as Error).message }, 'consumer lag not sampled');
+    } finally {
+      this.samplingLag = false;
+    }
+  }
+
   /** Hands the batch to its partition's lane, so that Kafka fetches the next while it is written. */
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
@@ -551,6 +585,8 @@ export class FlowRunner {
     this.txProducers.clear();
     clearInterval(this.canaryTimer);
     clearInterval(this.purgeTimer);
+    clearInterval(this.lagTimer);
+    await this.lagAdmin?.disconnect().catch(() => undefined);
     await this.canaryDb?.close();
     await this.canaryDest?.close();
     await this.sink.close();

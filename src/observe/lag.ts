@@ -23,6 +23,29 @@ export async function sampleGroupLag(admin: Admin, groupId: string): Promise<Lag
   return { at: Date.now(), partitions };
 }
 
+/**
+ * The lag of some partitions of a group (a member's own), read from the broker: log end against the
+ * group's commit; a partition the group never committed is behind by all it holds.
+ */
+export async function sampleAssignedLag(admin: Admin, groupId: string, assignment: ReadonlyMap<string, readonly number[]>): Promise<PartitionLag[]> {
+  const topics = [...assignment.keys()];
+  if (topics.length === 0) return [];
+  const committed = await admin.fetchOffsets({ groupId, topics });
+  const out: PartitionLag[] = [];
+  for (const { topic, partitions } of committed) {
+    const ends = new Map((await topicOffsets(admin, topic)).map((o) => [o.partition, o]));
+    for (const partition of assignment.get(topic) ?? []) {
+      const end = ends.get(partition);
+      if (!end) continue;
+      const offset = partitions.find((p) => p.partition === partition)?.offset ?? '-1';
+      const c = offset === '-1' ? null : BigInt(offset);
+      const [low, high] = [BigInt(end.low), BigInt(end.high)];
+      out.push({ topic, partition, committed: c, low, high, lag: partitionLag(c, low, high) });
+    }
+  }
+  return out;
+}
+
 /** Samples a group `count` times, `intervalMs` apart, and judges the window. */
 export async function watchGroupLag(
   admin: Admin,

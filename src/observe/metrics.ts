@@ -3,6 +3,18 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { ConfigError } from '../model/errors.js';
 
 /** What a flow counts: every decision, retry and dead letter (nothing silent). */
+/** The decisions (and reasons) every flow meets, counted from zero at start. */
+const USUAL_DECISIONS: readonly [string, string][] = [
+  ['received', ''],
+  ['applied', 'r'],
+  ['applied', 'c'],
+  ['applied', 'u'],
+  ['applied', 'd'],
+  ['skipped', 'duplicate'],
+  ['skipped', 'stale'],
+  ['skipped', 'superseded'],
+];
+
 export class FlowMetrics {
   readonly registry = new Registry();
   readonly events: Counter<'flow' | 'topic' | 'decision' | 'reason'>;
@@ -19,11 +31,14 @@ export class FlowMetrics {
   readonly canaryLatency: Histogram<'flow'>;
   readonly canaries: Counter<'flow' | 'result'>;
   readonly maintenanceFailures: Counter<'flow' | 'task'>;
+  /** Per partition behind: the timestamp of its oldest unapplied record, or when it was first seen behind. */
+  private readonly behindSince = new Map<string, number>();
   /** Counts not yet in `events`, by topic, decision and reason (see count). */
   private readonly pendingCounts = new Map<string, Map<string, Map<string, number>>>();
 
   constructor(readonly flow: string) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'trustsync_process_' });
+    // Node's process metrics under their standard names, as stock dashboards expect them.
+    collectDefaultMetrics({ register: this.registry });
     this.events = new Counter({
       name: 'trustsync_events_total',
       help: 'Records handled, by decision (received, applied, skipped, dead_lettered, ignored) and reason',
@@ -115,11 +130,47 @@ export class FlowMetrics {
     });
   }
 
-  /** Where a partition stands after a commit: records behind the log end, and the age of the oldest of them. */
+  /**
+   * Where a partition stands after a commit: records behind the log end, and the timestamp of the
+   * oldest of them when the batch in hand holds it.
+   */
   partitionLag(topic: string, partition: number, messages: number, oldestUnappliedTs: number | null): void {
+    const id = `${topic}/${partition}`;
+    if (messages === 0) this.behindSince.delete(id);
+    else if (oldestUnappliedTs !== null) this.behindSince.set(id, oldestUnappliedTs);
+    this.setLag(topic, partition, messages);
+  }
+
+  /**
+   * Where a partition stands as the broker sees it (log end against the group's commit), read on a
+   * timer: a partition that commits nothing — idle, or stuck — still has true gauges. Behind with no
+   * record's time known, the age counts from when it was first seen behind: at least that old.
+   */
+  sampledLag(topic: string, partition: number, messages: number): void {
+    const id = `${topic}/${partition}`;
+    if (messages === 0) this.behindSince.delete(id);
+    else if (!this.behindSince.has(id)) this.behindSince.set(id, Date.now());
+    this.setLag(topic, partition, messages);
+  }
+
+  /** A partition this member no longer owns: its new owner reports it. */
+  forgetPartition(topic: string, partition: number): void {
     const labels = { flow: this.flow, topic, partition: String(partition) };
+    this.behindSince.delete(`${topic}/${partition}`);
+    this.lagMessages.remove(labels);
+    this.lagSeconds.remove(labels);
+  }
+
+  private setLag(topic: string, partition: number, messages: number): void {
+    const labels = { flow: this.flow, topic, partition: String(partition) };
+    const since = this.behindSince.get(`${topic}/${partition}`);
     this.lagMessages.set(labels, messages);
-    this.lagSeconds.set(labels, messages === 0 || oldestUnappliedTs === null ? 0 : Math.max(0, (Date.now() - oldestUnappliedTs) / 1000));
+    this.lagSeconds.set(labels, messages === 0 || since === undefined ? 0 : Math.max(0, (Date.now() - since) / 1000));
+  }
+
+  /** Every topic's usual decisions at zero from the start: rates and alerts have a series before the first batch. */
+  countFromZero(topics: readonly string[]): void {
+    for (const topic of topics) for (const [decision, reason] of USUAL_DECISIONS) this.events.inc({ flow: this.flow, topic, decision, reason }, 0);
   }
 
   /**

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
+import type { FlowRunner } from '../../src/flow/run-flow.js';
+import { waitForConvergence } from '../../src/demo/row-compare.js';
+import { pgClient } from '../support/capture.js';
+import { SyncFixture } from '../support/fixture.js';
+import { flowConfig, startFlow } from '../support/flow.js';
+import { waitFor } from '../support/wait.js';
+
+/**
+ * What an SRE's alerts read must be true when nothing commits: a joined flow with nothing to do
+ * shows its lag and its counters (at zero), and a partition that cannot write shows its lag growing.
+ */
+describe('metrics of a flow that commits nothing', () => {
+  const f = new SyncFixture('idlemetrics');
+  const tables = ['customers'];
+  let runner: FlowRunner;
+  let topic: string;
+  let locker: pg.Client;
+
+  const scrape = async () => (await (await fetch(runner.metricsAddress!)).text()).split('\n');
+  /** The value of the series with these labels, or undefined when /metrics has no such series. */
+  const series = (lines: string[], name: string, labels: Record<string, string>) => {
+    const line = lines.find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+    return line === undefined ? undefined : Number(line.split(' ').pop());
+  };
+  const lagOf = (lines: string[]) => [0, 1, 2, 3, 4, 5].map((p) => series(lines, 'trustsync_consumer_lag_messages', { topic, partition: String(p) }));
+
+  const config = () => flowConfig({ name: f.schema, topics: f.flowTables(tables), extra: { metrics: { port: 0, lagInterval: '500ms' } } });
+
+  beforeAll(async () => {
+    await f.open({ demoTables: true });
+    await f.source.query(`INSERT INTO ${f.schema}.customers (id, email, name) SELECT g, 'c' || g || '@x', 'C' FROM generate_series(1, 30) g`);
+    await f.captureTables(tables, 'json').start();
+    topic = f.capture!.topic('customers');
+    // A first run applies everything and commits; the run under test then starts with nothing to do.
+    const first = await startFlow(config());
+    await waitForConvergence(f.source, f.dest, f.pairs(tables));
+    await first.stop();
+    runner = f.runner = await startFlow(config());
+    locker = await pgClient('trustsync_dest');
+  });
+
+  afterAll(async () => {
+    await locker?.query('ROLLBACK').catch(() => undefined);
+    await locker?.end();
+    await f.close();
+  });
+
+  it('an idle flow shows every partition’s lag at zero and its counters from zero', async () => {
+    await waitFor(async () => lagOf(await scrape()).every((v) => v !== undefined), 'lag series for all six partitions of an idle flow', 30_000);
+    const lines = await scrape();
+    expect(lagOf(lines)).toEqual([0, 0, 0, 0, 0, 0]);
+    for (const [decision, reason] of <[string, string][]>[
+      ['received', ''],
+      ['applied', 'c'],
+      ['applied', 'u'],
+      ['applied', 'd'],
+      ['skipped', 'duplicate'],
+      ['skipped', 'stale'],
+    ])
+      expect(series(lines, 'trustsync_events_total', { topic, decision, reason }), `${decision}/${reason}`).toBe(0);
+    // Node's process metrics under their standard names, as stock dashboards read them.
+    expect(lines.some((l) => l.startsWith('process_cpu_seconds_total '))).toBe(true);
+    expect(lines.some((l) => l.startsWith('nodejs_heap_size_used_bytes '))).toBe(true);
+  });
+
+  it('a partition that cannot write shows its lag, and its age growing, without a commit; both fall back once it writes', async () => {
+    // The destination table locked: the flow's next write waits, and nothing commits.
+    await locker.query('BEGIN');
+    await locker.query(`LOCK TABLE ${f.destSchema}.customers IN ACCESS EXCLUSIVE MODE`);
+    await f.source.query(`INSERT INTO ${f.schema}.customers (id, email, name) SELECT g, 'c' || g || '@x', 'C' FROM generate_series(101, 105) g`);
+    const behind = async () => (lagOf(await scrape()) as number[]).reduce((a, b) => a + b, 0);
+    await waitFor(async () => (await behind()) === 5, 'the five blocked changes in the lag gauges', 30_000);
+    const age = async () => {
+      const lines = await scrape();
+      return Math.max(...[0, 1, 2, 3, 4, 5].map((p) => series(lines, 'trustsync_consumer_lag_seconds', { topic, partition: String(p) }) ?? 0));
+    };
+    const first = await age();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await age()).toBeGreaterThan(first);
+    expect(await runner.metrics.total('applied')).toBe(0);
+    await locker.query('ROLLBACK');
+    await waitForConvergence(f.source, f.dest, f.pairs(tables));
+    await waitFor(async () => (await behind()) === 0, 'the lag back at zero once the writes went through', 30_000);
+    expect(await age()).toBe(0);
+  });
+});
