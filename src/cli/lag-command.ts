@@ -11,8 +11,21 @@ interface LagOptions {
   json?: boolean;
   watch?: boolean;
   samples: string;
-  interval: string;
+  interval?: string;
+  window?: string;
 }
+
+/**
+ * Seconds a window must span to judge a group that commits every so often: a trustsync flow commits
+ * with each batch; a Kafka Connect sink (group `connect-<name>`) every offset.flush.interval.ms, 60 s
+ * by default, so a shorter window would call a healthy one STALLED.
+ */
+const DEFAULT_WINDOW_SECONDS = 4;
+const CONNECT_SINK_WINDOW_SECONDS = 70;
+const windowFor = (group: string) => (group.startsWith('connect-') ? CONNECT_SINK_WINDOW_SECONDS : DEFAULT_WINDOW_SECONDS);
+
+/** Exit codes: every group OK; a finding (WARN, REWIND, STALLED, STOPPED); a group that cannot be judged (ERR). */
+const EXIT = { ok: 0, findings: 1, error: 2 } as const;
 
 export function lagCommand(): Command {
   return new Command('lag')
@@ -20,32 +33,50 @@ export function lagCommand(): Command {
     .option('--group <id...>', 'the groups to report (default: every group)')
     .option('--brokers <list>', 'bootstrap brokers, comma-separated (default: the local stack)')
     .option('--samples <n>', 'samples per evaluation window', '3')
-    .option('--interval <seconds>', 'seconds between samples', '2')
+    .option(
+      '--window <seconds>',
+      `seconds the samples span (default ${DEFAULT_WINDOW_SECONDS}; ${CONNECT_SINK_WINDOW_SECONDS} for Kafka Connect sinks, which commit every 60 s)`,
+    )
+    .option('--interval <seconds>', 'seconds between samples (instead of --window)')
     .option('--json', 'machine-readable output')
     .option('--watch', 'evaluate again and again until interrupted')
     .action(async (opts: LagOptions) => {
       const samples = Number(opts.samples);
-      const interval = Number(opts.interval);
       if (!Number.isInteger(samples) || samples < 1) throw optionError(`--samples ${opts.samples}: not a whole number ≥ 1`, 'for example --samples 3');
-      if (!(interval >= 0)) throw optionError(`--interval ${opts.interval}: not a number of seconds ≥ 0`, 'for example --interval 2');
+      const seconds = (option: string, given: string | undefined) => {
+        const n = Number(given);
+        if (given !== undefined && !(n >= 0)) throw optionError(`--${option} ${given}: not a number of seconds ≥ 0`, `for example --${option} 10`);
+        return given === undefined ? undefined : n;
+      };
+      const [window, interval] = [seconds('window', opts.window), seconds('interval', opts.interval)];
+      // Samples spread over the window: the group's own unless one is given.
+      const intervalFor = (group: string) => interval ?? (samples > 1 ? (window ?? windowFor(group)) / (samples - 1) : 0);
       const brokers = opts.brokers ? opts.brokers.split(',') : stackEndpoints(stackSettings()).kafkaBrokers;
       const kafka = new Kafka({ clientId: 'trustsync-lag', brokers, logLevel: logLevel.NOTHING });
       const admin = kafka.admin();
       await admin.connect();
       try {
         do {
+          const listed = (await admin.listGroups()).groups.filter((g) => !g.groupId.startsWith('trustsync-lag-probe-'));
+          // Kafka Connect's workers form a group too, but consume no partitions: not a consumer group to judge.
+          const workers = listed.filter((g) => g.protocolType === 'connect').map((g) => g.groupId);
           const groups =
             opts.group ??
-            (await admin.listGroups()).groups
+            listed
               .map((g) => g.groupId)
-              .filter((g) => !g.startsWith('trustsync-lag-probe-'))
+              .filter((g) => !workers.includes(g))
               .sort();
-          const watched = await Promise.all(groups.map(async (g) => ({ group: g, ...(await watchGroupLag(admin, g, samples, interval * 1000)) })));
+          const watched = await Promise.all(
+            groups.map(async (g) =>
+              workers.includes(g)
+                ? { group: g, samples: [], verdict: workerVerdict() }
+                : { group: g, ...(await watchGroupLag(admin, g, samples, intervalFor(g) * 1000)) },
+            ),
+          );
           // Time lag of each lagging partition: the age of its oldest unconsumed record, as of the last sample.
           const behind = watched.flatMap((w) =>
-            w.samples
-              .at(-1)!
-              .partitions.filter((p) => p.lag > 0n)
+            (w.samples.at(-1)?.partitions ?? [])
+              .filter((p) => p.lag > 0n)
               .map((p) => ({ topic: p.topic, partition: p.partition, offset: p.committed !== null && p.committed > p.low ? p.committed : p.low })),
           );
           const ages = await recordAges(kafka, uniqueRefs(behind));
@@ -54,13 +85,23 @@ export function lagCommand(): Command {
             ...w.verdict,
             partitions: w.verdict.partitions.map((p) => ({ ...p, ageSeconds: p.lag === 0n ? 0 : (ages.get(`${p.topic}/${p.partition}`) ?? null) })),
           }));
-          print(verdicts, Boolean(opts.json));
-          process.exitCode = verdicts.every((v) => v.status === 'OK') ? 0 : 1;
+          print(verdicts, Boolean(opts.json), opts.group ? [] : workers);
+          process.exitCode = verdicts.some((v) => v.status === 'ERR') ? EXIT.error : verdicts.every((v) => v.status === 'OK') ? EXIT.ok : EXIT.findings;
         } while (opts.watch);
       } finally {
         await admin.disconnect();
       }
     });
+}
+
+/** A group named with --group that is Kafka Connect's workers, not consumers. */
+function workerVerdict(): GroupVerdict {
+  return {
+    status: 'ERR',
+    reason: "Kafka Connect's worker group: it consumes no partitions (its sink connectors' groups are connect-<name>)",
+    totalLag: 0n,
+    partitions: [],
+  };
 }
 
 type Verdict = GroupVerdict & { group: string; partitions: (GroupVerdict['partitions'][number] & { ageSeconds: number | null })[] };
@@ -77,15 +118,30 @@ function uniqueRefs(refs: PartitionRef[]): PartitionRef[] {
 
 const age = (s: number | null) => (s === null ? '?' : s < 120 ? `${Math.round(s)}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`);
 
-function print(verdicts: Verdict[], json: boolean): void {
+function print(verdicts: Verdict[], json: boolean, skipped: readonly string[]): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(verdicts, (_, v) => (typeof v === 'bigint' ? Number(v) : v), 2)}\n`);
     return;
   }
-  const rows = [['GROUP', 'TOPIC', 'PARTITION', 'LAG', 'TIME LAG', 'STATUS', 'WHY']];
+  // The columns of kafka-consumer-groups --describe, then the judgement.
+  const rows = [['GROUP', 'TOPIC', 'PARTITION', 'CURRENT-OFFSET', 'LOG-END-OFFSET', 'LAG', 'TIME-LAG', 'CONSUMER-ID', 'HOST', 'STATUS', 'WHY']];
   for (const v of verdicts) {
-    rows.push([v.group, '', '', String(v.totalLag), '', v.status, v.reason]);
-    for (const p of v.partitions) rows.push(['', p.topic, String(p.partition), String(p.lag), age(p.ageSeconds), p.status, p.reason]);
+    rows.push([v.group, '', '', '', '', String(v.totalLag), '', '', '', v.status, v.reason]);
+    for (const p of v.partitions)
+      rows.push([
+        '',
+        p.topic,
+        String(p.partition),
+        p.committed === null ? '-' : String(p.committed),
+        String(p.high),
+        String(p.lag),
+        age(p.ageSeconds),
+        p.owner?.consumerId ?? '-',
+        p.owner?.host ?? '-',
+        p.status,
+        p.reason,
+      ]);
   }
   process.stdout.write(`${table(rows)}\n`);
+  if (skipped.length) process.stdout.write(`(not judged: ${skipped.join(', ')} — Kafka Connect's worker group, which consumes no partitions)\n`);
 }

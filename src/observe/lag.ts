@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Admin, Kafka } from 'kafkajs';
-import { evaluateLag, partitionLag, type GroupVerdict, type LagSample, type PartitionLag } from './lag-status.js';
+import { AssignerProtocol, type Admin, type Kafka } from 'kafkajs';
+import { evaluateLag, partitionLag, type GroupVerdict, type LagSample, type PartitionLag, type PartitionOwner } from './lag-status.js';
 import { topicOffsets } from '../kafka/topics.js';
 
 /** One look at a group: its committed offsets against each partition's log end. */
@@ -46,7 +46,23 @@ export async function sampleAssignedLag(admin: Admin, groupId: string, assignmen
   return out;
 }
 
-/** Samples a group `count` times, `intervalMs` apart, and judges the window. */
+/**
+ * Which member owns each partition (`topic/partition`), from the group's current assignment; a
+ * group that is not a plain consumer group (Kafka Connect's workers) has no partitions to own.
+ */
+export async function partitionOwners(admin: Admin, groupId: string): Promise<Map<string, PartitionOwner>> {
+  const owners = new Map<string, PartitionOwner>();
+  const [group] = (await admin.describeGroups([groupId])).groups;
+  if (!group || group.protocolType !== 'consumer') return owners;
+  for (const m of group.members) {
+    const decoded = m.memberAssignment.length ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment) : null;
+    for (const [topic, partitions] of Object.entries(decoded?.assignment ?? {}))
+      for (const p of partitions) owners.set(`${topic}/${p}`, { consumerId: m.memberId, host: m.clientHost });
+  }
+  return owners;
+}
+
+/** Samples a group `count` times, `intervalMs` apart, and judges the window (who owns what: as of the last sample). */
 export async function watchGroupLag(
   admin: Admin,
   groupId: string,
@@ -58,7 +74,7 @@ export async function watchGroupLag(
     if (i > 0) await new Promise((r) => setTimeout(r, intervalMs));
     samples.push(await sampleGroupLag(admin, groupId));
   }
-  return { samples, verdict: evaluateLag(samples) };
+  return { samples, verdict: evaluateLag(samples, await partitionOwners(admin, groupId)) };
 }
 
 export interface PartitionRef {

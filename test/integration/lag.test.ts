@@ -49,11 +49,11 @@ describe('trustsync lag', () => {
     await admin.disconnect();
   });
 
-  it('reports lag per partition, in records and in time, and STALLED for a group whose offsets do not move', async () => {
+  it('reports lag per partition, in records and in time, and STOPPED for a group behind with no member consuming', async () => {
     const r = await lag(['--group', behind]);
     expect(r.status).toBe(1);
     const [v] = JSON.parse(r.stdout);
-    expect(v.status).toBe('STALLED');
+    expect(v.status).toBe('STOPPED');
     expect(v.totalLag).toBe(6);
     expect(v.partitions.map((p: { partition: number; lag: number }) => [p.partition, p.lag])).toEqual([
       [0, 3],
@@ -72,9 +72,40 @@ describe('trustsync lag', () => {
     expect(JSON.parse(r.stdout)[0]).toMatchObject({ status: 'OK', totalLag: 0, partitions: [{ ageSeconds: 0 }, { ageSeconds: 0 }] });
   });
 
-  it('reports ERR for a group that never committed', async () => {
+  it('reports ERR for a group that never committed, and exits 2', async () => {
     const r = await lag(['--group', uniqueName('lag-none')]);
-    expect(r.status).toBe(1);
+    expect(r.status).toBe(2);
     expect(JSON.parse(r.stdout)[0].status).toBe('ERR');
+  });
+
+  it('shows a live member as kafka-consumer-groups does: offsets, consumer id and host', async () => {
+    const live = uniqueName('lag-live');
+    const consumer = kafkaClient().consumer({ groupId: live });
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      let seen = 0;
+      await consumer.run({ eachMessage: async () => void seen++ });
+      const deadline = Date.now() + 30_000;
+      while (seen < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await consumer.commitOffsets([0, 1].map((partition) => ({ topic, partition, offset: '10' })));
+      const r = await trustsync(['lag', '--group', live, '--samples', '2', '--window', '0.5']);
+      expect(r.status).toBe(0);
+      const lines = r.stdout.split('\n');
+      expect(lines[0]).toMatch(/^GROUP\s+TOPIC\s+PARTITION\s+CURRENT-OFFSET\s+LOG-END-OFFSET\s+LAG\s+TIME-LAG\s+CONSUMER-ID\s+HOST\s+STATUS/);
+      const row = lines.find((l) => l.includes(topic) && /\s0\s+10\s+10\s+0\s/.test(l));
+      expect(row, r.stdout).toMatch(/trustsync-[\w-]+\s+\/127\.0\.0\.1\s+OK/);
+    } finally {
+      await consumer.disconnect();
+      await admin.deleteGroups([live]).catch(() => undefined);
+    }
+  });
+
+  it("leaves Kafka Connect's worker group out, and names it: it consumes no partitions", async () => {
+    const all = await lag([]);
+    expect(JSON.parse(all.stdout).map((v: { group: string }) => v.group)).not.toContain('trustsync-connect');
+    const named = await lag(['--group', 'trustsync-connect']);
+    expect(named.status).toBe(2);
+    expect(JSON.parse(named.stdout)[0]).toMatchObject({ status: 'ERR', reason: expect.stringMatching(/Kafka Connect's worker group/) });
   });
 });

@@ -32,6 +32,23 @@ describe('judging consumer lag over a window', () => {
     expect(evaluateLag([sample(0, [0, 5, 5], [1, 3, 9]), sample(1, [0, 6, 6], [1, 3, 9])]).status).toBe('STALLED');
     expect(evaluateLag([{ at: 0, partitions: [] }]).status).toBe('ERR');
   });
+  it('is REWIND when the committed offset goes back, whatever else', () => {
+    const v = evaluateLag([sample(0, [0, 8, 10]), sample(1, [0, 2, 10]), sample(2, [0, 10, 10])]);
+    expect(v.status).toBe('REWIND');
+    expect(v.reason).toBe('t/0: committed offset went back from 8 to 2');
+  });
+  it('is STOPPED when behind and no member owns the partition; owners are told per partition', () => {
+    const owner = { consumerId: 'member-1', host: '/127.0.0.1' };
+    const window = [sample(0, [0, 5, 10], [1, 3, 3]), sample(1, [0, 5, 10], [1, 3, 3])];
+    const stopped = evaluateLag(window, new Map());
+    expect(stopped.partitions.map((p) => p.status)).toEqual(['STOPPED', 'OK']);
+    expect(stopped.status).toBe('STOPPED');
+    const owned = evaluateLag(window, new Map([['t/0', owner]]));
+    expect(owned.partitions.map((p) => [p.status, p.owner, p.committed, p.high])).toEqual([
+      ['STALLED', owner, 5n, 10n],
+      ['OK', null, 3n, 3n],
+    ]);
+  });
   it('counts everything retained as lag before the first commit', () => {
     expect(partitionLag(null, 3n, 10n)).toBe(7n);
     expect(partitionLag(1n, 3n, 10n)).toBe(7n);
