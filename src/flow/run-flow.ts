@@ -95,6 +95,8 @@ export class FlowRunner {
   private lagTimer?: NodeJS.Timeout;
   private lagAdmin?: Admin;
   private samplingLag = false;
+  /** The source database (source.database), read on the lag timer for its replication slots. */
+  private slotSource?: SourceDatabase;
 
   constructor(
     readonly config: FlowConfig,
@@ -242,6 +244,12 @@ export class FlowRunner {
     if (config.metrics) {
       this.lagAdmin = this.kafka.admin();
       await this.lagAdmin.connect();
+      if (config.sourceDatabaseUrl)
+        this.slotSource = openSourceDatabase(config.sourceDatabaseUrl, {
+          name: `trustsync:${config.flow}:slots`,
+          connections: 1,
+          onConnectionLost: () => undefined,
+        });
       this.lagTimer = setInterval(() => void this.sampleLag(), config.metrics.lagIntervalMs);
       this.lagTimer.unref();
     }
@@ -431,6 +439,11 @@ export class FlowRunner {
     } catch (err) {
       // The broker briefly away: the next tick reads it again; the gauges keep their last value meanwhile.
       this.log.debug({ err: (err as Error).message }, 'consumer lag not sampled');
+    }
+    try {
+      if (this.slotSource?.replicationSlots) this.metrics.replicationSlots(await this.slotSource.replicationSlots());
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'source replication slots not read');
     } finally {
       this.samplingLag = false;
     }
@@ -587,6 +600,7 @@ export class FlowRunner {
     clearInterval(this.purgeTimer);
     clearInterval(this.lagTimer);
     await this.lagAdmin?.disconnect().catch(() => undefined);
+    await this.slotSource?.close();
     await this.canaryDb?.close();
     await this.canaryDest?.close();
     await this.sink.close();

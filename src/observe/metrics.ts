@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReplicationSlotState } from '../sink/source.js';
 import { ConfigError } from '../model/errors.js';
 
 /** What a flow counts: every decision, retry and dead letter (nothing silent). */
@@ -31,6 +32,9 @@ export class FlowMetrics {
   readonly canaryLatency: Histogram<'flow'>;
   readonly canaries: Counter<'flow' | 'result'>;
   readonly maintenanceFailures: Counter<'flow' | 'task'>;
+  readonly slotActive: Gauge<'flow' | 'slot'>;
+  readonly slotRetainedWal: Gauge<'flow' | 'slot'>;
+  readonly slotFlushLag: Gauge<'flow' | 'slot'>;
   /** Per partition behind: the timestamp of its oldest unapplied record, or when it was first seen behind. */
   private readonly behindSince = new Map<string, number>();
   /** Counts not yet in `events`, by topic, decision and reason (see count). */
@@ -122,6 +126,24 @@ export class FlowMetrics {
       labelNames: ['flow', 'task'],
       registers: [this.registry],
     });
+    this.slotActive = new Gauge({
+      name: 'trustsync_source_slot_active',
+      help: "1 while a connector streams from the source's logical replication slot (source.database), 0 when none does",
+      labelNames: ['flow', 'slot'],
+      registers: [this.registry],
+    });
+    this.slotRetainedWal = new Gauge({
+      name: 'trustsync_source_slot_retained_wal_bytes',
+      help: 'WAL the source keeps for the slot: grows without bound while its capture is stopped',
+      labelNames: ['flow', 'slot'],
+      registers: [this.registry],
+    });
+    this.slotFlushLag = new Gauge({
+      name: 'trustsync_source_slot_flush_lag_bytes',
+      help: 'WAL written at the source since the capture last confirmed: how far behind the source the capture is',
+      labelNames: ['flow', 'slot'],
+      registers: [this.registry],
+    });
     this.reviewOpen = new Gauge({
       name: 'trustsync_review_queue_open',
       help: "Review items waiting for a person in this flow's destination",
@@ -166,6 +188,17 @@ export class FlowMetrics {
     const since = this.behindSince.get(`${topic}/${partition}`);
     this.lagMessages.set(labels, messages);
     this.lagSeconds.set(labels, messages === 0 || since === undefined ? 0 : Math.max(0, (Date.now() - since) / 1000));
+  }
+
+  /** The source's replication slots as last read; a slot that is gone drops out. */
+  replicationSlots(slots: readonly ReplicationSlotState[]): void {
+    for (const g of [this.slotActive, this.slotRetainedWal, this.slotFlushLag]) g.reset();
+    for (const s of slots) {
+      const labels = { flow: this.flow, slot: s.slot };
+      this.slotActive.set(labels, s.active ? 1 : 0);
+      this.slotRetainedWal.set(labels, s.retainedWalBytes);
+      this.slotFlushLag.set(labels, s.flushLagBytes);
+    }
   }
 
   /** Every topic's usual decisions at zero from the start: rates and alerts have a series before the first batch. */

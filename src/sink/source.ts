@@ -9,6 +9,17 @@ export interface CanaryRecord {
   tags: string[];
 }
 
+/** A logical replication slot at the source, as the capture keeps it (PostgreSQL). */
+export interface ReplicationSlotState {
+  slot: string;
+  /** A connector streams from it now. */
+  active: boolean;
+  /** WAL the server keeps for the slot (from its restart position): what a stopped capture costs the source's disk. */
+  retainedWalBytes: number;
+  /** WAL written since the capture last confirmed: how far behind the source's changes the capture is. */
+  flushLagBytes: number;
+}
+
 /**
  * The database a flow's changes are captured from, as the engine reads and writes it: canaries
  * written into it, its rows compared by reconcile. A kind of database that can be a source provides
@@ -31,6 +42,8 @@ export interface SourceDatabase {
   ensureCanaryTable(t: TableName): Promise<void>;
   /** Writes one canary in its own transaction; returns its commit time (ms since the epoch). */
   writeCanary(t: TableName, record: CanaryRecord): Promise<number>;
+  /** The source's logical replication slots, where the kind has them (PostgreSQL). */
+  replicationSlots?(): Promise<ReplicationSlotState[]>;
   /** Closes the connections; idempotent. */
   close(): Promise<void>;
 }

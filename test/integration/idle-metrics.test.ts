@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
 import { waitForConvergence } from '../../src/demo/row-compare.js';
-import { pgClient } from '../support/capture.js';
+import { endpoints, pgClient } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
 import { flowConfig, startFlow } from '../support/flow.js';
 import { waitFor } from '../support/wait.js';
@@ -26,7 +26,14 @@ describe('metrics of a flow that commits nothing', () => {
   };
   const lagOf = (lines: string[]) => [0, 1, 2, 3, 4, 5].map((p) => series(lines, 'trustsync_consumer_lag_messages', { topic, partition: String(p) }));
 
-  const config = () => flowConfig({ name: f.schema, topics: f.flowTables(tables), extra: { metrics: { port: 0, lagInterval: '500ms' } } });
+  const config = () =>
+    flowConfig({
+      name: f.schema,
+      topics: f.flowTables(tables),
+      // The source database too: its replication slots are read on the same timer.
+      sourceDatabase: endpoints.postgresUrl('trustsync_source'),
+      extra: { metrics: { port: 0, lagInterval: '500ms' } },
+    });
 
   beforeAll(async () => {
     await f.open({ demoTables: true });
@@ -63,6 +70,17 @@ describe('metrics of a flow that commits nothing', () => {
     // Node's process metrics under their standard names, as stock dashboards read them.
     expect(lines.some((l) => l.startsWith('process_cpu_seconds_total '))).toBe(true);
     expect(lines.some((l) => l.startsWith('nodejs_heap_size_used_bytes '))).toBe(true);
+  });
+
+  it('shows the source’s replication slot as the source itself reports it: streaming, and the WAL it keeps', async () => {
+    const slot = f.capture!.connector.config['slot.name'] as string;
+    await waitFor(async () => series(await scrape(), 'trustsync_source_slot_active', { slot }) !== undefined, `the slot ${slot} in /metrics`, 30_000);
+    const { rows } = await f.source.query<{ active: boolean }>('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    const lines = await scrape();
+    expect(series(lines, 'trustsync_source_slot_active', { slot })).toBe(rows[0]!.active ? 1 : 0);
+    expect(rows[0]!.active).toBe(true);
+    expect(series(lines, 'trustsync_source_slot_retained_wal_bytes', { slot })).toBeGreaterThan(0);
+    expect(series(lines, 'trustsync_source_slot_flush_lag_bytes', { slot })).toBeGreaterThanOrEqual(0);
   });
 
   it('a partition that cannot write shows its lag, and its age growing, without a commit; both fall back once it writes', async () => {

@@ -28,7 +28,7 @@ describe('alert rules and dashboard ship with the metrics they use', () => {
   };
   const dashboard = JSON.parse(readFileSync(dashboardFile, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
 
-  it('alerts on growing lag, stalled partitions, dead letters, latency, retries, waiting reviews, policy rejections, lost canaries and a dead process', () => {
+  it('alerts on growing lag, stalled partitions, dead letters, latency, retries, waiting reviews, policy rejections, lost canaries, a source slot keeping WAL or idle, and a dead process', () => {
     const alerts = rules.groups.flatMap((g) => g.rules);
     expect(alerts.map((a) => a.alert)).toEqual([
       'TrustsyncConsumerLagGrowing',
@@ -39,6 +39,8 @@ describe('alert rules and dashboard ship with the metrics they use', () => {
       'TrustsyncReviewQueueWaiting',
       'TrustsyncPolicyRejectionsHigh',
       'TrustsyncCanaryNotArriving',
+      'TrustsyncSourceSlotRetainingWal',
+      'TrustsyncSourceSlotInactive',
       'TrustsyncDown',
     ]);
     for (const a of alerts) {

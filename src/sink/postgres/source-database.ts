@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { TableName } from '../../model/table.js';
-import type { CanaryRecord, SourceDatabase } from '../source.js';
+import type { CanaryRecord, ReplicationSlotState, SourceDatabase } from '../source.js';
 import type { CanonicalRows, SinkOptions } from '../sink.js';
 import { INSERT_CANARY, canaryTableSql } from './canary-sql.js';
 import { postgresCanonicalRows, postgresNativeRows } from './canonical-sql.js';
@@ -42,6 +42,16 @@ export class PostgresSource implements SourceDatabase {
   async writeCanary(t: TableName, record: CanaryRecord): Promise<number> {
     const { rows } = await this.pool.query<{ sent_at: Date }>(INSERT_CANARY(t), [record.id, record.label, record.amount, JSON.stringify(record.tags)]);
     return rows[0]!.sent_at.getTime();
+  }
+
+  async replicationSlots(): Promise<ReplicationSlotState[]> {
+    const { rows } = await this.pool.query<{ slot: string; active: boolean; retained: string | null; lag: string | null }>(
+      `SELECT slot_name AS slot, active,
+              pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint::text AS retained,
+              pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text AS lag
+         FROM pg_replication_slots WHERE slot_type = 'logical' AND database = current_database() ORDER BY slot_name`,
+    );
+    return rows.map((r) => ({ slot: r.slot, active: r.active, retainedWalBytes: Number(r.retained ?? 0), flushLagBytes: Number(r.lag ?? 0) }));
   }
 
   close(): Promise<void> {
