@@ -5,12 +5,11 @@ import { openSink, openSourceDatabase } from '../sink/kinds.js';
 import type { Sink } from '../sink/sink.js';
 import type { CanaryRecord, SourceDatabase } from '../sink/source.js';
 
-/**
+/*
  * Canaries: synthetic records written into a canary table at the source, captured by Debezium like
  * any table, and timed when they appear at the destination — end-to-end arrival, completeness and
  * field propagation measured on the real path, not inferred from lag.
  */
-export type { CanaryRecord } from '../sink/source.js';
 
 export interface CanaryResult {
   sent: number;
@@ -82,10 +81,6 @@ export async function awaitCanaries(dest: Sink, t: TableName, sent: readonly (Ca
   return result;
 }
 
-/**
- * `trustsync canary`: sends canaries through a flow (which must be running) and reports what arrived,
- * how fast and how whole; the result is also recorded in the destination's decision history.
- */
 /** What a canary needs of a flow: its databases and where the canary goes (a flow's config is one). */
 export interface CanaryFlow {
   flow: string;
@@ -94,6 +89,10 @@ export interface CanaryFlow {
   canary: { sourceTable: TableName; table: TableName } | undefined;
 }
 
+/**
+ * `trustsync canary`: sends canaries through a flow (which must be running) and reports what arrived,
+ * how fast and how whole; the result is also recorded in the destination's decision history.
+ */
 export async function runCanary(config: CanaryFlow, count: number, timeoutMs: number): Promise<CanaryResult> {
   const canary = config.canary!;
   const options = { name: `trustsync:${config.flow}:canary`, connections: 1 };
