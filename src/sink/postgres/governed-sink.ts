@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
+import type pg from 'pg';
 import type { ChangeEvent } from '../../model/change.js';
 import { RowRejected, TrustsyncError } from '../../model/errors.js';
 import type { Values } from '../../policy/resolve.js';
@@ -21,6 +21,7 @@ import {
   type ReviewItem,
 } from '../governance.js';
 import { findEchoes } from './echoes.js';
+import { openPool } from './pool.js';
 import { governedHistoryRows, jsonable } from './governed-history.js';
 import { fromPgText, GovernedWriter } from './governed-writer.js';
 
@@ -40,13 +41,7 @@ export class GovernedSink implements GovernedDestination {
     options: GovernanceOptions = { name: 'trustsync' },
   ) {
     if (options.sourceUrl) {
-      this.sourceDb = new pg.Pool({
-        connectionString: options.sourceUrl,
-        max: 4,
-        connectionTimeoutMillis: 10_000,
-        application_name: `${options.name}:echoes`.slice(0, 63),
-      });
-      this.sourceDb.on('error', (err) => options.onConnectionLost?.(err));
+      this.sourceDb = openPool(options.sourceUrl, { name: `${options.name}:echoes`, connections: 4, onConnectionLost: options.onConnectionLost });
     }
   }
 

@@ -1,7 +1,7 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { TableName } from '../../model/table.js';
 import type { CanaryRecord, ReplicationSlotState, SourceDatabase } from '../source.js';
-import type { CanonicalRows, SinkOptions } from '../sink.js';
+import type { CanonicalRows } from '../sink.js';
 import { INSERT_CANARY, canaryTableSql } from './canary-sql.js';
 import { postgresCanonicalRows, postgresNativeRows } from './canonical-sql.js';
 import { keyTextExpr, qualified, quoteIdent } from './sql.js';
@@ -17,12 +17,6 @@ export class PostgresSource implements SourceDatabase {
     pool.on('connect', (client) => client.on('error', () => undefined));
     this.canonical = postgresCanonicalRows(pool);
     this.native = postgresNativeRows(pool);
-  }
-
-  static open(url: string, options: SinkOptions): PostgresSource {
-    const pool = new pg.Pool({ connectionString: url, max: options.connections, connectionTimeoutMillis: 10_000, application_name: options.name.slice(0, 63) });
-    pool.on('error', (err) => options.onConnectionLost?.(err));
-    return new PostgresSource(pool);
   }
 
   async rowsByKey(t: TableName, keyColumns: readonly string[], values: readonly string[], keys: readonly string[]) {
