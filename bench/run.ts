@@ -12,7 +12,7 @@ import { PACKAGE_DIR, benchDestinationSettings, stackSettings, type StackSetting
 import { StackError } from '../src/model/errors.js';
 import { postgresClusterDown, postgresClusterUp, stackUp } from '../src/stack/stack.js';
 import { table } from '../src/cli/output.js';
-import { runContest, type ContenderCpu, type ContestResult } from './contest.js';
+import { runContest, type ContestResult } from './contest.js';
 import { runMariadbContest } from './mariadb-contest.js';
 
 /*
@@ -232,8 +232,21 @@ const option = (name: string, fallback: number) => {
   return value;
 };
 const fixed = (n: number | null, digits = 0) => (n === null ? '-' : n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
-const cpuSplit = (c: ContenderCpu) =>
-  `${fixed(c.contender + c.destinationPostgres + c.broker)} = ${fixed(c.contender)} + ${fixed(c.destinationPostgres)} + ${fixed(c.broker)}`;
+/** CPU seconds as their sum and its parts: `12 = 8 + 3 + 1`. */
+const cpuSplit = (...parts: number[]) => `${fixed(parts.reduce((a, b) => a + b, 0))} = ${parts.map((p) => fixed(p)).join(' + ')}`;
+
+/** What every contender's row shows, in the tables' column order. */
+type RunFigures = Record<'eventsPerSecond' | 'seconds' | 'p50Ms' | 'p99Ms' | 'peakRssMb' | 'wrongRows' | 'missingRows', number | null>;
+const resultCells = (x: RunFigures, cpu: number[]) => [
+  fixed(x.eventsPerSecond),
+  fixed(x.seconds, 1),
+  fixed(x.p50Ms, 1),
+  fixed(x.p99Ms, 1),
+  fixed(x.peakRssMb),
+  cpuSplit(...cpu),
+  fixed(x.wrongRows),
+  fixed(x.missingRows),
+];
 
 async function main(): Promise<void> {
   const events = option('--events', 1_000_000);
@@ -282,14 +295,7 @@ async function main(): Promise<void> {
       ['contender', 'events/s', 'seconds', 'p50 ms', 'p99 ms', 'peak RSS MB', 'CPU s = itself + dest PG + broker', 'wrong rows', 'missing rows', 'how'],
       ...contest.contenders.map((c) => [
         c.contender,
-        fixed(c.eventsPerSecond),
-        fixed(c.seconds, 1),
-        fixed(c.p50Ms, 1),
-        fixed(c.p99Ms, 1),
-        fixed(c.peakRssMb),
-        cpuSplit(c.cpuSeconds),
-        fixed(c.wrongRows),
-        fixed(c.missingRows),
+        ...resultCells(c, [c.cpuSeconds.contender, c.cpuSeconds.destinationPostgres, c.cpuSeconds.broker]),
         c.note,
       ]),
     ]),
@@ -334,18 +340,7 @@ async function mariadbRound(s: ReturnType<typeof stackSettings>, events: number,
   console.log(
     table([
       ['round', 'contender', 'events/s', 'seconds', 'p50 ms', 'p99 ms', 'peak RSS MB', 'CPU s = itself + MariaDB + broker', 'wrong rows', 'missing rows'],
-      ...r.runs.map((x) => [
-        String(x.round),
-        x.contender,
-        fixed(x.eventsPerSecond),
-        fixed(x.seconds, 1),
-        fixed(x.p50Ms, 1),
-        fixed(x.p99Ms, 1),
-        fixed(x.peakRssMb),
-        `${fixed(x.cpuSeconds.contender + x.cpuSeconds.mariadb + x.cpuSeconds.broker)} = ${fixed(x.cpuSeconds.contender)} + ${fixed(x.cpuSeconds.mariadb)} + ${fixed(x.cpuSeconds.broker)}`,
-        fixed(x.wrongRows),
-        fixed(x.missingRows),
-      ]),
+      ...r.runs.map((x) => [String(x.round), x.contender, ...resultCells(x, [x.cpuSeconds.contender, x.cpuSeconds.mariadb, x.cpuSeconds.broker])]),
     ]),
   );
   console.log(

@@ -12,11 +12,7 @@ export async function sampleGroupLag(admin: Admin, groupId: string): Promise<Lag
     const ends = new Map((await topicOffsets(admin, topic)).map((o) => [o.partition, o]));
     for (const o of offsets) {
       const end = ends.get(o.partition);
-      if (!end) continue;
-      const c = o.offset === '-1' ? null : BigInt(o.offset);
-      const low = BigInt(end.low);
-      const high = BigInt(end.high);
-      partitions.push({ topic, partition: o.partition, committed: c, low, high, lag: partitionLag(c, low, high) });
+      if (end) partitions.push(lagAt(topic, o.partition, o.offset, end));
     }
   }
   partitions.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
@@ -36,11 +32,7 @@ export async function sampleAssignedLag(admin: Admin, groupId: string, assignmen
     const ends = new Map((await topicOffsets(admin, topic)).map((o) => [o.partition, o]));
     for (const partition of assignment.get(topic) ?? []) {
       const end = ends.get(partition);
-      if (!end) continue;
-      const offset = partitions.find((p) => p.partition === partition)?.offset ?? '-1';
-      const c = offset === '-1' ? null : BigInt(offset);
-      const [low, high] = [BigInt(end.low), BigInt(end.high)];
-      out.push({ topic, partition, committed: c, low, high, lag: partitionLag(c, low, high) });
+      if (end) out.push(lagAt(topic, partition, partitions.find((p) => p.partition === partition)?.offset ?? '-1', end));
     }
   }
   return out;
@@ -60,6 +52,13 @@ export async function partitionOwners(admin: Admin, groupId: string): Promise<Ma
       for (const p of partitions) owners.set(`${topic}/${p}`, { consumerId: m.memberId, host: m.clientHost });
   }
   return owners;
+}
+
+/** A partition's lag from the group's committed offset as Kafka gives it ('-1': none yet) and the log's ends. */
+function lagAt(topic: string, partition: number, offset: string, end: { low: string; high: string }): PartitionLag {
+  const committed = offset === '-1' ? null : BigInt(offset);
+  const [low, high] = [BigInt(end.low), BigInt(end.high)];
+  return { topic, partition, committed, low, high, lag: partitionLag(committed, low, high) };
 }
 
 /** Samples a group `count` times, `intervalMs` apart, and judges the window (who owns what: as of the last sample). */

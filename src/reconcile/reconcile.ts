@@ -339,11 +339,12 @@ export async function reconcileFlow(config: FlowConfig, o: ReconcileOptions): Pr
       'give --reverse the flow file of the other direction of the sync',
     );
   }
-  const across = sinkKindFor(config.sourceDatabaseUrl)?.kind !== sinkKindFor(config.destinationUrl)?.kind;
+  const [sourceKind, destinationKind] = [sinkKindFor(config.sourceDatabaseUrl)?.kind ?? 'other', sinkKindFor(config.destinationUrl)?.kind ?? 'other'];
+  const across = sourceKind !== destinationKind;
   if (across && (o.repair || reverse))
     throw new ConfigError(
       'reconcile-unsupported',
-      `reconcile finds the differences of a ${sinkKindFor(config.destinationUrl)?.kind ?? 'other'} destination from a ${sinkKindFor(config.sourceDatabaseUrl)?.kind ?? 'other'} source, but does not ${o.repair ? 'repair them' : 'reconcile two ways'} yet`,
+      `reconcile finds the differences of a ${destinationKind} destination from a ${sourceKind} source, but does not ${o.repair ? 'repair them' : 'reconcile two ways'} yet`,
       `run it without ${o.repair ? '--repair' : '--reverse'}; mend what it lists by hand, or re-snapshot the source (trustsync connectors resnapshot)`,
     );
   const name = (flow: string) => `trustsync:${flow}:reconcile`;
