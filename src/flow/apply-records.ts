@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ChangeEvent, Row } from '../model/change.js';
 import { TruncateStopped, TrustsyncError, UndecodableRecord } from '../model/errors.js';
@@ -129,6 +130,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   const flushGoverned = async (events: ChangeEvent[], governed: NonNullable<ApplyContext['governed']>) => {
     const { tables, governance } = governed;
     const started = process.hrtime.bigint();
+    const batchId = randomUUID();
     const decisions = await withRetries(
       ctx.retry,
       async () => {
@@ -139,7 +141,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
             events.filter((e) => e.entity === entity),
           ))
             echoes.set(k, v);
-        return tables.sink.applyGoverned(mapping, events, governance, echoes, { flow: ctx.flow, extra: retried });
+        return tables.sink.applyGoverned(mapping, events, governance, echoes, { flow: ctx.flow, extra: retried, batchId });
       },
       onRetry,
     );
@@ -196,13 +198,15 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
           : `a newer change of the key in this batch (offset ${x.by.origin.offset}) is written instead`,
       ),
     );
+    // One identity for every attempt: an attempt whose COMMIT landed unacknowledged is not told twice.
+    const batchId = randomUUID();
     const decisions = await withRetries(
       ctx.retry,
-      (attempt) =>
+      () =>
         ctx.sink.applyBatch(
           mapping,
           plan.latest,
-          { flow: ctx.flow, extra: [...superseded, ...retried], retrying: attempt > 1 },
+          { flow: ctx.flow, extra: [...superseded, ...retried], batchId },
           plan.superseded.map((s) => s.event),
         ),
       onRetry,
@@ -272,11 +276,8 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
           );
         }
         if (ctx.truncate === 'apply') {
-          const done = await withRetries(
-            ctx.retry,
-            (attempt) => ctx.sink.applyTruncate(mapping, decoded, mapping.state !== undefined, { flow: ctx.flow, retrying: attempt > 1 }),
-            onRetry,
-          );
+          const audit = { flow: ctx.flow, batchId: randomUUID() };
+          const done = await withRetries(ctx.retry, () => ctx.sink.applyTruncate(mapping, decoded, mapping.state !== undefined, audit), onRetry);
           // With a state topic, every row the truncate removed becomes a tombstone there too.
           for (const [k, key] of done.removed) outcome.keys.set(k, key);
           if (done.decision === 'truncated') {

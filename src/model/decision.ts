@@ -26,9 +26,9 @@ export interface BatchAudit {
   /** Superseded changes, retries of this batch: told in the same transaction as the write. */
   extra: HistoryRow[];
   /**
-   * An earlier attempt of this batch failed, possibly after its COMMIT was durable (the server went
-   * away before acknowledging it): a decision that attempt recorded is not recorded again. (A change
-   * with the same decision on record from an earlier delivery is left out too: rare, and only here.)
+   * The batch's identity, the same for every attempt of it. An attempt may fail after its COMMIT was
+   * durable (the server went away before acknowledging it); the retry then finds the batch's mark and
+   * records no decision again: the history tells each change of a batch once.
    */
-  retrying?: boolean;
+  batchId?: string;
 }

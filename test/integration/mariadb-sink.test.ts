@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import mariadb, { type Pool } from 'mariadb';
 import { UNAVAILABLE_VALUE, type ChangeEvent, type FieldType } from '../../src/model/change.js';
@@ -149,6 +150,24 @@ describe('a MariaDB destination', () => {
       ['stale', positionRank(change(6, 'd', 60n, null).position).toString()],
     ]);
     expect(await destination()).toEqual(new Map([[5, { v: 'newer', notes: null }]]));
+  });
+
+  it('a batch retried after its commit landed unacknowledged tells each decision once; a later delivery is a duplicate on record', async () => {
+    await reset();
+    const m = mapping('docs');
+    const batch = [change(7, 'c', 70n, { id: 7, v: 'once', notes: null })];
+    const audit = { flow, extra: [], batchId: randomUUID() };
+    await sink.applyBatch(m, batch, audit);
+    expect((await sink.applyBatch(m, batch, audit)).map((d) => d.decision)).toEqual(['skipped']);
+    const told = async () =>
+      (
+        (await admin.query('SELECT decision FROM trustsync.history WHERE flow = ? AND target = ? ORDER BY id', [flow, `${database}.docs`])) as {
+          decision: string;
+        }[]
+      ).map((r) => r.decision);
+    expect(await told()).toEqual(['applied']);
+    await sink.applyBatch(m, batch, { flow, extra: [], batchId: randomUUID() });
+    expect(await told()).toEqual(['applied', 'skipped-duplicate']);
   });
 
   it('rows the server refuses are isolated and reported while the rest of the batch applies', async () => {

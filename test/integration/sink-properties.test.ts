@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import pg from 'pg';
 import type { ChangeEvent, TruncateEvent } from '../../src/model/change.js';
@@ -269,13 +270,24 @@ describe('the guarded sink is order- and repetition-proof', () => {
     const older = event({ key: 7, op: 'c', v: 'first' }, 700, 70);
     const newer = event({ key: 7, op: 'u', v: 'second' }, 701, 71);
     const { latest, superseded } = collapseByKey([older, newer]);
-    const audit = { flow, extra: superseded.map((x) => eventRow(`${schema}.shuffled`, x.event, 'superseded', 'a newer change of the key in this batch')) };
+    const audit = {
+      flow,
+      extra: superseded.map((x) => eventRow(`${schema}.shuffled`, x.event, 'superseded', 'a newer change of the key in this batch')),
+      batchId: randomUUID(),
+    };
     await sink.applyBatch(m, latest, audit);
-    // The retry of a batch whose COMMIT was durable: the ledger makes its write a duplicate.
-    const retry = await sink.applyBatch(m, latest, { ...audit, retrying: true });
+    // The retry of a batch whose COMMIT was durable: the ledger makes its write a duplicate, and its mark its history.
+    const retry = await sink.applyBatch(m, latest, audit);
     expect(retry.map((d) => d.decision)).toEqual(['skipped']);
-    const { rows } = await pool.query(`SELECT decision, count(*)::int AS n FROM trustsync.history WHERE flow = $1 GROUP BY decision ORDER BY decision`, [flow]);
-    expect(rows).toEqual([
+    const told = async () =>
+      (await pool.query(`SELECT decision, count(*)::int AS n FROM trustsync.history WHERE flow = $1 GROUP BY decision ORDER BY decision`, [flow])).rows;
+    expect(await told()).toEqual([
+      { decision: 'applied', n: 1 },
+      { decision: 'superseded', n: 1 },
+    ]);
+    // The same change delivered again in another batch is a duplicate on record.
+    await sink.applyBatch(m, latest, { flow, extra: [], batchId: randomUUID() });
+    expect(await told()).toEqual([
       { decision: 'applied', n: 1 },
       { decision: 'skipped-duplicate', n: 1 },
       { decision: 'superseded', n: 1 },

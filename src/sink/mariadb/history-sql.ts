@@ -34,9 +34,6 @@ const COLUMNS = [
   'idempotency_key',
 ];
 
-/** Keys per lookup of what a retried batch already has on record. */
-const ROWS_PER_STATEMENT = 500;
-
 /** Epoch milliseconds (a fraction for microseconds) as DATETIME(6) text in UTC. */
 export function utcFromMs(ms: number | null): string | null {
   if (ms === null) return null;
@@ -84,28 +81,20 @@ function values(flow: string, r: HistoryRow): unknown[] {
 }
 
 /**
- * Writes history rows on a connection inside a transaction. With `skipRecorded` (a retried batch),
- * a row whose change already has this decision on record for its target is left out.
+ * Writes history rows on a connection inside a transaction. With `batchId`, none when an earlier
+ * attempt of the batch committed them (its mark is on record).
  */
-export async function insertHistory(conn: Connection, flow: string, rows: readonly HistoryRow[], skipRecorded: boolean): Promise<void> {
-  let todo = rows;
-  if (skipRecorded) {
-    const told = rows.filter((r) => r.correlationId);
-    const recorded = new Set<string>();
-    for (let i = 0; i < told.length; i += ROWS_PER_STATEMENT) {
-      const chunk = told.slice(i, i + ROWS_PER_STATEMENT);
-      const found: { target: string; correlation_id: string; decision: string }[] = await conn.query(
-        `SELECT target, correlation_id, decision FROM trustsync.history WHERE (target, key_hash, correlation_id) IN (${chunk.map(() => '(?, ?, ?)').join(', ')})`,
-        chunk.flatMap((r) => [r.target, keyHash(r.key), r.correlationId]),
-      );
-      for (const f of found) recorded.add(`${f.target}\u0000${f.correlation_id}\u0000${f.decision}`);
-    }
-    todo = rows.filter((r) => !r.correlationId || !recorded.has(`${r.target}\u0000${r.correlationId}\u0000${r.decision}`));
-  }
+export async function insertHistory(conn: Connection, flow: string, rows: readonly HistoryRow[], batchId?: string): Promise<void> {
+  if (rows.length === 0) return;
+  if (batchId !== undefined && Number((await conn.query(MARK_BATCH, [batchId, flow])).affectedRows) === 0) return;
   // MariaDB's bulk protocol: one statement, the rows as binary parameters, no text escaping.
-  if (todo.length)
-    await conn.batch(
-      `INSERT INTO trustsync.history (${COLUMNS.join(', ')}) VALUES ${placeholders(COLUMNS.length)}`,
-      todo.map((r) => values(flow, r)),
-    );
+  await conn.batch(
+    `INSERT INTO trustsync.history (${COLUMNS.join(', ')}) VALUES ${placeholders(COLUMNS.length)}`,
+    rows.map((r) => values(flow, r)),
+  );
 }
+
+/** A batch's mark; it inserts nothing when an earlier attempt of the batch committed (see BatchAudit.batchId). */
+const MARK_BATCH = 'INSERT IGNORE INTO trustsync.batch_marks (batch_id, flow) VALUES (?, ?)';
+/** Marks older than an hour: no batch is still being attempted that long. */
+export const PURGE_BATCH_MARKS = 'DELETE FROM trustsync.batch_marks WHERE marked_at < NOW(6) - INTERVAL 1 HOUR';

@@ -11,7 +11,7 @@ import type { Explanation } from '../../history/explain.js';
 import { decisionRow } from '../../history/history.js';
 import type { CanonicalRows, Sink, SinkCapabilities } from '../sink.js';
 import { classifyMariadbError, isRowDataMariadbError } from './mariadb-errors.js';
-import { insertHistory } from './history-sql.js';
+import { insertHistory, PURGE_BATCH_MARKS } from './history-sql.js';
 import { explainKey, takeSnapshots } from './explain-sql.js';
 import { migrate } from './migrate.js';
 import { mariadbCanonicalRows } from './canonical-sql.js';
@@ -119,7 +119,7 @@ export class MariadbSink implements Sink {
 
   recordDecisions(flow: string, rows: readonly HistoryRow[]): Promise<void> {
     if (rows.length === 0) return Promise.resolve();
-    return this.transaction('writing decision history', (conn) => insertHistory(conn, flow, rows, false));
+    return this.transaction('writing decision history', (conn) => insertHistory(conn, flow, rows));
   }
 
   explain(target: string, key: string, options: { at?: Date; field?: string; all?: boolean } = {}): Promise<Explanation> {
@@ -134,6 +134,7 @@ export class MariadbSink implements Sink {
       flow,
       cutoff.toISOString().replace('T', ' ').slice(0, 23),
     ]);
+    await this.pool.query(PURGE_BATCH_MARKS);
     return Number(res.affectedRows);
   }
 
@@ -224,7 +225,7 @@ export class MariadbSink implements Sink {
     const target = targetName(m.table);
     return this.transaction(`writing ${latest.length} rows to ${target}`, async (conn) => {
       const decisions = shape ? await this.applyIsolating(conn, m, shape, [...latest], superseded) : [];
-      if (audit) await insertHistory(conn, audit.flow, [...audit.extra, ...decisions.map((d) => decisionRow(target, d))], audit.retrying ?? false);
+      if (audit) await insertHistory(conn, audit.flow, [...audit.extra, ...decisions.map((d) => decisionRow(target, d))], audit.batchId);
       return decisions;
     });
   }

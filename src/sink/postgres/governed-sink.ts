@@ -192,7 +192,7 @@ export class GovernedSink implements GovernedDestination {
         }
       }
       const target = targetName(m.table);
-      await recordHistory(client, audit.flow, [...audit.extra, ...decisions.flatMap((d) => governedHistoryRows(target, d))]);
+      await recordHistory(client, audit.flow, [...audit.extra, ...decisions.flatMap((d) => governedHistoryRows(target, d))], audit.batchId);
       return decisions;
     });
   }

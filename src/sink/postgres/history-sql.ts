@@ -114,12 +114,7 @@ export function historyCopy(flow: string, rows: readonly HistoryRow[]): Buffer[]
 /** historyCopy's rows into the history. */
 export const HISTORY_COPY = `COPY trustsync.history (${HISTORY_COPY_COLUMNS}) FROM STDIN`;
 
-/**
- * For a retried batch, its rows are staged, then only those whose change does not already have
- * this decision on record for the target are kept (history_by_key serves the check: the key is
- * part of the correlation id).
- */
-export const HISTORY_COPY_STAGED = `COPY trustsync_history_incoming (${HISTORY_COPY_COLUMNS}) FROM STDIN`;
-export const HISTORY_STAGE = `CREATE TEMP TABLE IF NOT EXISTS trustsync_history_incoming ON COMMIT DELETE ROWS AS SELECT ${HISTORY_COPY_COLUMNS} FROM trustsync.history WITH NO DATA`;
-export const HISTORY_FROM_STAGE = `INSERT INTO trustsync.history (${HISTORY_COPY_COLUMNS}) SELECT ${HISTORY_COPY_COLUMNS} FROM trustsync_history_incoming r
-  WHERE r.correlation_id IS NULL OR NOT EXISTS (SELECT 1 FROM trustsync.history h WHERE h.target = r.target AND h.key = r.key AND h.correlation_id = r.correlation_id AND h.decision = r.decision)`;
+/** A batch's mark; it inserts nothing when an earlier attempt of the batch committed (see BatchAudit.batchId). */
+export const MARK_BATCH = 'INSERT INTO trustsync.batch_marks (batch_id, flow) VALUES ($1, $2) ON CONFLICT DO NOTHING';
+/** Marks older than an hour: no batch is still being attempted that long. */
+export const PURGE_BATCH_MARKS = "DELETE FROM trustsync.batch_marks WHERE marked_at < now() - interval '1 hour'";

@@ -8,7 +8,7 @@ import { positionRank } from '../../order/position.js';
 import { unchangedColumns } from '../../order/unchanged-columns.js';
 import { applyIsolating, carriersByKey, planFill, refuseUnfollowable, TableShapes, upsertGroups, wantedColumns, type TableShape } from '../batch.js';
 import { classifyPgError, isRowDataPgError } from './pg-errors.js';
-import { HISTORY_COPY, HISTORY_COPY_STAGED, HISTORY_FROM_STAGE, HISTORY_STAGE, historyCopy } from './history-sql.js';
+import { HISTORY_COPY, historyCopy, MARK_BATCH, PURGE_BATCH_MARKS } from './history-sql.js';
 import { decisionRow, truncateRow } from '../../history/history.js';
 import type { HistoryRow } from '../../model/history-row.js';
 import type { BatchAudit, RowDecision, TruncateDecision } from '../../model/decision.js';
@@ -52,18 +52,14 @@ function typedColumns(shape: TableShape, names: readonly string[]): { name: stri
 
 /**
  * Writes history rows with COPY: inside a batch's transaction, or in one of their own (records that
- * never reach a batch write). With `skipRecorded` (a retried batch), a row whose change already has
- * this decision on record for its target is left out.
+ * never reach a batch write). With `batchId`, none when an earlier attempt of the batch committed them.
  */
-export async function recordHistory(db: pg.Pool | pg.PoolClient, flow: string, rows: readonly HistoryRow[], skipRecorded = false): Promise<void> {
+export async function recordHistory(db: pg.Pool | pg.PoolClient, flow: string, rows: readonly HistoryRow[], batchId?: string): Promise<void> {
   if (rows.length === 0) return;
-  if (db instanceof pg.Pool) return inTransaction(db, 'writing decision history', (client) => recordHistory(client, flow, rows, skipRecorded));
-  const data = historyCopy(flow, rows);
+  if (db instanceof pg.Pool) return inTransaction(db, 'writing decision history', (client) => recordHistory(client, flow, rows, batchId));
   try {
-    if (!skipRecorded) return await copyIn(db, HISTORY_COPY, data);
-    await db.query(HISTORY_STAGE);
-    await copyIn(db, HISTORY_COPY_STAGED, data);
-    await db.query(HISTORY_FROM_STAGE);
+    if (batchId !== undefined && (await db.query(MARK_BATCH, [batchId, flow])).rowCount === 0) return;
+    await copyIn(db, HISTORY_COPY, historyCopy(flow, rows));
   } catch (err) {
     throw err instanceof TrustsyncError ? err : classifyPgError(err, 'writing decision history');
   }
@@ -191,6 +187,7 @@ export class PostgresSink implements Sink {
     // What the purged decisions added up to is kept as snapshots: explain still knows each record.
     await takeSnapshots(this.pool, flow, { minRows: 1, upTo: cutoff });
     const res = await this.pool.query(`DELETE FROM trustsync.history WHERE flow = $1 AND decided_at < $2`, [flow, cutoff]);
+    await this.pool.query(PURGE_BATCH_MARKS);
     return res.rowCount ?? 0;
   }
 
@@ -286,7 +283,7 @@ export class PostgresSink implements Sink {
       `writing ${latest.length} rows to ${target}`,
       async (client) => {
         const decisions = shape ? await this.applyIsolating(client, m, shape, [...latest], superseded) : [];
-        if (audit) await recordHistory(client, audit.flow, [...audit.extra, ...decisions.map((d) => decisionRow(target, d))], audit.retrying);
+        if (audit) await recordHistory(client, audit.flow, [...audit.extra, ...decisions.map((d) => decisionRow(target, d))], audit.batchId);
         return decisions;
       },
       truncationLock(target, 'shared'),
@@ -467,7 +464,7 @@ export class PostgresSink implements Sink {
       `truncating ${target}`,
       async (client) => {
         const record = async (row: HistoryRow) => {
-          if (audit) await recordHistory(client, audit.flow, [row], audit.retrying);
+          if (audit) await recordHistory(client, audit.flow, [row], audit.batchId);
         };
         const prior = (await client.query<{ position: string }>(`SELECT position::text FROM ${LEDGER_SCHEMA}.truncations WHERE target = $1`, [target])).rows[0]
           ?.position;
