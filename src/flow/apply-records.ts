@@ -120,6 +120,14 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
       `skipped: ${d.reason}`,
     );
   };
+  const filled = (d: { event: ChangeEvent; columns: string[] }) => {
+    outcome.filled++;
+    metrics.count(topic, 'filled', 'toast');
+    log.debug(
+      { topic, partition: d.event.origin.partition, offset: d.event.origin.offset, key: d.event.keyText, columns: d.columns },
+      'unchanged TOAST columns filled',
+    );
+  };
   const applied = (e: ChangeEvent) => {
     outcome.applied++;
     if (e.sourceTsMs !== null) outcome.appliedSourceTsMs.push(e.sourceTsMs);
@@ -161,6 +169,8 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
         return;
       case 'skipped':
         return skip(d);
+      case 'filled':
+        return filled(d);
       case 'rejected':
         return rejectRow(d);
       case 'resolved':
@@ -226,14 +236,8 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     for (const d of decisions) {
       if (d.decision === 'applied') applied(d.event);
       else if (d.decision === 'skipped') skip(d);
-      else if (d.decision === 'filled') {
-        outcome.filled++;
-        metrics.count(topic, 'filled', 'toast');
-        log.debug(
-          { topic, partition: d.event.origin.partition, offset: d.event.origin.offset, key: d.event.keyText, columns: d.columns },
-          'unchanged TOAST columns filled',
-        );
-      } else rejectRow(d);
+      else if (d.decision === 'filled') filled(d);
+      else rejectRow(d);
     }
   };
 

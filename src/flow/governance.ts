@@ -63,6 +63,7 @@ export async function prepareGovernance(config: FlowConfig, destination: Sink, l
   problems.push(...policyProblems);
   const governedSink = destination.openGovernance({
     name: `trustsync:${config.flow}`,
+    flow: config.flow,
     sourceUrl: config.sourceDatabaseUrl,
     onConnectionLost: (err) => log.warn({ err: err.message }, 'source database connection lost'),
   });

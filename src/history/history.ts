@@ -25,6 +25,11 @@ export function eventRow(target: string, e: ChangeEvent, decision: HistoryDecisi
   };
 }
 
+/** Why a late change filled columns the row's newest change left unchanged (TOAST). */
+export function filledReason(columns: readonly string[], rowPosition: string): string {
+  return `${columns.join(', ')} left unchanged (TOAST) by the change at ${formatRank(rowPosition)}: this change is the newest known to carry ${columns.length === 1 ? 'its value' : 'their values'}`;
+}
+
 /** A history row about a TRUNCATE: one for the whole table, whatever its policy made of it. */
 export function truncateRow(
   target: string,
@@ -95,9 +100,6 @@ export function decisionRow(target: string, d: RowDecision): HistoryRow {
         : 'the destination already holds this change';
     return eventRow(target, d.event, d.reason === 'stale' ? 'skipped-stale' : 'skipped-duplicate', why, d.storedPosition);
   }
-  if (d.decision === 'filled') {
-    const why = `${d.columns.join(', ')} left unchanged (TOAST) by the change at ${formatRank(d.rowPosition)}: this change is the newest known to carry ${d.columns.length === 1 ? 'its value' : 'their values'}`;
-    return { ...eventRow(target, d.event, 'filled', why, d.rowPosition), newValues: d.values };
-  }
+  if (d.decision === 'filled') return { ...eventRow(target, d.event, 'filled', filledReason(d.columns, d.rowPosition), d.rowPosition), newValues: d.values };
   return eventRow(target, d.event, 'dead-lettered', d.error.message);
 }

@@ -41,6 +41,8 @@ export type GovernedDecision =
       idempotencyKey: string | null;
     }
   | { decision: 'skipped'; reason: 'stale' | 'duplicate'; event: ChangeEvent; storedPosition: string }
+  /** An older change's values for columns the record's newest change left unchanged (TOAST), taken as the policy allows. */
+  | { decision: 'filled'; event: ChangeEvent; columns: string[]; values: Values; rowPosition: string; xid: string; idempotencyKey: string }
   | { decision: 'echo'; event: ChangeEvent; echo: EchoRecord }
   | { decision: 'rejected'; event: ChangeEvent; error: RowRejected };
 
@@ -67,6 +69,8 @@ export interface ReviewItem {
 export interface GovernanceOptions {
   /** Names the connections, for the databases' own monitoring. */
   name: string;
+  /** The flow: at start, the restores into the source it decided but had not carried out are done. */
+  flow?: string;
   /**
    * The source system's database (source.database), where trustsync's own writes into it are looked up
    * (echo suppression) and a record the source deleted against a concurrent change here is restored.

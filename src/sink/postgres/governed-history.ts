@@ -1,6 +1,6 @@
 import type { FieldOutcome } from '../../policy/resolve.js';
 import { vectorToJson } from '../../policy/vector.js';
-import { eventRow } from '../../history/history.js';
+import { eventRow, filledReason } from '../../history/history.js';
 import type { HistoryRow } from '../../model/history-row.js';
 import type { GovernedDecision } from '../governance.js';
 
@@ -46,6 +46,14 @@ export function governedHistoryRows(target: string, d: GovernedDecision): Histor
     }
     case 'rejected':
       return [eventRow(target, d.event, 'dead-lettered', d.error.message)];
+    case 'filled':
+      return [
+        {
+          ...eventRow(target, d.event, 'filled', filledReason(d.columns, d.rowPosition), d.rowPosition),
+          newValues: jsonable(d.values),
+          idempotencyKey: d.idempotencyKey,
+        },
+      ];
     case 'resolved': {
       const wrote = d.resolution.action !== 'none';
       const base = eventRow(

@@ -24,6 +24,7 @@ import { findEchoes } from './echoes.js';
 import { openPool } from './pool.js';
 import { governedHistoryRows, jsonable } from './governed-history.js';
 import { fromPgText, GovernedWriter } from './governed-writer.js';
+import { restorePending } from './restore-in-source.js';
 
 /**
  * The destination under policy: each captured change is weighed field by field against what the
@@ -34,12 +35,14 @@ import { fromPgText, GovernedWriter } from './governed-writer.js';
 export class GovernedSink implements GovernedDestination {
   /** The source system's database: echoes are looked up there, and deleted records restored. */
   private readonly sourceDb?: pg.Pool;
+  private readonly flow?: string;
   private closed?: Promise<void>;
 
   constructor(
     readonly sink: PostgresSink,
     options: GovernanceOptions = { name: 'trustsync' },
   ) {
+    this.flow = options.flow;
     if (options.sourceUrl) {
       this.sourceDb = openPool(options.sourceUrl, { name: `${options.name}:echoes`, connections: 4, onConnectionLost: options.onConnectionLost });
     }
@@ -58,6 +61,18 @@ export class GovernedSink implements GovernedDestination {
     await migrate(this.sink.pool);
     // The table of trustsync's writes into the source: the other direction fills it, this one reads it.
     if (this.sourceDb) await migrate(this.sourceDb);
+    // Restores a stopped flow decided and committed but had not carried out yet.
+    if (this.flow) await this.restorePending(this.flow);
+  }
+
+  /** Restores into the source that committed decisions here asked for, carried out now. */
+  private async restorePending(flow: string): Promise<void> {
+    if (!this.sourceDb) return;
+    try {
+      await restorePending(this.sink.pool, this.sourceDb, flow);
+    } catch (err) {
+      throw err instanceof TrustsyncError ? err : classifyPgError(err, `restoring records in ${flow}'s source`);
+    }
   }
 
   findEchoes(sourceTable: string, events: readonly ChangeEvent[]): Promise<Map<string, EchoRecord>> {
@@ -177,8 +192,8 @@ export class GovernedSink implements GovernedDestination {
     } catch (err) {
       throw err instanceof TrustsyncError ? err : classifyPgError(err, `preparing to write ${targetName(m.table)}`);
     }
-    return this.sink.transaction(`writing ${events.length} governed changes to ${targetName(m.table)}`, async (client) => {
-      const writer = new GovernedWriter(client, m, shape, g, this.sourceDb);
+    const decisions = await this.sink.transaction(`writing ${events.length} governed changes to ${targetName(m.table)}`, async (client) => {
+      const writer = new GovernedWriter(client, m, shape, g, this.sourceDb !== undefined);
       const decisions: GovernedDecision[] = [];
       for (const e of events) {
         await client.query('SAVEPOINT trustsync_change');
@@ -195,5 +210,8 @@ export class GovernedSink implements GovernedDestination {
       await recordHistory(client, audit.flow, [...audit.extra, ...decisions.flatMap((d) => governedHistoryRows(target, d))], audit.batchId);
       return decisions;
     });
+    // A failure here fails the batch: its retry finds every change a duplicate, commits, and comes back here.
+    await this.restorePending(g.flow);
+    return decisions;
   }
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { UNAVAILABLE_VALUE, type ChangeEvent, type Row } from '../../model/change.js';
 import { positionRank } from '../../order/position.js';
+import { NEVER_SET, unchangedColumns } from '../../order/unchanged-columns.js';
 import { resolveChange, type FieldOutcome, type Resolution, type Values } from '../../policy/resolve.js';
 import { compareVersionVectors, mergeVersionVectors, vectorFromJson, vectorToJson, type VersionVector } from '../../policy/vector.js';
 import { CURRENT_XID, RECORD_OUTBOUND } from './governed-sql.js';
@@ -9,7 +10,7 @@ import type { TableShape } from './postgres-sink.js';
 import { mapFields, mapRow, targetName, type TableMapping } from '../../model/table.js';
 import { qualified, quoteIdent, sqlText, upsertStatement } from './sql.js';
 import type { EchoRecord, Governance, GovernedDecision, ReviewItem } from '../governance.js';
-import { restoreInSource } from './restore-in-source.js';
+import { holdRestore, pendingRestore } from './restore-in-source.js';
 
 /** A destination-side change the source has not seen yet, remembered by field: its transaction outlives the row's xmin. */
 interface LocalEdit {
@@ -23,6 +24,8 @@ interface RowStateRecord {
   knownXid: string | null;
   knownValues: Values | null;
   localEdits: Readonly<Record<string, LocalEdit>>;
+  /** Columns the newest applied change left unchanged (TOAST) → the rank of the change that set the value held (unchanged-columns.ts). */
+  held: Readonly<Record<string, string>>;
 }
 
 interface OutboundWrite {
@@ -62,7 +65,8 @@ export class GovernedWriter {
     private readonly m: TableMapping,
     private readonly shape: TableShape,
     private readonly g: Governance,
-    private readonly sourceDb?: pg.Pool,
+    /** The source's database is at hand: a delete lost to a change here is put back there. */
+    private readonly restoresInSource = false,
   ) {
     this.target = targetName(m.table);
     this.columns = [...shape.columns.keys()];
@@ -104,7 +108,7 @@ export class GovernedWriter {
 
   /** The record's state under policy; a record never seen starts with an empty vector and nothing agreed. */
   private async stateOf(keyText: string): Promise<RowStateRecord> {
-    return (await this.readState(keyText)) ?? { vector: {}, knownXid: null, knownValues: null, localEdits: {} };
+    return (await this.readState(keyText)) ?? { vector: {}, knownXid: null, knownValues: null, localEdits: {}, held: {} };
   }
 
   private async readState(keyText: string): Promise<RowStateRecord | null> {
@@ -113,18 +117,22 @@ export class GovernedWriter {
       known_xid: string | null;
       known_values: Values | null;
       local_edits: Record<string, LocalEdit>;
-    }>('SELECT vector, known_xid::text AS known_xid, known_values, local_edits FROM trustsync.row_state WHERE target = $1 AND key = $2 FOR UPDATE', [
-      this.target,
-      keyText,
-    ]);
+      column_positions: Record<string, string> | null;
+    }>(
+      'SELECT vector, known_xid::text AS known_xid, known_values, local_edits, column_positions FROM trustsync.row_state WHERE target = $1 AND key = $2 FOR UPDATE',
+      [this.target, keyText],
+    );
     const r = rows[0];
-    return r ? { vector: vectorFromJson(r.vector), knownXid: r.known_xid, knownValues: r.known_values, localEdits: r.local_edits } : null;
+    return r
+      ? { vector: vectorFromJson(r.vector), knownXid: r.known_xid, knownValues: r.known_values, localEdits: r.local_edits, held: r.column_positions ?? {} }
+      : null;
   }
 
   private async saveState(keyText: string, s: RowStateRecord): Promise<void> {
     await this.client.query(
-      `INSERT INTO trustsync.row_state AS rs (target, key, vector, known_xid, known_values, local_edits, changed_at) VALUES ($1, $2, $3, $4, $5, $6, now())
-       ON CONFLICT (target, key) DO UPDATE SET vector = EXCLUDED.vector, known_xid = EXCLUDED.known_xid, known_values = EXCLUDED.known_values, local_edits = EXCLUDED.local_edits, changed_at = now()`,
+      `INSERT INTO trustsync.row_state AS rs (target, key, vector, known_xid, known_values, local_edits, column_positions, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+       ON CONFLICT (target, key) DO UPDATE SET vector = EXCLUDED.vector, known_xid = EXCLUDED.known_xid, known_values = EXCLUDED.known_values,
+         local_edits = EXCLUDED.local_edits, column_positions = EXCLUDED.column_positions, changed_at = now()`,
       [
         this.target,
         keyText,
@@ -132,6 +140,7 @@ export class GovernedWriter {
         s.knownXid,
         s.knownValues === null ? null : JSON.stringify(s.knownValues),
         JSON.stringify(s.localEdits),
+        Object.keys(s.held).length ? JSON.stringify(s.held) : null,
       ],
     );
   }
@@ -187,13 +196,22 @@ export class GovernedWriter {
       const localEdits = Object.fromEntries(Object.entries(state.localEdits).filter(([c]) => !(row && same(known[c], row.values[c]))));
       // Our delete coming back, with the row gone here too: both sides agree the record is gone.
       const knownValues = row ? known : e.op === 'd' ? null : state.knownValues;
-      await this.saveState(e.keyText, { vector, knownValues, knownXid: agreed ? row!.xmin : row ? state.knownXid : null, localEdits });
+      await this.saveState(e.keyText, {
+        vector,
+        knownValues,
+        knownXid: agreed ? row!.xmin : row ? state.knownXid : null,
+        localEdits,
+        held: row ? state.held : {},
+      });
       return { decision: 'echo', event: e, echo };
     }
 
     const position = positionRank(e.position);
     const seen = state.vector[g.sourceSystem] ?? -1n;
-    if (position <= seen) return { decision: 'skipped', reason: position === seen ? 'duplicate' : 'stale', event: e, storedPosition: seen.toString() };
+    if (position <= seen) {
+      const filled = position < seen ? await this.fillHeld(e, state, row, seen) : null;
+      return filled ?? { decision: 'skipped', reason: position === seen ? 'duplicate' : 'stale', event: e, storedPosition: seen.toString() };
+    }
 
     const { after, before } = await this.normalize(e);
     const incomingValues = nonKey(after);
@@ -201,27 +219,8 @@ export class GovernedWriter {
     const localValues = nonKey(row?.values ?? null);
     const known = state.knownValues;
 
-    // The destination's own changes the source has not seen: differences from the agreed values —
-    // except where the destination holds exactly what the source's change started from.
-    const localChanged = new Set<string>();
-    if (row && localValues && row.xmin !== state.knownXid) {
-      for (const [c, v] of Object.entries(localValues)) {
-        if (known ? same(known[c], v) : v === null) continue;
-        if (beforeValues && c in beforeValues && same(beforeValues[c], v)) continue;
-        localChanged.add(c);
-      }
-    }
+    const { localChanged, localEdits, fieldChanges } = this.localSide(state, row, localValues, beforeValues);
     const localDeleted = row === null && known !== null;
-    // Remember which transaction made each unseen local change: a later write of ours replaces the row's xmin.
-    const localEdits: Record<string, LocalEdit> = {};
-    for (const c of localChanged) {
-      const prev = state.localEdits[c];
-      localEdits[c] =
-        prev && same(prev.value, localValues![c]) ? prev : { xid: row!.xmin, commitUs: row!.commitUs?.toString() ?? null, value: localValues![c] };
-    }
-    const fieldChanges = Object.fromEntries(
-      Object.entries(localEdits).map(([c, l]) => [c, { txId: l.xid, commitTsUs: l.commitUs === null ? null : BigInt(l.commitUs) }]),
-    );
     const incomingChanged = new Set<string>();
     if (incomingValues) {
       const from = e.op === 'u' ? (beforeValues ?? known) : null;
@@ -238,7 +237,7 @@ export class GovernedWriter {
     const resolution = resolveChange({
       policy: g.policy,
       base: known,
-      peerRestoresKeptRows: this.sourceDb !== undefined,
+      peerRestoresKeptRows: this.restoresInSource,
       incoming: { system: g.sourceSystem, values: incomingValues, changed: incomingChanged, deleted: e.op === 'd', commitTsUs: e.sourceTsUs, txId: e.txId },
       local: {
         system: g.destinationSystem,
@@ -276,15 +275,22 @@ export class GovernedWriter {
         nextKnownXid = whole ? (xid ?? row?.xmin ?? null) : null;
       }
     }
-    if (resolution.restoreInSource && this.sourceDb && row) await restoreInSource(this.sourceDb, this.m, this.g, e, row.values);
+    // Carried out in the source only once this decision has committed here (GovernedSink.restorePending).
+    if (resolution.restoreInSource && this.restoresInSource && row) await holdRestore(this.client, pendingRestore(this.m, this.g, e, row.values));
     const stillLocal = Object.fromEntries(
       Object.entries(localEdits).filter(([c, l]) => nextKnown !== null && !same(nextKnown[c], l.value) && resolution.writes[c] === undefined),
     );
+    // Columns this change left unchanged (TOAST) keep the position of the change that set their value.
+    const held =
+      e.op === 'd' || nextKnown === null
+        ? {}
+        : Object.fromEntries(this.placeholderColumns(e).map((c) => [c, state.held[c] ?? (row ? seen : NEVER_SET).toString()]));
     await this.saveState(e.keyText, {
       vector: { ...state.vector, [g.sourceSystem]: position },
       knownValues: nextKnown,
       knownXid: nextKnownXid,
       localEdits: stillLocal,
+      held,
     });
     await this.queueReviews(e, resolution.fields, incoming, stored);
     return {
@@ -297,6 +303,93 @@ export class GovernedWriter {
       xid,
       local: localValues,
       idempotencyKey: xid === null ? null : this.idempotencyKeyOf(e),
+    };
+  }
+
+  /**
+   * The destination's own changes the source has not seen: differences from the agreed values —
+   * except where the destination holds exactly what the source's change started from — each with
+   * the transaction that made it (a later write of ours replaces the row's xmin).
+   */
+  private localSide(state: RowStateRecord, row: LocalRow | null, localValues: Values | null, beforeValues: Values | null) {
+    const known = state.knownValues;
+    const localChanged = new Set<string>();
+    if (row && localValues && row.xmin !== state.knownXid) {
+      for (const [c, v] of Object.entries(localValues)) {
+        if (known ? same(known[c], v) : v === null) continue;
+        if (beforeValues && c in beforeValues && same(beforeValues[c], v)) continue;
+        localChanged.add(c);
+      }
+    }
+    const localEdits: Record<string, LocalEdit> = {};
+    for (const c of localChanged) {
+      const prev = state.localEdits[c];
+      localEdits[c] =
+        prev && same(prev.value, localValues![c]) ? prev : { xid: row!.xmin, commitUs: row!.commitUs?.toString() ?? null, value: localValues![c] };
+    }
+    const fieldChanges = Object.fromEntries(
+      Object.entries(localEdits).map(([c, l]) => [c, { txId: l.xid, commitTsUs: l.commitUs === null ? null : BigInt(l.commitUs) }]),
+    );
+    return { localChanged, localEdits, fieldChanges };
+  }
+
+  /** The destination columns a change left unchanged (Debezium's TOAST placeholder). */
+  private placeholderColumns(e: ChangeEvent): string[] {
+    return e.after ? unchangedColumns(mapRow(this.m, e.after), (c) => this.shape.columns.has(c) && !this.shape.keyColumns.includes(c)) : [];
+  }
+
+  /**
+   * A change older than the record's newest, carrying values for columns that newest change left
+   * unchanged (TOAST): each one newer than the value held fills it, weighed by the policy as a change
+   * of just those fields (authority, validation, a concurrent edit here). Null when nothing is filled.
+   */
+  private async fillHeld(e: ChangeEvent, state: RowStateRecord, row: LocalRow | null, seen: bigint): Promise<GovernedDecision | null> {
+    if (e.op === 'd' || !e.after || !row) return null;
+    const rank = positionRank(e.position);
+    const mapped = mapRow(this.m, e.after);
+    const carried = Object.keys(state.held).filter((c) => mapped[c] !== undefined && mapped[c] !== UNAVAILABLE_VALUE && rank > BigInt(state.held[c]!));
+    if (carried.length === 0) return null;
+    const { after } = await this.normalize(e);
+    const incomingValues = Object.fromEntries(carried.map((c) => [c, after![c]]));
+    const keyColumns = new Set(this.shape.keyColumns);
+    const localValues = Object.fromEntries(Object.entries(row.values).filter(([c]) => !keyColumns.has(c)));
+    const { localChanged, localEdits, fieldChanges } = this.localSide(state, row, localValues, null);
+    const { g } = this;
+    const resolution = resolveChange({
+      policy: g.policy,
+      base: state.knownValues,
+      peerRestoresKeptRows: false,
+      incoming: { system: g.sourceSystem, values: incomingValues, changed: new Set(carried), deleted: false, commitTsUs: e.sourceTsUs, txId: e.txId },
+      local: {
+        system: g.destinationSystem,
+        values: localValues,
+        changed: localChanged,
+        deleted: false,
+        commitTsUs: row.commitUs,
+        txId: row.xmin,
+        fieldChanges,
+      },
+    });
+    const writes = Object.fromEntries(Object.entries(resolution.writes).filter(([c]) => carried.includes(c)));
+    if (resolution.action !== 'upsert' || Object.keys(writes).length === 0) return null;
+    await this.write(this.eventKey(e), writes, true);
+    const incoming: VersionVector = { [g.sourceSystem]: rank, [g.destinationSystem]: state.vector[g.destinationSystem] ?? 0n };
+    const xid = await this.recordWrite(this.changeWrite(e, { ...resolution, writes }, 'update', incomingValues, incoming));
+    await this.saveState(e.keyText, {
+      vector: state.vector,
+      knownValues: { ...(state.knownValues ?? {}), ...writes },
+      knownXid: null,
+      localEdits: Object.fromEntries(Object.entries(localEdits).filter(([c]) => !(c in writes))),
+      held: { ...state.held, ...Object.fromEntries(Object.keys(writes).map((c) => [c, rank.toString()])) },
+    });
+    return {
+      decision: 'filled',
+      event: e,
+      columns: Object.keys(writes),
+      values: writes,
+      rowPosition: seen.toString(),
+      xid,
+      idempotencyKey: this.idempotencyKeyOf(e),
     };
   }
 
@@ -354,7 +447,7 @@ export class GovernedWriter {
       vector: state.vector,
       idempotencyKey: `review:${item.id}:${this.target}`,
     });
-    await this.saveState(item.key, { vector: state.vector, knownValues: null, knownXid: null, localEdits: state.localEdits });
+    await this.saveState(item.key, { vector: state.vector, knownValues: null, knownXid: null, localEdits: state.localEdits, held: {} });
     return { xid, detail: 'record deleted' };
   }
 
@@ -385,7 +478,9 @@ export class GovernedWriter {
       });
     }
     const localEdits = Object.fromEntries(Object.entries(state.localEdits).filter(([c]) => !(c in values)));
-    await this.saveState(keyText, { vector: state.vector, knownValues: { ...(state.knownValues ?? {}), ...values }, knownXid: null, localEdits });
+    // A value settled here has no source position: no late change fills over it.
+    const held = Object.fromEntries(Object.entries(state.held).filter(([c]) => !(c in values)));
+    await this.saveState(keyText, { vector: state.vector, knownValues: { ...(state.knownValues ?? {}), ...values }, knownXid: null, localEdits, held });
     return { xid, written: differing };
   }
 
