@@ -6,31 +6,9 @@ import { endpoints, kafkaClient, pgClient, settings, uniqueName } from '../suppo
 import { CommitCut } from '../support/commit-cut.js';
 import { flowConfig, startFlow } from '../support/flow.js';
 import { waitFor } from '../support/wait.js';
+import { debeziumJson } from '../support/events.js';
 
-/** A Debezium change of `things` (JSON), at LSN `lsn`. */
-function change(schema: string, op: 'c' | 'u', id: number, v: string, lsn: number) {
-  return {
-    key: JSON.stringify({ id }),
-    value: JSON.stringify({
-      before: null,
-      after: { id, v },
-      source: {
-        connector: 'postgresql',
-        name: 'cdc',
-        ts_ms: lsn,
-        snapshot: 'false',
-        db: 'src',
-        sequence: `["${lsn - 8}","${lsn}"]`,
-        schema,
-        table: 'things',
-        txId: lsn,
-        lsn,
-      },
-      op,
-      ts_ms: lsn + 1,
-    }),
-  };
-}
+const change = (schema: string, op: 'c' | 'u', id: number, v: string, lsn: number) => debeziumJson(schema, 'things', op, id, v, lsn);
 
 /**
  * A batch whose COMMIT the destination made durable but never acknowledged (the connection dropped

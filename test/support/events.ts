@@ -24,3 +24,31 @@ export function changeAt(id: number, lsn: number | bigint, overrides: Partial<Ch
     ...overrides,
   };
 }
+
+/**
+ * A Debezium PostgreSQL change of `schema.table` as its JSON converter (schemas off) writes it to
+ * Kafka: key `{ id }`, the row `{ id, v }`, at LSN `lsn` (its own transaction).
+ */
+export function debeziumJson(schema: string, table: string, op: 'c' | 'u', id: number, v: string, lsn: number): { key: string; value: string } {
+  return {
+    key: JSON.stringify({ id }),
+    value: JSON.stringify({
+      before: null,
+      after: { id, v },
+      source: {
+        connector: 'postgresql',
+        name: 'cdc',
+        ts_ms: lsn,
+        snapshot: 'false',
+        db: 'src',
+        sequence: `["${lsn - 8}","${lsn}"]`,
+        schema,
+        table,
+        txId: lsn,
+        lsn,
+      },
+      op,
+      ts_ms: lsn + 1,
+    }),
+  };
+}
