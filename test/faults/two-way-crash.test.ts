@@ -10,7 +10,7 @@ import type { FlowConfig } from '../../src/flow/config.js';
 import { PACKAGE_DIR } from '../../src/stack/settings.js';
 import { kafkaClient, uniqueName, type SourceCapture } from '../support/capture.js';
 import { spawnRun } from '../support/flow.js';
-import { closeTwoSides, editBothSidesAtRandom, openTwoSides, writeCounts, type TwoSides } from '../support/two-way.js';
+import { closeTwoSides, editBothSidesAtRandom, openTwoSides, policyMismatches, reviewedStatus, writeCounts, type TwoSides } from '../support/two-way.js';
 
 /**
  * Scenario 15: the app ⇄ crm sync run as users run it (two `trustsync run` processes with the
@@ -37,7 +37,9 @@ describe('a two-way sync whose consumer is killed mid-stream', () => {
     appTable,
     crmTable,
     edit: async (db, sql, params = []) => {
-      genuineEdits += (await db.query(sql, params)).rowCount ?? 0;
+      const changed = (await db.query(sql, params)).rowCount ?? 0;
+      genuineEdits += changed;
+      return changed;
     },
   });
 
@@ -82,13 +84,17 @@ describe('a two-way sync whose consumer is killed mid-stream', () => {
     await quiesce();
     expect(await readCustomers(crm, crmSchema)).toEqual(await readCustomers(app, appSchema));
 
-    await editBothSidesAtRandom(sides(), 20261129, 80, async (i) => {
+    const edits = await editBothSidesAtRandom(sides(), 20261129, 80, async (i) => {
       if (i === 30) await stop('app-to-crm', 'SIGKILL');
       if (i === 50) startDirection('app-to-crm', 9565);
     });
     await quiesce();
     const inRange = (rows: Awaited<ReturnType<typeof readCustomers>>) => rows.filter((r) => r.id >= 12);
-    expect(inRange(await readCustomers(crm, crmSchema))).toEqual(inRange(await readCustomers(app, appSchema)));
+    const [crmRows, appRows] = [inRange(await readCustomers(crm, crmSchema)), inRange(await readCustomers(app, appSchema))];
+    expect(crmRows).toEqual(appRows);
+    const statusReviewed = await reviewedStatus(crm, crmTable);
+    expect(policyMismatches(appRows, edits, statusReviewed)).toEqual([]);
+    expect(policyMismatches(crmRows, edits, statusReviewed)).toEqual([]);
     const w = await writeCounts(sides());
     expect(w.intoApp + w.intoCrm).toBeLessThanOrEqual(genuineEdits);
     expect(w.echoedFromApp).toBe(w.intoApp);

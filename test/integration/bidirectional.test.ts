@@ -7,7 +7,15 @@ import { listReviews, resolveReview } from '../../src/flow/review.js';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
 import { kafkaClient, uniqueName, type SourceCapture } from '../support/capture.js';
 import { startFlow } from '../support/flow.js';
-import { closeTwoSides, editBothSidesAtRandom, openTwoSides, writeCounts as countWrites, type TwoSides } from '../support/two-way.js';
+import {
+  closeTwoSides,
+  editBothSidesAtRandom,
+  openTwoSides,
+  policyMismatches,
+  reviewedStatus,
+  writeCounts as countWrites,
+  type TwoSides,
+} from '../support/two-way.js';
 import { explainKey } from '../../src/sink/postgres/explain-sql.js';
 import { formatExplanation } from '../../src/history/explain.js';
 import { readTopicsToEnd } from '../../src/kafka/read-topic.js';
@@ -43,8 +51,9 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
     runners = [];
   };
   const edit = async (db: pg.Client, sql: string, params: unknown[] = []) => {
-    const res = await db.query(sql, params);
-    genuineEdits += res.rowCount ?? 0;
+    const changed = (await db.query(sql, params)).rowCount ?? 0;
+    genuineEdits += changed;
+    return changed;
   };
   const appTable = `${appSchema}.customers`;
   const crmTable = `${crmSchema}.customers`;
@@ -164,7 +173,7 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
 
   it('converges after users on both sides edit the same customers at random moments, with writes bounded by the edits', async () => {
     // TRUSTSYNC_TEST_SEED / TRUSTSYNC_TEST_EDITS replay or stretch the script.
-    await editBothSidesAtRandom(sides(), Number(process.env.TRUSTSYNC_TEST_SEED ?? 20261123), Number(process.env.TRUSTSYNC_TEST_EDITS ?? 60));
+    const edits = await editBothSidesAtRandom(sides(), Number(process.env.TRUSTSYNC_TEST_SEED ?? 20261123), Number(process.env.TRUSTSYNC_TEST_EDITS ?? 60));
     await quiesce();
     const inRange = (rows: Customer[]) => rows.filter((r) => r.id >= 12);
     const [crmRows, appRows] = [inRange(await readCustomers(crm, crmSchema)), inRange(await readCustomers(app, appSchema))];
@@ -187,6 +196,10 @@ describe('bidirectional sync under policy, app ⇄ crm', () => {
       }
     }
     expect(crmRows).toEqual(appRows);
+    // And both hold what the policy makes of the edits, by a model of it apart from trustsync.
+    const statusReviewed = await reviewedStatus(crm, crmTable);
+    expect(policyMismatches(appRows, edits, statusReviewed)).toEqual([]);
+    expect(policyMismatches(crmRows, edits, statusReviewed)).toEqual([]);
 
     // No loops, no ping-pong: trustsync wrote at most once per genuine edit, and every write it made
     // came back captured and was recognised as its own.
