@@ -22,7 +22,8 @@ export type HistoryDecision =
   | 'dead-lettered'
   | 'retried'
   | 'truncated'
-  | 'ignored';
+  | 'ignored'
+  | 'discarded';
 
 export interface HistoryRow {
   target: string;

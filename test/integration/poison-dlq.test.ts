@@ -2,12 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { Partitioners, type Producer } from 'kafkajs';
 import pino from 'pino';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
 import type { FlowConfig } from '../../src/flow/config.js';
 import type { FlowRunner } from '../../src/flow/run-flow.js';
 import { listDeadLetters, replayDeadLetters } from '../../src/flow/replay.js';
 import { kafkaClient, readRecords, type SourceCapture, type Variant } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
-import { flowConfig, startFlow } from '../support/flow.js';
+import { flowConfig, flowDocument, startFlow } from '../support/flow.js';
+import { trustsync } from '../support/cli.js';
 import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { waitFor } from '../support/wait.js';
 
@@ -97,24 +102,28 @@ describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter top
     for (const p of poison) expect(rows.some((r) => String(r.reason).startsWith(`${p.code}:`))).toBe(true);
   });
 
-  it('replays a dead letter through the same engine once its cause is fixed, and never over newer data', async () => {
+  it('replays a dead letter through the same engine once its cause is fixed, and never over newer data; replayed letters leave the list', async () => {
     const log = pino({ level: 'silent' });
     const isRejected = (e: { code: string }) => e.code === 'row-rejected';
     const tierOf = async (id: number) => (await dest.query(`SELECT tier FROM ${destSchema}.customers WHERE id = $1`, [id])).rows[0]?.tier as string;
     // Customer 2's newest change (tier 'banned', renamed) was rejected; the destination still holds the one before.
     expect(await tierOf(2)).toBe('standard');
+    // Customer 3's change is rejected too, then overtaken at the source by a newer one the destination takes.
+    await source.query(`UPDATE ${schema}.customers SET tier = 'banned' WHERE id = 3`);
+    await waitFor(async () => (await listDeadLetters(config)).filter(isRejected).length === 2, "customer 3's change dead-lettered");
+    await source.query(`UPDATE ${schema}.customers SET tier = 'gold' WHERE id = 3`);
+    await waitFor(async () => (await tierOf(3)) === 'gold', 'the newer change of customer 3 to apply');
+
     await dest.query(`ALTER TABLE ${destSchema}.customers DROP CONSTRAINT no_banned`);
-    expect((await replayDeadLetters(config, isRejected, false, log)).map((r) => r.outcome)).toEqual(['applied']);
+    const replayed = await replayDeadLetters(config, isRejected, false, log);
+    expect(replayed.map((r) => r.outcome).sort()).toEqual(['applied', 'stale']);
+    // Applied where it is the newest change; a replay never overwrites newer data.
     expect(await tierOf(2)).toBe('banned');
+    expect(await tierOf(3)).toBe('gold');
     await waitForConvergence(source, dest, pairs);
-    // Replaying again changes nothing: the destination already holds that change.
-    expect((await replayDeadLetters(config, isRejected, false, log)).map((r) => r.outcome)).toEqual(['duplicate']);
-    // Once the source has moved on, the old change is stale: a replay never overwrites newer data.
-    await source.query(`UPDATE ${schema}.customers SET tier = 'gold' WHERE id = 2`);
-    await waitFor(async () => (await tierOf(2)) === 'gold', 'the newer change to apply');
-    expect((await replayDeadLetters(config, isRejected, false, log)).map((r) => r.outcome)).toEqual(['stale']);
-    expect(await tierOf(2)).toBe('gold');
-    await waitForConvergence(source, dest, pairs);
+    // Settled, both leave the list: nothing more to replay.
+    expect((await listDeadLetters(config)).filter(isRejected)).toEqual([]);
+    expect(await replayDeadLetters(config, isRejected, false, log)).toEqual([]);
 
     // Poison stays poison: replaying it fails again, with its reason, and changes nothing; the DLQ
     // then holds it with one attempt more, its first failure's time and its own headers.
@@ -131,5 +140,39 @@ describe.each<Variant>(['json', 'avro'])('poison records and the dead-letter top
     }
     const dry = await replayDeadLetters(config, () => true, true, log);
     expect(dry.every((r) => r.outcome === 'would replay')).toBe(true);
+  });
+
+  it('discards dead letters by code through the CLI, on record in the history; the others stay', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'trustsync-dlq-')), 'flow.yaml');
+    writeFileSync(file, stringify(flowDocument({ name: schema, decoding: variant, topics: f.flowTables(['customers']) })));
+    const code = injected[0]!.code;
+    const listed = await trustsync(['dlq', 'list', '--config', file, '--code', code, '--json']);
+    expect(listed.status, listed.stderr).toBe(0);
+    expect((JSON.parse(listed.stdout) as { code: string }[]).map((e) => e.code)).toEqual([code]);
+
+    const bad = await trustsync(['dlq', 'discard', '--config', file, '--partition', 'first', '--why', 'x']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--partition first: not a whole number');
+    const unfiltered = await trustsync(['dlq', 'discard', '--config', file, '--why', 'x']);
+    expect(unfiltered.status).toBe(2);
+    expect(unfiltered.stderr).toContain('which dead letters?');
+
+    const dry = await trustsync(['dlq', 'discard', '--config', file, '--code', code, '--why', 'test poison', '--dry-run']);
+    expect(dry.stdout).toContain('would discard 1 dead letter');
+    expect((await listDeadLetters(config)).map((e) => e.code)).toContain(code);
+
+    const done = await trustsync(['dlq', 'discard', '--config', file, '--code', code, '--why', 'test poison, never a real change']);
+    expect(done.status, done.stderr).toBe(0);
+    expect(done.stdout).toContain('discarded 1 dead letter');
+    const left = (await listDeadLetters(config)).map((e) => e.code).sort();
+    expect(left).toEqual(
+      injected
+        .slice(1)
+        .map((p) => p.code)
+        .sort(),
+    );
+    const { rows } = await dest.query(`SELECT reason FROM trustsync.history WHERE flow = $1 AND decision = 'discarded'`, [config.flow]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].reason).toMatch(new RegExp(`^discarded from the dead-letter topic \\(DLQ offset \\d+; ${code}: .*\\): test poison, never a real change$`));
   });
 });
