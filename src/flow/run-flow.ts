@@ -219,6 +219,7 @@ export class FlowRunner {
     await this.consumer.connect();
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
       this.joined = true;
+      this.metrics.groupJoins.inc({ flow: config.flow });
       log.info({ assignment: e.payload.memberAssignment }, 'joined the consumer group');
       const owned = new Map(Object.entries(e.payload.memberAssignment));
       for (const [topic, partitions] of this.assignment) for (const p of partitions) if (!owned.get(topic)?.includes(p)) this.metrics.forgetPartition(topic, p);

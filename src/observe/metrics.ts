@@ -35,6 +35,7 @@ export class FlowMetrics {
   readonly slotActive: Gauge<'flow' | 'slot'>;
   readonly slotRetainedWal: Gauge<'flow' | 'slot'>;
   readonly slotFlushLag: Gauge<'flow' | 'slot'>;
+  readonly groupJoins: Counter<'flow'>;
   /** Per partition behind: the timestamp of its oldest unapplied record, or when it was first seen behind. */
   private readonly behindSince = new Map<string, number>();
   /** Counts not yet in `events`, by topic, decision and reason (see count). */
@@ -49,6 +50,12 @@ export class FlowMetrics {
       labelNames: ['flow', 'topic', 'decision', 'reason'],
       registers: [this.registry],
       collect: () => this.handOverCounts(),
+    });
+    this.groupJoins = new Counter({
+      name: 'trustsync_consumer_group_joins_total',
+      help: 'Times this process joined its consumer group: the first, then one per rebalance or rejoin after its session expired',
+      labelNames: ['flow'],
+      registers: [this.registry],
     });
     this.retries = new Counter({
       name: 'trustsync_retries_total',

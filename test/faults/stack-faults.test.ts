@@ -77,6 +77,8 @@ describe('the stack broken mid-stream, nothing lost', () => {
 
   it('the broker frozen with SIGSTOP for ten seconds, then resumed: the flow and Debezium ride it out', async () => {
     s = await new FaultScenario('f_pause').open();
+    const scenario = s;
+    let writesAtResume = 0;
     await throughFault(
       s,
       async () => {
@@ -85,10 +87,17 @@ describe('the stack broken mid-stream, nothing lost', () => {
       },
       async () => {
         resumeBroker();
+        writesAtResume = await scenario.destinationWrites();
       },
     );
     await s.assertNothingLost();
     expect(await s.unchangedWrites()).toBe(0);
+    // The member is back: its session expired during the freeze and it joined the group again, and it
+    // wrote what the source changed after the resume.
+    const joins = (await s.f.runner!.metrics.groupJoins.get()).values.reduce((n, v) => n + v.value, 0);
+    expect(joins).toBeGreaterThanOrEqual(2);
+    expect(s.f.runner!.state).toBe('running');
+    expect(await s.destinationWrites()).toBeGreaterThan(writesAtResume);
   });
 
   it('the broker killed with SIGKILL, then restarted: its log is recovered and everyone reconnects', async () => {

@@ -42,7 +42,12 @@ export function flowConfig(spec: FlowSpec): FlowConfig {
 
 /** Runs a flow in this process, against the real stack. */
 export async function startFlow(config: FlowConfig): Promise<FlowRunner> {
-  const runner = new FlowRunner(config, pino({ level: process.env.TRUSTSYNC_TEST_LOG ?? 'silent' }));
+  // TRUSTSYNC_TEST_LOG sets the level; TRUSTSYNC_TEST_LOG_FILE, where the lines go (standard output otherwise).
+  const file = process.env.TRUSTSYNC_TEST_LOG_FILE;
+  const runner = new FlowRunner(
+    config,
+    pino({ level: process.env.TRUSTSYNC_TEST_LOG ?? 'silent' }, file ? pino.destination({ dest: file, append: true, sync: true }) : undefined),
+  );
   await runner.start();
   return runner;
 }
