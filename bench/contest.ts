@@ -16,32 +16,47 @@ import { removePostgresSource } from '../src/stack/postgres-source.js';
 import { topicOffsets } from '../src/kafka/topics.js';
 
 /**
- * trustsync against the Debezium JDBC sink connector, a naive one-upsert-per-message consumer and
- * the raw ceiling (the final rows written set-based, no Kafka), on one topic captured once by real
- * Debezium. Each contender starts from the topic's beginning into a fresh table of its own, in the
+ * trustsync against the Debezium JDBC sink connector and a ceiling consumer (the least work that
+ * lands the changes), on one topic captured once by real Debezium, in rounds with the order rotated.
+ * Each contender starts from the topic's beginning into a fresh table of its own, in the
  * destination's PostgreSQL cluster (not the source's, as in production: the capture's walsender
- * decodes every write of the cluster it reads, and would tax each contender by the WAL it writes); the
- * clock runs from its start to the last write it makes (the destination's write counters quiet),
- * and its table is then compared with the source row by row.
+ * decodes every write of the cluster it reads, and would tax each contender by the WAL it writes);
+ * its clock runs from its start until its offsets are committed at the topic's end (as the broker
+ * says) and its last write, and its table is then compared with the source row by row. Then: a
+ * re-delivery round (old windows appended to the topic), and a round on the remedy Debezium
+ * documents for unchanged TOAST values (REPLICA IDENTITY FULL), so every contender is also measured
+ * at its most correct.
  */
 export interface ContestOptions {
   /** The destination's PostgreSQL cluster: not the source's (bench/run.ts starts it). */
   destination: StackSettings;
   events: number;
   keys: number;
+  /** Rounds of the captured stream, each contender once per round. */
+  rounds: number;
+  /** Changes in the TOAST-remedy round's workload. */
+  remedyEvents: number;
+  /** Also the naive consumer (one upsert per message: minutes a million), once. */
+  naive: boolean;
   log: (line: string) => void;
 }
 
-export interface ContenderResult {
+export type Phase = 'stream' | 'redelivery' | 'toast-remedy';
+
+export interface ContenderRun {
   contender: string;
+  phase: Phase;
+  round: number;
   events: number;
   seconds: number;
   eventsPerSecond: number;
   p50Ms: number | null;
   p99Ms: number | null;
   peakRssMb: number | null;
-  /** CPU kept busy from the contender's start until it was seen done: on one machine, what it costs. */
+  /** CPU kept busy from the contender's start until it was done: on one machine, what it costs. */
   cpuSeconds: ContenderCpu;
+  /** All of that CPU, per change, in µs. */
+  cpuMicrosPerChange: number;
   wrongRows: number;
   missingRows: number;
   note: string;
@@ -55,11 +70,40 @@ export interface ContenderCpu {
 }
 
 export interface ContestResult {
-  workload: { events: number; keys: number; records: number; inserts: number; updates: number; deletes: number; toastedRows: number; captureSeconds: number };
+  workload: Workload;
+  remedyWorkload: Workload;
+  redeliveredRecords: number;
   jdbcSinkSettings: Record<string, string>;
+  /** The Connect worker's heap and collector, from its command line. */
+  connectJvm: string;
   /** trustsync live at half its rate: latency and memory in steady state. */
   steady: SteadyResult;
-  contenders: (ContenderResult & { vsDebeziumJdbc: number | null; vsNaive: number | null; vsRawCeiling: number | null })[];
+  runs: ContenderRun[];
+  summary: {
+    phase: Phase;
+    contender: string;
+    rounds: number;
+    medianEventsPerSecond: number;
+    minEventsPerSecond: number;
+    maxEventsPerSecond: number;
+    medianCpuMicrosPerChange: number;
+    wrongRows: number;
+    missingRows: number;
+  }[];
+  trustsyncOverJdbc: number;
+  trustsyncOverCeiling: number;
+}
+
+export interface Workload {
+  events: number;
+  keys: number;
+  records: number;
+  inserts: number;
+  updates: number;
+  deletes: number;
+  toastedRows: number;
+  captureSeconds: number;
+  replicaIdentity: 'DEFAULT' | 'FULL';
 }
 
 export const SOURCE = 'bench_src.items';
@@ -78,7 +122,7 @@ function updateBatch(keys: number, hot: number, size: number, random: () => numb
 }
 
 /** Writes the workload at the source while Debezium captures it; returns what was written. */
-export async function writeWorkload(source: pg.Client, o: Pick<ContestOptions, 'events' | 'keys' | 'log'>): Promise<ContestResult['workload']> {
+export async function writeWorkload(source: pg.Client, o: Pick<ContestOptions, 'events' | 'keys' | 'log'>): Promise<Omit<Workload, 'replicaIdentity'>> {
   const random = seededRandom(7);
   const deletes = Math.floor(o.keys / 100);
   const updates = Math.max(0, o.events - o.keys - deletes);
@@ -317,6 +361,7 @@ async function steadyLoad(
   rate: number,
   keys: number,
   seconds: number,
+  table: string,
 ): Promise<SteadyResult> {
   const scrape = async () => (await fetch(metricsUrl)).text();
   for (let ready = false; !ready; await sleep(500))
@@ -350,7 +395,7 @@ async function steadyLoad(
   }
   const elapsed = (Date.now() - started) / 1000;
   const cpuCores = Object.fromEntries(Object.entries(cpuSpent()).map(([k, v]) => [k, v / elapsed]));
-  await timeUntilQuiet(() => tableState(dest, 'bench_dst.items_trustsync'), pids.trustsync, 3000, true);
+  await timeUntilQuiet(() => tableState(dest, table), pids.trustsync, 3000, true);
   const after = await scrape();
   const since = (name: string) => percentiles(histogramSince(histogramBuckets(before, name), histogramBuckets(after, name)));
   const apply = since('trustsync_apply_seconds');
@@ -366,7 +411,7 @@ async function steadyLoad(
     steadyRssMb,
     maxLagRecords,
     cpuCores,
-    ...(await checkRows(source, dest, 'bench_dst.items_trustsync')),
+    ...(await checkRows(source, dest, table)),
   };
 }
 
@@ -383,13 +428,14 @@ export const waitExit = (child: ChildProcess) => new Promise<void>((r) => (child
 
 /**
  * The Debezium JDBC sink connector as a competent user tunes it for this load: upserts keyed by the
- * record key, deletes on, a task per core, batches of 5,000 with its reduction buffer (the newest
- * change per key of a batch only).
+ * record key, deletes on, a task per partition, the fetch sizes trustsync has (Kafka's 1 MB defaults
+ * would keep its batches far below batch.size), batches of 5,000 with its reduction buffer (the newest
+ * change per key of a batch only); the URL should carry reWriteBatchedInserts=true.
  */
 export function jdbcSinkSettings(topic: string, url: string, username: string, table: string): Record<string, string> {
   return {
     'connector.class': 'io.debezium.connector.jdbc.JdbcSinkConnector',
-    'tasks.max': '2',
+    'tasks.max': '6',
     topics: topic,
     'connection.url': url,
     'connection.username': username,
@@ -403,6 +449,8 @@ export function jdbcSinkSettings(topic: string, url: string, username: string, t
     'batch.size': '5000',
     'use.reduction.buffer': 'true',
     'consumer.override.max.poll.records': '5000',
+    'consumer.override.max.partition.fetch.bytes': String(6 * 1024 * 1024),
+    'consumer.override.fetch.max.bytes': String(24 * 1024 * 1024),
     'key.converter': 'org.apache.kafka.connect.json.JsonConverter',
     'key.converter.schemas.enable': 'true',
     'value.converter': 'org.apache.kafka.connect.json.JsonConverter',
@@ -430,7 +478,7 @@ export function benchCapture(s: StackSettings, run: string): { capture: Connecto
 export async function removeLeftovers(connect: ConnectClient, log: (line: string) => void): Promise<void> {
   for (const left of await connect.list()) {
     const capture = /^trustsync-bench[0-9a-z]+-source-json$/.test(left.name);
-    if (!capture && !/^bench-(mariadb-)?jdbc-sink-[0-9a-z]+$/.test(left.name)) continue;
+    if (!capture && !/^bench-(mariadb-)?jdbc-sink-[0-9a-z-]+$/.test(left.name)) continue;
     log(`removing ${left.name}, left by an interrupted run …`);
     await (capture ? removePostgresSource(connect, left) : connect.remove(left.name));
   }
@@ -444,18 +492,169 @@ export async function captureWorkload(
   capture: ConnectorConfig,
   topic: string,
   o: Pick<ContestOptions, 'events' | 'keys' | 'log'>,
-): Promise<ContestResult['workload']> {
-  await source.query(`DROP SCHEMA IF EXISTS bench_src CASCADE; CREATE SCHEMA bench_src; ${TABLE_DDL(SOURCE)}`);
+  replicaIdentity: Workload['replicaIdentity'] = 'DEFAULT',
+): Promise<Workload> {
+  await source.query(
+    `DROP SCHEMA IF EXISTS bench_src CASCADE; CREATE SCHEMA bench_src; ${TABLE_DDL(SOURCE)}; ALTER TABLE ${SOURCE} REPLICA IDENTITY ${replicaIdentity}`,
+  );
   await connect.apply(capture);
   await connect.waitRunning(capture.name);
   o.log(`writing ${o.events.toLocaleString('en')} changes over ${o.keys.toLocaleString('en')} keys at the source (Debezium captures them) …`);
   const captureStarted = Date.now();
-  const workload = await writeWorkload(source, o);
+  const workload = { ...(await writeWorkload(source, o)), replicaIdentity };
   while ((await topicRecords(kafka, topic)) < workload.records) await sleep(1000);
   workload.captureSeconds = (Date.now() - captureStarted) / 1000;
   o.log(`  ${workload.records.toLocaleString('en')} records in ${topic} after ${workload.captureSeconds.toFixed(0)} s`);
   return workload;
 }
+
+/** A contender as the rounds run it: started against a fresh table, watched, stopped. */
+interface Contender {
+  name: string;
+  /** A short name for its tables and groups. */
+  slug: string;
+  note: string;
+  start(table: string, topic: string, tag: string): Promise<Running>;
+}
+
+interface Running {
+  groupId: string;
+  pid(): number | undefined;
+  /** Throws when the contender has failed (a connector task FAILED): the round stops there. */
+  check(): Promise<void>;
+  stop(): Promise<{ p50Ms: number | null; p99Ms: number | null }>;
+}
+
+/** Where a contender's consumer group stands: committed at the topic's end, on every partition. */
+async function committedAtEnd(kafka: Kafka, groupId: string, topic: string): Promise<boolean> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const ends = await topicOffsets(admin, topic);
+    const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return ends.every((e) => Number(committed?.partitions.find((p) => p.partition === e.partition)?.offset ?? -1) >= Number(e.high));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Runs until the contender's offsets are committed at the topic's end (as the broker says) and its
+ * table has been quiet for `quietMs`, sampling its memory and checking it has not failed; the time
+ * is from start to the later of its last write and that commit. Fails past `deadlineMs`.
+ */
+async function timeUntilDone(
+  state: () => Promise<string>,
+  running: Running,
+  atEnd: () => Promise<boolean>,
+  quietMs = 3000,
+  deadlineMs = 30 * 60_000,
+): Promise<{ seconds: number; peakRssMb: number | null }> {
+  const started = Date.now();
+  let last = await state();
+  let lastChange = started;
+  let committedAt: number | null = null;
+  let peak: number | null = null;
+  for (let tick = 0; ; tick++) {
+    await sleep(200);
+    const rss = rssMb(running.pid());
+    if (rss !== null) peak = Math.max(peak ?? 0, rss);
+    const now = await state();
+    if (now !== last) {
+      last = now;
+      lastChange = Date.now();
+    }
+    if (tick % 5 === 0) await running.check();
+    if (committedAt === null && (await atEnd())) committedAt = Date.now();
+    if (committedAt !== null && Date.now() - lastChange > quietMs) return { seconds: (Math.max(lastChange, committedAt) - started) / 1000, peakRssMb: peak };
+    if (Date.now() - started > deadlineMs)
+      throw new Error(`gave up after ${deadlineMs / 60_000} min: ${committedAt === null ? 'offsets not committed at the end of the topic' : 'still writing'}`);
+  }
+}
+
+/**
+ * Appends windows of a topic's own records at its end, as a rebalance or a replay from an old offset
+ * delivers them again: on each partition, `fraction` of its records from a third of the way in.
+ * Returns how many were appended.
+ */
+async function redeliverWindows(kafka: Kafka, topic: string, fraction: number): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = await topicOffsets(admin, topic);
+  await admin.disconnect();
+  const windows = new Map(
+    ends.map((e) => {
+      const low = Number(e.low);
+      const size = Number(e.high) - low;
+      const from = low + Math.floor(size / 3);
+      return [e.partition, { from, to: from + Math.floor(size * fraction) }];
+    }),
+  );
+  const groupId = `trustsync-bench-redeliver-${Date.now()}`;
+  const consumer = kafka.consumer({ groupId, maxBytesPerPartition: 6 * 1024 * 1024 });
+  const copies: { partition: number; key: Buffer | null; value: Buffer | null; headers: Record<string, Buffer> }[] = [];
+  const left = new Set(windows.keys());
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      const w = windows.get(batch.partition)!;
+      for (const m of batch.messages) {
+        const offset = Number(m.offset);
+        if (offset < w.from || offset >= w.to) continue;
+        copies.push({ partition: batch.partition, key: m.key, value: m.value, headers: m.headers as Record<string, Buffer> });
+        if (offset === w.to - 1 && left.delete(batch.partition) && left.size === 0) done();
+      }
+    },
+  });
+  for (const [partition, w] of windows) consumer.seek({ topic, partition, offset: String(w.from) });
+  await finished;
+  await consumer.disconnect();
+  const producer = kafka.producer();
+  await producer.connect();
+  // In requests under the broker's 1 MB message-batch limit.
+  let chunk: typeof copies = [];
+  let bytes = 0;
+  for (const c of copies) {
+    const size = (c.key?.length ?? 0) + (c.value?.length ?? 0) + 200;
+    if (bytes + size > 800_000 && chunk.length) {
+      await producer.send({ topic, messages: chunk });
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(c);
+    bytes += size;
+  }
+  if (chunk.length) await producer.send({ topic, messages: chunk });
+  await producer.disconnect();
+  const cleanup = kafka.admin();
+  await cleanup.connect();
+  await cleanup.deleteGroups([groupId]).catch(() => undefined);
+  await cleanup.disconnect();
+  return copies.length;
+}
+
+/** The arguments a JVM runs with, from its command line: heap and collector, as the bench reports them. */
+function jvmFlags(pid: number | undefined): string {
+  if (pid === undefined) return 'not running';
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((a) => /^-Xm[sx]|^-XX:\+Use\w+GC/.test(a))
+      .join(' ');
+  } catch {
+    return 'unknown';
+  }
+}
+
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
 
 export async function runContest(s: StackSettings, o: ContestOptions): Promise<ContestResult> {
   const e = stackEndpoints(s);
@@ -469,9 +668,119 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
   await dest.connect();
   const connect = new ConnectClient(e.connectUrl);
   const run = Date.now().toString(36);
-  const { capture, topic } = benchCapture(s, run);
-  const results: ContenderResult[] = [];
-  const jdbcName = `bench-jdbc-sink-${run}`;
+  let { capture, topic } = benchCapture(s, run);
+  const runs: ContenderRun[] = [];
+  const connectors = new Set<string>();
+  const children = new Set<ChildProcess>();
+  const dir = mkdtempSync(join(tmpdir(), 'trustsync-bench-'));
+  const metricsPort = 9479;
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  const jdbcUrl = `jdbc:postgresql://${o.destination.host}:${o.destination.ports.postgres}/trustsync_dest?reWriteBatchedInserts=true`;
+  const spawnNode = (args: string[], out: 'ignore' | 'pipe') => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', out, 'inherit'] });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    return child;
+  };
+  const stopChild = async (child: ChildProcess) => {
+    child.kill('SIGTERM');
+    await waitExit(child);
+  };
+  /** A consumer script of bench/ that prints its latencies as a JSON line on SIGTERM. */
+  const scriptContender = (name: string, slug: string, script: string, note: string, extra: string[] = []): Contender => ({
+    name,
+    slug,
+    note,
+    async start(table, topic, tag) {
+      const groupId = `bench-${slug}-${run}-${tag}`;
+      const child = spawnNode([join(PACKAGE_DIR, 'dist', 'bench', script), e.kafkaBrokers.join(','), topic, groupId, destUrl, table, ...extra], 'pipe');
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      return {
+        groupId,
+        pid: () => child.pid,
+        check: async () => {
+          if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
+        },
+        stop: async () => {
+          await stopChild(child);
+          const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { p50Ms?: number; p99Ms?: number };
+          return { p50Ms: r.p50Ms ?? null, p99Ms: r.p99Ms ?? null };
+        },
+      };
+    },
+  });
+  const flowFile = (table: string, topic: string, tag: string) => {
+    const file = join(dir, `flow-${tag}.yaml`);
+    writeFileSync(
+      file,
+      stringify({
+        flow: `bench-${run}-${tag}`,
+        source: { brokers: e.kafkaBrokers, decoding: 'json' },
+        destination: { url: destUrl, tables: [{ topic, table, createIfMissing: false }] },
+        batch: { maxRows: 5000, maxWaitMs: 50 },
+        metrics: { port: metricsPort },
+        log: { level: 'warn' },
+      }),
+    );
+    return file;
+  };
+  const startTrustsync = (file: string) => spawnNode([join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', file], 'ignore');
+  const contenders: Contender[] = [
+    {
+      name: 'trustsync',
+      slug: 'trustsync',
+      note: '8 lanes (partitions written at once), batch.maxRows 5000, fetch 6 MB a partition / 24 MB a response; ordering guard and decision history on',
+      async start(table, topic, tag) {
+        const child = startTrustsync(flowFile(table, topic, tag));
+        return {
+          groupId: `trustsync-bench-${run}-${tag}`,
+          pid: () => child.pid,
+          check: async () => {
+            if (child.exitCode !== null) throw new Error(`trustsync exited with ${child.exitCode}`);
+          },
+          stop: async () => {
+            const latency = percentiles(histogramBuckets(await (await fetch(metricsUrl)).text(), 'trustsync_apply_seconds'));
+            await stopChild(child);
+            return latency;
+          },
+        };
+      },
+    },
+    {
+      name: 'Debezium JDBC sink',
+      slug: 'jdbc',
+      note: 'tasks.max 6 (a task per partition), fetch 6 MB a partition / 24 MB a response, batch.size 5000, reduction buffer on, reWriteBatchedInserts=true; RSS is the whole Connect worker',
+      async start(table, topic, tag) {
+        const name = `bench-jdbc-sink-${run}-${tag}`;
+        connectors.add(name);
+        await connect.apply({ name, config: jdbcSinkSettings(topic, jdbcUrl, 'postgres', table) });
+        return {
+          groupId: `connect-${name}`,
+          pid: () => componentPid(s, connectComponent),
+          check: async () => {
+            const st = await connect.status(name).catch(() => undefined);
+            const failed = st && [st.connector, ...st.tasks].find((t) => t.state === 'FAILED');
+            if (failed) throw new Error(`the JDBC sink failed: ${(failed as { trace?: string }).trace?.split('\n')[0] ?? 'FAILED'}`);
+          },
+          stop: async () => {
+            await connect.remove(name).catch(() => undefined);
+            connectors.delete(name);
+            return { p50Ms: null, p99Ms: null };
+          },
+        };
+      },
+    },
+    scriptContender(
+      'ceiling consumer',
+      'ceiling',
+      'ceiling-consumer.js',
+      'kafkajs, the same fetch sizes and 6 partitions at once; newest change per key of each fetched batch, one unnest upsert and one delete; no ledger, history or guard',
+      ['6'],
+    ),
+  ];
+  const naive = scriptContender('naive consumer', 'naive', 'naive-consumer.js', 'kafkajs eachMessage, one upsert per message, arrival order');
+
   try {
     await removeLeftovers(connect, o.log);
     await dest.query('DROP SCHEMA IF EXISTS bench_dst CASCADE; CREATE SCHEMA bench_dst');
@@ -482,165 +791,69 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
       IF to_regclass('trustsync.truncations') IS NOT NULL THEN DELETE FROM trustsync.truncations WHERE target LIKE 'bench\\_dst.%'; END IF;
     END $$`);
     const workload = await captureWorkload(source, kafka, connect, capture, topic, o);
-
     const kafkaPid = componentPid(s, kafkaComponent);
     const destinationPid = componentPid(o.destination, postgresComponent);
-    /** Counts a contender's CPU (`own` reads its process's), the destination cluster's and the broker's. */
-    const contenderCpu = (own: () => number): (() => ContenderCpu) =>
-      cpuMeter({ contender: own, destinationPostgres: () => clusterCpuSeconds(destinationPid), broker: () => processCpuSeconds(kafkaPid) });
-    const measure = async (
-      contender: string,
-      table: string,
-      pid: () => number | undefined,
-      note: string,
-      latency: () => Promise<{ p50Ms: number | null; p99Ms: number | null }>,
-    ) => {
-      const cpuSpent = contenderCpu(() => processCpuSeconds(pid()));
-      const t = await timeUntilQuiet(() => tableState(dest, `bench_dst.${table}`), pid);
+
+    const measure = async (c: Contender, phase: Phase, round: number, events: number) => {
+      await settle(source, dest, o.log);
+      const tag = `${phase}-${round}`;
+      const table = `bench_dst.items_${c.slug}_${tag.replaceAll('-', '_')}`;
+      await dest.query(TABLE_DDL(table));
+      const running = await c.start(table, topic, tag);
+      const cpuSpent = cpuMeter({
+        contender: () => processCpuSeconds(running.pid()),
+        destinationPostgres: () => clusterCpuSeconds(destinationPid),
+        broker: () => processCpuSeconds(kafkaPid),
+      });
+      let t: { seconds: number; peakRssMb: number | null };
+      let latency: { p50Ms: number | null; p99Ms: number | null };
+      try {
+        t = await timeUntilDone(
+          () => tableState(dest, table),
+          running,
+          () => committedAtEnd(kafka, running.groupId, topic),
+        );
+      } finally {
+        latency = await running.stop();
+      }
       const cpuSeconds = cpuSpent();
-      const rows = await checkRows(source, dest, `bench_dst.${table}`);
-      results.push({
-        contender,
-        events: workload.events,
+      const rows = await checkRows(source, dest, table);
+      const cpuTotal = cpuSeconds.contender + cpuSeconds.destinationPostgres + cpuSeconds.broker;
+      runs.push({
+        contender: c.name,
+        phase,
+        round,
+        events,
         seconds: t.seconds,
-        eventsPerSecond: workload.events / t.seconds,
-        ...(await latency()),
+        eventsPerSecond: events / t.seconds,
+        ...latency,
         peakRssMb: t.peakRssMb,
         cpuSeconds,
+        cpuMicrosPerChange: (cpuTotal / events) * 1e6,
         ...rows,
-        note,
+        note: c.note,
       });
-      o.log(`  ${contender}: ${t.seconds.toFixed(1)} s, ${rows.wrongRows} wrong rows, ${rows.missingRows} missing`);
+      o.log(
+        `  ${phase} round ${round}, ${c.name}: ${t.seconds.toFixed(1)} s (${(events / t.seconds).toFixed(0)}/s), ${rows.wrongRows} wrong rows, ${rows.missingRows} missing`,
+      );
+      return table;
     };
 
-    // trustsync run, as a user runs it.
-    await settle(source, dest, o.log);
-    o.log('trustsync …');
-    await dest.query(TABLE_DDL('bench_dst.items_trustsync'));
-    const dir = mkdtempSync(join(tmpdir(), 'trustsync-bench-'));
-    const metricsPort = 9479;
-    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-    writeFileSync(
-      join(dir, 'flow.yaml'),
-      stringify({
-        flow: `bench-${run}`,
-        source: { brokers: e.kafkaBrokers, decoding: 'json' },
-        destination: { url: destUrl, tables: [{ topic, table: 'bench_dst.items_trustsync', createIfMissing: false }] },
-        batch: { maxRows: 5000, maxWaitMs: 50 },
-        metrics: { port: metricsPort },
-        log: { level: 'warn' },
-      }),
-    );
-    const startTrustsync = () =>
-      spawn(process.execPath, [join(PACKAGE_DIR, 'bin', 'trustsync.js'), 'run', '--config', join(dir, 'flow.yaml')], {
-        stdio: ['ignore', 'ignore', 'inherit'],
-      });
-    const ts = startTrustsync();
-    await measure(
-      'trustsync',
-      'items_trustsync',
-      () => ts.pid,
-      'batch.maxRows 5000; ordering guard and decision history on',
-      async () => percentiles(histogramBuckets(await (await fetch(metricsUrl)).text(), 'trustsync_apply_seconds')),
-    );
-    ts.kill('SIGTERM');
-    await waitExit(ts);
-
-    // The Debezium JDBC sink connector, in the stack's Kafka Connect.
-    await settle(source, dest, o.log);
-    o.log('Debezium JDBC sink connector …');
-    await dest.query(TABLE_DDL('bench_dst.items_jdbc'));
-    const jdbcSettings = jdbcSinkSettings(
-      topic,
-      `jdbc:postgresql://${o.destination.host}:${o.destination.ports.postgres}/trustsync_dest`,
-      'postgres',
-      'bench_dst.items_jdbc',
-    );
-    await connect.apply({ name: jdbcName, config: jdbcSettings });
-    await measure(
-      'Debezium JDBC sink',
-      'items_jdbc',
-      () => componentPid(s, connectComponent),
-      'tasks.max 2 (cores), batch.size 5000, reduction buffer on; RSS is the whole Connect worker',
-      async () => ({ p50Ms: null, p99Ms: null }),
-    );
-    await connect.remove(jdbcName).catch(() => undefined);
-
-    // A naive consumer: one upsert per message.
-    await settle(source, dest, o.log);
-    o.log('naive consumer …');
-    await dest.query(TABLE_DDL('bench_dst.items_naive'));
-    const naive = spawn(
-      process.execPath,
-      [join(PACKAGE_DIR, 'dist', 'bench', 'naive-consumer.js'), e.kafkaBrokers.join(','), topic, `bench-naive-${run}`, destUrl, 'bench_dst.items_naive'],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    let naiveOut = '';
-    naive.stdout!.on('data', (d: Buffer) => (naiveOut += d.toString()));
-    await measure(
-      'naive consumer',
-      'items_naive',
-      () => naive.pid,
-      'kafkajs eachMessage, one upsert per message, arrival order',
-      async () => {
-        naive.kill('SIGTERM');
-        await waitExit(naive);
-        const r = JSON.parse(naiveOut.trim().split('\n').at(-1) ?? '{}') as { p50Ms?: number; p99Ms?: number };
-        return { p50Ms: r.p50Ms ?? null, p99Ms: r.p99Ms ?? null };
-      },
-    );
-
-    // The raw ceiling: the final rows, set-based, 1,000 per statement, no Kafka.
-    await settle(source, dest, o.log);
-    o.log('raw ceiling …');
-    await dest.query(TABLE_DDL('bench_dst.items_raw'));
-    // As text, the way they travel: a JavaScript Date would cut updated_at to milliseconds.
-    const finalRows = (await source.query<Record<string, unknown>>(`SELECT ${COLUMNS.map((c) => `${c}::text AS ${c}`).join(', ')} FROM ${SOURCE} ORDER BY id`))
-      .rows;
-    const latencies: number[] = [];
-    let peak = 0;
-    const rawCpuSpent = contenderCpu(() => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1e6;
-    });
-    const started = Date.now();
-    for (let i = 0; i < finalRows.length; i += 1000) {
-      const slice = finalRows.slice(i, i + 1000);
-      const t0 = process.hrtime.bigint();
-      await dest.query(
-        `INSERT INTO bench_dst.items_raw SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::timestamptz[])
-         ON CONFLICT (id) DO UPDATE SET ${COLUMNS.slice(1)
-           .map((c) => `${c} = EXCLUDED.${c}`)
-           .join(', ')}`,
-        COLUMNS.map((c) => slice.map((r) => r[c])),
-      );
-      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      peak = Math.max(peak, process.memoryUsage().rss / 2 ** 20);
+    // Rounds of the stream as captured, the contenders' order rotated each round.
+    let lastTrustsyncTag = '';
+    for (let round = 1; round <= o.rounds; round++) {
+      o.log(`round ${round} of ${o.rounds} …`);
+      const order = contenders.map((_, i) => contenders[(i + round - 1) % contenders.length]!);
+      for (const c of order) await measure(c, 'stream', round, workload.events);
+      lastTrustsyncTag = `stream-${round}`;
     }
-    const seconds = (Date.now() - started) / 1000;
-    const rawCpu = rawCpuSpent();
-    latencies.sort((a, b) => a - b);
-    const rawRows = await checkRows(source, dest, 'bench_dst.items_raw');
-    results.push({
-      contender: 'raw ceiling',
-      events: workload.events,
-      seconds,
-      eventsPerSecond: workload.events / seconds,
-      p50Ms: latencies[Math.floor(latencies.length / 2)] ?? null,
-      p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? null,
-      peakRssMb: peak,
-      cpuSeconds: rawCpu,
-      ...rawRows,
-      note: `the ${finalRows.length.toLocaleString('en')} final rows, INSERT … SELECT FROM unnest … ON CONFLICT per 1,000`,
-    });
+    if (o.naive) await measure(naive, 'stream', 1, workload.events);
 
-    const rate = (name: string) => results.find((r) => r.contender === name)?.eventsPerSecond ?? null;
-    // trustsync again, caught up and live (its group resumes at the topic's end), under a steady load at half its rate.
+    // trustsync again, caught up and live (its last round's group resumes at the topic's end), under a steady load at half its rate.
     await settle(source, dest, o.log);
     o.log('trustsync live, at half its rate …');
-    const live = startTrustsync();
+    const trustsyncRate = median(runs.filter((r) => r.contender === 'trustsync').map((r) => r.eventsPerSecond));
+    const live = startTrustsync(join(dir, `flow-${lastTrustsyncTag}.yaml`));
     let steady: SteadyResult;
     try {
       const pids: SteadyPids = {
@@ -650,29 +863,72 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
         sourcePostgres: componentPid(s, postgresComponent),
         destinationPostgres: destinationPid,
       };
-      steady = await steadyLoad(source, dest, metricsUrl, pids, Math.round(rate('trustsync')! / 2), o.keys, 30);
+      steady = await steadyLoad(
+        source,
+        dest,
+        metricsUrl,
+        pids,
+        Math.round(trustsyncRate / 2),
+        o.keys,
+        30,
+        `bench_dst.items_trustsync_${lastTrustsyncTag.replaceAll('-', '_')}`,
+      );
     } finally {
-      live.kill('SIGTERM');
-      await waitExit(live);
+      await stopChild(live);
     }
     o.log(
       `  ${steady.events.toLocaleString('en')} changes at ${steady.eventsPerSecond.toFixed(0)}/s: apply p99 ${steady.applyP99Ms?.toFixed(0)} ms, end-to-end p99 ${steady.endToEndP99Ms?.toFixed(0)} ms, ${steady.wrongRows} wrong rows, ${steady.missingRows} missing`,
     );
 
-    const trustsync = rate('trustsync')!;
-    const ratio = (other: number | null) => (other ? trustsync / other : null);
+    // Old windows delivered again at the end of the stream, as a rebalance or a replay from an old offset would.
+    o.log('re-delivery: windows of old records appended to the topic …');
+    const redelivered = await redeliverWindows(kafka, topic, 0.05);
+    o.log(`  ${redelivered.toLocaleString('en')} records appended`);
+    for (const c of contenders) await measure(c, 'redelivery', 1, workload.events + steady.events + redelivered);
+
+    // The remedy Debezium documents for unchanged TOAST values: the source table's REPLICA IDENTITY FULL.
+    o.log('TOAST remedy: the source captured again with REPLICA IDENTITY FULL …');
+    await removePostgresSource(connect, capture).catch(() => undefined);
+    ({ capture, topic } = benchCapture(s, `${run}f`));
+    const remedyWorkload = await captureWorkload(source, kafka, connect, capture, topic, { ...o, events: o.remedyEvents }, 'FULL');
+    for (const c of contenders) await measure(c, 'toast-remedy', 1, remedyWorkload.events);
+
+    const summary = (['stream', 'redelivery', 'toast-remedy'] as const).flatMap((phase) =>
+      [...contenders, naive].flatMap((c) => {
+        const mine = runs.filter((r) => r.phase === phase && r.contender === c.name);
+        if (!mine.length) return [];
+        const rates = mine.map((r) => r.eventsPerSecond);
+        return [
+          {
+            phase,
+            contender: c.name,
+            rounds: mine.length,
+            medianEventsPerSecond: median(rates),
+            minEventsPerSecond: Math.min(...rates),
+            maxEventsPerSecond: Math.max(...rates),
+            medianCpuMicrosPerChange: median(mine.map((r) => r.cpuMicrosPerChange)),
+            wrongRows: Math.max(...mine.map((r) => r.wrongRows)),
+            missingRows: Math.max(...mine.map((r) => r.missingRows)),
+          },
+        ];
+      }),
+    );
+    const streamRate = (name: string) => summary.find((x) => x.phase === 'stream' && x.contender === name)!.medianEventsPerSecond;
     return {
       workload,
-      jdbcSinkSettings: jdbcSettings,
+      remedyWorkload,
+      redeliveredRecords: redelivered,
+      jdbcSinkSettings: jdbcSinkSettings('<topic>', jdbcUrl, 'postgres', '<table>'),
+      connectJvm: jvmFlags(componentPid(s, connectComponent)),
       steady,
-      contenders: results.map((r) =>
-        r.contender === 'trustsync'
-          ? { ...r, vsDebeziumJdbc: ratio(rate('Debezium JDBC sink')), vsNaive: ratio(rate('naive consumer')), vsRawCeiling: ratio(rate('raw ceiling')) }
-          : { ...r, vsDebeziumJdbc: null, vsNaive: null, vsRawCeiling: null },
-      ),
+      runs,
+      summary,
+      trustsyncOverJdbc: streamRate('trustsync') / streamRate('Debezium JDBC sink'),
+      trustsyncOverCeiling: streamRate('trustsync') / streamRate('ceiling consumer'),
     };
   } finally {
-    await connect.remove(jdbcName).catch(() => undefined);
+    for (const child of children) child.kill('SIGKILL');
+    for (const name of connectors) await connect.remove(name).catch(() => undefined);
     await removePostgresSource(connect, capture).catch(() => undefined);
     await source.end();
     await dest.end();

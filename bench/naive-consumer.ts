@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { Kafka, logLevel } from 'kafkajs';
+import { reportLatenciesOnSigterm } from './write-latencies.js';
 
 /**
  * The baseline many teams start with: a kafkajs consumer that writes each Debezium message as it
@@ -38,11 +39,7 @@ await consumer.run({
   },
 });
 
-process.once('SIGTERM', async () => {
+reportLatenciesOnSigterm(latencies, async () => {
   await consumer.disconnect().catch(() => undefined);
-  await db.end().catch(() => undefined);
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? null;
-  process.stdout.write(`${JSON.stringify({ writes: latencies.length, p50Ms: at(0.5), p99Ms: at(0.99) })}\n`);
-  process.exit(0);
+  await db.end();
 });

@@ -5,6 +5,7 @@ import { avroSchemaRegistry, bigintLongHook } from '../src/decode/avro-registry.
 import { collapseByKey } from '../src/order/plan.js';
 import type { ChangeEvent } from '../src/model/change.js';
 import { seededRandom } from '../src/demo/workload.js';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -282,25 +283,60 @@ async function main(): Promise<void> {
   });
   let contest: ContestResult;
   try {
-    contest = await runContest(s, { destination, events, keys, log: (line) => console.log(line) });
+    contest = await runContest(s, {
+      destination,
+      events,
+      keys,
+      rounds: option('--rounds', 3),
+      remedyEvents: option('--remedy-events', Math.max(1, Math.floor(events / 2))),
+      naive: process.argv.includes('--naive'),
+      log: (line) => console.log(line),
+    });
   } finally {
     await postgresClusterDown(destination);
   }
   const w = contest.workload;
   console.log(
-    `\nworkload: ${fixed(w.events)} change events over ${fixed(w.keys)} keys (${fixed(w.inserts)} inserts, ${fixed(w.updates)} updates with the hottest 1 % of keys in every statement, ${fixed(w.deletes)} deletes; ${fixed(w.toastedRows)} rows with a TOASTed column), captured by Debezium in ${fixed(w.captureSeconds)} s\n`,
+    `\nworkload: ${fixed(w.events)} change events over ${fixed(w.keys)} keys (${fixed(w.inserts)} inserts, ${fixed(w.updates)} updates with the hottest 1 % of keys in every statement, ${fixed(w.deletes)} deletes; ${fixed(w.toastedRows)} rows with a TOASTed column), captured by Debezium in ${fixed(w.captureSeconds)} s; re-delivery round: ${fixed(contest.redeliveredRecords)} old records appended; TOAST-remedy round: ${fixed(contest.remedyWorkload.events)} changes captured with REPLICA IDENTITY FULL\n`,
   );
   console.log(
     table([
-      ['contender', 'events/s', 'seconds', 'p50 ms', 'p99 ms', 'peak RSS MB', 'CPU s = itself + dest PG + broker', 'wrong rows', 'missing rows', 'how'],
-      ...contest.contenders.map((c) => [
-        c.contender,
-        ...resultCells(c, [c.cpuSeconds.contender, c.cpuSeconds.destinationPostgres, c.cpuSeconds.broker]),
-        c.note,
+      [
+        'phase',
+        'round',
+        'contender',
+        'events/s',
+        'seconds',
+        'p50 ms',
+        'p99 ms',
+        'peak RSS MB',
+        'CPU s = itself + dest PG + broker',
+        'wrong rows',
+        'missing rows',
+      ],
+      ...contest.runs.map((r) => [
+        r.phase,
+        String(r.round),
+        r.contender,
+        ...resultCells(r, [r.cpuSeconds.contender, r.cpuSeconds.destinationPostgres, r.cpuSeconds.broker]),
       ]),
     ]),
   );
-  const t = contest.contenders.find((c) => c.contender === 'trustsync')!;
+  console.log(
+    `\n${table([
+      ['phase', 'contender', 'rounds', 'median events/s', 'range', 'CPU µs a change (median)', 'wrong rows (most)', 'missing rows (most)'],
+      ...contest.summary.map((x) => [
+        x.phase,
+        x.contender,
+        String(x.rounds),
+        fixed(x.medianEventsPerSecond),
+        `${fixed(x.minEventsPerSecond)}–${fixed(x.maxEventsPerSecond)}`,
+        fixed(x.medianCpuMicrosPerChange),
+        fixed(x.wrongRows),
+        fixed(x.missingRows),
+      ]),
+    ])}`,
+  );
   const st = contest.steady;
   console.log(
     `\ntrustsync live at half its rate: ${fixed(st.events)} changes in ${fixed(st.seconds)} s (${fixed(st.eventsPerSecond)}/s) · apply p50 ${fixed(st.applyP50Ms)} ms, p99 ${fixed(st.applyP99Ms)} ms · end to end (source commit → destination commit) p50 ${fixed(st.endToEndP50Ms)} ms, p99 ${fixed(st.endToEndP99Ms)} ms · steady RSS ${fixed(st.steadyRssMb)} MB · consumer lag up to ${fixed(st.maxLagRecords)} records · ${fixed(st.wrongRows)} wrong rows, ${fixed(st.missingRows)} missing`,
@@ -310,14 +346,27 @@ async function main(): Promise<void> {
       .map(([k, v]) => `${k} ${fixed(v, 2)}`)
       .join(', ')}`,
   );
-  console.log(`\ntrustsync ÷ Debezium JDBC sink ${fixed(t.vsDebeziumJdbc, 2)} · ÷ naive ${fixed(t.vsNaive, 2)} · ÷ raw ceiling ${fixed(t.vsRawCeiling, 2)}`);
+  console.log(
+    `\nstream rounds, medians: trustsync ÷ Debezium JDBC sink ${fixed(contest.trustsyncOverJdbc, 2)} · ÷ ceiling consumer ${fixed(contest.trustsyncOverCeiling, 2)}`,
+  );
   console.log(
     `JDBC sink settings: ${Object.entries(contest.jdbcSinkSettings)
-      .filter(([k]) => !k.startsWith('connection.') && !k.includes('converter'))
+      .filter(([k]) => !k.startsWith('connection.username') && !k.startsWith('connection.password') && !k.includes('converter'))
       .map(([k, v]) => `${k}=${v}`)
-      .join(', ')}`,
+      .join(', ')}; Connect worker JVM: ${contest.connectJvm}`,
   );
-  if (process.argv.includes('--json')) writeResults('', { micro, ...contest });
+  if (process.argv.includes('--json')) writeResults(`postgres-${commitOf()}-`, { micro, ...contest });
+}
+
+/** The commit measured (with `+` when the working tree differs from it), for the results' file name. */
+function commitOf(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PACKAGE_DIR, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: PACKAGE_DIR, encoding: 'utf8' }).trim() !== '';
+    return `${head}${dirty ? '+' : ''}`;
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** bench/results/<prefix><time>.json: the figures, with the machine they were measured on. */
@@ -346,7 +395,7 @@ async function mariadbRound(s: ReturnType<typeof stackSettings>, events: number,
   console.log(
     `\nmedian events/s: ${r.summary.map((x) => `${x.contender} ${fixed(x.medianEventsPerSecond)}`).join(' · ')} · trustsync ÷ Debezium JDBC sink ${fixed(r.trustsyncOverJdbc, 2)}`,
   );
-  if (process.argv.includes('--json')) writeResults('mariadb-', { micro, ...r });
+  if (process.argv.includes('--json')) writeResults(`mariadb-${commitOf()}-`, { micro, ...r });
 }
 
 await main();

@@ -52,7 +52,13 @@ export const connect: Component = {
     const log4j = writeLog4j2Config(files.dir);
     startDetached(
       javaCommand(),
-      [...jvmArgs(jvmMarker(s), s.heap, log4j), '-cp', join(layout.kafkaLibs, '*'), 'org.apache.kafka.connect.cli.ConnectDistributed', config],
+      [
+        ...jvmArgs(jvmMarker(s), s.connectHeap, log4j, 'parallel'),
+        '-cp',
+        join(layout.kafkaLibs, '*'),
+        'org.apache.kafka.connect.cli.ConnectDistributed',
+        config,
+      ],
       files.logFile,
       files.pidFile,
       files.dir,

@@ -57,8 +57,9 @@ export function writeLog4j2Config(dir: string): string {
   return file;
 }
 
-export function jvmArgs(marker: string, heap: string, log4jConfig?: string): string[] {
-  const args = [marker, `-Xms128m`, `-Xmx${heap}`, '-XX:+UseSerialGC', '-Djava.awt.headless=true'];
+/** The serial collector suits the small services; `parallel`, the throughput collector, a worker under full load. */
+export function jvmArgs(marker: string, heap: string, log4jConfig?: string, collector: 'serial' | 'parallel' = 'serial'): string[] {
+  const args = [marker, `-Xms128m`, `-Xmx${heap}`, collector === 'serial' ? '-XX:+UseSerialGC' : '-XX:+UseParallelGC', '-Djava.awt.headless=true'];
   if (log4jConfig) args.push(`-Dlog4j2.configurationFile=${log4jConfig}`);
   return args;
 }

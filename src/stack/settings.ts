@@ -34,6 +34,8 @@ export interface StackSettings {
   packageDir: string;
   /** JVM heap per component: two cores and four JVMs want modest heaps. */
   heap: string;
+  /** Kafka Connect's heap: it runs Debezium's capture and, in the bench, the JDBC sink at full load. */
+  connectHeap: string;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -67,6 +69,7 @@ export function stackSettings(env: NodeJS.ProcessEnv = process.env): StackSettin
     host: '127.0.0.1',
     packageDir: PACKAGE_DIR,
     heap: env.TRUSTSYNC_JVM_HEAP ?? '512m',
+    connectHeap: env.TRUSTSYNC_CONNECT_HEAP ?? '1g',
   };
 }
 
