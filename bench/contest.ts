@@ -806,17 +806,19 @@ export async function runContest(s: StackSettings, o: ContestOptions): Promise<C
         broker: () => processCpuSeconds(kafkaPid),
       });
       let t: { seconds: number; peakRssMb: number | null };
-      let latency: { p50Ms: number | null; p99Ms: number | null };
       try {
         t = await timeUntilDone(
           () => tableState(dest, table),
           running,
           () => committedAtEnd(kafka, running.groupId, topic),
         );
-      } finally {
-        latency = await running.stop();
+      } catch (err) {
+        await running.stop();
+        throw err;
       }
+      // Read while the contender's process still runs: once it has exited, its CPU is gone from /proc.
       const cpuSeconds = cpuSpent();
+      const latency = await running.stop();
       const rows = await checkRows(source, dest, table);
       const cpuTotal = cpuSeconds.contender + cpuSeconds.destinationPostgres + cpuSeconds.broker;
       runs.push({
