@@ -9,6 +9,7 @@ import { GovernedSink } from '../../src/sink/postgres/governed-sink.js';
 import { PostgresSink } from '../../src/sink/postgres/postgres-sink.js';
 import { endpoints, uniqueName } from '../support/capture.js';
 import { shuffledDeliveries, type SourceRow } from '../support/source-model.js';
+import { changeAt } from '../support/events.js';
 
 /**
  * Under a policy, with nobody editing the destination, the destination holds exactly what the
@@ -76,22 +77,8 @@ describe('a destination under policy, changes in any order', () => {
         () => ['id', 'v', 'notes'],
         new Map(),
       ).policies.get('docs')!;
-    const at = (id: number, lsn: bigint, op: 'c' | 'u', v: string, notes: string): ChangeEvent => ({
-      kind: 'change',
-      entity: 'src.docs',
-      key: { id },
-      keyText: String(id),
-      op,
-      before: null,
-      after: { id, v, notes },
-      position: { snapshot: false, commitLsn: lsn, lsn },
-      txId: String(lsn),
-      sourceTsMs: null,
-      sourceTsUs: null,
-      captureTsMs: null,
-      fields: null,
-      origin: { topic: 'docs', partition: 0, offset: String(lsn) },
-    });
+    const at = (id: number, lsn: bigint, op: 'c' | 'u', v: string, notes: string): ChangeEvent =>
+      changeAt(id, lsn, { entity: 'src.docs', op, after: { id, v, notes }, txId: String(lsn) });
     const notesOf = async (id: number) => (await pool.query<{ notes: string }>(`SELECT notes FROM ${schema}.docs WHERE id = $1`, [id])).rows[0]!.notes;
     for (const [id, policy, edited, expected] of [
       [11, g.policy, false, 'from the late change'],

@@ -73,30 +73,16 @@ export async function holdRestore(client: pg.PoolClient, r: PendingRestore): Pro
  * — after each batch, and at start for any a stopped flow left. Returns how many were carried out.
  */
 export async function restorePending(destination: pg.Pool, sourceDb: pg.Pool, flow: string): Promise<number> {
-  const { rows } = await destination.query<{
-    idempotency_key: string;
-    entity: string;
-    key: string;
-    origin_system: string;
-    source_row: Record<string, unknown>;
-    source_values: Record<string, unknown>;
-    history: HistoryRow;
-  }>(
-    'SELECT idempotency_key, entity, key, origin_system, source_row, source_values, history FROM trustsync.pending_restores WHERE flow = $1 ORDER BY created_at',
+  // Read straight into PendingRestore's shape: the columns are its fields under their SQL names.
+  const { rows } = await destination.query<PendingRestore>(
+    `SELECT idempotency_key AS "idempotencyKey", flow, entity, key AS "keyText", origin_system AS "originSystem",
+            source_row AS "row", source_values AS "values", history
+       FROM trustsync.pending_restores WHERE flow = $1 ORDER BY created_at`,
     [flow],
   );
   for (const r of rows) {
-    await restoreInSource(sourceDb, {
-      idempotencyKey: r.idempotency_key,
-      flow,
-      entity: r.entity,
-      keyText: r.key,
-      originSystem: r.origin_system,
-      row: r.source_row,
-      values: r.source_values,
-      history: r.history,
-    });
-    await destination.query('DELETE FROM trustsync.pending_restores WHERE idempotency_key = $1', [r.idempotency_key]);
+    await restoreInSource(sourceDb, r);
+    await destination.query('DELETE FROM trustsync.pending_restores WHERE idempotency_key = $1', [r.idempotencyKey]);
   }
   return rows.length;
 }
