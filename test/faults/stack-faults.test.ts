@@ -50,7 +50,7 @@ describe('the stack broken mid-stream, nothing lost', () => {
     const resent = await s.resentRecords();
     expect(resent).toBeGreaterThan(0);
     expect(counted.duplicate! + counted.stale! + counted.superseded!).toBeGreaterThanOrEqual(resent);
-    expect(await s.unchangedWrites()).toBe(0);
+    expect(await s.unchangedWrites()).toEqual([]);
   });
 
   it("Kafka Connect killed with SIGKILL during Debezium's initial snapshot: the snapshot is taken again, nothing lost", async () => {
@@ -91,7 +91,7 @@ describe('the stack broken mid-stream, nothing lost', () => {
       },
     );
     await s.assertNothingLost();
-    expect(await s.unchangedWrites()).toBe(0);
+    expect(await s.unchangedWrites()).toEqual([]);
     // The member is back in the group: it consumed what the source changed after the resume (rejoining
     // first when its session expired during the freeze, which depends on the timing), and runs on.
     const joins = (await s.f.runner!.metrics.groupJoins.get()).values.reduce((n, v) => n + v.value, 0);
@@ -113,7 +113,7 @@ describe('the stack broken mid-stream, nothing lost', () => {
       await recoverCapture(scenario.f.capture!);
     });
     await s.assertNothingLost();
-    expect(await s.unchangedWrites()).toBe(0);
+    expect(await s.unchangedWrites()).toEqual([]);
   });
 
   it('PostgreSQL shut down immediately mid-batch, then restarted: the half-written batch is retried, never half-applied', async () => {

@@ -299,7 +299,8 @@ export class FaultScenario {
     const d = this.f.destSchema;
     await this.f.dest.query(`
       CREATE TABLE ${d}.customer_writes (
-        seq bigserial PRIMARY KEY, op text NOT NULL, id bigint NOT NULL, old_updated_at timestamptz, new_updated_at timestamptz, unchanged boolean NOT NULL);
+        seq bigserial PRIMARY KEY, op text NOT NULL, id bigint NOT NULL, old_updated_at timestamptz, new_updated_at timestamptz, unchanged boolean NOT NULL,
+        tx bigint NOT NULL DEFAULT txid_current(), at timestamptz NOT NULL DEFAULT clock_timestamp());
       CREATE FUNCTION ${d}.log_customer_write() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         INSERT INTO ${d}.customer_writes (op, id, old_updated_at, new_updated_at, unchanged)
@@ -325,11 +326,35 @@ export class FaultScenario {
 
   /**
    * Updates that left a row exactly as it was. Every change the workload makes changes the row, so
-   * such a write is a change applied twice (say, one Debezium sent again).
+   * such a write is a change applied twice (say, one Debezium sent again). Each is told with the
+   * other writes of its transaction and the key's history, to show how it came about.
    */
-  async unchangedWrites(): Promise<number> {
-    const { rows } = await this.f.dest.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${this.f.destSchema}.customer_writes WHERE unchanged`);
-    return rows[0]!.n;
+  async unchangedWrites(): Promise<string[]> {
+    const d = this.f.destSchema;
+    const { rows } = await this.f.dest.query<{ seq: string; id: string; tx: string }>(
+      `SELECT seq, id, tx FROM ${d}.customer_writes WHERE unchanged ORDER BY seq`,
+    );
+    const told: string[] = [];
+    for (const w of rows) {
+      const writes = await this.f.dest.query<{ line: string }>(
+        `SELECT format('#%s %s %s at %s, updated_at %s -> %s%s', seq, op, id, at, old_updated_at, new_updated_at, CASE WHEN unchanged THEN ' (unchanged)' END) AS line
+           FROM ${d}.customer_writes WHERE tx = $1 OR id = $2 ORDER BY seq`,
+        [w.tx, w.id],
+      );
+      const history = await this.f.dest.query<{ line: string }>(
+        `SELECT format('  %s %s %s/%s op %s position %s stored %s offset %s/%s at %s', id, decision, reason, field, op, position, stored_position, origin_partition, origin_offset, decided_at) AS line
+           FROM trustsync.history WHERE target = $1 AND key = $2 ORDER BY id`,
+        [`${d}.customers`, w.id],
+      );
+      told.push(
+        [
+          `write #${w.seq} of customer ${w.id} (transaction ${w.tx}) changed nothing:`,
+          ...writes.rows.map((r) => `  ${r.line}`),
+          ...history.rows.map((r) => r.line),
+        ].join('\n'),
+      );
+    }
+    return told;
   }
 
   /** Records Debezium sent more than once (the same key at the same source position), as a restarted capture re-sends them. */
