@@ -24,7 +24,7 @@ export function explainCommand(): Command {
       if (!tables.includes(target)) {
         throw optionError(`${target} is not a destination table of flow ${config.flow}: it has no story there`, `name one of ${tables.join(', ')}`);
       }
-      const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:explain`, connections: 1 });
+      const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:explain`, connections: 1, settings: config.destinationSettings });
       try {
         const x = await sink.explain(target, key, { at, field: opts.field, all: opts.all });
         process.stdout.write(opts.json ? `${JSON.stringify(x, null, 2)}\n` : `${formatExplanation(x)}\n`);

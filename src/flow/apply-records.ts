@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ChangeEvent, Row } from '../model/change.js';
 import { TruncateStopped, TrustsyncError, UndecodableRecord } from '../model/errors.js';
 import type { RawRecord, RecordDecoder } from '../decode/debezium.js';
-import { collapseByKey } from '../order/plan.js';
+import { collapseByKey, everyChangeInOrder } from '../order/plan.js';
 import { formatPosition, positionRank } from '../order/position.js';
 import type { Sink } from '../sink/sink.js';
 import { targetName, type TableMapping } from '../model/table.js';
@@ -195,7 +195,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
       pending = [];
       return flushGoverned(events, ctx.governed);
     }
-    const plan = collapseByKey(pending);
+    const plan = mapping.deliver === 'every' ? everyChangeInOrder(pending) : collapseByKey(pending);
     pending = [];
     const started = process.hrtime.bigint();
     const superseded = plan.superseded.map((x) =>

@@ -2,11 +2,12 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseTableName, type StateTopicSpec, type TableMapping, type TableName } from '../model/table.js';
+import { parseTableName, targetName, type StateTopicSpec, type TableMapping, type TableName } from '../model/table.js';
 import { ConfigError } from '../model/errors.js';
 import { substitute } from '../shared/substitute.js';
 import { schemeOf, sinkKindFor, supportedSchemes } from '../sink/kinds.js';
 import type { SinkKind } from '../sink/sink.js';
+import { httpDestinationSpec, httpTableSpec, templateColumns, type HttpSettings } from '../sink/http/settings.js';
 import { compilePolicies, customValidatorRefs, policiesSpec, type PoliciesSpec } from '../policy/policy.js';
 import { parseStateSchema } from './state-topic.js';
 
@@ -42,6 +43,8 @@ const tableSchema = z.strictObject({
       schema: z.string().min(1, { message: 'the .avsc file of the state record, relative to the flow file' }),
     })
     .optional(),
+  /** For an HTTP destination: the requests this table is written with. */
+  http: httpTableSpec.optional(),
 });
 
 const systemName = z.string().regex(/^[a-z][a-z0-9_-]*$/, { message: 'a system name of lower-case letters, digits, "_" or "-", e.g. app or crm' });
@@ -71,6 +74,7 @@ export const flowSchema = z.strictObject({
   destination: z.strictObject({
     system: systemName.optional(),
     url: destinationUrl,
+    http: httpDestinationSpec.optional(),
     tables: z.array(tableSchema).min(1, { message: 'map at least one topic to a table' }),
   }),
   batch: z
@@ -114,6 +118,8 @@ export interface FlowConfig {
   registryUrl: string | undefined;
   fromBeginning: boolean;
   destinationUrl: string;
+  /** The destination kind's own section (destination.http with each table's requests), for its sink. */
+  destinationSettings: HttpSettings | undefined;
   tables: TableMapping[];
   batch: { maxRows: number; maxWaitMs: number };
   retry: { maxAttempts: number; initialDelayMs: number; maxDelayMs: number };
@@ -154,7 +160,7 @@ export class FlowConfigError extends ConfigError {
 const HINTS: Record<string, string> = {
   'source.decoding': 'json (Kafka Connect JsonConverter) or avro (Confluent wire format through the registry)',
   'source.registryUrl': 'the Confluent-compatible registry URL, e.g. http://127.0.0.1:18081/apis/ccompat/v7',
-  'destination.url': 'postgres://user@host:port/database or mariadb://user@host:port/database',
+  'destination.url': 'postgres://user@host:port/database, mariadb://user@host:port/database, or an API base URL https://host/path',
   truncate: 'stop (default: halt and report), skip, or apply (wipe the destination table too)',
   'source.database': "the source system's database URL, postgres://user@host:port/database (for reconcile, and echo suppression in a bidirectional sync)",
 };
@@ -243,6 +249,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
     });
     checkGovernance(f, policies, problems);
     problems.push(...capabilityProblems(f, sinkKindFor(f.destination.url)!));
+    problems.push(...httpProblems(f));
   }
   if (problems.length) throw new FlowConfigError(file, problems);
   const f = result.data!;
@@ -254,6 +261,10 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
     registryUrl: f.source.registryUrl,
     fromBeginning: f.source.fromBeginning,
     destinationUrl: f.destination.url,
+    destinationSettings: f.destination.http && {
+      ...f.destination.http,
+      tables: Object.fromEntries(f.destination.tables.filter((t) => t.http).map((t) => [targetName(parseTableName(t.table)), t.http!])),
+    },
     tables: f.destination.tables.map((t, i) => ({
       topic: t.topic,
       table: parseTableName(t.table) as TableName,
@@ -265,6 +276,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
       policy: t.policy,
       sourceTable: t.sourceTable ?? t.topic.split('.').slice(-2).join('.'),
       state: states.get(i),
+      deliver: t.http?.deliver,
     })),
     batch: f.batch,
     retry: f.retry,
@@ -288,7 +300,10 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
  * What the flow asks of its destination that the destination's kind cannot do, each with the field
  * and the fix.
  */
-export function capabilityProblems(f: Pick<z.infer<typeof flowSchema>, 'destination' | 'truncate'>, kind: Pick<SinkKind, 'kind' | 'capabilities'>): string[] {
+export function capabilityProblems(
+  f: Pick<z.infer<typeof flowSchema>, 'destination' | 'truncate'> & { canary?: unknown },
+  kind: Pick<SinkKind, 'kind' | 'capabilities'>,
+): string[] {
   const problems: string[] = [];
   const can = kind.capabilities;
   f.destination.tables.forEach((t, i) => {
@@ -299,7 +314,33 @@ export function capabilityProblems(f: Pick<z.infer<typeof flowSchema>, 'destinat
     if (t.state && !can.reconcile)
       problems.push(`destination.tables.${i}.state: a ${kind.kind} destination cannot be read back for a state topic — remove the state topic`);
   });
+  if (f.canary && !can.reconcile) problems.push(`canary: a ${kind.kind} destination cannot be read back to see a canary arrive — remove the canary`);
   if (f.truncate === 'apply' && !can.truncate) problems.push(`truncate: a ${kind.kind} destination cannot apply a TRUNCATE — use stop or skip`);
+  return problems;
+}
+
+/** An HTTP destination needs its section and each table's requests; any other kind takes neither. */
+function httpProblems(f: z.infer<typeof flowSchema>): string[] {
+  const problems: string[] = [];
+  const http = sinkKindFor(f.destination.url)!.kind === 'http';
+  if (http && !f.destination.http)
+    problems.push(
+      'destination.http: missing — an HTTP destination needs control (a postgres:// URL for its ledger and history), and optionally auth and limits',
+    );
+  if (!http && f.destination.http) problems.push(`destination.http: only for an HTTP destination (destination.url is not http:// or https://) — remove it`);
+  f.destination.tables.forEach((t, i) => {
+    if (http && !t.http)
+      problems.push(`destination.tables.${i}.http: missing — name the upsert request of ${t.table}, e.g. { upsert: { method: PUT, path: /customers/{id} } }`);
+    if (!http && t.http) problems.push(`destination.tables.${i}.http: only for an HTTP destination — remove it`);
+    if (t.http?.upsert.method === 'DELETE') problems.push(`destination.tables.${i}.http.upsert.method: DELETE cannot upsert — use PUT, POST or PATCH`);
+    for (const [where, request] of [
+      ['upsert', t.http?.upsert],
+      ['delete', t.http?.delete],
+    ] as const)
+      for (const column of request ? templateColumns(request.path) : [])
+        if (t.include && !t.include.includes(column) && !Object.values(t.rename).includes(column))
+          problems.push(`destination.tables.${i}.http.${where}.path: {${column}} is not among the included columns — include it or change the path`);
+  });
   return problems;
 }
 

@@ -78,7 +78,7 @@ export function matchesDlqFilter(e: DlqEntry, f: DlqFilter): boolean {
 export async function discardDeadLetters(config: FlowConfig, select: (e: DlqEntry) => boolean, reason: string, dryRun: boolean): Promise<DlqEntry[]> {
   const entries = (await listDeadLetters(config)).filter(select);
   if (dryRun || entries.length === 0) return entries;
-  const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:dlq`, connections: 1 });
+  const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:dlq`, connections: 1, settings: config.destinationSettings });
   const decoder = createDecoder(config);
   const producer = kafkaFor(config).producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   try {
@@ -130,6 +130,7 @@ export async function replayDeadLetters(config: FlowConfig, select: (e: DlqEntry
   const sink = openSink(config.destinationUrl, {
     name: `trustsync:${config.flow}:replay`,
     connections: 2,
+    settings: config.destinationSettings,
     onConnectionLost: (err) => log.warn({ err: err.message }, 'destination connection lost'),
   });
   const decoder = createDecoder(config);

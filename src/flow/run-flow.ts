@@ -135,6 +135,7 @@ export class FlowRunner {
       name: `trustsync:${config.flow}`,
       // A lane holds one connection at a time; two more keep readiness and maintenance from making a lane wait.
       connections: LANES + 2,
+      settings: config.destinationSettings,
       onConnectionLost: (err) => this.log.warn({ err: err.message }, 'destination connection lost'),
     });
     this.decoder = createDecoder(config);

@@ -47,6 +47,8 @@ export interface TableMapping {
   state?: StateTopicSpec;
   /** The captured source table as schema.table (reconcile compares with it). */
   sourceTable?: string;
+  /** latest (default): only a batch's newest change per key is written; every: each change, in source order (kinds with everyChange). */
+  deliver?: 'latest' | 'every';
 }
 
 const passesThrough = new WeakMap<TableMapping, boolean>();

@@ -42,3 +42,23 @@ export function collapseByKey(events: readonly ChangeEvent[]): BatchPlan {
   }
   return { latest: [...newest.values()], superseded };
 }
+
+/**
+ * Keeps every change of a batch, each key's in source order, for destinations that must see each
+ * transition (`deliver: every`); only a change that is in the batch twice is left out ('duplicate').
+ */
+export function everyChangeInOrder(events: readonly ChangeEvent[]): BatchPlan {
+  const byKey = new Map<string, ChangeEvent[]>();
+  const superseded: Superseded[] = [];
+  for (const e of events) {
+    const changes = byKey.get(e.keyText);
+    if (!changes) byKey.set(e.keyText, [e]);
+    else {
+      const same = changes.find((c) => comparePositions(c.position, e.position) === 0);
+      if (same) superseded.push({ event: e, by: same, reason: 'duplicate' });
+      else changes.push(e);
+    }
+  }
+  const latest = [...byKey.values()].flatMap((changes) => changes.sort((a, b) => comparePositions(a.position, b.position)));
+  return { latest, superseded };
+}

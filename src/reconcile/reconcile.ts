@@ -349,8 +349,8 @@ export async function reconcileFlow(config: FlowConfig, o: ReconcileOptions): Pr
     );
   const name = (flow: string) => `trustsync:${flow}:reconcile`;
   const source = openSourceDatabase(config.sourceDatabaseUrl, { name: name(config.flow), connections: 2 });
-  const sink = openSink(config.destinationUrl, { name: name(config.flow), connections: 3 });
-  const backSink = reverse && openSink(reverse.destinationUrl, { name: name(reverse.flow), connections: 2 });
+  const sink = openSink(config.destinationUrl, { name: name(config.flow), connections: 3, settings: config.destinationSettings });
+  const backSink = reverse && openSink(reverse.destinationUrl, { name: name(reverse.flow), connections: 2, settings: reverse.destinationSettings });
   const opened: (GovernedTables | undefined)[] = [];
   try {
     if (o.repair && !sink.repair)

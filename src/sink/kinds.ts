@@ -1,11 +1,12 @@
 import { TrustsyncError } from '../model/errors.js';
+import { httpKind } from './http/kind.js';
 import { mariadbKind } from './mariadb/kind.js';
 import { postgresKind } from './postgres/kind.js';
 import type { Sink, SinkKind, SinkOptions } from './sink.js';
 import type { SourceDatabase } from './source.js';
 
 /** Every kind of destination trustsync writes. A new kind is a folder beside postgres/ and a line here. */
-export const SINK_KINDS: readonly SinkKind[] = [postgresKind, mariadbKind];
+export const SINK_KINDS: readonly SinkKind[] = [postgresKind, mariadbKind, httpKind];
 
 /** A URL's scheme with its colon, lower case (`postgres:`), or '' when it has none. */
 export function schemeOf(url: string): string {

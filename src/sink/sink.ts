@@ -16,6 +16,8 @@ export interface SinkCapabilities {
   truncate: boolean;
   /** Rows read back by key: reconcile, state topics. */
   reconcile: boolean;
+  /** Each change of a key sent in source order, not only the newest of a batch (`deliver: every`). */
+  everyChange: boolean;
 }
 
 /**
@@ -67,6 +69,8 @@ export interface SinkOptions {
   connections: number;
   /** A connection the destination dropped while idle; the next write fails and is retried. */
   onConnectionLost?: (err: Error) => void;
+  /** The kind's own section of the flow file (destination.http), as the flow file's checks left it. */
+  settings?: unknown;
 }
 
 /** A kind of destination: the URL schemes it serves, what it can do, and how to open one. */

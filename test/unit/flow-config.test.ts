@@ -164,7 +164,7 @@ describe('tables under a policy', () => {
       const found = problems(withUrl('mongodb://app:s3cret@127.0.0.1:27017/shop'));
       expect(found).toHaveLength(1);
       expect(found[0]).toBe(
-        `destination.url: mongodb:// is not a destination trustsync writes — use ${supportedSchemes()} — expected postgres://user@host:port/database or mariadb://user@host:port/database`,
+        `destination.url: mongodb:// is not a destination trustsync writes — use ${supportedSchemes()} — expected postgres://user@host:port/database, mariadb://user@host:port/database, or an API base URL https://host/path`,
       );
       expect(found.join('\n')).not.toContain('s3cret');
       expect(problems(withUrl('127.0.0.1:5432/shop'))[0]).toMatch(/^destination\.url: a URL without a scheme is not a destination/);
@@ -184,7 +184,7 @@ describe('tables under a policy', () => {
           ],
         },
       };
-      const plain = { kind: 'plain', capabilities: { transactions: true, governance: false, truncate: false, reconcile: false } };
+      const plain = { kind: 'plain', capabilities: { transactions: true, governance: false, truncate: false, reconcile: false, everyChange: false } };
       expect(capabilityProblems(doc as never, plain)).toEqual([
         'destination.tables.0.policy: a plain destination cannot keep field-level policies — remove the policy, or write a.one to a PostgreSQL destination',
         'destination.tables.1.state: a plain destination cannot be read back for a state topic — remove the state topic',

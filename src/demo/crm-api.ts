@@ -1,0 +1,165 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A write the API applied, as it keeps its own account of them. */
+export interface AppliedWrite {
+  collection: string;
+  id: string;
+  method: string;
+  idempotencyKey: string | undefined;
+  body: Record<string, unknown> | undefined;
+}
+
+export interface CrmApiOptions {
+  port?: number;
+  /** Requests must carry `Authorization: Bearer <token>` when set. */
+  token?: string;
+  idempotencyHeader?: string;
+  /** A record this returns a reason for is refused with 422 (the API's own validation). */
+  validate?: (collection: string, record: Record<string, unknown>) => string | undefined;
+}
+
+/**
+ * A small CRM-like API on 127.0.0.1 with its own store: records under /{collection}/{id}; PUT
+ * replaces, PATCH merges (creating a missing record), DELETE removes; GET reads one record or a
+ * whole collection. It honours idempotency keys (a repeat gets the first answer and changes
+ * nothing), and on command answers 429 with Retry-After, 503, slowly, or not at all (stopped and
+ * started again on the same port, its store kept).
+ */
+export class CrmApi {
+  readonly store = new Map<string, Map<string, Record<string, unknown>>>();
+  /** Every write applied, in order: the API's own account, independent of trustsync's. */
+  readonly writes: AppliedWrite[] = [];
+  /** Every request that reached a handler: method, path, idempotency key, status answered. */
+  readonly requests: { method: string; path: string; idempotencyKey: string | undefined; status: number }[] = [];
+  /** Repeats answered from the idempotency store. */
+  replays = 0;
+  /** Service time added to every request. */
+  delayMs = 0;
+  private throttle = { remaining: 0, retryAfterSeconds: 1 };
+  private unavailable = 0;
+  private readonly answered = new Map<string, { status: number; body: string }>();
+  private server: Server | undefined;
+  private port: number;
+  private readonly idempotencyHeader: string;
+
+  constructor(private readonly options: CrmApiOptions = {}) {
+    this.port = options.port ?? 0;
+    this.idempotencyHeader = (options.idempotencyHeader ?? 'Idempotency-Key').toLowerCase();
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<this> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+    return this;
+  }
+
+  /** Stops answering: open connections are cut, as a crashed server's are. The store is kept for start(). */
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** The next `count` requests are answered 429 with Retry-After. */
+  throttleNext(count: number, retryAfterSeconds = 1): void {
+    this.throttle = { remaining: count, retryAfterSeconds };
+  }
+
+  /** The next `count` requests are answered 503 without Retry-After. */
+  failNext(count: number): void {
+    this.unavailable = count;
+  }
+
+  /** The records of a collection, by id. */
+  records(collection: string): Map<string, Record<string, unknown>> {
+    return this.store.get(collection) ?? new Map();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
+    const key = header(req, this.idempotencyHeader);
+    const method = req.method ?? 'GET';
+    const path = (req.url ?? '/').split('?')[0]!;
+    const answer = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      const text = body === undefined ? '' : JSON.stringify(body);
+      this.requests.push({ method, path, idempotencyKey: key, status });
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(text);
+      return text;
+    };
+    if (this.options.token && header(req, 'authorization') !== `Bearer ${this.options.token}`) return void answer(401, { error: 'invalid credentials' });
+    if (this.throttle.remaining > 0) {
+      this.throttle.remaining--;
+      return void answer(429, { error: 'slow down' }, { 'retry-after': String(this.throttle.retryAfterSeconds) });
+    }
+    if (this.unavailable > 0) {
+      this.unavailable--;
+      return void answer(503, { error: 'temporarily unavailable' });
+    }
+    const [, collection, rawId, extra] = path.split('/');
+    if (method === 'HEAD' || method === 'GET') {
+      if (!collection) return void answer(200, { collections: [...this.store.keys()] });
+      const records = this.records(collection);
+      if (!rawId) return void answer(200, [...records.values()]);
+      const record = records.get(decodeURIComponent(rawId));
+      return void (record ? answer(200, record) : answer(404, { error: 'not found' }));
+    }
+    if (!collection || !rawId || extra !== undefined) return void answer(404, { error: `no such resource ${path}` });
+    const id = decodeURIComponent(rawId);
+    if (key) {
+      const first = this.answered.get(key);
+      if (first) {
+        this.replays++;
+        this.requests.push({ method, path, idempotencyKey: key, status: first.status });
+        res.writeHead(first.status, { 'content-type': 'application/json', 'idempotent-replayed': 'true' });
+        return void res.end(first.body);
+      }
+    }
+    const remember = (status: number, body: unknown) => {
+      const text = answer(status, body);
+      if (key) this.answered.set(key, { status, body: text });
+    };
+    let body: Record<string, unknown> | undefined;
+    if (method !== 'DELETE') {
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+      } catch {
+        return void remember(400, { error: 'the body is not JSON' });
+      }
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) return void remember(400, { error: 'the body must be a JSON object' });
+    }
+    const records = this.store.get(collection) ?? new Map<string, Record<string, unknown>>();
+    this.store.set(collection, records);
+    if (method === 'DELETE') {
+      if (!records.delete(id)) return void remember(404, { error: 'not found' });
+      this.writes.push({ collection, id, method, idempotencyKey: key, body: undefined });
+      return void remember(204, undefined);
+    }
+    const next = method === 'PATCH' ? { ...(records.get(id) ?? {}), ...body } : { ...body };
+    const invalid = this.options.validate?.(collection, next);
+    if (invalid) return void remember(422, { error: invalid });
+    const existed = records.has(id);
+    records.set(id, next);
+    this.writes.push({ collection, id, method, idempotencyKey: key, body });
+    remember(existed ? 200 : 201, next);
+  }
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}

@@ -1,0 +1,69 @@
+import { createHash } from 'node:crypto';
+import { UNAVAILABLE_VALUE, type ChangeEvent, type FieldType, type Row } from '../../model/change.js';
+import { RowRejected } from '../../model/errors.js';
+import { mapFields, mapRow, targetName, type TableMapping } from '../../model/table.js';
+import { positionRank } from '../../order/position.js';
+import { temporalText } from '../values.js';
+import type { HttpTableSpec } from './settings.js';
+
+/** One change as the API receives it. */
+export interface ChangeRequest {
+  method: string;
+  /** The path with its values filled in, relative to the destination's base URL. */
+  path: string;
+  /** JSON, or undefined for a request without a body (a DELETE). */
+  body: string | undefined;
+  /** The same for every attempt, restart and replay of this change: the API drops a repeat. */
+  idempotencyKey: string;
+}
+
+/**
+ * The idempotency key of a change: its destination, key and source position, hashed so that it is
+ * a plain header value whatever the key holds.
+ */
+export function idempotencyKey(target: string, keyText: string, rank: bigint | string): string {
+  return `ts-${createHash('sha256').update(`${target}\0${keyText}\0${rank}`).digest('hex').slice(0, 40)}`;
+}
+
+/** A value as JSON carries it: instants as ISO text, bytes as base64, JSON columns as JSON, big integers exact. */
+export function jsonValue(value: unknown, field: FieldType | undefined): unknown {
+  if (value === null || value === undefined) return null;
+  const temporal = temporalText(value, field);
+  if (temporal !== undefined) return temporal;
+  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) return Buffer.from(value).toString('base64');
+  if (field?.name === 'io.debezium.data.Json' && typeof value === 'string') {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+/**
+ * The request for one change: the table's upsert (body: the mapped row, without the columns an
+ * update left unchanged, which the API keeps) or delete. A path value the change lacks rejects it:
+ * no request could name the record.
+ */
+export function changeRequest(spec: HttpTableSpec, m: TableMapping, e: ChangeEvent): ChangeRequest | undefined {
+  const target = targetName(m.table);
+  const request = e.op === 'd' ? spec.delete : spec.upsert;
+  if (!request) return undefined;
+  const fields = mapFields(m, e.fields);
+  const row: Row = { ...mapRow(m, e.key), ...(e.after ? mapRow(m, e.after) : {}) };
+  const path = request.path.replace(/\{([^{}]+)\}/g, (_, column: string) => {
+    const value = jsonValue(row[column], fields[column]);
+    if (value === null || value === UNAVAILABLE_VALUE)
+      throw new RowRejected(`${target}: the path ${request.path} needs ${column}, which change ${e.keyText} does not carry`);
+    return encodeURIComponent(typeof value === 'string' ? value : JSON.stringify(value));
+  });
+  let body: string | undefined;
+  if (e.op !== 'd' && e.after) {
+    const out: Record<string, unknown> = {};
+    for (const [column, value] of Object.entries(mapRow(m, e.after))) if (value !== UNAVAILABLE_VALUE) out[column] = jsonValue(value, fields[column]);
+    body = JSON.stringify(out);
+  }
+  return { method: request.method, path, body, idempotencyKey: idempotencyKey(target, e.keyText, positionRank(e.position)) };
+}

@@ -1,0 +1,181 @@
+import { describe, expect, it } from 'vitest';
+import { FlowConfigError, validateFlow } from '../../src/flow/config.js';
+import { UNAVAILABLE_VALUE } from '../../src/model/change.js';
+import { RowRejected } from '../../src/model/errors.js';
+import { everyChangeInOrder } from '../../src/order/plan.js';
+import { positionRank } from '../../src/order/position.js';
+import { withCarriedValues } from '../../src/sink/http/http-sink.js';
+import { DestinationLimiter, retryAfterMs } from '../../src/sink/http/limiter.js';
+import { changeRequest, idempotencyKey, jsonValue } from '../../src/sink/http/request.js';
+import { authHeaders } from '../../src/sink/http/settings.js';
+import { changeAt } from '../support/events.js';
+
+/** A change of key `id` at position `lsn`: its op and row. */
+const ch = (id: number | string, op: 'c' | 'u' | 'd', after: Record<string, unknown> | null, lsn: bigint) =>
+  changeAt(0, lsn, { op, key: { id }, keyText: JSON.stringify(id), after });
+
+const mapping = { topic: 't', table: { schema: 'crm', table: 'customers' }, rename: { email: 'mail' }, createIfMissing: false };
+const spec = {
+  upsert: { method: 'PATCH' as const, path: '/customers/{id}' },
+  delete: { method: 'DELETE' as const, path: '/customers/{id}' },
+  headers: {},
+  deliver: 'latest' as const,
+};
+
+describe('an HTTP request per change', () => {
+  it('names the record by its values in the path and sends the mapped row, without the columns an update left unchanged', () => {
+    const e = ch(7, 'u', { id: 7, email: 'a@b', notes: UNAVAILABLE_VALUE, tier: 'gold' }, 5n);
+    const r = changeRequest(spec, mapping, e)!;
+    expect(r.method).toBe('PATCH');
+    expect(r.path).toBe('/customers/7');
+    expect(JSON.parse(r.body!)).toEqual({ id: 7, mail: 'a@b', tier: 'gold' });
+  });
+
+  it('deletes without a body, and sends nothing for a delete the table has no request for', () => {
+    const d = ch(7, 'd', null, 6n);
+    expect(changeRequest(spec, mapping, d)).toMatchObject({ method: 'DELETE', path: '/customers/7', body: undefined });
+    expect(changeRequest({ ...spec, delete: undefined }, mapping, d)).toBeUndefined();
+  });
+
+  it('encodes path values, and rejects a change that lacks one (no request could name its record)', () => {
+    const e = ch('a/b c', 'c', { id: 'a/b c', email: 'x' }, 1n);
+    expect(changeRequest(spec, mapping, e)!.path).toBe('/customers/a%2Fb%20c');
+    expect(() => changeRequest({ ...spec, upsert: { method: 'PUT', path: '/accounts/{account}' } }, mapping, e)).toThrow(RowRejected);
+  });
+
+  it('gives each change one idempotency key: the same for every attempt and replay, another for another position or key', () => {
+    expect(idempotencyKey('crm.customers', '7', 5n)).toBe(idempotencyKey('crm.customers', '7', '5'));
+    expect(idempotencyKey('crm.customers', '7', 5n)).not.toBe(idempotencyKey('crm.customers', '7', 6n));
+    expect(idempotencyKey('crm.customers', '7', 5n)).not.toBe(idempotencyKey('crm.customers', '8', 5n));
+    expect(idempotencyKey('crm.customers', '7', 5n)).toMatch(/^ts-[0-9a-f]{40}$/);
+  });
+
+  it('writes values as JSON carries them: instants as ISO text, big integers exact, JSON columns as JSON', () => {
+    expect(jsonValue(1_700_000_000_000_000n, { type: 'int64', optional: false, name: 'io.debezium.time.MicroTimestamp' })).toBe('2023-11-14T22:13:20.000000');
+    expect(jsonValue(2n ** 60n, { type: 'int64', optional: false })).toBe('1152921504606846976');
+    expect(jsonValue(12n, { type: 'int64', optional: false })).toBe(12);
+    expect(jsonValue('{"a":[1]}', { type: 'string', optional: false, name: 'io.debezium.data.Json' })).toEqual({ a: [1] });
+    expect(jsonValue(Buffer.from('hi'), { type: 'bytes', optional: false })).toBe('aGk=');
+  });
+
+  it("fills an unchanged column from the batch's newest older change the API never got, and never from one it has", () => {
+    const winner = ch(7, 'u', { id: 7, notes: UNAVAILABLE_VALUE }, 30n);
+    const older = [ch(7, 'u', { id: 7, notes: 'ten' }, 10n), ch(7, 'u', { id: 7, notes: 'twenty' }, 20n), ch(8, 'u', { id: 8, notes: 'x' }, 25n)];
+    const rank = (i: number) => positionRank(older[i]!.position);
+    expect(withCarriedValues(winner, undefined, older).after!.notes).toBe('twenty');
+    expect(withCarriedValues(winner, rank(0), older).after!.notes).toBe('twenty');
+    // The API holds position 20 already: its notes are as new as any the batch has.
+    expect(withCarriedValues(winner, rank(1), older).after!.notes).toBe(UNAVAILABLE_VALUE);
+  });
+});
+
+describe('deliver: every', () => {
+  it("keeps each key's every change in source order, leaving out only a change that is there twice", () => {
+    const plan = everyChangeInOrder([ch(1, 'u', {}, 3n), ch(2, 'c', {}, 2n), ch(1, 'c', {}, 1n), ch(1, 'u', {}, 3n)]);
+    expect(plan.latest.map((e) => `${e.keyText}@${e.position.lsn}`)).toEqual(['1@1', '1@3', '2@2']);
+    expect(plan.superseded.map((s) => s.reason)).toEqual(['duplicate']);
+  });
+});
+
+describe("a destination's pace", () => {
+  it('reads Retry-After as seconds or as a date', () => {
+    expect(retryAfterMs('3')).toBe(3000);
+    expect(retryAfterMs(new Date(10_000).toUTCString(), 4000)).toBe(6000);
+    expect(retryAfterMs(null)).toBeUndefined();
+    expect(retryAfterMs('soon')).toBeUndefined();
+  });
+
+  it('holds requests in flight to its concurrency', async () => {
+    const limiter = new DestinationLimiter(2, undefined);
+    await limiter.acquire();
+    await limiter.acquire();
+    let third = false;
+    const waiting = limiter.acquire().then(() => (third = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(third).toBe(false);
+    limiter.release();
+    await waiting;
+    expect(limiter.active).toBe(2);
+  });
+
+  it('halves its rate when throttled, pauses everyone for Retry-After, then climbs back to the configured rate', async () => {
+    let now = 0;
+    const limiter = new DestinationLimiter(10, 100, () => now);
+    expect(limiter.rate).toBe(100);
+    for (let i = 0; i < 40; i++) {
+      await limiter.acquire();
+      limiter.release();
+      now += 10;
+    }
+    limiter.throttled(0);
+    expect(limiter.rate).toBeLessThanOrEqual(50);
+    for (let i = 0; i < 200; i++) limiter.succeeded();
+    expect(limiter.rate).toBe(100);
+  });
+});
+
+describe('an HTTP destination in the flow file', () => {
+  const doc = (destination: Record<string, unknown>, table: Record<string, unknown> = {}) => ({
+    flow: 'crm',
+    source: { brokers: ['127.0.0.1:19092'], decoding: 'json' },
+    destination: { url: 'https://api.example.com/v2', ...destination, tables: [{ topic: 'cdc.shop.customers', table: 'crm.customers', ...table }] },
+  });
+  const problems = (d: unknown) => {
+    try {
+      validateFlow(d, 'flow.yaml');
+      return [];
+    } catch (err) {
+      return (err as FlowConfigError).problems;
+    }
+  };
+
+  it('needs its control database and each table its upsert request', () => {
+    expect(problems(doc({}))).toEqual([
+      'destination.http: missing — an HTTP destination needs control (a postgres:// URL for its ledger and history), and optionally auth and limits',
+      'destination.tables.0.http: missing — name the upsert request of crm.customers, e.g. { upsert: { method: PUT, path: /customers/{id} } }',
+    ]);
+  });
+
+  it("takes defaults for its limits and carries each table's requests to its sink", () => {
+    const c = validateFlow(
+      doc({ http: { control: 'postgres://u@h/ctl' } }, { http: { upsert: { method: 'PUT', path: '/c/{id}' }, deliver: 'every' } }),
+      'f.yaml',
+    );
+    expect(c.destinationSettings).toMatchObject({ concurrency: 8, timeoutMs: 10_000, idempotencyHeader: 'Idempotency-Key', maxAttempts: 6 });
+    expect(c.destinationSettings!.tables['crm.customers']!.upsert).toEqual({ method: 'PUT', path: '/c/{id}' });
+    expect(c.tables[0]!.deliver).toBe('every');
+  });
+
+  it('refuses what an API cannot be: a state topic, a TRUNCATE applied, a DELETE upsert; and a secret named twice', () => {
+    const found = problems({
+      ...doc({ http: { control: 'postgres://u@h/ctl' } }, { http: { upsert: { method: 'DELETE', path: '/c/{id}' } }, state: { schema: 'x.avsc' } }),
+      truncate: 'apply',
+    });
+    expect(found).toContain('destination.tables.0.state: a http destination cannot be read back for a state topic — remove the state topic');
+    expect(found).toContain('destination.tables.0.http.upsert.method: DELETE cannot upsert — use PUT, POST or PATCH');
+    expect(found).toContain('truncate: a http destination cannot apply a TRUNCATE — use stop or skip');
+    const auth = { control: 'postgres://u@h/ctl', auth: { type: 'bearer', token: { env: 'A', file: '/x' } } };
+    expect(problems(doc({ http: auth }, { http: { upsert: { method: 'PUT', path: '/c/{id}' } } }))).toEqual([
+      'destination.http.auth.token: name the secret with env (a variable) or file (a path), one of them',
+    ]);
+  });
+
+  it('refuses http sections for a database destination', () => {
+    expect(
+      problems({ ...doc({ url: 'postgres://u@h/d', http: { control: 'postgres://u@h/ctl' } }, { http: { upsert: { method: 'PUT', path: '/c' } } }) }),
+    ).toEqual([
+      'destination.http: only for an HTTP destination (destination.url is not http:// or https://) — remove it',
+      'destination.tables.0.http: only for an HTTP destination — remove it',
+    ]);
+  });
+
+  it('reads secrets from the environment when the sink opens, and names the variable, never the value, when it is missing', () => {
+    process.env.TRUSTSYNC_TEST_TOKEN = 's3cret';
+    expect(authHeaders({ type: 'bearer', token: { env: 'TRUSTSYNC_TEST_TOKEN' } })).toEqual({ authorization: 'Bearer s3cret' });
+    expect(authHeaders({ type: 'header', name: 'X-Api-Key', value: { env: 'TRUSTSYNC_TEST_TOKEN' } })).toEqual({ 'x-api-key': 's3cret' });
+    delete process.env.TRUSTSYNC_TEST_TOKEN;
+    expect(() => authHeaders({ type: 'bearer', token: { env: 'TRUSTSYNC_TEST_TOKEN' } })).toThrow(
+      'destination.http.auth.token: the environment variable TRUSTSYNC_TEST_TOKEN is not set',
+    );
+  });
+});
