@@ -455,7 +455,13 @@ export class FlowRunner {
   private async eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     if (this.closing || batch.messages.length === 0) return;
-    await this.lanes.handOff(`${batch.topic}/${batch.partition}`, () => this.applyBatch(payload));
+    // Waiting for the partition's batch in hand (a slow destination) keeps the session: kafkajs beats only between fetches.
+    const beating = setInterval(() => void payload.heartbeat().catch(() => undefined), 1_000);
+    try {
+      await this.lanes.handOff(`${batch.topic}/${batch.partition}`, () => this.applyBatch(payload));
+    } finally {
+      clearInterval(beating);
+    }
     // kafkajs may fetch past the batch now; its offset commits only once it is durable (applyBatch).
     payload.resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
   }
