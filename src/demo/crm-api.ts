@@ -15,7 +15,7 @@ export interface CrmApiOptions {
   /** Requests must carry `Authorization: Bearer <token>` when set. */
   token?: string;
   idempotencyHeader?: string;
-  /** A record this returns a reason for is refused with 422 (the API's own validation). */
+  /** A record this returns a reason for is refused with 422 (the API's own validation); read at each request. */
   validate?: (collection: string, record: Record<string, unknown>) => string | undefined;
 }
 
@@ -129,9 +129,11 @@ export class CrmApi {
         return void res.end(first.body);
       }
     }
+    // As payment APIs do: a request refused before it changed anything (4xx) keeps no result under
+    // its key, so the same request may succeed once the cause is fixed.
     const remember = (status: number, body: unknown) => {
       const text = answer(status, body);
-      if (key) this.answered.set(key, { status, body: text });
+      if (key && (status < 400 || status === 404)) this.answered.set(key, { status, body: text });
     };
     let body: Record<string, unknown> | undefined;
     if (method !== 'DELETE') {

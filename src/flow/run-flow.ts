@@ -136,6 +136,7 @@ export class FlowRunner {
       // A lane holds one connection at a time; two more keep readiness and maintenance from making a lane wait.
       connections: LANES + 2,
       settings: config.destinationSettings,
+      requests: this.metrics,
       onConnectionLost: (err) => this.log.warn({ err: err.message }, 'destination connection lost'),
     });
     this.decoder = createDecoder(config);

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RequestAttempt, RequestObserver } from '../sink/sink.js';
 import type { ReplicationSlotState } from '../sink/source.js';
 import { ConfigError } from '../model/errors.js';
 
@@ -16,7 +17,7 @@ const USUAL_DECISIONS: readonly [string, string][] = [
   ['skipped', 'superseded'],
 ];
 
-export class FlowMetrics {
+export class FlowMetrics implements RequestObserver {
   readonly registry = new Registry();
   readonly events: Counter<'flow' | 'topic' | 'decision' | 'reason'>;
   readonly retries: Counter<'flow' | 'topic' | 'code'>;
@@ -36,6 +37,13 @@ export class FlowMetrics {
   readonly slotRetainedWal: Gauge<'flow' | 'slot'>;
   readonly slotFlushLag: Gauge<'flow' | 'slot'>;
   readonly groupJoins: Counter<'flow'>;
+  readonly requests: Counter<'flow' | 'method' | 'code'>;
+  readonly requestSeconds: Histogram<'flow' | 'method'>;
+  readonly requestRetries: Counter<'flow'>;
+  readonly throttles: Counter<'flow'>;
+  readonly paceWaitSeconds: Counter<'flow'>;
+  readonly requestsInFlight: Gauge<'flow'>;
+  readonly pace: Gauge<'flow'>;
   /** Per partition behind: the timestamp of its oldest unapplied record, or when it was first seen behind. */
   private readonly behindSince = new Map<string, number>();
   /** Counts not yet in `events`, by topic, decision and reason (see count). */
@@ -151,12 +159,71 @@ export class FlowMetrics {
       labelNames: ['flow', 'slot'],
       registers: [this.registry],
     });
+    this.requests = new Counter({
+      name: 'trustsync_destination_requests_total',
+      help: 'Requests to an API destination (HTTP), by method and answer status (code "none": no answer — timeout, refused or reset)',
+      labelNames: ['flow', 'method', 'code'],
+      registers: [this.registry],
+    });
+    this.requestSeconds = new Histogram({
+      name: 'trustsync_destination_request_seconds',
+      help: 'Time from sending a request to an API destination to its answer (or giving up on it)',
+      labelNames: ['flow', 'method'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [this.registry],
+    });
+    this.requestRetries = new Counter({
+      name: 'trustsync_destination_request_retries_total',
+      help: 'Requests sent again (same idempotency key) after a transient answer: 408, 425, 429, 5xx or none',
+      labelNames: ['flow'],
+      registers: [this.registry],
+    });
+    this.throttles = new Counter({
+      name: 'trustsync_destination_throttled_total',
+      help: 'Answers asking the whole destination to slow down (429, 503): it pauses for Retry-After and halves its pace',
+      labelNames: ['flow'],
+      registers: [this.registry],
+    });
+    this.paceWaitSeconds = new Counter({
+      name: 'trustsync_destination_pace_wait_seconds_total',
+      help: "Time requests waited for the destination's pace (its rate limit, or a pause the API asked for) before being sent",
+      labelNames: ['flow'],
+      registers: [this.registry],
+    });
+    this.requestsInFlight = new Gauge({
+      name: 'trustsync_destination_requests_in_flight',
+      help: 'Requests to an API destination sent and not yet answered (at most destination.http.concurrency)',
+      labelNames: ['flow'],
+      registers: [this.registry],
+    });
+    this.pace = new Gauge({
+      name: 'trustsync_destination_pace_requests_per_second',
+      help: 'The pace an API destination is sent at now: destination.http.rateLimit, halved after each throttle and climbing back per success; absent with no limit in force',
+      labelNames: ['flow'],
+      registers: [this.registry],
+    });
     this.reviewOpen = new Gauge({
       name: 'trustsync_review_queue_open',
       help: "Review items waiting for a person in this flow's destination",
       labelNames: ['flow'],
       registers: [this.registry],
     });
+  }
+
+  /** One request attempt to an API destination. */
+  attempted(a: RequestAttempt): void {
+    const flow = this.flow;
+    this.requests.inc({ flow, method: a.method, code: a.status === 0 ? 'none' : String(a.status) });
+    this.requestSeconds.observe({ flow, method: a.method }, a.seconds);
+    if (a.attempt > 1) this.requestRetries.inc({ flow });
+    if (a.throttled) this.throttles.inc({ flow });
+    if (a.waitedMs > 0) this.paceWaitSeconds.inc({ flow }, a.waitedMs / 1000);
+  }
+
+  load(inFlight: number, pace: number): void {
+    this.requestsInFlight.set({ flow: this.flow }, inFlight);
+    if (Number.isFinite(pace)) this.pace.set({ flow: this.flow }, pace);
+    else this.pace.remove({ flow: this.flow });
   }
 
   /**

@@ -71,6 +71,29 @@ export interface SinkOptions {
   onConnectionLost?: (err: Error) => void;
   /** The kind's own section of the flow file (destination.http), as the flow file's checks left it. */
   settings?: unknown;
+  /** Told of each request, where the destination is an API reached by requests (HTTP): the flow's metrics. */
+  requests?: RequestObserver;
+}
+
+/** One attempt of one request to an API destination, as it ended. */
+export interface RequestAttempt {
+  method: string;
+  /** The answer's status; 0 when none came (timeout, refused or reset connection). */
+  status: number;
+  /** 1 for the first attempt of a change's request, more for its retries. */
+  attempt: number;
+  seconds: number;
+  /** Time spent waiting for the destination's pace (rate limit, or a pause the API asked for) before sending. */
+  waitedMs: number;
+  /** The API asked everyone to slow down (429/503): the destination pauses and halves its pace. */
+  throttled: boolean;
+}
+
+/** What an API destination reports as it sends: the flow's metrics implement it. */
+export interface RequestObserver {
+  attempted(a: RequestAttempt): void;
+  /** Requests in flight now, and the destination's pace (requests per second; Infinity with no limit). */
+  load(inFlight: number, pace: number): void;
 }
 
 /** A kind of destination: the URL schemes it serves, what it can do, and how to open one. */

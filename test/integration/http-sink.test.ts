@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
@@ -7,13 +8,18 @@ import { stringify } from 'yaml';
 import { CrmApi, type AppliedWrite } from '../../src/demo/crm-api.js';
 import { createDemoSchema } from '../../src/demo/schema.js';
 import { runWorkload } from '../../src/demo/workload.js';
-import { listDeadLetters } from '../../src/flow/replay.js';
+import { listDeadLetters, replayDeadLetters } from '../../src/flow/replay.js';
+import pino from 'pino';
 import { validateFlow } from '../../src/flow/config.js';
 import { openSink } from '../../src/sink/kinds.js';
+import { UNAVAILABLE_VALUE } from '../../src/model/change.js';
+import type { TableMapping } from '../../src/model/table.js';
+import { changeAt } from '../support/events.js';
 import { endpoints, kafkaClient, pgClient, readRecords, SourceCapture, uniqueName } from '../support/capture.js';
 import { trustsync } from '../support/cli.js';
 import { exited, killMidStream } from '../support/crash.js';
-import { apiDifferences, staleWrites, waitForApiConvergence } from '../support/crm-compare.js';
+import { apiDifferences, staleWrites } from '../../src/demo/api-compare.js';
+import { waitForApiConvergence } from '../support/crm-compare.js';
 import { flowDocument, spawnRun, startFlow } from '../support/flow.js';
 
 /**
@@ -109,9 +115,10 @@ describe('an HTTP API as the destination', () => {
 
   it('ends equal to the source through 429s, 503s and a restart of the API, never stale, never a change applied twice', async () => {
     const api = await new CrmApi({ token }).start();
-    const config = validateFlow(withHttp(flowFor('storm', api), { concurrency: 4, maxAttempts: 4, maxDelayMs: 2000 }), 'storm.yaml');
+    const config = validateFlow(withHttp(flowFor('storm', api, { metrics: { port: 0 } }), { concurrency: 4, maxAttempts: 4, maxDelayMs: 2000 }), 'storm.yaml');
     const runner = await startFlow(config);
     const writer = await pgClient('trustsync_source');
+    let scrape = '';
     try {
       api.throttleNext(20, 1);
       await runWorkload(writer, schema, 60, 12);
@@ -123,11 +130,25 @@ describe('an HTTP API as the destination', () => {
       await api.start();
       await runWorkload(writer, schema, 60, 15);
       await waitForApiConvergence(source, schema, api);
+      scrape = await (await fetch(runner.metricsAddress!)).text();
     } finally {
       await writer.end();
       await runner.stop();
       await api.stop();
     }
+    // /metrics tells what the API saw: every answer by status, the throttles among them, and the
+    // attempts no answer came to while it was down (which the API cannot count).
+    const answered = new Map<string, number>();
+    for (const r of api.requests.filter((q) => q.method !== 'HEAD'))
+      answered.set(`${r.method} ${r.status}`, (answered.get(`${r.method} ${r.status}`) ?? 0) + 1);
+    const exported = new Map<string, number>();
+    for (const m of scrape.matchAll(/^trustsync_destination_requests_total\{flow="[^"]+",method="(\w+)",code="(\w+)"\} (\d+)$/gm))
+      if (m[2] !== 'none') exported.set(`${m[1]} ${m[2]}`, Number(m[3]));
+    expect(exported).toEqual(answered);
+    expect(scrape).toMatch(/^trustsync_destination_requests_total\{[^}]*code="none"\} [1-9]/m);
+    expect(scrape).toMatch(/^trustsync_destination_throttled_total\{[^}]*\} 30$/m);
+    expect(Number(/^trustsync_destination_request_retries_total\{[^}]*\} (\d+)$/m.exec(scrape)?.[1])).toBeGreaterThan(0);
+    expect(scrape).toMatch(/^trustsync_destination_requests_in_flight\{[^}]*\} 0$/m);
     expect(api.requests.filter((r) => r.status === 429).length).toBe(20);
     expect(api.requests.filter((r) => r.status === 503).length).toBe(10);
     expect(staleWrites(api.writes)).toEqual([]);
@@ -150,34 +171,52 @@ describe('an HTTP API as the destination', () => {
     }
   });
 
-  it('sends a change the API refuses (422) to the DLQ with its status and the body excerpt; every other change flows', async () => {
+  it('sends a change the API refuses (422) to the DLQ with its status and the body excerpt; every other change flows; dlq replay goes through the same guard', async () => {
+    let strict = true;
     const api = await new CrmApi({
       token,
-      validate: (c, r) => (c !== 'customers' || String(r.email).includes('@') ? undefined : 'email must be an address'),
+      validate: (c, r) => (!strict || c !== 'customers' || String(r.email).includes('@') ? undefined : 'email must be an address'),
     }).start();
     const writer = await pgClient('trustsync_source');
-    const id = 9_000_001;
-    await writer.query(`INSERT INTO ${schema}.customers (id, email, name) VALUES ($1, 'not an address', 'Poison')`, [id]);
+    // Two refused customers: one the API later learns to accept, one the source fixes first.
+    const [kept, fixed] = [9_000_001, 9_000_002];
+    for (const id of [kept, fixed]) await writer.query(`INSERT INTO ${schema}.customers (id, email, name) VALUES ($1, 'not an address', 'Poison')`, [id]);
     const config = validateFlow(withHttp(flowFor('poison', api), {}), 'poison.yaml');
     const runner = await startFlow(config);
+    const refused = (d: string) => d.startsWith(`customers ${kept}:`) || d.startsWith(`customers ${fixed}:`);
     try {
-      await runWorkload(writer, schema, 30, 21);
-      // Everything but the refused record arrives.
-      await expect
-        .poll(async () => (await apiDifferences(source, schema, api)).filter((d) => !d.startsWith(`customers ${id}:`)), { timeout: 120_000, interval: 500 })
-        .toEqual([]);
-      await expect.poll(async () => (await listDeadLetters(config)).length, { timeout: 30_000 }).toBe(1);
+      try {
+        await runWorkload(writer, schema, 30, 21);
+        // Everything but the refused records arrives.
+        await expect.poll(async () => (await apiDifferences(source, schema, api)).filter((d) => !refused(d)), { timeout: 120_000, interval: 500 }).toEqual([]);
+        await expect.poll(async () => (await listDeadLetters(config)).length, { timeout: 30_000 }).toBe(2);
+        await writer.query(`UPDATE ${schema}.customers SET email = 'fixed@example.com', updated_at = now() WHERE id = $1`, [fixed]);
+        await expect.poll(async () => api.records('customers').get(String(fixed))?.email, { timeout: 60_000 }).toBe('fixed@example.com');
+      } finally {
+        await runner.stop();
+      }
+      const letters = await listDeadLetters(config);
+      const letter = letters.find((l) => l.message.includes(`/customers/${kept} `))!;
+      expect(letter.code).toBe('row-rejected');
+      expect(letter.message).toBe(`PATCH /customers/${kept} answered 422: {"error":"email must be an address"}`);
+      // The secret never travels with a dead letter.
+      expect(JSON.stringify(letters)).not.toContain(token);
+
+      // The API now accepts the address: the kept customer's change is sent; the fixed one's is older than what the API holds.
+      strict = false;
+      const replayed = await replayDeadLetters(config, () => true, false, pino({ level: 'silent' }));
+      expect(replayed.map((r) => [r.entry.message.split(' ')[1], r.outcome]).sort()).toEqual([
+        [`/customers/${kept}`, 'applied'],
+        [`/customers/${fixed}`, 'stale'],
+      ]);
+      expect(await apiDifferences(source, schema, api)).toEqual([]);
+      expect(api.records('customers').get(String(fixed))?.email).toBe('fixed@example.com');
+      expect(await listDeadLetters(config)).toEqual([]);
     } finally {
-      await writer.query(`DELETE FROM ${schema}.customers WHERE id = $1`, [id]);
+      await writer.query(`DELETE FROM ${schema}.customers WHERE id = ANY($1)`, [[kept, fixed]]);
       await writer.end();
-      await runner.stop();
       await api.stop();
     }
-    const [letter] = await listDeadLetters(config);
-    expect(letter!.code).toBe('row-rejected');
-    expect(letter!.message).toBe(`PATCH /customers/${id} answered 422: {"error":"email must be an address"}`);
-    // The secret never travels with a dead letter.
-    expect(JSON.stringify(letter)).not.toContain(token);
   });
 
   it('stops on credentials the API refuses, with one line naming the field, and dead-letters nothing', async () => {
@@ -203,6 +242,7 @@ describe('an HTTP API as the destination', () => {
     const file = join(dir, 'killed.yaml');
     const logFile = join(dir, 'killed.log');
     writeFileSync(file, stringify(withHttp(flowFor('killed', api), { concurrency: 4 })));
+    let last: ChildProcess | undefined;
     try {
       await killMidStream(
         schema,
@@ -210,16 +250,79 @@ describe('an HTTP API as the destination', () => {
         () => spawnRun(file, logFile),
         () => Promise.resolve(api.requests.length),
       );
-      const last = spawnRun(file, logFile);
+      last = spawnRun(file, logFile);
       await waitForApiConvergence(source, schema, api);
       const exit = exited(last);
       last.kill('SIGTERM');
       expect(await exit).toEqual({ code: 0, signal: null });
     } finally {
+      if (last?.exitCode === null && last.signalCode === null) last.kill('SIGKILL');
       await api.stop();
     }
     expect(staleWrites(api.writes)).toEqual([]);
     expect(appliedTwice(api.writes)).toEqual([]);
     expect(api.writes.filter((w) => w.collection === 'orders').length).toBe(await distinctChanges(capture.topic('orders')));
+  });
+
+  it('a slow API (15 s an answer) holds partitions longer than the Kafka session: the member keeps its place, the API ends equal', async () => {
+    const api = await new CrmApi({ token }).start();
+    const config = validateFlow(withHttp(flowFor('slow', api), { concurrency: 8, timeoutMs: 30_000 }), 'slow.yaml');
+    const runner = await startFlow(config);
+    const writer = await pgClient('trustsync_source');
+    const admin = kafkaClient().admin();
+    await admin.connect();
+    /** The group's members as the broker sees them: a member that missed its session rejoins under a new id. */
+    const members = async () => (await admin.describeGroups([config.group])).groups[0]!.members.map((m) => m.memberId);
+    try {
+      await waitForApiConvergence(source, schema, api);
+      const before = await members();
+      expect(before).toHaveLength(1);
+      api.delayMs = 15_000;
+      // A second wave while the first is in the API's hands: its batches wait for the first ones, longer than the session.
+      await runWorkload(writer, schema, 10, 31);
+      await new Promise((r) => setTimeout(r, 2000));
+      await runWorkload(writer, schema, 10, 32);
+      await waitForApiConvergence(source, schema, api);
+      expect(await members()).toEqual(before);
+    } finally {
+      await admin.disconnect();
+      await writer.end();
+      await runner.stop();
+      await api.stop();
+    }
+    expect(staleWrites(api.writes)).toEqual([]);
+  });
+
+  it('finishes a request that went out unacknowledged, exactly as it went out, before anything newer: a large column it carried is not lost', async () => {
+    const api = await new CrmApi({ token }).start();
+    const config = validateFlow(withHttp(flowFor('unfinished', api), { maxAttempts: 1 }), 'unfinished.yaml');
+    const sink = openSink(config.destinationUrl, { name: 'unfinished', connections: 1, settings: config.destinationSettings });
+    const m: TableMapping = { topic: 't', table: { schema: 'crm_unfinished', table: 'customers' }, rename: {}, createIfMissing: false };
+    const audit = { flow: 'unfinished', extra: [] };
+    // c1 sets the note; c2 and c3 leave it unchanged, so Debezium sends them with the placeholder.
+    const c1 = changeAt(7, 100, { after: { id: 7, name: 'A', notes: 'the only copy of the note' } });
+    const c2 = changeAt(7, 200, { after: { id: 7, name: 'B', notes: UNAVAILABLE_VALUE } });
+    const c3 = changeAt(7, 300, { after: { id: 7, name: 'C', notes: UNAVAILABLE_VALUE } });
+    try {
+      await sink.prepare();
+      // c2 goes out carrying c1's note and is never acknowledged (as if the process died).
+      api.failNext(1);
+      await expect(sink.applyBatch(m, [c2], audit, [c1])).rejects.toThrow(/503/);
+      expect(api.records('customers').get('7')).toBeUndefined();
+      // Delivered again in smaller batches: c1 alone is older than what went out, so it is not sent.
+      expect((await sink.applyBatch(m, [c1], audit)).map((d) => d.decision)).toEqual(['skipped']);
+      // c2 superseded by c3: c2's request is finished first, with its note, then c3.
+      expect((await sink.applyBatch(m, [c3], audit, [c2])).map((d) => d.decision)).toEqual(['applied']);
+      expect(api.records('customers').get('7')).toMatchObject({ name: 'C', notes: 'the only copy of the note' });
+      expect(api.writes.map((w) => w.body)).toEqual([
+        { id: 7, name: 'B', notes: 'the only copy of the note' },
+        { id: 7, name: 'C' },
+      ]);
+      const story = await sink.explain('crm_unfinished.customers', '7');
+      expect(story.timeline.at(-1)!.reason).toMatch(/first finished PATCH \/customers\/7 \(idempotency key ts-[0-9a-f]{40}, answered 20[01]\)$/);
+    } finally {
+      await sink.close();
+      await api.stop();
+    }
   });
 });

@@ -28,7 +28,7 @@ describe('alert rules and dashboard ship with the metrics they use', () => {
   };
   const dashboard = JSON.parse(readFileSync(dashboardFile, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
 
-  it('alerts on growing lag, stalled partitions, dead letters, latency, retries, waiting reviews, policy rejections, lost canaries, a source slot keeping WAL or idle, and a dead process', () => {
+  it('alerts on growing lag, stalled partitions, dead letters, latency, retries, waiting reviews, policy rejections, lost canaries, a source slot keeping WAL or idle, a throttling or failing API, and a dead process', () => {
     const alerts = rules.groups.flatMap((g) => g.rules);
     expect(alerts.map((a) => a.alert)).toEqual([
       'TrustsyncConsumerLagGrowing',
@@ -41,6 +41,8 @@ describe('alert rules and dashboard ship with the metrics they use', () => {
       'TrustsyncCanaryNotArriving',
       'TrustsyncSourceSlotRetainingWal',
       'TrustsyncSourceSlotInactive',
+      'TrustsyncDestinationThrottling',
+      'TrustsyncDestinationFailing',
       'TrustsyncDown',
     ]);
     for (const a of alerts) {
@@ -68,6 +70,32 @@ describe('alert rules and dashboard ship with the metrics they use', () => {
     expect(rules).toBeGreaterThan(0);
     expect(promtool.stdout + promtool.stderr).toContain(`SUCCESS: ${rules} rules found`);
     expect(promtool.status).toBe(0);
+  });
+});
+
+describe('API destination requests', () => {
+  it('counts each attempt by method and answer, its retries, throttles and waits, and shows load and pace', async () => {
+    const metrics = new FlowMetrics('api');
+    metrics.attempted({ method: 'PUT', status: 200, attempt: 1, seconds: 0.02, waitedMs: 0, throttled: false });
+    metrics.attempted({ method: 'PUT', status: 429, attempt: 1, seconds: 0.01, waitedMs: 0, throttled: true });
+    metrics.attempted({ method: 'PUT', status: 200, attempt: 2, seconds: 0.03, waitedMs: 1500, throttled: false });
+    metrics.attempted({ method: 'DELETE', status: 0, attempt: 1, seconds: 5, waitedMs: 0, throttled: false });
+    metrics.load(3, 25);
+    let text = await metrics.registry.metrics();
+    expect(text).toContain('trustsync_destination_requests_total{flow="api",method="PUT",code="200"} 2');
+    expect(text).toContain('trustsync_destination_requests_total{flow="api",method="PUT",code="429"} 1');
+    expect(text).toContain('trustsync_destination_requests_total{flow="api",method="DELETE",code="none"} 1');
+    expect(text).toContain('trustsync_destination_request_seconds_count{flow="api",method="PUT"} 3');
+    expect(text).toContain('trustsync_destination_request_retries_total{flow="api"} 1');
+    expect(text).toContain('trustsync_destination_throttled_total{flow="api"} 1');
+    expect(text).toContain('trustsync_destination_pace_wait_seconds_total{flow="api"} 1.5');
+    expect(text).toContain('trustsync_destination_requests_in_flight{flow="api"} 3');
+    expect(text).toContain('trustsync_destination_pace_requests_per_second{flow="api"} 25');
+    // No limit in force: no pace series, rather than a number that means nothing.
+    metrics.load(0, Infinity);
+    text = await metrics.registry.metrics();
+    expect(text).not.toContain('trustsync_destination_pace_requests_per_second{');
+    expect(text).toContain('trustsync_destination_requests_in_flight{flow="api"} 0');
   });
 });
 

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChangeRequest } from './request.js';
 import { retryAfterMs, type DestinationLimiter } from './limiter.js';
+import type { RequestAttempt } from '../sink.js';
 
 /** What became of one change's request, after as many attempts as it took. */
 export type Delivery =
@@ -20,8 +21,8 @@ export interface DeliveryTarget {
   maxAttempts: number;
   maxDelayMs: number;
   limiter: DestinationLimiter;
-  /** Told of every attempt's end: status (0 when no answer came), seconds taken, and any wait for the pace. */
-  onAttempt?: (a: { status: number; seconds: number; waitedMs: number; throttled: boolean }) => void;
+  /** Told of every attempt's end. */
+  onAttempt?: (a: RequestAttempt) => void;
   /** Stops sending when set: a credentials failure elsewhere, or the flow closing. */
   halted: () => boolean;
 }
@@ -82,7 +83,7 @@ export async function deliver(t: DeliveryTarget, r: ChangeRequest): Promise<Deli
       const e = err as Error & { cause?: { code?: string } };
       last = `${r.method} ${r.path}: ${e.name === 'TimeoutError' ? `no answer within ${t.timeoutMs} ms` : (e.cause?.code ?? e.message)}`;
     } finally {
-      t.onAttempt?.({ status, seconds: Number(process.hrtime.bigint() - started) / 1e9, waitedMs, throttled: pause !== undefined });
+      t.onAttempt?.({ method: r.method, status, attempt, seconds: Number(process.hrtime.bigint() - started) / 1e9, waitedMs, throttled: pause !== undefined });
       t.limiter.release();
     }
     if (attempt < t.maxAttempts && pause === undefined) await sleep(fullJitter(100, t.maxDelayMs, attempt));

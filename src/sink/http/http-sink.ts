@@ -11,7 +11,7 @@ import { classifyPgError } from '../postgres/pg-errors.js';
 import { PostgresSink, recordHistory } from '../postgres/postgres-sink.js';
 import { CLAIM_POSITIONS } from '../postgres/sql.js';
 import { CLEAR_SENT, KEY_GUARDS, LOCK_KEYS, MARK_SENT, UNLOCK_KEYS } from './sql.js';
-import type { CanonicalRows, Sink, SinkCapabilities } from '../sink.js';
+import type { CanonicalRows, RequestObserver, Sink, SinkCapabilities } from '../sink.js';
 import { deliver, type Delivery, type DeliveryTarget } from './deliver.js';
 import { DestinationLimiter } from './limiter.js';
 import { changeRequest, type ChangeRequest } from './request.js';
@@ -25,12 +25,6 @@ interface BatchMemo {
   decided: Map<string, RowDecision>;
   /** History rows of the audit already on record. */
   recorded: WeakSet<HistoryRow>;
-}
-
-/** Counters an HTTP destination reports; the flow's metrics plug in here. */
-export interface HttpObserver {
-  attempt(a: { status: number; seconds: number; waitedMs: number; throttled: boolean }): void;
-  inFlight(n: number): void;
 }
 
 /**
@@ -51,12 +45,12 @@ export class HttpSink implements Sink {
   private readonly memos = new Map<string, BatchMemo>();
   private headers: Record<string, string> | undefined;
   private halt: TrustsyncError | undefined;
-  observer: HttpObserver | undefined;
 
   constructor(
     private readonly baseUrl: string,
     private readonly settings: HttpSettings,
     controlPool: pg.Pool,
+    private readonly observer?: RequestObserver,
   ) {
     this.control = new PostgresSink(controlPool);
     this.limiter = new DestinationLimiter(settings.concurrency, settings.rateLimit);
@@ -100,31 +94,99 @@ export class HttpSink implements Sink {
       // Held from reading the guards to the claim: no other member sends these keys meanwhile.
       await client.query(LOCK_KEYS, [target, keys]);
       const guards = new Map(
-        (await client.query<{ key: string; claimed: string | null; sent: string | null }>(KEY_GUARDS, [target, keys])).rows.map((r) => [
+        (await client.query<GuardRow>(KEY_GUARDS, [target, keys])).rows.map((r) => [
           r.key,
-          { claimed: r.claimed === null ? undefined : BigInt(r.claimed), sent: r.sent === null ? undefined : BigInt(r.sent) },
+          {
+            claimed: r.claimed === null ? undefined : BigInt(r.claimed),
+            sent: r.sent === null ? undefined : BigInt(r.sent),
+            request: r.request ?? undefined,
+          },
         ]),
       );
       const decisions: RowDecision[] = [];
       const acknowledged: { event: ChangeEvent; row: HistoryRow }[] = [];
       let unavailable: string | undefined;
-      // Each key's first change to go out is marked sent for all keys in one statement; a key's later
-      // changes (deliver: every) are marked one by one, each before its request.
+      /** A request that went out before and was never acknowledged: the API may hold it, or not yet. */
+      const unfinished = (key: string) => {
+        const g = guards.get(key);
+        return g?.request && g.sent !== undefined && (g.claimed === undefined || g.sent > g.claimed) ? { rank: g.sent, request: g.request } : undefined;
+      };
+      const requestFor = (e: ChangeEvent, claimed: bigint | undefined): ChangeRequest | RowRejected | undefined => {
+        const pending = unfinished(e.keyText);
+        // Sent again exactly as it went out: one idempotency key, one body.
+        if (pending?.rank === positionRank(e.position)) return pending.request;
+        try {
+          return changeRequest(spec, m, withCarriedValues(e, claimed, superseded));
+        } catch (err) {
+          if (err instanceof RowRejected) return err;
+          throw err;
+        }
+      };
+
+      // Each key's first change to go out is marked sent, with its request, for all keys in one
+      // statement; a key's later changes (deliver: every) are marked one by one, each before its request.
       const marked = new Map<string, bigint>();
+      const prepared = new Map<string, ChangeRequest | RowRejected | undefined>();
+      const firstMarks: { key: string; rank: bigint; request: ChangeRequest }[] = [];
       for (const [key, changes] of byKey) {
         const g = guards.get(key);
+        if (g?.sent !== undefined) marked.set(key, g.sent);
         const first = changes.find((e) => {
           const rank = positionRank(e.position);
           return !memo.decided.has(changeKey(e)) && (g?.claimed === undefined || rank > g.claimed) && (g?.sent === undefined || rank >= g.sent);
         });
-        if (first) marked.set(key, positionRank(first.position));
+        if (!first) continue;
+        const request = requestFor(first, g?.claimed);
+        prepared.set(changeKey(first), request);
+        const rank = positionRank(first.position);
+        // Past an unfinished request, the mark moves only once that request is finished.
+        if (request && !(request instanceof RowRejected) && !(unfinished(key) && rank > g!.sent!)) firstMarks.push({ key, rank, request });
       }
-      if (marked.size) await client.query(MARK_SENT, [target, [...marked.keys()], [...marked.values()].map(String)]);
+      const newMarks = firstMarks.filter((f) => f.rank > (marked.get(f.key) ?? -1n));
+      if (newMarks.length) {
+        await client.query(MARK_SENT, [
+          target,
+          newMarks.map((f) => f.key),
+          newMarks.map((f) => f.rank.toString()),
+          newMarks.map((f) => JSON.stringify(f.request)),
+        ]);
+        for (const f of newMarks) marked.set(f.key, f.rank);
+      }
+      // The keys' workers share one connection: their marks go through it one after another.
+      let marking: Promise<unknown> = Promise.resolve();
+      const markSent = (key: string, rank: bigint, request: ChangeRequest) => {
+        const mark = marking.then(() => client.query(MARK_SENT, [target, [key], [rank.toString()], [JSON.stringify(request)]]));
+        marking = mark.catch(() => undefined);
+        return mark;
+      };
+      /** Whether nothing more of the key is sent now: the API is unreachable, or refuses trustsync itself. */
+      const stopsKey = (delivery: Delivery): delivery is Extract<Delivery, { outcome: 'unauthorized' | 'unavailable' }> => {
+        if (delivery.outcome === 'unauthorized') {
+          this.halt ??= new TrustsyncError(
+            'http-unauthorized',
+            `${this.baseUrl} refused trustsync's credentials (${delivery.status}): nothing more is sent`,
+            false,
+            {
+              family: 'config',
+              fix: 'check destination.http.auth and the secret it names, then restart the flow; nothing was dead-lettered and no offset was committed past it',
+            },
+          );
+          return true;
+        }
+        if (delivery.outcome === 'unavailable') {
+          // The key's later changes wait for this one: never out of order.
+          unavailable ??= delivery.last;
+          return true;
+        }
+        return false;
+      };
       const sendKey = async (changes: ChangeEvent[]) => {
-        const guard = guards.get(changes[0]!.keyText);
+        const key = changes[0]!.keyText;
+        const guard = guards.get(key);
         // The API acknowledged `claimed`; it may hold up to `sent`, the newest change that went out.
         let claimed = guard?.claimed;
         const sent = guard?.sent;
+        let pending = unfinished(key);
         for (const e of changes) {
           const rank = positionRank(e.position);
           const told = memo.decided.get(changeKey(e));
@@ -142,17 +204,24 @@ export class HttpSink implements Sink {
             decisions.push({ decision: 'skipped', reason: 'stale', event: e, storedPosition: sent.toString() });
             continue;
           }
-          let request: ChangeRequest | undefined;
-          try {
-            request = changeRequest(spec, m, withCarriedValues(e, claimed, superseded));
-          } catch (err) {
-            if (!(err instanceof RowRejected)) throw err;
-            decisions.push({ decision: 'rejected', event: e, error: err });
+          let finished = '';
+          if (pending && rank > pending.rank) {
+            // The unfinished request's change was superseded in this batch: it is finished first, since
+            // it may carry values (an unchanged large column's) that no later change does.
+            const delivery = await deliver(this.target(), pending.request);
+            if (stopsKey(delivery)) return;
+            finished = `; first finished ${pending.request.method} ${pending.request.path} (idempotency key ${pending.request.idempotencyKey}, answered ${delivery.status})`;
+            pending = undefined;
+          }
+          const request = prepared.has(changeKey(e)) ? prepared.get(changeKey(e)) : requestFor(e, claimed);
+          if (request instanceof RowRejected) {
+            decisions.push({ decision: 'rejected', event: e, error: request });
             continue;
           }
-          if (request && rank > (marked.get(e.keyText) ?? -1n)) {
-            await client.query(MARK_SENT, [target, [e.keyText], [rank.toString()]]);
-            marked.set(e.keyText, rank);
+          if (pending?.rank === rank) pending = undefined;
+          if (request && rank > (marked.get(key) ?? -1n)) {
+            await markSent(key, rank, request);
+            marked.set(key, rank);
           }
           const delivery: Delivery = request ? await deliver(this.target(), request) : { outcome: 'acknowledged', status: 0, attempts: 0 };
           if (delivery.outcome === 'acknowledged') {
@@ -161,27 +230,12 @@ export class HttpSink implements Sink {
             decisions.push(d);
             acknowledged.push({
               event: e,
-              row: { ...decisionRow(target, d), reason: acknowledgement(request, delivery), idempotencyKey: request?.idempotencyKey ?? null },
+              row: { ...decisionRow(target, d), reason: acknowledgement(request, delivery) + finished, idempotencyKey: request?.idempotencyKey ?? null },
             });
           } else if (delivery.outcome === 'refused') {
             const why = `${request!.method} ${request!.path} answered ${delivery.status}${delivery.excerpt ? `: ${delivery.excerpt}` : ''}`;
             decisions.push({ decision: 'rejected', event: e, error: new RowRejected(why) });
-          } else if (delivery.outcome === 'unauthorized') {
-            this.halt ??= new TrustsyncError(
-              'http-unauthorized',
-              `${this.baseUrl} refused trustsync's credentials (${delivery.status}): nothing more is sent`,
-              false,
-              {
-                family: 'config',
-                fix: 'check destination.http.auth and the secret it names, then restart the flow; nothing was dead-lettered and no offset was committed past it',
-              },
-            );
-            return;
-          } else {
-            // The key's later changes wait for this one: never out of order.
-            unavailable ??= delivery.last;
-            return;
-          }
+          } else if (stopsKey(delivery)) return;
         }
       };
       const queue = [...byKey.values()];
@@ -189,6 +243,7 @@ export class HttpSink implements Sink {
         for (let changes = queue.shift(); changes; changes = queue.shift()) if (!this.halt) await sendKey(changes);
       });
       await Promise.all(workers);
+      await marking;
 
       const fresh = decisions.filter((d) => !memo.decided.has(changeKey(d.event)));
       const rows = [
@@ -241,8 +296,9 @@ export class HttpSink implements Sink {
       limiter: this.limiter,
       halted: () => this.halt !== undefined,
       onAttempt: (a) => {
-        this.observer?.attempt(a);
-        this.observer?.inFlight(this.limiter.active - 1);
+        this.observer?.attempted(a);
+        // Told before the slot is let go: the attempt that ended is not in flight any more.
+        this.observer?.load(this.limiter.active - 1, this.limiter.rate);
       },
     };
   }
@@ -316,6 +372,14 @@ export function withCarriedValues(e: ChangeEvent, held: bigint | undefined, supe
     if (carried) after[column] = carried.after![column];
   }
   return { ...e, after };
+}
+
+/** A key's guard as the control database holds it. */
+interface GuardRow {
+  key: string;
+  claimed: string | null;
+  sent: string | null;
+  request: ChangeRequest | null;
 }
 
 /** The change's identity within a batch. */

@@ -20,6 +20,6 @@ export const httpKind: SinkKind = {
         'destination.http: missing — an HTTP destination needs its control database and requests',
         "add destination.http.control and each table's http section",
       );
-    return new HttpSink(url, settings, openPool(settings.control, options));
+    return new HttpSink(url, settings, openPool(settings.control, options), options.requests);
   },
 };

@@ -8,18 +8,20 @@ export const LOCK_KEYS = `SELECT pg_advisory_lock(${KEY_LOCK_CLASS}, hashtext($1
 
 export const UNLOCK_KEYS = 'SELECT pg_advisory_unlock_all()';
 
-/** Per key: the claimed position (the API acknowledged it) and the newest sent, whether acknowledged or not. */
+/** Per key: the claimed position (the API acknowledged it), and the newest sent, whether acknowledged or not, with its request. */
 export const KEY_GUARDS = `
-SELECT k AS key, kp.position::text AS claimed, sp.position::text AS sent
+SELECT k AS key, kp.position::text AS claimed, sp.position::text AS sent, sp.request
 FROM unnest($2::text[]) k
 LEFT JOIN ${LEDGER_SCHEMA}.key_positions kp ON kp.target = $1 AND kp.key = k
 LEFT JOIN ${LEDGER_SCHEMA}.sent_positions sp ON sp.target = $1 AND sp.key = k
 WHERE kp.key IS NOT NULL OR sp.key IS NOT NULL`;
 
-/** Records that keys' changes at these positions are about to be sent ($2 keys, $3 positions); committed before the requests go out. */
+/** Records that keys' changes at these positions are about to be sent ($2 keys, $3 positions, $4 requests); committed before they go out. */
 export const MARK_SENT = `
-INSERT INTO ${LEDGER_SCHEMA}.sent_positions AS sp (target, key, position) SELECT $1, k, p FROM unnest($2::text[], $3::numeric[]) AS u(k, p)
-ON CONFLICT (target, key) DO UPDATE SET position = EXCLUDED.position, sent_at = now() WHERE sp.position < EXCLUDED.position`;
+INSERT INTO ${LEDGER_SCHEMA}.sent_positions AS sp (target, key, position, request)
+SELECT $1, k, p, r FROM unnest($2::text[], $3::numeric[], $4::jsonb[]) AS u(k, p, r)
+ON CONFLICT (target, key) DO UPDATE SET position = EXCLUDED.position, request = EXCLUDED.request, sent_at = now()
+WHERE sp.position < EXCLUDED.position`;
 
 /** Marks of keys now claimed at or past them: the ledger knows as much. */
 export const CLEAR_SENT = `
