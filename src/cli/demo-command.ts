@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { stackEndpoints, stackSettings } from '../stack/settings.js';
-import { DEMO_FLOW_FILES, formatSummary, runDemo } from '../demo/demo.js';
+import { DEMO_FLOW_FILES, formatSummary, runDemo, type DemoDestination } from '../demo/demo.js';
 import { progress, table, optionError } from './output.js';
+import { formatExplanation } from '../history/explain.js';
 import { runSyncDemo, type SyncDemoResult } from '../demo/sync-demo.js';
 import type { Customer } from '../demo/sync.js';
 
@@ -11,12 +12,16 @@ export function demoCommand(): Command {
       'the main job on the local stack: capture a demo shop with Debezium, apply it with trustsync while it changes, and show the destination converging',
     )
     .option('--operations <n>', 'how many source changes to write', '600')
-    .option('--to <kind>', 'the kind of destination: postgres (flows/shop.yaml) or mariadb (flows/shop-mariadb.yaml)', 'postgres')
+    .option(
+      '--to <kind>',
+      'the kind of destination: postgres (flows/shop.yaml), mariadb (flows/shop-mariadb.yaml) or http (flows/shop-http.yaml: an example CRM API the demo starts)',
+      'postgres',
+    )
     .option('--bidirectional', 'instead: two databases (app and crm) kept in sync both ways under the customer policy')
-    .action(async (opts: { operations: string; to: string; bidirectional?: boolean }) => {
+    .action(async (opts: { operations: string; to: DemoDestination; bidirectional?: boolean }) => {
       if (opts.bidirectional) return printSyncDemo(await runSyncDemo(stackSettings(), progress));
-      if (opts.to !== 'postgres' && opts.to !== 'mariadb')
-        throw optionError(`--to ${opts.to}: not a kind of destination the demo writes`, 'use --to postgres or --to mariadb');
+      if (!Object.hasOwn(DEMO_FLOW_FILES, opts.to))
+        throw optionError(`--to ${opts.to}: not a kind of destination the demo writes`, 'use --to postgres, --to mariadb or --to http');
       const flowFile = DEMO_FLOW_FILES[opts.to];
       const operations = Number(opts.operations);
       if (!Number.isInteger(operations) || operations < 1)
@@ -29,8 +34,23 @@ export function demoCommand(): Command {
         const bad = t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length;
         out.push(`  ${t.table.padEnd(22)} ${String(t.rows).padStart(5)} rows  ${bad === 0 ? 'equal to the source' : `DIFFERS: ${JSON.stringify(t.diff)}`}`);
       }
-      out.push('', `trustsync canary --config ${flowFile} (synthetic records through Debezium and trustsync): ${r.canary}`);
-      out.push('', `trustsync reconcile --config ${flowFile} (counts and hashes per bucket, in each database):`);
+      if (r.api) {
+        // The changes a newer one of the same batch stood in for are on record too; the requests tell the story.
+        const sent = { ...r.api.story, timeline: r.api.story.timeline.filter((t) => t.decision !== 'superseded') };
+        const superseded = r.api.story.timeline.length - sent.timeline.length;
+        out.push(
+          '',
+          `the API answered ${r.api.requests} requests: ${r.api.throttled} of them 429 (absorbed: the destination paused and slowed, nothing was dead-lettered for it);`,
+          `${r.api.replays} repeats were answered from its idempotency store (a request sent again under the key it was first sent with).`,
+          '',
+          `The story of customer ${r.api.storyKey}, from the control database (each request with its status, attempt and idempotency key):`,
+          formatExplanation(sent).replace(/^/gm, '  '),
+          `  (${superseded} changes superseded within their batch are on record too; explain lists them)`,
+        );
+      } else {
+        out.push('', `trustsync canary --config ${flowFile} (synthetic records through Debezium and trustsync): ${r.canary}`);
+        out.push('', `trustsync reconcile --config ${flowFile} (counts and hashes per bucket, in each database):`);
+      }
       for (const t of r.reconcile)
         out.push(
           `  ${t.table.padEnd(22)} ${String(t.sourceRows).padStart(5)} source rows, ${t.mismatchedBuckets} of ${t.buckets} buckets differ, ${t.differences} differences`,
@@ -45,7 +65,8 @@ export function demoCommand(): Command {
       }
       if (r.metricsUrl)
         out.push('', `(the flow served Prometheus metrics at ${r.metricsUrl} while it ran; \`npx trustsync lag --group ${r.group}\` shows its consumer lag)`);
-      out.push('', 'Every decision is on record; the story of one customer:', `  npx trustsync explain --config ${flowFile} shop.customers 2`);
+      const customers = r.api ? 'crm.customers' : 'shop.customers';
+      out.push('', 'Every decision is on record; the story of one customer:', `  npx trustsync explain --config ${flowFile} ${customers} 2`);
       process.stdout.write(`${out.join('\n')}\n`);
       if (r.summaries.some((s) => s.splitKeys.length > 0) || r.tables.some((t) => t.diff.missing.length + t.diff.extra.length + t.diff.wrong.length > 0))
         process.exitCode = 1;

@@ -17,16 +17,29 @@ import { runCanary, summarizeCanary } from '../observe/canary.js';
 import pino from 'pino';
 import { topicOffsets } from '../kafka/topics.js';
 import { StackError } from '../model/errors.js';
+import { openSink } from '../sink/kinds.js';
+import type { Explanation } from '../history/explain.js';
+import { CrmApi } from './crm-api.js';
+import { compareApi } from './api-compare.js';
 
 export interface DemoOptions {
   operations: number;
   log: (line: string) => void;
-  /** The kind of destination: the stack's PostgreSQL (flows/shop.yaml) or its MariaDB (flows/shop-mariadb.yaml). */
-  to?: 'postgres' | 'mariadb';
+  /**
+   * The kind of destination: the stack's PostgreSQL (flows/shop.yaml), its MariaDB
+   * (flows/shop-mariadb.yaml), or the example CRM API started for the demo (flows/shop-http.yaml).
+   */
+  to?: DemoDestination;
 }
 
 /** The demo's flow file for each kind of destination. */
-export const DEMO_FLOW_FILES = { postgres: 'flows/shop.yaml', mariadb: 'flows/shop-mariadb.yaml' } as const;
+export const DEMO_FLOW_FILES = { postgres: 'flows/shop.yaml', mariadb: 'flows/shop-mariadb.yaml', http: 'flows/shop-http.yaml' } as const;
+export type DemoDestination = keyof typeof DEMO_FLOW_FILES;
+
+/** The example API's bearer token, unless the environment names one. */
+const DEMO_CRM_TOKEN = 'demo-crm-token';
+/** 429s the example API answers while the demo's workload runs: the flow slows down and loses nothing. */
+const DEMO_THROTTLES = 40;
 
 export const DEMO_SCHEMA = 'demo';
 export const DEMO_SERVER = 'shop';
@@ -150,8 +163,9 @@ export function formatSummary(summaries: TopicSummary[]): string {
 }
 
 /** Starts the destination from a clean slate: tables, position ledger entries, consumer group, DLQ. */
-async function resetDemoDestination(s: StackSettings, config: FlowConfig, kafka: Kafka, to: 'postgres' | 'mariadb'): Promise<void> {
+async function resetDemoDestination(s: StackSettings, config: FlowConfig, kafka: Kafka, to: DemoDestination): Promise<void> {
   if (to === 'mariadb') await resetMariadbDestination(s);
+  else if (to === 'http') await resetHttpControl(s);
   else await resetPostgresDestination(s);
   const admin = kafka.admin();
   await admin.connect();
@@ -175,6 +189,18 @@ async function resetMariadbDestination(s: StackSettings): Promise<void> {
       await db.query(`DELETE FROM trustsync.${kept} WHERE target LIKE ?`, [`${DEMO_DEST_SCHEMA}.%`]).catch(() => undefined);
   } finally {
     await db.end();
+  }
+}
+
+/** The example API starts empty: its keys' positions, sent marks and history in the control database go too. */
+async function resetHttpControl(s: StackSettings): Promise<void> {
+  const control = new pg.Client(stackEndpoints(s).postgresUrl('trustsync_dest'));
+  await control.connect();
+  try {
+    for (const kept of ['key_positions', 'sent_positions', 'history'])
+      await control.query(`DELETE FROM trustsync.${kept} WHERE target LIKE 'crm.%'`).catch(() => undefined);
+  } finally {
+    await control.end();
   }
 }
 
@@ -204,8 +230,10 @@ export interface DemoResult {
   canary: string;
   /** The flow's consumer group. */
   group: string;
-  /** `trustsync reconcile` of the flow once it settled. */
+  /** `trustsync reconcile` of the flow once it settled (none for an API: it cannot be read back in bulk). */
   reconcile: { table: string; sourceRows: number; buckets: number; mismatchedBuckets: number; differences: number }[];
+  /** Into the example API: what it answered, and the story of one customer from the control database. */
+  api?: { throttled: number; replays: number; requests: number; story: Explanation; storyKey: string };
 }
 
 /**
@@ -219,8 +247,10 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
   if (!status.healthy) throw new StackError('the local stack is not healthy.', 'see `trustsync stack status`, then `trustsync stack up`.');
   const { source, kafka } = await prepareDemoSource(s, log);
   const to = options.to ?? 'postgres';
+  if (to === 'http') process.env.TRUSTSYNC_CRM_TOKEN ||= DEMO_CRM_TOKEN;
   const config = { ...loadFlowFile(join(PACKAGE_DIR, DEMO_FLOW_FILES[to])), metrics: { port: 0, host: s.host, lagIntervalMs: 15_000 } };
   await resetDemoDestination(s, config, kafka, to);
+  const api = to === 'http' ? await startDemoApi(config, log) : undefined;
   const runner = new FlowRunner(config, pino({ level: 'warn' }));
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   try {
@@ -228,6 +258,10 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
     await runner.start();
     await producer.connect();
 
+    if (api) {
+      api.throttleNext(DEMO_THROTTLES, 1);
+      log(`the API will answer the next ${DEMO_THROTTLES} requests with 429 Too Many Requests (Retry-After: 1)`);
+    }
     log(`writing ${options.operations} changes to ${DEMO_SCHEMA}.customers and ${DEMO_SCHEMA}.orders …`);
     let reported = 0;
     const counts = await runWorkload(source, DEMO_SCHEMA, options.operations, 42, (done) => {
@@ -255,7 +289,11 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
 
     log('waiting for the destination to equal the source, row for row …');
     const pairs = DEMO_TABLES.map((t): [string, string] => [`${DEMO_SCHEMA}.${t}`, `${DEMO_DEST_SCHEMA}.${t}`]);
-    const tables = to === 'mariadb' ? await convergedAcross(config, 120_000) : await convergedInPostgres(s, source, pairs);
+    const tables = api
+      ? await convergedAtApi(source, api, 120_000)
+      : to === 'mariadb'
+        ? await convergedAcross(config, 120_000)
+        : await convergedInPostgres(s, source, pairs);
     // Wait until every re-delivered record has been judged, so the counts below are final.
     const expected = old.length + again.length + 1;
     const deadline = Date.now() + 60_000;
@@ -283,6 +321,23 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
       await admin.disconnect();
     }
     const canary = config.canary ? summarizeCanary(await runCanary(config, 5, 30_000)) : 'not configured for this flow';
+    if (api) {
+      const storyKey = [...api.records('customers').keys()].sort((a, b) => Number(a) - Number(b))[0] ?? '1';
+      const story = await apiStory(config, 'crm.customers', storyKey);
+      const requests = api.requests.filter((r) => r.method !== 'HEAD');
+      return {
+        counts,
+        summaries: summarizeTopics(topics, old),
+        tables,
+        decisions,
+        metricsUrl: runner.metricsAddress,
+        stateTopics: [],
+        reconcile: [],
+        canary,
+        group: config.group,
+        api: { throttled: requests.filter((r) => r.status === 429).length, replays: api.replays, requests: requests.length, story, storyKey },
+      };
+    }
     // The flow's own canaries keep arriving: a settle time tells them from drift.
     const reconciled = await reconcileFlow(config, { buckets: 64, settleMs: 2000, repair: false, progress: () => undefined, log: pino({ level: 'warn' }) });
     const reconcile = reconciled.tables.map((t) => ({
@@ -296,7 +351,37 @@ export async function runDemo(s: StackSettings, options: DemoOptions): Promise<D
   } finally {
     await producer.disconnect();
     await runner.stop();
+    await api?.stop();
     await source.end();
+  }
+}
+
+/** The example CRM API, on the port the flow file's destination.url names, with the token it sends. */
+async function startDemoApi(config: FlowConfig, log: (line: string) => void): Promise<CrmApi> {
+  const url = new URL(config.destinationUrl);
+  const api = await new CrmApi({ port: Number(url.port), token: process.env.TRUSTSYNC_CRM_TOKEN }).start();
+  log(`example CRM API listening on ${api.url} (its own store; honours Idempotency-Key)`);
+  return api;
+}
+
+/** Record by record: the API's store against the source's rows, until equal or the time is up. */
+async function convergedAtApi(source: pg.Client, api: CrmApi, timeoutMs: number): Promise<DemoResult['tables']> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const compared = await compareApi(source, DEMO_SCHEMA, api);
+    const equal = compared.every((c) => c.diff.missing.length + c.diff.extra.length + c.diff.wrong.length === 0);
+    if (equal || Date.now() > deadline) return compared.map((c) => ({ table: `crm.${c.collection} (API)`, rows: c.records, diff: c.diff }));
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** `trustsync explain` of one record, from the flow's control database. */
+async function apiStory(config: FlowConfig, target: string, key: string): Promise<Explanation> {
+  const sink = openSink(config.destinationUrl, { name: `trustsync:${config.flow}:demo`, connections: 1, settings: config.destinationSettings });
+  try {
+    return await sink.explain(target, key);
+  } finally {
+    await sink.close();
   }
 }
 

@@ -19,7 +19,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   flow: ['model', 'shared', 'kafka', 'decode', 'order', 'policy', 'history', 'sink', 'observe'],
   reconcile: ['model', 'policy', 'history', 'sink', 'flow'],
   stack: ['model', 'shared'],
-  demo: ['model', 'shared', 'kafka', 'sink', 'observe', 'flow', 'reconcile', 'stack'],
+  demo: ['model', 'shared', 'kafka', 'history', 'sink', 'observe', 'flow', 'reconcile', 'stack'],
   cli: ['model', 'shared', 'kafka', 'history', 'sink', 'observe', 'flow', 'reconcile', 'stack', 'demo'],
 };
 
