@@ -526,7 +526,7 @@ interface Running {
 }
 
 /** Where a contender's consumer group stands: committed at the topic's end, on every partition. */
-async function committedAtEnd(kafka: Kafka, groupId: string, topic: string): Promise<boolean> {
+export async function committedAtEnd(kafka: Kafka, groupId: string, topic: string): Promise<boolean> {
   const admin = kafka.admin();
   await admin.connect();
   try {
