@@ -26,6 +26,8 @@ export interface ApplyContext {
   log: Logger;
   /** Set when the table is under policy: changes are decided field by field instead of collapsed. */
   governed?: { tables: GovernedTables; governance: Governance };
+  /** Aborted when the flow stops: a batch waiting between attempts is given up, uncommitted. */
+  signal?: AbortSignal;
 }
 
 export interface ApplyOutcome {
@@ -87,12 +89,41 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   const target = targetName(mapping.table);
   /** Retries since the last write, told in that write's history. */
   let retried: HistoryRow[] = [];
-  const onRetry = (err: Error, attempt: number, delayMs: number) => {
+  /** Since when this slice waits for a destination that does not answer, past the retry budget. */
+  let waitingSince: number | undefined;
+  const onRetry = (err: Error, attempt: number, delayMs: number, waiting: boolean) => {
     const code = (err as TrustsyncError).code ?? 'error';
     metrics.retries.inc({ flow: ctx.flow, topic, code });
+    if (waiting && waitingSince !== undefined) {
+      // Told once when the wait begins: an outage of hours is one history row and one warning, not thousands.
+      log.debug({ topic, attempt, delayMs, err: err.message }, 'destination still unavailable, waiting');
+      return;
+    }
+    const partition = records[0]?.origin.partition;
+    if (waiting) {
+      waitingSince = Date.now();
+      metrics.waitingForDestination.inc({ flow: ctx.flow, topic });
+      retried.push({
+        ...batchRow(target, 'retried'),
+        reason: `attempt ${attempt} failed (${code}): ${err.message}; past the retry budget the partition waits for the destination, nothing is dead-lettered for it`,
+      });
+      log.warn(
+        { topic, partition, attempt, err: err.message },
+        'destination unavailable past the retry budget: the partition waits for it (backpressure), nothing is dead-lettered for it',
+      );
+      return;
+    }
     retried.push({ ...batchRow(target, 'retried'), reason: `attempt ${attempt} failed (${code}): ${err.message}; next in ${delayMs} ms` });
-    log.warn({ topic, attempt, delayMs, err: err.message }, 'transient failure, retrying');
+    log.warn({ topic, partition, attempt, delayMs, err: err.message }, 'transient failure, retrying');
   };
+  /** `work` with the flow's retries; a wait past the budget ends when the destination answers or the flow stops. */
+  const retrying = <T>(work: () => Promise<T>): Promise<T> =>
+    withRetries(ctx.retry, work, onRetry, { signal: ctx.signal }).finally(() => {
+      if (waitingSince === undefined) return;
+      metrics.waitingForDestination.dec({ flow: ctx.flow, topic });
+      log.info({ topic, waitedSeconds: Math.round((Date.now() - waitingSince) / 1000) }, 'the wait for the destination ended');
+      waitingSince = undefined;
+    });
 
   const rejectRow = (d: { event: ChangeEvent; error: TrustsyncError }) => {
     const e = d.event;
@@ -139,20 +170,16 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     const { tables, governance } = governed;
     const started = process.hrtime.bigint();
     const batchId = randomUUID();
-    const decisions = await withRetries(
-      ctx.retry,
-      async () => {
-        const echoes = new Map<string, EchoRecord>();
-        for (const entity of new Set(events.map((e) => e.entity)))
-          for (const [k, v] of await tables.sink.findEchoes(
-            entity,
-            events.filter((e) => e.entity === entity),
-          ))
-            echoes.set(k, v);
-        return tables.sink.applyGoverned(mapping, events, governance, echoes, { flow: ctx.flow, extra: retried, batchId });
-      },
-      onRetry,
-    );
+    const decisions = await retrying(async () => {
+      const echoes = new Map<string, EchoRecord>();
+      for (const entity of new Set(events.map((e) => e.entity)))
+        for (const [k, v] of await tables.sink.findEchoes(
+          entity,
+          events.filter((e) => e.entity === entity),
+        ))
+          echoes.set(k, v);
+      return tables.sink.applyGoverned(mapping, events, governance, echoes, { flow: ctx.flow, extra: retried, batchId });
+    });
     retried = [];
     metrics.applySeconds.observe({ flow: ctx.flow, topic }, Number(process.hrtime.bigint() - started) / 1e9);
     metrics.batchSize.observe({ flow: ctx.flow, topic }, events.length);
@@ -210,16 +237,13 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
     );
     // One identity for every attempt: an attempt whose COMMIT landed unacknowledged is not told twice.
     const batchId = randomUUID();
-    const decisions = await withRetries(
-      ctx.retry,
-      () =>
-        ctx.sink.applyBatch(
-          mapping,
-          plan.latest,
-          { flow: ctx.flow, extra: [...superseded, ...retried], batchId },
-          plan.superseded.map((s) => s.event),
-        ),
-      onRetry,
+    const decisions = await retrying(() =>
+      ctx.sink.applyBatch(
+        mapping,
+        plan.latest,
+        { flow: ctx.flow, extra: [...superseded, ...retried], batchId, signal: ctx.signal },
+        plan.superseded.map((s) => s.event),
+      ),
     );
     retried = [];
     // Counted once their history is committed with the batch: a batch that never commits counts nothing.
@@ -246,7 +270,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   for (const record of records) {
     let decoded;
     try {
-      decoded = await withRetries(ctx.retry, () => ctx.decoder.decode(record), onRetry);
+      decoded = await retrying(() => ctx.decoder.decode(record));
     } catch (err) {
       if (!(err instanceof UndecodableRecord)) throw err;
       outcome.deadLetters.push(deadLetter(record, err));
@@ -281,7 +305,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
         }
         if (ctx.truncate === 'apply') {
           const audit = { flow: ctx.flow, batchId: randomUUID() };
-          const done = await withRetries(ctx.retry, () => ctx.sink.applyTruncate(mapping, decoded, mapping.state !== undefined, audit), onRetry);
+          const done = await retrying(() => ctx.sink.applyTruncate(mapping, decoded, mapping.state !== undefined, audit));
           // With a state topic, every row the truncate removed becomes a tombstone there too.
           for (const [k, key] of done.removed) outcome.keys.set(k, key);
           if (done.decision === 'truncated') {
@@ -292,11 +316,7 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
             log.info({ ...at, storedPosition: done.storedPosition }, `TRUNCATE of ${decoded.entity}: skipped (${done.reason})`);
           }
         } else {
-          await withRetries(
-            ctx.retry,
-            () => ctx.sink.recordDecisions(ctx.flow, [truncateRow(target, decoded, 'ignored', 'TRUNCATE, truncate policy skip')]),
-            onRetry,
-          );
+          await retrying(() => ctx.sink.recordDecisions(ctx.flow, [truncateRow(target, decoded, 'ignored', 'TRUNCATE, truncate policy skip')]));
           metrics.count(topic, 'skipped', 'truncate');
           log.warn(at, `TRUNCATE of ${decoded.entity}: skipped by policy`);
         }
@@ -306,14 +326,11 @@ export async function applyRecords(ctx: ApplyContext, records: readonly RawRecor
   }
   await flush();
   // Records that never became change events are on record too, before their offsets are committed.
-  await withRetries(
-    ctx.retry,
-    () =>
-      ctx.sink.recordDecisions(
-        ctx.flow,
-        undecodable.map((u) => u.row),
-      ),
-    onRetry,
+  await retrying(() =>
+    ctx.sink.recordDecisions(
+      ctx.flow,
+      undecodable.map((u) => u.row),
+    ),
   );
   // Counted once on record, like every other decision.
   for (const { code } of undecodable) {

@@ -8,6 +8,7 @@ import { substitute } from '../shared/substitute.js';
 import { schemeOf, sinkKindFor, supportedSchemes } from '../sink/kinds.js';
 import type { SinkKind } from '../sink/sink.js';
 import { httpDestinationSpec, httpTableSpec, templateColumns, type HttpSettings } from '../sink/http/settings.js';
+import { authorityProblems, fieldAuthority, withholdsFields } from '../sink/http/authority.js';
 import { compilePolicies, customValidatorRefs, policiesSpec, type PoliciesSpec } from '../policy/policy.js';
 import { parseStateSchema } from './state-topic.js';
 
@@ -263,7 +264,14 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
     destinationUrl: f.destination.url,
     destinationSettings: f.destination.http && {
       ...f.destination.http,
-      tables: Object.fromEntries(f.destination.tables.filter((t) => t.http).map((t) => [targetName(parseTableName(t.table)), t.http!])),
+      tables: Object.fromEntries(
+        f.destination.tables
+          .filter((t) => t.http)
+          .map((t) => {
+            const p = t.policy && policies ? compiledPolicies(policies, f.source.system!, f.destination.system!).policies.get(t.policy) : undefined;
+            return [targetName(parseTableName(t.table)), { ...t.http!, authority: p && fieldAuthority(p, f.source.system!, f.destination.system!) }];
+          }),
+      ),
     },
     tables: f.destination.tables.map((t, i) => ({
       topic: t.topic,
@@ -307,7 +315,7 @@ export function capabilityProblems(
   const problems: string[] = [];
   const can = kind.capabilities;
   f.destination.tables.forEach((t, i) => {
-    if (t.policy && !can.governance)
+    if (t.policy && !can.governance && !can.fieldAuthority)
       problems.push(
         `destination.tables.${i}.policy: a ${kind.kind} destination cannot keep field-level policies — remove the policy, or write ${t.table} to a PostgreSQL destination`,
       );
@@ -365,9 +373,30 @@ function checkGovernance(f: z.infer<typeof flowSchema>, policies: PoliciesSpec |
       );
   });
   if (!policies || !f.source.system || !f.destination.system) return;
-  // Custom validators are loaded when the flow starts; here only their references are checked.
+  const compiled = compiledPolicies(policies, f.source.system, f.destination.system);
+  problems.push(...compiled.problems);
+  // A kind that keeps authority only (an API): what the policies ask beyond it, and a body that must not replace the record.
+  const can = sinkKindFor(f.destination.url)!.capabilities;
+  if (can.governance || !can.fieldAuthority) return;
+  for (const name of new Set(governed.map((t) => t.policy!))) {
+    const p = compiled.policies.get(name);
+    if (p) problems.push(...authorityProblems(p, f.source.system));
+  }
+  f.destination.tables.forEach((t, i) => {
+    const p = t.policy ? compiled.policies.get(t.policy) : undefined;
+    if (!p || !t.http || t.http.upsert.method === 'PATCH') return;
+    const a = fieldAuthority(p, f.source.system!, f.destination.system!);
+    if (withholdsFields(a))
+      problems.push(
+        `destination.tables.${i}.http.upsert.method: ${t.http.upsert.method} replaces the whole record, and policy ${t.policy} leaves fields to ${a.keeper} — use PATCH, so that they are never overwritten`,
+      );
+  });
+}
+
+/** The policies compiled for the flow's two systems; custom validators are loaded when the flow starts, here only their references count. */
+function compiledPolicies(policies: PoliciesSpec, source: string, destination: string) {
   const placeholders = new Map(customValidatorRefs(policies).map((ref) => [ref, () => null]));
-  problems.push(...compilePolicies(policies, [f.source.system, f.destination.system], () => undefined, placeholders).problems);
+  return compilePolicies(policies, [source, destination], () => undefined, placeholders);
 }
 
 /** Reads a YAML or JSON flow file; `${VAR}` / `${VAR:-default}` come from the environment. */

@@ -45,6 +45,8 @@ const usesLatest = (p: EntityPolicy) =>
 export async function prepareGovernance(config: FlowConfig, destination: Sink, log: Logger): Promise<GovernedTables | undefined> {
   const governed = config.tables.filter((t) => t.policy);
   if (governed.length === 0 || !config.policies) return undefined;
+  // A kind that keeps authority only (an API) leaves the fields it does not own out of its requests: nothing to decide here.
+  if (!destination.capabilities.governance && destination.capabilities.fieldAuthority) return undefined;
   // The flow file was checked against the kind's capabilities; this is the same check, for callers that skip it.
   if (!destination.capabilities.governance || !destination.openGovernance)
     throw new FlowConfigError(`flow ${config.flow}`, [

@@ -1,4 +1,4 @@
-import { RetriesExhausted } from '../model/errors.js';
+import { DestinationUnavailable, RetriesExhausted } from '../model/errors.js';
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -12,16 +12,40 @@ export function backoffDelay(policy: RetryPolicy, attempt: number, random: () =>
   return Math.floor(random() * bound);
 }
 
+export interface RetryOptions {
+  /** Aborted when the flow stops: a wait between attempts ends at once, throwing the signal's reason. */
+  signal?: AbortSignal;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** Waits `ms`, or until `signal` aborts, then throws its reason. */
+function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', stop);
+      resolve();
+    }, ms);
+    const stop = () => {
+      clearTimeout(timer);
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener('abort', stop, { once: true });
+  });
+}
+
 /**
  * Runs `work`, retrying while it fails with an error marked retriable, up to the policy's attempts.
- * Anything else is thrown at once.
+ * Anything else is thrown at once. A destination that does not answer at all (DestinationUnavailable)
+ * is waited for past the attempts, at the policy's longest delays, until it answers or the flow
+ * stops: `onRetry` is told `waiting` then.
  */
 export async function withRetries<T>(
   policy: RetryPolicy,
   /** Given the attempt's number, from 1. */
   work: (attempt: number) => Promise<T>,
-  onRetry: (err: Error, attempt: number, delayMs: number) => void,
-  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  onRetry: (err: Error, attempt: number, delayMs: number, waiting: boolean) => void,
+  { signal, sleep = sleepUnlessAborted }: RetryOptions = {},
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -29,10 +53,12 @@ export async function withRetries<T>(
     } catch (err) {
       const retriable = (err as { retriable?: boolean }).retriable === true;
       if (!retriable) throw err;
-      if (attempt >= policy.maxAttempts) throw new RetriesExhausted(attempt, err as Error);
+      const waiting = attempt >= policy.maxAttempts;
+      if (waiting && !(err instanceof DestinationUnavailable)) throw new RetriesExhausted(attempt, err as Error);
       const delay = backoffDelay(policy, attempt - 1);
-      onRetry(err as Error, attempt, delay);
-      await sleep(delay);
+      onRetry(err as Error, attempt, delay, waiting);
+      if (signal?.aborted) throw signal.reason as Error;
+      await sleep(delay, signal);
     }
   }
 }

@@ -15,7 +15,7 @@ import { ensureDlqTopic, sendDeadLetters } from './dlq.js';
 import { prepareGovernance, type GovernedTables } from './governance.js';
 import { ensureStateTopic, topicOffsets, waitForLeaders } from '../kafka/topics.js';
 import { registerStateSchema, stateEncoderFor, type StateEncoder } from './state-topic.js';
-import { SchemaIncompatible } from '../model/errors.js';
+import { FlowStopping, SchemaIncompatible } from '../model/errors.js';
 import { backoffDelay, withRetries } from './retry.js';
 import { PartitionLanes } from './lanes.js';
 import { sampleAssignedLag } from '../observe/lag.js';
@@ -77,6 +77,8 @@ export class FlowRunner {
   private phase: FlowState = 'created';
   /** The one shutdown every caller awaits: stop, a failure, both (settles `done` when it ends). */
   private closed?: Promise<void>;
+  /** Aborted once the flow stops: batches waiting between attempts are given up, uncommitted. */
+  private readonly stopping = new AbortController();
   /** A batch's unforeseen failure stops the flow, whichever partition it was on. */
   private readonly lanes = new PartitionLanes((err) => void this.fail(err as Error));
   /** The first error that stopped the flow: once set, the flow ends failed, whoever asked it to stop. */
@@ -167,6 +169,7 @@ export class FlowRunner {
       truncate: this.config.truncate,
       metrics: this.metrics,
       log: this.log,
+      signal: this.stopping.signal,
     };
   }
 
@@ -492,6 +495,8 @@ export class FlowRunner {
         for (const ts of outcome.appliedSourceTsMs)
           this.metrics.endToEndSeconds.observe({ flow: this.config.flow, topic: batch.topic }, Math.max(0, (committedAt - ts) / 1000));
       } catch (err) {
+        // Given up because the flow stops: uncommitted, read again from its last commit.
+        if (err instanceof FlowStopping) return;
         void this.fail(err as Error);
         return;
       }
@@ -581,6 +586,7 @@ export class FlowRunner {
   }
 
   private close(): Promise<void> {
+    if (!this.stopping.signal.aborted) this.stopping.abort(new FlowStopping());
     this.closed ??= this.shutDown().then(
       () => this.finish(),
       (err: Error) => {

@@ -31,4 +31,6 @@ export interface BatchAudit {
    * records no decision again: the history tells each change of a batch once.
    */
   batchId?: string;
+  /** Aborted when the flow stops: a sink that waits (an API's pace, backoff) stops waiting. */
+  signal?: AbortSignal;
 }

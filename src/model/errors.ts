@@ -107,6 +107,25 @@ export class TransientSinkError extends TrustsyncError {
   }
 }
 
+/**
+ * The destination as a whole does not answer (an API down, or throttling past its attempts): the
+ * partition waits for it past the retry budget (backpressure), and nothing is dead-lettered for it.
+ */
+export class DestinationUnavailable extends TrustsyncError {
+  override name = 'DestinationUnavailable';
+  constructor(message: string, cause?: unknown) {
+    super('destination-unavailable', message, true, { cause });
+  }
+}
+
+/** The flow is stopping: a batch waiting to be retried is given up, uncommitted, and read again by whoever runs next. */
+export class FlowStopping extends TrustsyncError {
+  override name = 'FlowStopping';
+  constructor() {
+    super('flow-stopping', 'the flow is stopping: the batch is read again from its last commit', false, { family: 'unavailable' });
+  }
+}
+
 /** The destination rejects this row's data (type, constraint): the row goes to the DLQ, the rest applies. */
 export class RowRejected extends TrustsyncError {
   override name = 'RowRejected';

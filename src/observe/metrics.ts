@@ -21,6 +21,7 @@ export class FlowMetrics implements RequestObserver {
   readonly registry = new Registry();
   readonly events: Counter<'flow' | 'topic' | 'decision' | 'reason'>;
   readonly retries: Counter<'flow' | 'topic' | 'code'>;
+  readonly waitingForDestination: Gauge<'flow' | 'topic'>;
   readonly deadLetters: Counter<'flow' | 'topic' | 'code'>;
   readonly batchSize: Histogram<'flow' | 'topic'>;
   readonly applySeconds: Histogram<'flow' | 'topic'>;
@@ -69,6 +70,12 @@ export class FlowMetrics implements RequestObserver {
       name: 'trustsync_retries_total',
       help: 'Retried attempts after a transient failure',
       labelNames: ['flow', 'topic', 'code'],
+      registers: [this.registry],
+    });
+    this.waitingForDestination = new Gauge({
+      name: 'trustsync_partitions_waiting_for_destination',
+      help: 'Partitions holding their batch until the destination answers again, past the retry budget (backpressure: nothing is dead-lettered for it)',
+      labelNames: ['flow', 'topic'],
       registers: [this.registry],
     });
     this.deadLetters = new Counter({

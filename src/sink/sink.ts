@@ -12,6 +12,8 @@ export interface SinkCapabilities {
   transactions: boolean;
   /** Field-level policies (authority, conflicts, review, two-way sync): row state beside the rows. */
   governance: boolean;
+  /** A governed table's field authority only: fields another system owns are left out of what is sent (an API cannot be read for conflicts). */
+  fieldAuthority: boolean;
   /** A source TRUNCATE applied at its position (`truncate: apply`). */
   truncate: boolean;
   /** Rows read back by key: reconcile, state topics. */

@@ -264,6 +264,114 @@ describe('an HTTP API as the destination', () => {
     expect(api.writes.filter((w) => w.collection === 'orders').length).toBe(await distinctChanges(capture.topic('orders')));
   });
 
+  it('an API down longer than the retry budget: the partitions wait for it and dead-letter nothing, a stop while waiting is prompt, and the API ends equal once back', async () => {
+    const api = await new CrmApi({ token }).start();
+    const config = validateFlow(
+      withHttp(flowFor('outage', api, { metrics: { port: 0 }, retry: { maxAttempts: 2, initialDelayMs: 100, maxDelayMs: 400 } }), {
+        maxAttempts: 2,
+        maxDelayMs: 200,
+      }),
+      'outage.yaml',
+    );
+    let runner = await startFlow(config);
+    const writer = await pgClient('trustsync_source');
+    const waiting = async () => {
+      const scrape = await (await fetch(runner.metricsAddress!)).text();
+      return [...scrape.matchAll(/^trustsync_partitions_waiting_for_destination\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    try {
+      await waitForApiConvergence(source, schema, api);
+      await api.stop();
+      await runWorkload(writer, schema, 40, 41);
+      // Far past both budgets (2 requests × 2 batch attempts, delays under half a second): waiting, not stopped.
+      await expect.poll(waiting, { timeout: 60_000, interval: 250 }).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, 5000));
+      expect(runner.state).toBe('running');
+      expect(await waiting()).toBeGreaterThan(0);
+
+      // Stopped while waiting: at once and cleanly, the batches given up uncommitted.
+      const asked = Date.now();
+      await runner.stop();
+      await runner.done;
+      expect(Date.now() - asked).toBeLessThan(15_000);
+
+      runner = await startFlow(config);
+      await expect.poll(waiting, { timeout: 60_000, interval: 250 }).toBeGreaterThan(0);
+      await api.start();
+      await runWorkload(writer, schema, 20, 42);
+      await waitForApiConvergence(source, schema, api);
+      await expect.poll(waiting, { timeout: 10_000 }).toBe(0);
+    } finally {
+      await writer.end();
+      await runner.stop();
+      await api.stop();
+    }
+    expect(staleWrites(api.writes)).toEqual([]);
+    expect(appliedTwice(api.writes)).toEqual([]);
+    // The outage cost no data and no dead letter.
+    expect(await listDeadLetters(config)).toEqual([]);
+  });
+
+  it('a table under policy sends only the fields its source owns: the tier the CRM keeps is never overwritten, and explain says what was left to it', async () => {
+    const api = await new CrmApi({ token }).start();
+    const doc = withHttp(flowFor('owned', api), { concurrency: 4 }) as unknown as {
+      source: object;
+      destination: { system?: string; tables: Record<string, unknown>[] };
+    };
+    const destination = doc.destination;
+    destination.system = 'crm';
+    destination.tables[0]!.policy = 'customer';
+    const config = validateFlow(
+      {
+        ...doc,
+        source: { ...doc.source, system: 'app' },
+        policies: { customer: { default: { owner: 'app', strategy: 'local_wins' }, fields: { tier: { owner: 'crm' } } } },
+      },
+      'owned.yaml',
+    );
+    const kept = { customers: ['tier'] };
+    const runner = await startFlow(config);
+    const writer = await pgClient('trustsync_source');
+    /** The CRM's own users set a customer's tier, through its API. */
+    const crmSetsTier = (id: string) =>
+      fetch(`${api.url}/customers/${id}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ tier: `crm-${id}` }),
+      }).then((r) => expect(r.status).toBe(200));
+    let tiered: string[] = [];
+    try {
+      await waitForApiConvergence(source, schema, api, 120_000, kept);
+      // Nothing trustsync sent carried a tier: records it created have none.
+      expect([...api.records('customers').values()].filter((r) => 'tier' in r)).toEqual([]);
+      tiered = [...api.records('customers').keys()];
+      for (const id of tiered) await crmSetsTier(id);
+      // The source changes tiers (and everything else) again and again.
+      await runWorkload(writer, schema, 60, 51);
+      await waitForApiConvergence(source, schema, api, 120_000, kept);
+    } finally {
+      await writer.end();
+      await runner.stop();
+      await api.stop();
+    }
+    const held = api.records('customers');
+    const survivors = tiered.filter((id) => held.has(id));
+    expect(survivors.length).toBeGreaterThan(0);
+    for (const id of survivors) expect(held.get(id)!.tier).toBe(`crm-${id}`);
+    expect(api.writes.filter((w) => w.idempotencyKey?.startsWith('ts-') && w.body && 'tier' in w.body)).toEqual([]);
+    expect(staleWrites(api.writes)).toEqual([]);
+
+    const sink = openSink(config.destinationUrl, { name: 'explain', connections: 1, settings: config.destinationSettings });
+    try {
+      const story = await sink.explain('crm_owned.customers', survivors[0]!);
+      expect(story.timeline.filter((t) => t.decision === 'applied').at(-1)!.reason).toMatch(
+        /^PATCH \/customers\/\d+ answered 20[01] on attempt \d+, idempotency key ts-[0-9a-f]{40}; left to crm by policy customer: tier$/,
+      );
+    } finally {
+      await sink.close();
+    }
+  });
+
   it('a slow API (15 s an answer) holds partitions longer than the Kafka session: the member keeps its place, the API ends equal', async () => {
     const api = await new CrmApi({ token }).start();
     const config = validateFlow(withHttp(flowFor('slow', api), { concurrency: 8, timeoutMs: 30_000 }), 'slow.yaml');

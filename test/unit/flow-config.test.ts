@@ -184,7 +184,10 @@ describe('tables under a policy', () => {
           ],
         },
       };
-      const plain = { kind: 'plain', capabilities: { transactions: true, governance: false, truncate: false, reconcile: false, everyChange: false } };
+      const plain = {
+        kind: 'plain',
+        capabilities: { transactions: true, governance: false, fieldAuthority: false, truncate: false, reconcile: false, everyChange: false },
+      };
       expect(capabilityProblems(doc as never, plain)).toEqual([
         'destination.tables.0.policy: a plain destination cannot keep field-level policies — remove the policy, or write a.one to a PostgreSQL destination',
         'destination.tables.1.state: a plain destination cannot be read back for a state topic — remove the state topic',

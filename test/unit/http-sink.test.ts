@@ -160,6 +160,57 @@ describe('an HTTP destination in the flow file', () => {
     ]);
   });
 
+  describe('a table under policy: authority only, fields the API owns never sent', () => {
+    const governed = (policy: Record<string, unknown>, method = 'PATCH') => ({
+      ...doc({ system: 'crm', http: { control: 'postgres://u@h/ctl' } }, { policy: 'customer', http: { upsert: { method, path: '/c/{id}' } } }),
+      source: { brokers: ['127.0.0.1:19092'], decoding: 'json', system: 'app' },
+      policies: { customer: policy },
+    });
+    const crmKeepsTier = { default: { owner: 'app', strategy: 'local_wins' }, fields: { tier: { owner: 'crm' } } };
+
+    it('sends the fields the source system writes, and none the API owns; a delete only when the source may delete', () => {
+      const c = validateFlow(governed(crmKeepsTier), 'f.yaml');
+      const table = c.destinationSettings!.tables['crm.customers']!;
+      expect(table.authority).toEqual({ entity: 'customer', keeper: 'crm', fields: { tier: false }, others: true, deletes: true });
+      const body = changeRequest(table, mapping, ch(7, 'u', { id: 7, email: 'a@b', tier: 'gold', name: 'Ada' }, 5n))!.body!;
+      expect(JSON.parse(body)).toEqual({ id: 7, mail: 'a@b', name: 'Ada' });
+
+      // The API owns the record; the source only its email: a source delete is not sent.
+      const crmOwns = validateFlow(
+        governed({ default: { owner: 'crm', strategy: 'local_wins' }, fields: { email: { owner: 'app' }, id: { owner: 'app' } } }),
+        'f.yaml',
+      );
+      const owned = crmOwns.destinationSettings!.tables['crm.customers']!;
+      expect(JSON.parse(changeRequest(owned, { ...mapping, rename: {} }, ch(7, 'u', { id: 7, email: 'a@b', tier: 'gold' }, 5n))!.body!)).toEqual({
+        id: 7,
+        email: 'a@b',
+      });
+      expect(changeRequest(owned, mapping, ch(7, 'd', null, 6n))).toBeUndefined();
+    });
+
+    it('refuses a PUT that would replace what the API owns, a field two systems write, validators, and a policy that leaves the source nothing', () => {
+      expect(problems(governed(crmKeepsTier, 'PUT'))).toEqual([
+        'destination.tables.0.http.upsert.method: PUT replaces the whole record, and policy customer leaves fields to crm — use PATCH, so that they are never overwritten',
+      ]);
+      // Where the source owns every field, a PUT replaces nothing the API keeps.
+      expect(problems(governed({ default: { owner: 'app', strategy: 'local_wins' } }, 'PUT'))).toEqual([]);
+      expect(
+        problems(
+          governed({
+            default: { owner: 'app', strategy: 'local_wins' },
+            fields: { tier: { owner: 'crm', writers: ['app'], strategy: 'manual_review' }, email: { validators: [{ format: 'email' }] } },
+          }),
+        ),
+      ).toEqual([
+        "policies.customer.fields.tier: owned by crm and written by app too — deciding between them needs the API's current value, which an HTTP destination cannot be read for; make app its owner, or leave app out of its writers",
+        'policies.customer.fields.email.validators: an HTTP destination sends values as the source holds them and checks none — remove the validators',
+      ]);
+      expect(problems(governed({ default: { owner: 'crm', strategy: 'local_wins' } }))).toEqual([
+        'policies.customer: gives app no field to write — an HTTP table under it would send nothing; give app the fields it owns',
+      ]);
+    });
+  });
+
   it('refuses http sections for a database destination', () => {
     expect(
       problems({ ...doc({ url: 'postgres://u@h/d', http: { control: 'postgres://u@h/ctl' } }, { http: { upsert: { method: 'PUT', path: '/c' } } }) }),

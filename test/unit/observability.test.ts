@@ -28,7 +28,7 @@ describe('alert rules and dashboard ship with the metrics they use', () => {
   };
   const dashboard = JSON.parse(readFileSync(dashboardFile, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
 
-  it('alerts on growing lag, stalled partitions, dead letters, latency, retries, waiting reviews, policy rejections, lost canaries, a source slot keeping WAL or idle, a throttling or failing API, and a dead process', () => {
+  it('alerts on growing lag, stalled partitions, dead letters, latency, retries, a destination waited for past the retry budget, waiting reviews, policy rejections, lost canaries, a source slot keeping WAL or idle, a throttling or failing API, and a dead process', () => {
     const alerts = rules.groups.flatMap((g) => g.rules);
     expect(alerts.map((a) => a.alert)).toEqual([
       'TrustsyncConsumerLagGrowing',
@@ -36,6 +36,7 @@ describe('alert rules and dashboard ship with the metrics they use', () => {
       'TrustsyncDeadLettersPresent',
       'TrustsyncEndToEndLatencyHigh',
       'TrustsyncRetrying',
+      'TrustsyncWaitingForDestination',
       'TrustsyncReviewQueueWaiting',
       'TrustsyncPolicyRejectionsHigh',
       'TrustsyncCanaryNotArriving',

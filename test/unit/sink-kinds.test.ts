@@ -9,7 +9,7 @@ describe('kinds of destination, chosen by the URL', () => {
     }
     const sink = openSink('postgres://u@127.0.0.1:1/db', { name: 'kinds-test', connections: 1 });
     expect(sink.kind).toBe('postgres');
-    expect(sink.capabilities).toEqual({ transactions: true, governance: true, truncate: true, reconcile: true, everyChange: false });
+    expect(sink.capabilities).toEqual({ transactions: true, governance: true, fieldAuthority: true, truncate: true, reconcile: true, everyChange: false });
     return sink.close();
   });
 
@@ -17,7 +17,7 @@ describe('kinds of destination, chosen by the URL', () => {
     for (const url of ['mariadb://u@127.0.0.1:3306/db', 'mysql://u@127.0.0.1:3306/db']) expect(sinkKindFor(url)?.kind).toBe('mariadb');
     const sink = openSink('mariadb://u:p%40ss@127.0.0.1:1/shop', { name: 'kinds-test', connections: 1 });
     expect(sink.kind).toBe('mariadb');
-    expect(sink.capabilities).toEqual({ transactions: true, governance: false, truncate: false, reconcile: true, everyChange: false });
+    expect(sink.capabilities).toEqual({ transactions: true, governance: false, fieldAuthority: false, truncate: false, reconcile: true, everyChange: false });
     return sink.close();
   });
 
@@ -34,7 +34,7 @@ describe('kinds of destination, chosen by the URL', () => {
     };
     const sink = openSink('https://api.example.com/v2', { name: 'kinds-test', connections: 1, settings });
     expect(sink.kind).toBe('http');
-    expect(sink.capabilities).toEqual({ transactions: false, governance: false, truncate: false, reconcile: false, everyChange: true });
+    expect(sink.capabilities).toEqual({ transactions: false, governance: false, fieldAuthority: true, truncate: false, reconcile: false, everyChange: true });
     expect(() => openSink('https://api.example.com/v2', { name: 'kinds-test', connections: 1 })).toThrow(/destination\.http: missing/);
     return sink.close();
   });

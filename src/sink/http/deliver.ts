@@ -25,6 +25,8 @@ export interface DeliveryTarget {
   onAttempt?: (a: RequestAttempt) => void;
   /** Stops sending when set: a credentials failure elsewhere, or the flow closing. */
   halted: () => boolean;
+  /** Aborted when the flow stops: a wait between attempts ends at once. */
+  signal?: AbortSignal;
 }
 
 /** The excerpt of a refusal's body kept with its dead letter and history: bounded, one line. */
@@ -86,7 +88,8 @@ export async function deliver(t: DeliveryTarget, r: ChangeRequest): Promise<Deli
       t.onAttempt?.({ method: r.method, status, attempt, seconds: Number(process.hrtime.bigint() - started) / 1e9, waitedMs, throttled: pause !== undefined });
       t.limiter.release();
     }
-    if (attempt < t.maxAttempts && pause === undefined) await sleep(fullJitter(100, t.maxDelayMs, attempt));
+    if (attempt < t.maxAttempts && pause === undefined)
+      await sleep(fullJitter(100, t.maxDelayMs, attempt), undefined, { signal: t.signal }).catch(() => undefined);
   }
   return { outcome: 'unavailable', attempts: t.maxAttempts, last };
 }

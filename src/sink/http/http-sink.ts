@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import { UNAVAILABLE_VALUE, type ChangeEvent, type TruncateEvent } from '../../model/change.js';
 import type { BatchAudit, RowDecision, TruncateDecision } from '../../model/decision.js';
-import { ConfigError, RowRejected, TransientSinkError, TrustsyncError } from '../../model/errors.js';
+import { ConfigError, DestinationUnavailable, RowRejected, TransientSinkError, TrustsyncError } from '../../model/errors.js';
 import type { HistoryRow } from '../../model/history-row.js';
-import { targetName, type TableMapping, type TableName } from '../../model/table.js';
+import { mapRow, targetName, type TableMapping, type TableName } from '../../model/table.js';
 import { decisionRow } from '../../history/history.js';
 import type { Explanation } from '../../history/explain.js';
 import { positionRank } from '../../order/position.js';
@@ -15,9 +15,17 @@ import type { CanonicalRows, RequestObserver, Sink, SinkCapabilities } from '../
 import { deliver, type Delivery, type DeliveryTarget } from './deliver.js';
 import { DestinationLimiter } from './limiter.js';
 import { changeRequest, type ChangeRequest } from './request.js';
-import { authHeaders, type HttpSettings } from './settings.js';
+import { authHeaders, type HttpSettings, type HttpTable } from './settings.js';
+import { sendsField } from './authority.js';
 
-export const HTTP_CAPABILITIES: SinkCapabilities = { transactions: false, governance: false, truncate: false, reconcile: false, everyChange: true };
+export const HTTP_CAPABILITIES: SinkCapabilities = {
+  transactions: false,
+  governance: false,
+  fieldAuthority: true,
+  truncate: false,
+  reconcile: false,
+  everyChange: true,
+};
 
 /** What one attempt of a batch learned, kept for the next attempt of the same batch. */
 interface BatchMemo {
@@ -208,7 +216,7 @@ export class HttpSink implements Sink {
           if (pending && rank > pending.rank) {
             // The unfinished request's change was superseded in this batch: it is finished first, since
             // it may carry values (an unchanged large column's) that no later change does.
-            const delivery = await deliver(this.target(), pending.request);
+            const delivery = await deliver(this.target(audit?.signal), pending.request);
             if (stopsKey(delivery)) return;
             finished = `; first finished ${pending.request.method} ${pending.request.path} (idempotency key ${pending.request.idempotencyKey}, answered ${delivery.status})`;
             pending = undefined;
@@ -223,14 +231,18 @@ export class HttpSink implements Sink {
             await markSent(key, rank, request);
             marked.set(key, rank);
           }
-          const delivery: Delivery = request ? await deliver(this.target(), request) : { outcome: 'acknowledged', status: 0, attempts: 0 };
+          const delivery: Delivery = request ? await deliver(this.target(audit?.signal), request) : { outcome: 'acknowledged', status: 0, attempts: 0 };
           if (delivery.outcome === 'acknowledged') {
             claimed = rank;
             const d: RowDecision = { decision: 'applied', event: e };
             decisions.push(d);
             acknowledged.push({
               event: e,
-              row: { ...decisionRow(target, d), reason: acknowledgement(request, delivery) + finished, idempotencyKey: request?.idempotencyKey ?? null },
+              row: {
+                ...decisionRow(target, d),
+                reason: acknowledgement(spec, m, e, request, delivery) + finished,
+                idempotencyKey: request?.idempotencyKey ?? null,
+              },
             });
           } else if (delivery.outcome === 'refused') {
             const why = `${request!.method} ${request!.path} answered ${delivery.status}${delivery.excerpt ? `: ${delivery.excerpt}` : ''}`;
@@ -273,7 +285,7 @@ export class HttpSink implements Sink {
       for (const d of fresh) memo.decided.set(changeKey(d.event), d);
       for (const r of audit?.extra ?? []) memo.recorded.add(r);
       if (this.halt) throw this.halt;
-      if (unavailable) throw new TransientSinkError(`${this.baseUrl}: ${unavailable}`);
+      if (unavailable) throw new DestinationUnavailable(`${this.baseUrl}: ${unavailable}`);
       if (audit?.batchId) this.memos.delete(audit.batchId);
       return decisions;
     } catch (err) {
@@ -285,8 +297,9 @@ export class HttpSink implements Sink {
       client.release(broken);
     }
   }
-  private target(): DeliveryTarget {
+  private target(signal: AbortSignal | undefined): DeliveryTarget {
     return {
+      signal,
       baseUrl: this.baseUrl,
       headers: this.headers ?? {},
       idempotencyHeader: this.settings.idempotencyHeader,
@@ -294,7 +307,7 @@ export class HttpSink implements Sink {
       maxAttempts: this.settings.maxAttempts,
       maxDelayMs: this.settings.maxDelayMs,
       limiter: this.limiter,
-      halted: () => this.halt !== undefined,
+      halted: () => this.halt !== undefined || signal?.aborted === true,
       onAttempt: (a) => {
         this.observer?.attempted(a);
         // Told before the slot is let go: the attempt that ended is not in flight any more.
@@ -387,10 +400,21 @@ function changeKey(e: ChangeEvent): string {
   return `${e.keyText}@${positionRank(e.position)}`;
 }
 
-/** How the API acknowledged a change, as its history tells it. */
-function acknowledgement(request: ChangeRequest | undefined, sent: Extract<Delivery, { outcome: 'acknowledged' }>): string {
+/** How the API acknowledged a change, as its history tells it: with the fields its policy left to the API. */
+function acknowledgement(
+  spec: HttpTable,
+  m: TableMapping,
+  e: ChangeEvent,
+  request: ChangeRequest | undefined,
+  sent: Extract<Delivery, { outcome: 'acknowledged' }>,
+): string {
+  const a = spec.authority;
+  if (!request && a && !a.deletes) return `not sent: policy ${a.entity} leaves deleting a record to ${a.keeper}, the API keeps it`;
   if (!request) return 'not sent: the table has no delete request (destination.tables.*.http.delete), the API keeps the record';
-  return `${request.method} ${request.path} answered ${sent.status} on attempt ${sent.attempts}, idempotency key ${request.idempotencyKey}`;
+  const kept = a && e.after ? Object.keys(mapRow(m, e.after)).filter((f) => !sendsField(a, f)) : [];
+  return `${request.method} ${request.path} answered ${sent.status} on attempt ${sent.attempts}, idempotency key ${request.idempotencyKey}${
+    kept.length ? `; left to ${a!.keeper} by policy ${a!.entity}: ${kept.join(', ')}` : ''
+  }`;
 }
 
 function notReadable(target: string): ConfigError {

@@ -4,7 +4,8 @@ import { RowRejected } from '../../model/errors.js';
 import { mapFields, mapRow, targetName, type TableMapping } from '../../model/table.js';
 import { positionRank } from '../../order/position.js';
 import { temporalText } from '../values.js';
-import type { HttpTableSpec } from './settings.js';
+import { sendsField } from './authority.js';
+import type { HttpTable } from './settings.js';
 
 /** One change as the API receives it. */
 export interface ChangeRequest {
@@ -44,11 +45,13 @@ export function jsonValue(value: unknown, field: FieldType | undefined): unknown
 
 /**
  * The request for one change: the table's upsert (body: the mapped row, without the columns an
- * update left unchanged, which the API keeps) or delete. A path value the change lacks rejects it:
- * no request could name the record.
+ * update left unchanged, which the API keeps, nor the fields its policy leaves to the API) or
+ * delete (none where the policy leaves deletes to the API). A path value the change lacks rejects
+ * it: no request could name the record.
  */
-export function changeRequest(spec: HttpTableSpec, m: TableMapping, e: ChangeEvent): ChangeRequest | undefined {
+export function changeRequest(spec: HttpTable, m: TableMapping, e: ChangeEvent): ChangeRequest | undefined {
   const target = targetName(m.table);
+  if (e.op === 'd' && spec.authority && !spec.authority.deletes) return undefined;
   const request = e.op === 'd' ? spec.delete : spec.upsert;
   if (!request) return undefined;
   const fields = mapFields(m, e.fields);
@@ -62,7 +65,8 @@ export function changeRequest(spec: HttpTableSpec, m: TableMapping, e: ChangeEve
   let body: string | undefined;
   if (e.op !== 'd' && e.after) {
     const out: Record<string, unknown> = {};
-    for (const [column, value] of Object.entries(mapRow(m, e.after))) if (value !== UNAVAILABLE_VALUE) out[column] = jsonValue(value, fields[column]);
+    for (const [column, value] of Object.entries(mapRow(m, e.after)))
+      if (value !== UNAVAILABLE_VALUE && (!spec.authority || sendsField(spec.authority, column))) out[column] = jsonValue(value, fields[column]);
     body = JSON.stringify(out);
   }
   return { method: request.method, path, body, idempotencyKey: idempotencyKey(target, e.keyText, positionRank(e.position)) };

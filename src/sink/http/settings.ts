@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../model/errors.js';
+import type { FieldAuthority } from './authority.js';
 
 /*
  * What a flow file says about an HTTP destination: the control database that keeps the position
@@ -60,7 +61,12 @@ export type HttpRequestSpec = z.infer<typeof requestSpec>;
 
 /** An HTTP destination as its sink opens it: the flow file's section, and each table's requests by target name. */
 export interface HttpSettings extends z.infer<typeof httpDestinationSpec> {
-  tables: Record<string, HttpTableSpec>;
+  tables: Record<string, HttpTable>;
+}
+
+/** A table's requests, and what its policy (if any) lets trustsync send. */
+export interface HttpTable extends HttpTableSpec {
+  authority?: FieldAuthority;
 }
 
 /** The {column} names of a path template. */

@@ -32,7 +32,14 @@ import {
 } from './sql.js';
 
 /** Ledger, rows and history in one transaction; reconcile reads rows back. Field-level policies and TRUNCATE need PostgreSQL. */
-export const MARIADB_CAPABILITIES: SinkCapabilities = { transactions: true, governance: false, truncate: false, reconcile: true, everyChange: false };
+export const MARIADB_CAPABILITIES: SinkCapabilities = {
+  transactions: true,
+  governance: false,
+  fieldAuthority: false,
+  truncate: false,
+  reconcile: true,
+  everyChange: false,
+};
 
 /** Keys per IN list (ledger reads, deletes, reads back): one round trip each, well inside max_allowed_packet. */
 const ROWS_PER_STATEMENT = 500;

@@ -41,7 +41,14 @@ import {
 } from './sql.js';
 
 /** PostgreSQL can do all a sink does. */
-export const POSTGRES_CAPABILITIES: SinkCapabilities = { transactions: true, governance: true, truncate: true, reconcile: true, everyChange: false };
+export const POSTGRES_CAPABILITIES: SinkCapabilities = {
+  transactions: true,
+  governance: true,
+  fieldAuthority: true,
+  truncate: true,
+  reconcile: true,
+  everyChange: false,
+};
 
 export type { TableShape } from '../batch.js';
 
