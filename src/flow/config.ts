@@ -9,7 +9,7 @@ import { schemeOf, sinkKindFor, supportedSchemes } from '../sink/kinds.js';
 import type { SinkKind } from '../sink/sink.js';
 import { httpDestinationSpec, httpTableSpec, templateColumns, type HttpSettings } from '../sink/http/settings.js';
 import { authorityProblems, fieldAuthority, withholdsFields } from '../sink/http/authority.js';
-import { compilePolicies, customValidatorRefs, policiesSpec, type PoliciesSpec } from '../policy/policy.js';
+import { compilePolicies, customValidatorRefs, policiesSpec, type EntityPolicy, type PoliciesSpec } from '../policy/policy.js';
 import { parseStateSchema } from './state-topic.js';
 
 const durationPattern = /^(\d+)(ms|s|m|h|d)$/;
@@ -225,6 +225,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
   const result = flowSchema.safeParse(doc, { reportInput: true });
   const problems = result.success ? [] : result.error.issues.map(describeIssue);
   let policies: PoliciesSpec | undefined;
+  let compiled: Map<string, EntityPolicy> | undefined;
   const states = new Map<number, StateTopicSpec>();
   if (result.success) {
     const f = result.data;
@@ -248,7 +249,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
       if (spec) states.set(i, { topic: t.state.topic ?? `state.${t.table}`, schema: spec.schema, schemaFile: spec.file });
       if (!f.source.registryUrl) problems.push(`source.registryUrl: missing — the state topic of ${t.table} needs ${HINTS['source.registryUrl']}`);
     });
-    checkGovernance(f, policies, problems);
+    compiled = checkGovernance(f, policies, problems);
     problems.push(...capabilityProblems(f, sinkKindFor(f.destination.url)!));
     problems.push(...httpProblems(f));
   }
@@ -268,7 +269,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
         f.destination.tables
           .filter((t) => t.http)
           .map((t) => {
-            const p = t.policy && policies ? compiledPolicies(policies, f.source.system!, f.destination.system!).policies.get(t.policy) : undefined;
+            const p = t.policy ? compiled?.get(t.policy) : undefined;
             return [targetName(parseTableName(t.table)), { ...t.http!, authority: p && fieldAuthority(p, f.source.system!, f.destination.system!) }];
           }),
       ),
@@ -352,9 +353,10 @@ function httpProblems(f: z.infer<typeof flowSchema>): string[] {
   return problems;
 }
 
-function checkGovernance(f: z.infer<typeof flowSchema>, policies: PoliciesSpec | undefined, problems: string[]): void {
+/** Returns the policies compiled for the flow's two systems, when there are any to compile. */
+function checkGovernance(f: z.infer<typeof flowSchema>, policies: PoliciesSpec | undefined, problems: string[]): Map<string, EntityPolicy> | undefined {
   const governed = f.destination.tables.filter((t) => t.policy);
-  if (governed.length === 0) return;
+  if (governed.length === 0) return undefined;
   if (!f.source.system) problems.push('source.system: missing — tables under a policy need the name of the system this flow reads from (e.g. app)');
   if (!f.destination.system) problems.push('destination.system: missing — tables under a policy need the name of the system this flow writes into (e.g. crm)');
   if (f.source.system && f.source.system === f.destination.system)
@@ -373,11 +375,13 @@ function checkGovernance(f: z.infer<typeof flowSchema>, policies: PoliciesSpec |
       );
   });
   if (!policies || !f.source.system || !f.destination.system) return;
-  const compiled = compiledPolicies(policies, f.source.system, f.destination.system);
+  // Custom validators are loaded when the flow starts; here only their references are checked.
+  const placeholders = new Map(customValidatorRefs(policies).map((ref) => [ref, () => null]));
+  const compiled = compilePolicies(policies, [f.source.system, f.destination.system], () => undefined, placeholders);
   problems.push(...compiled.problems);
   // A kind that keeps authority only (an API): what the policies ask beyond it, and a body that must not replace the record.
   const can = sinkKindFor(f.destination.url)!.capabilities;
-  if (can.governance || !can.fieldAuthority) return;
+  if (can.governance || !can.fieldAuthority) return compiled.policies;
   for (const name of new Set(governed.map((t) => t.policy!))) {
     const p = compiled.policies.get(name);
     if (p) problems.push(...authorityProblems(p, f.source.system));
@@ -391,12 +395,7 @@ function checkGovernance(f: z.infer<typeof flowSchema>, policies: PoliciesSpec |
         `destination.tables.${i}.http.upsert.method: ${t.http.upsert.method} replaces the whole record, and policy ${t.policy} leaves fields to ${a.keeper} — use PATCH, so that they are never overwritten`,
       );
   });
-}
-
-/** The policies compiled for the flow's two systems; custom validators are loaded when the flow starts, here only their references count. */
-function compiledPolicies(policies: PoliciesSpec, source: string, destination: string) {
-  const placeholders = new Map(customValidatorRefs(policies).map((ref) => [ref, () => null]));
-  return compilePolicies(policies, [source, destination], () => undefined, placeholders);
+  return compiled.policies;
 }
 
 /** Reads a YAML or JSON flow file; `${VAR}` / `${VAR:-default}` come from the environment. */

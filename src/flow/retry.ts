@@ -1,3 +1,4 @@
+import { setTimeout as pause } from 'node:timers/promises';
 import { DestinationUnavailable, RetriesExhausted } from '../model/errors.js';
 
 export interface RetryPolicy {
@@ -20,17 +21,8 @@ export interface RetryOptions {
 
 /** Waits `ms`, or until `signal` aborts, then throws its reason. */
 function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', stop);
-      resolve();
-    }, ms);
-    const stop = () => {
-      clearTimeout(timer);
-      reject(signal!.reason as Error);
-    };
-    signal?.addEventListener('abort', stop, { once: true });
+  return pause(ms, undefined, { signal }).catch((err: Error) => {
+    throw signal?.aborted ? (signal.reason as Error) : err;
   });
 }
 

@@ -60,8 +60,7 @@ export function authorityProblems(p: EntityPolicy, source: string): string[] {
     if (shared(f) && !(shared(p.default) && f.owner === p.default.owner)) problems.push(sharedProblem(`${at}.fields.${f.field}`, f));
     if (checked(f) && f.validators !== p.default.validators) problems.push(validatorsProblem(`${at}.fields.${f.field}`));
   }
-  const a = fieldAuthority(p, source, '');
-  if (!a.others && !Object.values(a.fields).includes(true))
+  if (!writes(p.default, source) && ![...p.fields.values()].some((f) => writes(f, source)))
     problems.push(`${at}: gives ${source} no field to write — an HTTP table under it would send nothing; give ${source} the fields it owns`);
   return problems;
 }
