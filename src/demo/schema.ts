@@ -58,7 +58,7 @@ export async function createDemoSchema(client: pg.Client, schema = 'demo'): Prom
 }
 
 /** A note large enough to be TOASTed (PostgreSQL moves values over ~2 kB out of line). */
-export function largeNote(id: number, version: number): string {
+export function largeNote(id: number, version: number | string): string {
   return `customer ${id} note v${version}: ` + 'lorem ipsum dolor sit amet '.repeat(200);
 }
 

@@ -70,12 +70,13 @@ export async function runWorkload(
       } else if (r < 0.6) {
         const id = hot();
         if (random() < 0.1) {
-          await client.query(`UPDATE ${schema}.customers SET notes = $2, updated_at = now() WHERE id = $1`, [id, largeNote(id, Math.floor(random() * 1000))]);
+          // A note never rewritten to the text it had: every change changes the row.
+          await client.query(`UPDATE ${schema}.customers SET notes = $2, updated_at = now() WHERE id = $1`, [id, largeNote(id, `${seed}.${done}`)]);
         } else {
           await client.query(`UPDATE ${schema}.customers SET tier = $2, balance = balance + $3, updated_at = now() WHERE id = $1`, [
             id,
             pick(TIERS),
-            (random() * 50).toFixed(2),
+            (0.01 + random() * 50).toFixed(2),
           ]);
         }
         counts.customersUpdated++;
