@@ -17,6 +17,14 @@ export interface CrmApiOptions {
   idempotencyHeader?: string;
   /** A record this returns a reason for is refused with 422 (the API's own validation); read at each request. */
   validate?: (collection: string, record: Record<string, unknown>) => string | undefined;
+  /** Records carry an ETag and writes honour If-Match / If-None-Match (412); true unless false. */
+  etags?: boolean;
+  /**
+   * External versions, as search engines and some CRMs keep them: a write whose version (the body's
+   * `field`, or the `header`) is not newer than the one the record holds, or its delete carried, is
+   * refused with 409.
+   */
+  versions?: { field: string; header?: string };
 }
 
 /**
@@ -36,7 +44,14 @@ export class CrmApi {
   replays = 0;
   /** Service time added to every request. */
   delayMs = 0;
+  /** Writes refused because the record held a newer version (409) or was not as the writer read it (412). */
+  conflicts = { version: 0, precondition: 0 };
   private throttle = { remaining: 0, retryAfterSeconds: 1 };
+  /** Each record's revision, for its ETag: every write moves it. */
+  private readonly revisions = new Map<string, number>();
+  /** The version each deleted record had its delete at (versions on). */
+  private readonly tombstones = new Map<string, string>();
+  private interference: { collection: string; id: string; patch: Record<string, unknown> } | undefined;
   private unavailable = 0;
   private readonly answered = new Map<string, { status: number; body: string }>();
   private server: Server | undefined;
@@ -82,6 +97,11 @@ export class CrmApi {
     this.unavailable = count;
   }
 
+  /** Another writer edits the record right after the next read of it: a write conditional on that read fails (412). */
+  editAfterNextRead(collection: string, id: string, patch: Record<string, unknown>): void {
+    this.interference = { collection, id, patch };
+  }
+
   /** The records of a collection, by id. */
   records(collection: string): Map<string, Record<string, unknown>> {
     return this.store.get(collection) ?? new Map();
@@ -115,8 +135,17 @@ export class CrmApi {
       if (!collection) return void answer(200, { collections: [...this.store.keys()] });
       const records = this.records(collection);
       if (!rawId) return void answer(200, [...records.values()]);
-      const record = records.get(decodeURIComponent(rawId));
-      return void (record ? answer(200, record) : answer(404, { error: 'not found' }));
+      const id = decodeURIComponent(rawId);
+      const record = records.get(id);
+      if (!record) return void answer(404, { error: 'not found' });
+      answer(200, record, this.etagHeader(collection, id));
+      const edit = this.interference;
+      if (edit?.collection === collection && edit.id === id) {
+        this.interference = undefined;
+        records.set(id, { ...record, ...edit.patch });
+        this.revise(collection, id);
+      }
+      return;
     }
     if (!collection || !rawId || extra !== undefined) return void answer(404, { error: `no such resource ${path}` });
     const id = decodeURIComponent(rawId);
@@ -146,18 +175,55 @@ export class CrmApi {
     }
     const records = this.store.get(collection) ?? new Map<string, Record<string, unknown>>();
     this.store.set(collection, records);
+    const current = records.get(id);
+    if (this.options.etags !== false) {
+      const ifMatch = header(req, 'if-match');
+      const ifNoneMatch = header(req, 'if-none-match');
+      if ((ifMatch !== undefined && (!current || ifMatch !== this.etag(collection, id))) || (ifNoneMatch === '*' && current)) {
+        this.conflicts.precondition++;
+        return void remember(412, { error: 'the record is not as the request expected' });
+      }
+    }
+    const versions = this.options.versions;
+    const incoming = versions?.header ? header(req, versions.header.toLowerCase()) : undefined;
+    const version = versions ? ((body?.[versions.field] as string | undefined) ?? incoming) : undefined;
+    if (versions && (current || this.tombstones.has(`${collection}/${id}`))) {
+      const held = current ? current[versions.field] : this.tombstones.get(`${collection}/${id}`);
+      const numeric = (v: unknown) => (v !== undefined && /^\d+$/.test(String(v)) ? BigInt(String(v)) : undefined);
+      const [theirs, ours] = [numeric(version), numeric(held)];
+      if (theirs !== undefined && ours !== undefined && theirs <= ours) {
+        this.conflicts.version++;
+        return void remember(409, { error: `version conflict: the record holds version ${String(held)}` });
+      }
+    }
     if (method === 'DELETE') {
       if (!records.delete(id)) return void remember(404, { error: 'not found' });
+      // As search engines keep a deleted document's version: an older write does not bring it back.
+      if (version !== undefined) this.tombstones.set(`${collection}/${id}`, version);
+      this.revise(collection, id);
       this.writes.push({ collection, id, method, idempotencyKey: key, body: undefined });
       return void remember(204, undefined);
     }
-    const next = method === 'PATCH' ? { ...(records.get(id) ?? {}), ...body } : { ...body };
+    const next = method === 'PATCH' ? { ...(current ?? {}), ...body } : { ...body };
     const invalid = this.options.validate?.(collection, next);
     if (invalid) return void remember(422, { error: invalid });
-    const existed = records.has(id);
     records.set(id, next);
+    this.revise(collection, id);
     this.writes.push({ collection, id, method, idempotencyKey: key, body });
-    remember(existed ? 200 : 201, next);
+    remember(current ? 200 : 201, next);
+  }
+
+  private revise(collection: string, id: string): void {
+    const at = `${collection}/${id}`;
+    this.revisions.set(at, (this.revisions.get(at) ?? 0) + 1);
+  }
+
+  private etag(collection: string, id: string): string {
+    return `"${this.revisions.get(`${collection}/${id}`) ?? 0}"`;
+  }
+
+  private etagHeader(collection: string, id: string): Record<string, string> {
+    return this.options.etags === false ? {} : { etag: this.etag(collection, id) };
   }
 }
 

@@ -21,6 +21,7 @@ import { exited, killMidStream } from '../support/crash.js';
 import { apiDifferences, staleWrites } from '../../src/demo/api-compare.js';
 import { waitForApiConvergence } from '../support/crm-compare.js';
 import { flowDocument, spawnRun, startFlow } from '../support/flow.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * PostgreSQL → Debezium → trustsync → an HTTP API (a small CRM with its own store), checked from the
@@ -399,6 +400,89 @@ describe('an HTTP API as the destination', () => {
       await api.stop();
     }
     expect(staleWrites(api.writes)).toEqual([]);
+  });
+
+  it('versions the API compares: with its ledger lost and every topic read again, the API refuses each older version and no record goes back in time', async () => {
+    const api = await new CrmApi({ token, versions: { field: 'source_version', header: 'X-Source-Version' } }).start();
+    const lostControl = `${schema}_ctlv`;
+    /** A flow whose customers carry versions the API compares (409 when not newer), and orders versions trustsync compares (GET, then If-Match). */
+    const versioned = (name: string) => {
+      const doc = withHttp(flowFor(name, api), { control: endpoints.postgresUrl(lostControl), concurrency: 4 }) as unknown as {
+        destination: { tables: { http: object }[] };
+      };
+      const [customers, orders] = doc.destination.tables;
+      customers!.http = { ...customers!.http, version: { field: 'source_version', header: 'X-Source-Version', check: 'api' } };
+      orders!.http = { ...orders!.http, version: { field: 'source_version', check: 'etag' } };
+      return validateFlow(doc, `${name}.yaml`);
+    };
+    const kafkaAdmin = kafkaClient().admin();
+    /** The group has committed every partition of both topics to its end. */
+    const caughtUp = async (group: string) => {
+      for (const t of ['customers', 'orders']) {
+        const topic = capture.topic(t);
+        const ends = await kafkaAdmin.fetchTopicOffsets(topic);
+        const [committed] = await kafkaAdmin.fetchOffsets({ groupId: group, topics: [topic] });
+        for (const e of ends) if (committed?.partitions.find((p) => p.partition === e.partition)?.offset !== e.high) return false;
+      }
+      return true;
+    };
+    const writer = await pgClient('trustsync_source');
+    await kafkaAdmin.connect();
+    await admin.query(`CREATE DATABASE ${lostControl}`);
+    let replay: ReturnType<typeof versioned> | undefined;
+    try {
+      const first = await startFlow(versioned('versioned'));
+      try {
+        await runWorkload(writer, schema, 60, 61);
+        await waitForApiConvergence(source, schema, api);
+      } finally {
+        await first.stop();
+      }
+      expect(api.records('customers').size).toBeGreaterThan(0);
+      for (const record of api.records('customers').values()) expect(record.source_version).toMatch(/^\d{39}$/);
+
+      // The control database is lost (its ledger and history with it), and a new group reads every topic from the start.
+      await admin.query(`DROP DATABASE ${lostControl} WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE ${lostControl}`);
+      const held = new Set(
+        [...api.records('customers').keys()].map((id) => `customers/${id}`).concat([...api.records('orders').keys()].map((id) => `orders/${id}`)),
+      );
+      const writesBefore = api.writes.length;
+      const refusedBefore = api.conflicts.version;
+      replay = versioned('replayed');
+      const second = await startFlow(replay);
+      try {
+        await waitFor(() => caughtUp(replay!.group), 'the replay to reach the end of every partition', 180_000);
+        // Record by record, the API refused every version older than its own: the records it held took no write.
+        const replayed = api.writes.slice(writesBefore);
+        expect(replayed.filter((w) => held.has(`${w.collection}/${w.id}`))).toEqual([]);
+        expect(api.conflicts.version).toBeGreaterThan(refusedBefore);
+        await waitForApiConvergence(source, schema, api);
+        // And the flow goes on: newer changes are newer than the API's versions.
+        await runWorkload(writer, schema, 40, 62);
+        await waitForApiConvergence(source, schema, api);
+      } finally {
+        await second.stop();
+      }
+      expect(staleWrites(api.writes)).toEqual([]);
+      expect(await listDeadLetters(replay)).toEqual([]);
+    } finally {
+      await kafkaAdmin.disconnect();
+      await writer.end();
+      await api.stop();
+    }
+    // The new ledger's history tells each refusal: the request, the API's answer, its idempotency key.
+    const sink = openSink(replay.destinationUrl, { name: 'explain', connections: 1, settings: replay.destinationSettings });
+    try {
+      const id = [...api.records('customers').keys()][0]!;
+      const story = await sink.explain('crm_replayed.customers', id);
+      expect(story.timeline.find((t) => t.decision === 'skipped-stale')?.reason).toMatch(
+        /^PATCH \/customers\/\d+ answered 409: the API holds a newer version \(idempotency key ts-[0-9a-f]{40}\)$/,
+      );
+    } finally {
+      await sink.close();
+      await admin.query(`DROP DATABASE IF EXISTS ${lostControl} WITH (FORCE)`);
+    }
   });
 
   it('finishes a request that went out unacknowledged, exactly as it went out, before anything newer: a large column it carried is not lost', async () => {

@@ -6,8 +6,10 @@ import { everyChangeInOrder } from '../../src/order/plan.js';
 import { positionRank } from '../../src/order/position.js';
 import { withCarriedValues } from '../../src/sink/http/http-sink.js';
 import { DestinationLimiter, retryAfterMs } from '../../src/sink/http/limiter.js';
-import { changeRequest, idempotencyKey, jsonValue } from '../../src/sink/http/request.js';
-import { authHeaders } from '../../src/sink/http/settings.js';
+import { changeRequest, idempotencyKey, jsonValue, versionRank, versionText } from '../../src/sink/http/request.js';
+import { deliver, type DeliveryTarget } from '../../src/sink/http/deliver.js';
+import { CrmApi } from '../../src/demo/crm-api.js';
+import { authHeaders, type HttpVersionSpec } from '../../src/sink/http/settings.js';
 import { changeAt } from '../support/events.js';
 
 /** A change of key `id` at position `lsn`: its op and row. */
@@ -66,6 +68,85 @@ describe('an HTTP request per change', () => {
     expect(withCarriedValues(winner, rank(0), older).after!.notes).toBe('twenty');
     // The API holds position 20 already: its notes are as new as any the batch has.
     expect(withCarriedValues(winner, rank(1), older).after!.notes).toBe(UNAVAILABLE_VALUE);
+  });
+});
+
+describe('versions the API can compare', () => {
+  const versioned = { ...spec, upsert: { method: 'PUT' as const, path: '/customers/{id}' }, headers: { 'X-Source': 'trustsync' } };
+  const target = (api: CrmApi): DeliveryTarget => ({
+    baseUrl: api.url,
+    headers: {},
+    idempotencyHeader: 'Idempotency-Key',
+    timeoutMs: 5000,
+    maxAttempts: 4,
+    maxDelayMs: 50,
+    limiter: new DestinationLimiter(4, undefined),
+    halted: () => false,
+  });
+  const put = (api: CrmApi, lsn: bigint, version: HttpVersionSpec) =>
+    deliver(target(api), changeRequest({ ...versioned, version }, mapping, ch(7, 'u', { id: 7, tier: `t${lsn}` }, lsn))!, version);
+
+  it('writes a version that sorts as text as it does as a number, in the body field and the header, beside the table headers', () => {
+    const r = changeRequest(
+      { ...versioned, version: { field: 'v', header: 'X-Version', check: 'api', staleStatuses: [409] } },
+      mapping,
+      ch(7, 'u', { id: 7 }, 5n),
+    )!;
+    const v = versionText(positionRank(ch(7, 'u', {}, 5n).position));
+    expect(JSON.parse(r.body!)).toEqual({ id: 7, v });
+    expect(r.headers).toEqual({ 'X-Source': 'trustsync', 'X-Version': v });
+    expect(versionText(2n ** 100n) > versionText(2n ** 99n)).toBe(true);
+    expect(versionText(9n) < versionText(10n)).toBe(true);
+    expect(versionRank(versionText(2n ** 100n))).toBe(2n ** 100n);
+    expect(versionRank('v1')).toBeUndefined();
+    // A delete has no body: its version travels in the header only.
+    expect(
+      changeRequest({ ...versioned, version: { header: 'X-Version', check: 'api', staleStatuses: [409] } }, mapping, ch(7, 'd', null, 6n))!.headers,
+    ).toHaveProperty('X-Version');
+  });
+
+  it('check api: the API refuses a version not newer than its own, and the change is stale, not dead-lettered', async () => {
+    const api = await new CrmApi({ versions: { field: 'v' } }).start();
+    try {
+      const version = { field: 'v', check: 'api' as const, staleStatuses: [409, 412] };
+      expect(await put(api, 20n, version)).toMatchObject({ outcome: 'acknowledged' });
+      expect(await put(api, 10n, version)).toMatchObject({ outcome: 'stale', status: 409 });
+      expect(api.records('customers').get('7')!.tier).toBe('t20');
+      expect(await put(api, 30n, version)).toMatchObject({ outcome: 'acknowledged' });
+      expect(api.records('customers').get('7')!.tier).toBe('t30');
+    } finally {
+      await api.stop();
+    }
+  });
+
+  it('check etag: reads the version the record holds, sends nothing older, and reads again when another writer came between', async () => {
+    const api = await new CrmApi().start();
+    try {
+      const version = { field: 'v', check: 'etag' as const, staleStatuses: [409, 412] };
+      expect(await put(api, 20n, version)).toMatchObject({ outcome: 'acknowledged', status: 201 });
+      const writes = api.writes.length;
+      expect(await put(api, 10n, version)).toMatchObject({ outcome: 'stale', held: positionRank(ch(7, 'u', {}, 20n).position) });
+      expect(api.writes.length).toBe(writes);
+      api.editAfterNextRead('customers', '7', { tier: 'edited elsewhere' });
+      expect(await put(api, 30n, version)).toMatchObject({ outcome: 'acknowledged', attempts: 2 });
+      expect(api.conflicts.precondition).toBe(1);
+      expect(api.records('customers').get('7')!.tier).toBe('t30');
+      expect(api.requests.map((r) => `${r.method} ${r.status}`).slice(-5)).toEqual(['GET 200', 'GET 200', 'PUT 412', 'GET 200', 'PUT 200']);
+    } finally {
+      await api.stop();
+    }
+  });
+
+  it('check etag against an API without ETags: one line naming the field, nothing sent', async () => {
+    const api = await new CrmApi({ etags: false }).start();
+    try {
+      const version = { field: 'v', check: 'etag' as const, staleStatuses: [409] };
+      await put(api, 20n, version);
+      expect(await put(api, 30n, version)).toMatchObject({ outcome: 'unusable', problem: expect.stringContaining('without an ETag') as unknown });
+      expect(api.records('customers').get('7')!.tier).toBe('t20');
+    } finally {
+      await api.stop();
+    }
   });
 });
 
@@ -158,6 +239,20 @@ describe('an HTTP destination in the flow file', () => {
     expect(problems(doc({ http: auth }, { http: { upsert: { method: 'PUT', path: '/c/{id}' } } }))).toEqual([
       'destination.http.auth.token: name the secret with env (a variable) or file (a path), one of them',
     ]);
+  });
+
+  it('refuses a version that travels nowhere, and an etag check with no field to read it from', () => {
+    const table = (version: Record<string, unknown>) =>
+      doc({ http: { control: 'postgres://u@h/ctl' } }, { http: { upsert: { method: 'PUT', path: '/c/{id}' }, version } });
+    expect(problems(table({ check: 'api' }))).toEqual(['destination.tables.0.http.version: name the field or the header the version travels in']);
+    expect(problems(table({ header: 'X-Version', check: 'etag' }))).toEqual([
+      'destination.tables.0.http.version: check: etag compares the version the record holds: name its field',
+    ]);
+    expect(validateFlow(table({ field: 'v' }), 'f.yaml').destinationSettings!.tables['crm.customers']!.version).toEqual({
+      field: 'v',
+      check: 'api',
+      staleStatuses: [409, 412],
+    });
   });
 
   describe('a table under policy: authority only, fields the API owns never sent', () => {

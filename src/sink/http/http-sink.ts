@@ -6,7 +6,7 @@ import type { HistoryRow } from '../../model/history-row.js';
 import { mapRow, targetName, type TableMapping, type TableName } from '../../model/table.js';
 import { decisionRow } from '../../history/history.js';
 import type { Explanation } from '../../history/explain.js';
-import { positionRank } from '../../order/position.js';
+import { formatRank, positionRank } from '../../order/position.js';
 import { classifyPgError } from '../postgres/pg-errors.js';
 import { PostgresSink, recordHistory } from '../postgres/postgres-sink.js';
 import { CLAIM_POSITIONS } from '../postgres/sql.js';
@@ -112,7 +112,10 @@ export class HttpSink implements Sink {
         ]),
       );
       const decisions: RowDecision[] = [];
-      const acknowledged: { event: ChangeEvent; row: HistoryRow }[] = [];
+      /** Changes the API has now, each key's in source order: acknowledged, or conceded (it holds a newer version). */
+      const acknowledged: { event: ChangeEvent; conceded: boolean }[] = [];
+      /** The history rows of decisions that tell their request. */
+      const rowOf = new Map<RowDecision, HistoryRow>();
       let unavailable: string | undefined;
       /** A request that went out before and was never acknowledged: the API may hold it, or not yet. */
       const unfinished = (key: string) => {
@@ -168,7 +171,11 @@ export class HttpSink implements Sink {
         return mark;
       };
       /** Whether nothing more of the key is sent now: the API is unreachable, or refuses trustsync itself. */
-      const stopsKey = (delivery: Delivery): delivery is Extract<Delivery, { outcome: 'unauthorized' | 'unavailable' }> => {
+      const stopsKey = (delivery: Delivery): delivery is Extract<Delivery, { outcome: 'unauthorized' | 'unusable' | 'unavailable' }> => {
+        if (delivery.outcome === 'unusable') {
+          this.halt ??= new ConfigError('http-version', `destination.tables: ${target} ${delivery.problem}: nothing more is sent`, delivery.fix);
+          return true;
+        }
         if (delivery.outcome === 'unauthorized') {
           this.halt ??= new TrustsyncError(
             'http-unauthorized',
@@ -216,9 +223,9 @@ export class HttpSink implements Sink {
           if (pending && rank > pending.rank) {
             // The unfinished request's change was superseded in this batch: it is finished first, since
             // it may carry values (an unchanged large column's) that no later change does.
-            const delivery = await deliver(this.target(audit?.signal), pending.request);
+            const delivery = await deliver(this.target(audit?.signal), pending.request, spec.version);
             if (stopsKey(delivery)) return;
-            finished = `; first finished ${pending.request.method} ${pending.request.path} (idempotency key ${pending.request.idempotencyKey}, answered ${delivery.status})`;
+            finished = `; first finished ${pending.request.method} ${pending.request.path} (idempotency key ${pending.request.idempotencyKey}, ${delivery.outcome === 'stale' ? 'the API holds a newer version' : `answered ${delivery.status}`})`;
             pending = undefined;
           }
           const request = prepared.has(changeKey(e)) ? prepared.get(changeKey(e)) : requestFor(e, claimed);
@@ -231,19 +238,26 @@ export class HttpSink implements Sink {
             await markSent(key, rank, request);
             marked.set(key, rank);
           }
-          const delivery: Delivery = request ? await deliver(this.target(audit?.signal), request) : { outcome: 'acknowledged', status: 0, attempts: 0 };
+          const delivery: Delivery = request
+            ? await deliver(this.target(audit?.signal), request, spec.version)
+            : { outcome: 'acknowledged', status: 0, attempts: 0 };
           if (delivery.outcome === 'acknowledged') {
             claimed = rank;
             const d: RowDecision = { decision: 'applied', event: e };
             decisions.push(d);
-            acknowledged.push({
-              event: e,
-              row: {
-                ...decisionRow(target, d),
-                reason: acknowledgement(spec, m, e, request, delivery) + finished,
-                idempotencyKey: request?.idempotencyKey ?? null,
-              },
+            acknowledged.push({ event: e, conceded: false });
+            rowOf.set(d, {
+              ...decisionRow(target, d),
+              reason: acknowledgement(spec, m, e, request, delivery) + finished,
+              idempotencyKey: request?.idempotencyKey ?? null,
             });
+          } else if (delivery.outcome === 'stale') {
+            // The API holds this version or a newer one: as far as the ledger goes, it has this change.
+            claimed = rank;
+            const d: RowDecision = { decision: 'skipped', reason: 'stale', event: e, storedPosition: (delivery.held ?? rank).toString() };
+            decisions.push(d);
+            acknowledged.push({ event: e, conceded: true });
+            rowOf.set(d, { ...decisionRow(target, d), reason: refusedAsStale(request!, delivery) + finished, idempotencyKey: request!.idempotencyKey });
           } else if (delivery.outcome === 'refused') {
             const why = `${request!.method} ${request!.path} answered ${delivery.status}${delivery.excerpt ? `: ${delivery.excerpt}` : ''}`;
             decisions.push({ decision: 'rejected', event: e, error: new RowRejected(why) });
@@ -258,24 +272,22 @@ export class HttpSink implements Sink {
       await marking;
 
       const fresh = decisions.filter((d) => !memo.decided.has(changeKey(d.event)));
-      const rows = [
-        ...(audit?.extra ?? []).filter((r) => !memo.recorded.has(r)),
-        ...fresh.filter((d) => d.decision !== 'applied').map((d) => decisionRow(target, d)),
-        ...acknowledged.map((a) => a.row),
-      ];
+      const rows = [...(audit?.extra ?? []).filter((r) => !memo.recorded.has(r)), ...fresh.map((d) => rowOf.get(d) ?? decisionRow(target, d))];
       // Claimed only now, after the API acknowledged: a crash before COMMIT sends them again, with the same keys.
       await client.query('BEGIN');
       if (acknowledged.length) {
-        // Each key's newest acknowledged change is its claim (deliver: every acknowledges several).
-        const claims = new Map(acknowledged.map((a) => [a.event.keyText, positionRank(a.event.position).toString()]));
+        // Each key's newest change the API has is its claim (deliver: every acknowledges several).
+        const newest = new Map(acknowledged.map((a) => [a.event.keyText, a]));
+        const claims = new Map([...newest].map(([k, a]) => [k, positionRank(a.event.position).toString()]));
         const won = await client.query<{ key: string; won: boolean }>(CLAIM_POSITIONS, [
           target,
           [...claims.keys()],
           [...claims.values()],
-          [...claims.keys()].map((k) => acknowledged.findLast((a) => a.event.keyText === k)!.event.op === 'd'),
+          [...newest.values()].map((a) => a.event.op === 'd'),
           null,
         ]);
-        if (won.rows.some((r) => !r.won))
+        // A concession may find the ledger moved past it already; an acknowledgement may not.
+        if (won.rows.some((r) => !r.won && !newest.get(r.key)!.conceded))
           throw new TransientSinkError(`${target}: a key's position moved while its change was being sent; the batch is sent again`);
         await client.query(CLEAR_SENT, [target, [...claims.keys()], [...claims.values()]]);
       }
@@ -398,6 +410,13 @@ interface GuardRow {
 /** The change's identity within a batch. */
 function changeKey(e: ChangeEvent): string {
   return `${e.keyText}@${positionRank(e.position)}`;
+}
+
+/** How the API said it holds a version of the record not older than the change's. */
+function refusedAsStale(request: ChangeRequest, d: Extract<Delivery, { outcome: 'stale' }>): string {
+  return d.held === undefined
+    ? `${request.method} ${request.path} answered ${d.status}: the API holds a newer version (idempotency key ${request.idempotencyKey})`
+    : `not sent: GET ${request.path} holds version ${formatRank(d.held)}, not older than this change's`;
 }
 
 /** How the API acknowledged a change, as its history tells it: with the fields its policy left to the API. */

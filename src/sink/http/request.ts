@@ -16,6 +16,27 @@ export interface ChangeRequest {
   body: string | undefined;
   /** The same for every attempt, restart and replay of this change: the API drops a repeat. */
   idempotencyKey: string;
+  /** The table's own headers, and the version header. */
+  headers?: Record<string, string>;
+  /** The change's version (versionText), when the table's requests carry one. */
+  version?: string;
+}
+
+/** Digits enough for any source position: as text, versions sort as they compare. */
+const VERSION_DIGITS = 39;
+
+/**
+ * A change's version as an API keeps it: its source position as a 39-digit decimal text, so that
+ * comparing two versions as text or as numbers gives the same order (a position exceeds 2^64).
+ */
+export function versionText(rank: bigint): string {
+  return rank.toString().padStart(VERSION_DIGITS, '0');
+}
+
+/** A version the API holds (text or number), as a rank; undefined when it is not one trustsync wrote. */
+export function versionRank(held: unknown): bigint | undefined {
+  if (typeof held === 'number' && Number.isSafeInteger(held) && held >= 0) return BigInt(held);
+  return typeof held === 'string' && /^\d{1,39}$/.test(held) ? BigInt(held) : undefined;
 }
 
 /**
@@ -62,12 +83,23 @@ export function changeRequest(spec: HttpTable, m: TableMapping, e: ChangeEvent):
       throw new RowRejected(`${target}: the path ${request.path} needs ${column}, which change ${e.keyText} does not carry`);
     return encodeURIComponent(typeof value === 'string' ? value : JSON.stringify(value));
   });
+  const rank = positionRank(e.position);
+  const version = spec.version ? versionText(rank) : undefined;
   let body: string | undefined;
   if (e.op !== 'd' && e.after) {
     const out: Record<string, unknown> = {};
     for (const [column, value] of Object.entries(mapRow(m, e.after)))
       if (value !== UNAVAILABLE_VALUE && (!spec.authority || sendsField(spec.authority, column))) out[column] = jsonValue(value, fields[column]);
+    if (spec.version?.field) out[spec.version.field] = version;
     body = JSON.stringify(out);
   }
-  return { method: request.method, path, body, idempotencyKey: idempotencyKey(target, e.keyText, positionRank(e.position)) };
+  const headers = { ...spec.headers, ...(spec.version?.header ? { [spec.version.header]: version! } : {}) };
+  return {
+    method: request.method,
+    path,
+    body,
+    idempotencyKey: idempotencyKey(target, e.keyText, rank),
+    ...(Object.keys(headers).length ? { headers } : {}),
+    ...(version ? { version } : {}),
+  };
 }

@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from '../../model/errors.js';
+import { readSecret, secretRef } from '../../shared/secrets.js';
 import type { FieldAuthority } from './authority.js';
 
 /*
@@ -10,14 +9,12 @@ import type { FieldAuthority } from './authority.js';
  * or a file), read only when the sink opens, and never printed.
  */
 
-const secretRef = z
-  .strictObject({ env: z.string().min(1).optional(), file: z.string().min(1).optional() })
-  .refine((s) => (s.env === undefined) !== (s.file === undefined), { message: 'name the secret with env (a variable) or file (a path), one of them' });
+const headerName = z.string().regex(/^[A-Za-z0-9-]+$/, { message: 'an HTTP header name' });
 
 export const httpAuthSpec = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('bearer'), token: secretRef }),
   z.strictObject({ type: z.literal('basic'), username: z.string().min(1), password: secretRef }),
-  z.strictObject({ type: z.literal('header'), name: z.string().regex(/^[A-Za-z0-9-]+$/, { message: 'an HTTP header name' }), value: secretRef }),
+  z.strictObject({ type: z.literal('header'), name: headerName, value: secretRef }),
 ]);
 
 const pathTemplate = z.string().regex(/^\/[^\s]*$/, { message: 'a path beginning with /, with {column} for values, e.g. /customers/{id}' });
@@ -32,9 +29,25 @@ export const httpTableSpec = z.strictObject({
   upsert: requestSpec,
   /** Absent: a source delete is recorded and not sent (the API keeps the record). */
   delete: requestSpec.optional(),
-  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, { message: 'an HTTP header name' }), z.string()).default({}),
+  headers: z.record(headerName, z.string()).default({}),
   /** latest: only the newest change per key of a batch is sent; every: each change, in source order. */
   deliver: z.enum(['latest', 'every']).default('latest'),
+  version: z
+    .strictObject({
+      /** The body field each upsert carries its change's version in, and the API keeps with the record. */
+      field: z.string().min(1).optional(),
+      /** The header every request (deletes too) carries the version in. */
+      header: headerName.optional(),
+      /** api: the API refuses a version not newer than its own; etag: trustsync reads the record's, then writes with If-Match. */
+      check: z.enum(['api', 'etag']).default('api'),
+      /** The statuses by which the API says it holds a newer version (check: api). */
+      staleStatuses: z.array(z.number().int().min(400).max(499)).min(1).default([409, 412]),
+    })
+    .refine((v) => v.field !== undefined || v.header !== undefined, { message: 'name the field or the header the version travels in' })
+    .refine((v) => v.check !== 'etag' || v.field !== undefined, {
+      message: 'check: etag compares the version the record holds: name its field',
+    })
+    .optional(),
 });
 
 export const httpDestinationSpec = z.strictObject({
@@ -45,10 +58,7 @@ export const httpDestinationSpec = z.strictObject({
   concurrency: z.number().int().min(1).max(256).default(8),
   /** Requests per second at most, for the whole destination; absent: unlimited (429s still slow it down). */
   rateLimit: z.number().positive().max(100_000).optional(),
-  idempotencyHeader: z
-    .string()
-    .regex(/^[A-Za-z0-9-]+$/, { message: 'an HTTP header name' })
-    .default('Idempotency-Key'),
+  idempotencyHeader: headerName.default('Idempotency-Key'),
   /** Attempts per request before the batch is handed back to the flow's retry. */
   maxAttempts: z.number().int().min(1).max(100).default(6),
   /** The longest wait between attempts, a Retry-After included. */
@@ -58,6 +68,7 @@ export const httpDestinationSpec = z.strictObject({
 export type HttpAuthSpec = z.infer<typeof httpAuthSpec>;
 export type HttpTableSpec = z.infer<typeof httpTableSpec>;
 export type HttpRequestSpec = z.infer<typeof requestSpec>;
+export type HttpVersionSpec = NonNullable<HttpTableSpec['version']>;
 
 /** An HTTP destination as its sink opens it: the flow file's section, and each table's requests by target name. */
 export interface HttpSettings extends z.infer<typeof httpDestinationSpec> {
@@ -72,25 +83,6 @@ export interface HttpTable extends HttpTableSpec {
 /** The {column} names of a path template. */
 export function templateColumns(path: string): string[] {
   return [...path.matchAll(/\{([^{}]+)\}/g)].map((m) => m[1]!);
-}
-
-/** A secret's value, from its variable or file; `field` names it in the flow file for the message. */
-export function readSecret(ref: { env?: string; file?: string }, field: string): string {
-  if (ref.env !== undefined) {
-    const value = process.env[ref.env];
-    if (value === undefined || value === '')
-      throw new ConfigError('missing-secret', `${field}: the environment variable ${ref.env} is not set`, `export ${ref.env} before starting the flow`);
-    return value;
-  }
-  try {
-    return readFileSync(ref.file!, 'utf8').trim();
-  } catch (err) {
-    throw new ConfigError(
-      'missing-secret',
-      `${field}: ${ref.file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
-      'put the secret in that file',
-    );
-  }
 }
 
 /** The Authorization (or API-key) header a destination's requests carry; never logged. */
