@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { Kafka, logLevel } from 'kafkajs';
 import { stackEndpoints, stackSettings } from '../stack/settings.js';
+import { loadFlowFile } from '../flow/config.js';
+import { checkKafkaCredentials, kafkaOptions } from '../kafka/connection.js';
 import { recordAges, watchGroupLag, type PartitionRef } from '../observe/lag.js';
 import type { GroupVerdict } from '../observe/lag-status.js';
 import { table, optionError } from './output.js';
@@ -8,6 +10,7 @@ import { table, optionError } from './output.js';
 interface LagOptions {
   group?: string[];
   brokers?: string;
+  config?: string;
   json?: boolean;
   watch?: boolean;
   samples: string;
@@ -32,6 +35,7 @@ export function lagCommand(): Command {
     .description("consumer lag per partition for any consumer group (trustsync's own, a Connect sink, …), with a status per group")
     .option('--group <id...>', 'the groups to report (default: every group)')
     .option('--brokers <list>', 'bootstrap brokers, comma-separated (default: the local stack)')
+    .option('--config <file>', 'a flow file: its brokers, TLS and SASL, and its group unless --group names others')
     .option('--samples <n>', 'samples per evaluation window', '3')
     .option(
       '--window <seconds>',
@@ -51,8 +55,12 @@ export function lagCommand(): Command {
       const [window, interval] = [seconds('window', opts.window), seconds('interval', opts.interval)];
       // Samples spread over the window: the group's own unless one is given.
       const intervalFor = (group: string) => interval ?? (samples > 1 ? (window ?? windowFor(group)) / (samples - 1) : 0);
-      const brokers = opts.brokers ? opts.brokers.split(',') : stackEndpoints(stackSettings()).kafkaBrokers;
-      const kafka = new Kafka({ clientId: 'trustsync-lag', brokers, logLevel: logLevel.NOTHING });
+      const flow = opts.config ? loadFlowFile(opts.config) : undefined;
+      const connection = flow?.kafka ?? { brokers: stackEndpoints(stackSettings()).kafkaBrokers };
+      if (opts.brokers) connection.brokers = opts.brokers.split(',');
+      if (flow && !opts.group) opts.group = [flow.group];
+      const kafka = new Kafka({ clientId: 'trustsync-lag', ...kafkaOptions(connection), logLevel: logLevel.NOTHING });
+      await checkKafkaCredentials(connection);
       const admin = kafka.admin();
       await admin.connect();
       try {

@@ -1,3 +1,4 @@
+import { kafkaSaslSpec, kafkaTlsSpec, type KafkaConnection } from '../kafka/connection.js';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -65,6 +66,10 @@ export const flowSchema = z.strictObject({
   flow: z.string().regex(/^[A-Za-z0-9._-]+$/, { message: 'a flow name of letters, digits, ".", "_" or "-"' }),
   source: z.strictObject({
     brokers: z.array(z.string().regex(/^[^:]+:\d+$/, { message: 'host:port' })).min(1),
+    /** TLS to the brokers (a listener of security protocol SSL or SASL_SSL). */
+    tls: kafkaTlsSpec.optional(),
+    /** SASL on the brokers' listener (SASL_SSL, with tls; SASL_PLAINTEXT without). */
+    sasl: kafkaSaslSpec.optional(),
     group: z.string().min(1).optional(),
     decoding: z.enum(['json', 'avro']),
     registryUrl: z.url().optional(),
@@ -113,7 +118,8 @@ export const flowSchema = z.strictObject({
 
 export interface FlowConfig {
   flow: string;
-  brokers: string[];
+  /** The brokers, and the TLS and SASL that reach them. */
+  kafka: KafkaConnection;
   group: string;
   decoding: 'json' | 'avro';
   registryUrl: string | undefined;
@@ -257,7 +263,7 @@ export function validateFlow(doc: unknown, file: string): FlowConfig {
   const f = result.data!;
   return {
     flow: f.flow,
-    brokers: f.source.brokers,
+    kafka: { brokers: f.source.brokers, tls: f.source.tls, sasl: f.source.sasl },
     group: f.source.group ?? `trustsync-${f.flow}`,
     decoding: f.source.decoding,
     registryUrl: f.source.registryUrl,

@@ -1,3 +1,4 @@
+import { kafkaOptions } from '../kafka/connection.js';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { FlowConfig } from './config.js';
@@ -13,7 +14,7 @@ import { prepareGovernance, type GovernedTables } from './governance.js';
 import { FlowMetrics } from '../observe/metrics.js';
 
 function kafkaFor(config: FlowConfig): Kafka {
-  return new Kafka({ clientId: `trustsync-${config.flow}-dlq`, brokers: config.brokers, logLevel: logLevel.NOTHING });
+  return new Kafka({ clientId: `trustsync-${config.flow}-dlq`, ...kafkaOptions(config.kafka), logLevel: logLevel.NOTHING });
 }
 
 export async function listDeadLetters(config: FlowConfig): Promise<DlqEntry[]> {

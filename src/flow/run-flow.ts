@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+import { checkKafkaCredentials, kafkaOptions } from '../kafka/connection.js';
 import type { Server } from 'node:http';
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
 import pino, { type Logger } from 'pino';
@@ -78,7 +80,7 @@ export class FlowRunner {
   /** The one shutdown every caller awaits: stop, a failure, both (settles `done` when it ends). */
   private closed?: Promise<void>;
   /** Aborted once the flow stops: batches waiting between attempts are given up, uncommitted. */
-  private readonly stopping = new AbortController();
+  private readonly stopping = stopSignal();
   /** A batch's unforeseen failure stops the flow, whichever partition it was on. */
   private readonly lanes = new PartitionLanes((err) => void this.fail(err as Error));
   /** The first error that stopped the flow: once set, the flow ends failed, whoever asked it to stop. */
@@ -108,7 +110,7 @@ export class FlowRunner {
     this.metrics = new FlowMetrics(config.flow);
     this.kafka = new Kafka({
       clientId: `trustsync-${config.flow}`,
-      brokers: config.brokers,
+      ...kafkaOptions(config.kafka),
       logLevel: logLevel.INFO,
       logCreator: kafkaLogCreator(this.log),
       retry: { retries: 8 },
@@ -202,6 +204,8 @@ export class FlowRunner {
     await this.sink.prepare();
     this.governed = await prepareGovernance(config, this.sink, log);
     if (this.governed) this.metrics.reviewOpen.set({ flow: config.flow }, await this.governed.sink.openReviews(this.governed.targets));
+    // A password or certificate the brokers refuse is told as the field to fix, before any retry.
+    await checkKafkaCredentials(config.kafka);
     const admin = this.kafka.admin();
     await admin.connect();
     try {
@@ -623,4 +627,11 @@ export class FlowRunner {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.server = undefined;
   }
+}
+
+/** Aborted when the flow stops: every wait between attempts listens to it, one per request in flight and partition. */
+function stopSignal(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(10_000, controller.signal);
+  return controller;
 }

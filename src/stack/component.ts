@@ -30,7 +30,7 @@ export interface Component {
   health(s: StackSettings): Promise<Health>;
   readyTimeoutMs: number;
   /** Idempotent set-up once it serves (databases, …); runs on every `stack up`. */
-  afterReady?(s: StackSettings): Promise<void>;
+  afterReady?(s: StackSettings, layout: ArtifactLayout): Promise<void>;
   stop?(s: StackSettings): Promise<boolean>;
   /** Extra data outside the state folder that `--purge` removes. */
   externalDataDirs?(s: StackSettings): string[];

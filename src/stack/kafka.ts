@@ -7,6 +7,7 @@ import { componentFiles, jvmMarker, type Component, type Health } from './compon
 import { runCommand, startDetached } from './processes.js';
 import { javaCommand, jvmArgs, writeLog4j2Config } from './java.js';
 import { StackError } from '../model/errors.js';
+import { ensureStackCertificates, type StackCertificates } from './tls.js';
 
 /**
  * A Kafka cluster id: 16 random bytes, URL-safe base64 without padding, as `kafka-storage random-uuid`
@@ -16,18 +17,38 @@ function clusterId(): string {
   return randomBytes(16).toString('base64url');
 }
 
-function serverProperties(s: StackSettings, dataDir: string): string {
-  const { kafka: port, kafkaController: controllerPort } = s.ports;
+/**
+ * The local stack's Kafka user on its SASL_SSL listener, for PLAIN and SCRAM alike: a throwaway
+ * broker on loopback, so the secret is fixed and written here.
+ */
+export const STACK_KAFKA_USER = { username: 'trustsync', password: 'trustsync-stack-secret' } as const;
+
+const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'];
+
+function serverProperties(s: StackSettings, dataDir: string, tls: StackCertificates): string {
+  const { kafka: port, kafkaController: controllerPort, kafkaSasl, kafkaTls } = s.ports;
+  const { username, password } = STACK_KAFKA_USER;
   return [
     "# Single-node KRaft cluster for trustsync's local stack (written by `trustsync stack up`).",
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@${s.host}:${controllerPort}`,
-    `listeners=PLAINTEXT://${s.host}:${port},CONTROLLER://${s.host}:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://${s.host}:${port}`,
+    // PLAINTEXT for the stack's own clients; SASL_SSL and SSL (a client certificate required) for flows that must secure theirs.
+    `listeners=PLAINTEXT://${s.host}:${port},CONTROLLER://${s.host}:${controllerPort},SASL_SSL://${s.host}:${kafkaSasl},SSL://${s.host}:${kafkaTls}`,
+    `advertised.listeners=PLAINTEXT://${s.host}:${port},SASL_SSL://${s.host}:${kafkaSasl},SSL://${s.host}:${kafkaTls}`,
     'controller.listener.names=CONTROLLER',
     'inter.broker.listener.name=PLAINTEXT',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL',
+    'ssl.keystore.type=PEM',
+    `ssl.keystore.location=${tls.serverKeystore}`,
+    'ssl.truststore.type=PEM',
+    `ssl.truststore.location=${tls.ca}`,
+    'listener.name.ssl.ssl.client.auth=required',
+    `sasl.enabled.mechanisms=PLAIN,${SCRAM_MECHANISMS.join(',')}`,
+    `listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_${username}="${password}";`,
+    ...SCRAM_MECHANISMS.map(
+      (m) => `listener.name.sasl_ssl.${m.toLowerCase()}.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;`,
+    ),
     `log.dirs=${dataDir}`,
     'num.partitions=6',
     'default.replication.factor=1',
@@ -59,7 +80,7 @@ export const kafka: Component = {
     const files = componentFiles(s, 'kafka');
     const dataDir = join(files.dir, 'data');
     const config = join(files.dir, 'server.properties');
-    writeFileSync(config, serverProperties(s, dataDir));
+    writeFileSync(config, serverProperties(s, dataDir, await ensureStackCertificates(s)));
     const log4j = writeLog4j2Config(files.dir);
     const classpath = join(layout.kafkaLibs, '*');
     const java = javaCommand();
@@ -82,6 +103,36 @@ export const kafka: Component = {
       });
     }
     startDetached(java, [...jvmArgs(jvmMarker(s), s.heap, log4j), '-cp', classpath, 'kafka.Kafka', config], files.logFile, files.pidFile, files.dir);
+  },
+
+  /** The SASL_SSL listener's SCRAM user, made with Kafka's own tool once per cluster (a cluster from before it gets it too). */
+  async afterReady(s, layout) {
+    const files = componentFiles(s, 'kafka');
+    const marker = join(files.dir, 'scram-user');
+    if (existsSync(marker)) return;
+    // One mechanism a request: the broker refuses to alter a user's credentials twice in one.
+    for (const mechanism of SCRAM_MECHANISMS)
+      await runCommand(javaCommand(), [
+        ...jvmArgs(jvmMarker(s), '256m', writeLog4j2Config(files.dir)),
+        '-cp',
+        join(layout.kafkaLibs, '*'),
+        'kafka.admin.ConfigCommand',
+        '--bootstrap-server',
+        `${s.host}:${s.ports.kafka}`,
+        '--alter',
+        '--add-config',
+        `${mechanism}=[password=${STACK_KAFKA_USER.password}]`,
+        '--entity-type',
+        'users',
+        '--entity-name',
+        STACK_KAFKA_USER.username,
+      ]).catch((err) => {
+        throw new StackError(
+          `creating the SCRAM user of Kafka's SASL_SSL listener failed: ${(err as Error).message}`,
+          'run `trustsync stack down --purge` and `trustsync stack up` again.',
+        );
+      });
+    writeFileSync(marker, `${STACK_KAFKA_USER.username}\n`);
   },
 
   async health(s): Promise<Health> {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, chownSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
@@ -6,6 +6,7 @@ import type { StackSettings } from './settings.js';
 import { componentFiles, componentPid, type Component, type Health } from './component.js';
 import { runCommand, startDetached, isAlive, sleep } from './processes.js';
 import { StackError } from '../model/errors.js';
+import { ensureStackCertificates } from './tls.js';
 
 /** Databases the stack holds: the demo's source and destination, and the registry's storage. */
 export const STACK_DATABASES = ['trustsync_source', 'trustsync_dest', 'trustsync_registry'] as const;
@@ -72,9 +73,21 @@ export const postgres: Component = {
         throw new StackError(`initdb failed for ${data}: ${(err as Error).message}`, `remove ${data} (or run \`trustsync stack down --purge\`) and try again.`);
       });
     }
+    // TLS for clients that ask for it (sslmode=verify-full with the stack's CA); plain connections still work.
+    const tls = await ensureStackCertificates(s);
+    for (const [from, to] of [
+      [tls.serverCert, 'server.crt'],
+      [tls.serverKey, 'server.key'],
+    ] as const) {
+      copyFileSync(from, join(data, to));
+      chmodSync(join(data, to), 0o600);
+      if (isRoot()) chownSync(join(data, to), uid('postgres'), gid('postgres'));
+    }
     const [cmd, args] = asOwner(join(bin, 'postgres'), [
       '-D',
       data,
+      '-c',
+      'ssl=on',
       '-p',
       String(s.ports.postgres),
       '-c',

@@ -19,6 +19,10 @@ export interface StackPorts {
   registry: number;
   kafka: number;
   kafkaController: number;
+  /** The broker's SASL_SSL listener (PLAIN, SCRAM-SHA-256/512 over TLS). */
+  kafkaSasl: number;
+  /** The broker's SSL listener that asks every client for its certificate (mutual TLS). */
+  kafkaTls: number;
   connect: number;
 }
 
@@ -64,6 +68,8 @@ export function stackSettings(env: NodeJS.ProcessEnv = process.env): StackSettin
       registry: portFromEnv(env, 'TRUSTSYNC_REGISTRY_PORT', 18081),
       kafka: portFromEnv(env, 'TRUSTSYNC_KAFKA_PORT', 19092),
       kafkaController: portFromEnv(env, 'TRUSTSYNC_KAFKA_CONTROLLER_PORT', 19093),
+      kafkaSasl: portFromEnv(env, 'TRUSTSYNC_KAFKA_SASL_PORT', 19094),
+      kafkaTls: portFromEnv(env, 'TRUSTSYNC_KAFKA_TLS_PORT', 19095),
       connect: portFromEnv(env, 'TRUSTSYNC_CONNECT_PORT', 18083),
     },
     host: '127.0.0.1',

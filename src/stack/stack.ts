@@ -122,7 +122,7 @@ async function startIfDown(s: StackSettings, c: Component, layout: ArtifactLayou
     await c.start(s, layout);
   }
   await waitReady(s, c);
-  await c.afterReady?.(s);
+  await c.afterReady?.(s, layout);
   log(running ? `${c.name} already running` : `${c.name} ready (${((Date.now() - started) / 1000).toFixed(1)}s)`);
 }
 

@@ -19,6 +19,8 @@ export default async function setup(): Promise<() => Promise<void>> {
     TRUSTSYNC_REGISTRY_PORT: String(base.ports.registry + PORT_OFFSET),
     TRUSTSYNC_KAFKA_PORT: String(base.ports.kafka + PORT_OFFSET),
     TRUSTSYNC_KAFKA_CONTROLLER_PORT: String(base.ports.kafkaController + PORT_OFFSET),
+    TRUSTSYNC_KAFKA_SASL_PORT: String(base.ports.kafkaSasl + PORT_OFFSET),
+    TRUSTSYNC_KAFKA_TLS_PORT: String(base.ports.kafkaTls + PORT_OFFSET),
     TRUSTSYNC_CONNECT_PORT: String(base.ports.connect + PORT_OFFSET),
     TRUSTSYNC_STATE_DIR: join(base.home, 'fault-stack'),
   };

@@ -1,3 +1,4 @@
+import { kafkaOptions } from '../../src/kafka/connection.js';
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { validateFlow, loadFlowFile, FlowConfigError, capabilityProblems } from '../../src/flow/config.js';
@@ -66,7 +67,7 @@ describe('flow files are validated once, at start', () => {
     const c = loadFlowFile(join(PACKAGE_DIR, 'flows', 'shop.yaml'), {});
     expect(c.tables.map((t) => t.topic)).toEqual(['cdc.shop.demo.customers', 'cdc.shop.demo.orders', 'cdc.shop.demo.trustsync_canary']);
     expect(c.canary).toMatchObject({ sourceTable: { schema: 'demo', table: 'trustsync_canary' }, intervalMs: 10_000 });
-    expect(c.brokers).toEqual(['127.0.0.1:19092']);
+    expect(c.kafka).toEqual({ brokers: ['127.0.0.1:19092'] });
   });
 
   it('the shipped sync flows are valid, both directions under the customer policy', () => {
@@ -155,6 +156,34 @@ describe('tables under a policy', () => {
       'batch.maxRows: string "lots" where a number belongs — write it as one',
     ]);
     expect(problems({ ...valid, destination: { ...valid.destination, tables: undefined } })[0]).toMatch(/^destination\.tables: missing — add it/);
+  });
+
+  it('reach brokers over TLS and SASL with secrets named, never given, and refuse a client certificate without its key', () => {
+    const source = {
+      ...valid.source,
+      tls: { ca: '/etc/ca.pem', checkHostname: false },
+      sasl: { mechanism: 'scram-sha-256', username: 'app', password: { env: 'KAFKA_PASSWORD' } },
+    };
+    process.env.KAFKA_PASSWORD = 'pw';
+    try {
+      const { kafka } = validateFlow({ ...valid, source }, 'flow.yaml');
+      expect(kafkaOptions({ ...kafka, tls: undefined })).toEqual({
+        brokers: ['127.0.0.1:19092'],
+        sasl: { mechanism: 'scram-sha-256', username: 'app', password: 'pw' },
+      });
+      expect(() => kafkaOptions(kafka)).toThrow('source.tls.ca: /etc/ca.pem cannot be read (ENOENT)');
+    } finally {
+      delete process.env.KAFKA_PASSWORD;
+    }
+    expect(() => kafkaOptions({ brokers: ['b:1'], sasl: { mechanism: 'plain', username: 'u', password: { env: 'NO_SUCH_VARIABLE' } } })).toThrow(
+      'source.sasl.password: the environment variable NO_SUCH_VARIABLE is not set',
+    );
+    expect(problems({ ...valid, source: { ...valid.source, tls: { cert: '/c.pem' } } })).toEqual([
+      'source.tls: a client certificate needs its key, and a key its certificate: give cert and key both',
+    ]);
+    expect(problems({ ...valid, source: { ...valid.source, sasl: { mechanism: 'gssapi', username: 'u', password: { env: 'P' } } } })[0]).toMatch(
+      /^source\.sasl\.mechanism: /,
+    );
   });
 
   describe('the destination is checked against what its kind can do', () => {

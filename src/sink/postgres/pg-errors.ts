@@ -29,9 +29,25 @@ export function isRowDataPgError(err: unknown): boolean {
   return typeof code === 'string' && code.length === 5 && DATA_SQLSTATE_CLASSES.includes(code.slice(0, 2));
 }
 
+/** Node's codes for a server certificate TLS does not trust, and the server refusing TLS itself. */
+const TLS_ERROR =
+  /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_\w+|ERR_TLS_\w+|ERR_SSL_\w+)$/;
+
 /** Wraps a PostgreSQL failure in trustsync's error type so the caller knows whether to retry. */
 export function classifyPgError(err: unknown, what: string): Error {
-  const e = err as { code?: string; message?: string; detail?: string };
+  const e = err as { code?: string; message?: string; detail?: string; path?: string; syscall?: string };
+  if ((typeof e?.code === 'string' && TLS_ERROR.test(e.code)) || /server does not support SSL/i.test(e?.message ?? ''))
+    return new TrustsyncError('tls-refused', `${what}: TLS to the server failed (${e.code ?? e.message})`, false, {
+      cause: err,
+      family: 'config',
+      fix: "check sslmode and sslrootcert in the flow file's URL for this server (destination.url, or source.database): sslrootcert names the CA that signed the server's certificate",
+    });
+  if (e?.code === 'ENOENT' && e.syscall === 'open' && e.path)
+    return new TrustsyncError('tls-file', `${what}: ${e.path} cannot be read`, false, {
+      cause: err,
+      family: 'config',
+      fix: "name a readable file in the URL's sslrootcert, sslcert or sslkey (destination.url, or source.database)",
+    });
   const text = `${what}: ${e?.message ?? String(err)}${e?.code ? ` (SQLSTATE ${e.code})` : ''}${e?.detail ? ` — ${e.detail}` : ''}`;
   if (isTransientPgError(err)) return new TransientSinkError(text, err);
   if (isRowDataPgError(err)) return new RowRejected(text, err);
