@@ -8,6 +8,7 @@ import { explainCommand } from './explain-command.js';
 import { reviewCommand } from './review-command.js';
 import { reconcileCommand } from './reconcile-command.js';
 import { canaryCommand } from './canary-command.js';
+import { initCommand, validateCommand } from './setup-commands.js';
 import { reportFailure } from './output.js';
 
 const program = new Command()
@@ -18,6 +19,8 @@ const program = new Command()
 
 program.addCommand(stackCommand());
 program.addCommand(connectorsCommand());
+program.addCommand(initCommand());
+program.addCommand(validateCommand());
 program.addCommand(runCommand());
 program.addCommand(dlqCommand());
 program.addCommand(lagCommand());

@@ -1,3 +1,4 @@
+import { nearMatches } from '../shared/near-match.js';
 import { setMaxListeners } from 'node:events';
 import { checkKafkaCredentials, kafkaOptions } from '../kafka/connection.js';
 import type { Server } from 'node:http';
@@ -404,7 +405,11 @@ export class FlowRunner {
       }
       if (Date.now() - lastSaid > 30_000) {
         lastSaid = Date.now();
-        this.log.warn({ missing }, 'waiting for topics to exist (is the source connector running?)');
+        const near = Object.fromEntries(missing.map((t) => [t, nearMatches(t, existing)]).filter(([, n]) => n!.length));
+        this.log.warn(
+          { missing, ...(Object.keys(near).length ? { didYouMean: near } : {}) },
+          `waiting for topics to exist (is the source connector running?${Object.keys(near).length ? ' or is a topic misspelt in destination.tables?' : ''})`,
+        );
       }
       await new Promise((r) => setTimeout(r, 1000));
     }

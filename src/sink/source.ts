@@ -20,6 +20,28 @@ export interface ReplicationSlotState {
   flushLagBytes: number;
 }
 
+/** A source table as a capture sees it: whether it is there, its key, and what its deletes and updates will carry. */
+export interface CapturedTable {
+  table: TableName;
+  exists: boolean;
+  /** The primary key's columns (Debezium's record key); empty without one. */
+  keyColumns: string[];
+  columns: string[];
+  /** What an update or delete carries of the old row: default (the key), full, index, nothing. */
+  replicaIdentity: 'default' | 'full' | 'index' | 'nothing' | undefined;
+  /** Columns whose values the database may store out of line: an update leaving them alone sends a placeholder. */
+  outOfLine: string[];
+}
+
+/** Whether the source can be captured: its settings and the capturing user's rights, and each table. */
+export interface CaptureReadiness {
+  /** wal_level logical (PostgreSQL), binlog ROW (MariaDB): what a log-based capture needs. */
+  logDecoding: { ok: boolean; detail: string };
+  /** The user may stream changes (REPLICATION or superuser). */
+  replication: { ok: boolean; detail: string };
+  tables: CapturedTable[];
+}
+
 /**
  * The database a flow's changes are captured from, as the engine reads and writes it: canaries
  * written into it, its rows compared by reconcile. A kind of database that can be a source provides
@@ -42,6 +64,8 @@ export interface SourceDatabase {
   ensureCanaryTable(t: TableName): Promise<void>;
   /** Writes one canary in its own transaction; returns its commit time (ms since the epoch). */
   writeCanary(t: TableName, record: CanaryRecord): Promise<number>;
+  /** What a capture of these tables needs, as the source has it (trustsync init, validate --online). */
+  captureReadiness?(tables: readonly TableName[]): Promise<CaptureReadiness>;
   /** The source's logical replication slots, where the kind has them (PostgreSQL). */
   replicationSlots?(): Promise<ReplicationSlotState[]>;
   /** Closes the connections; idempotent. */

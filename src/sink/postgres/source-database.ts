@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { TableName } from '../../model/table.js';
-import type { CanaryRecord, ReplicationSlotState, SourceDatabase } from '../source.js';
+import type { CanaryRecord, CaptureReadiness, ReplicationSlotState, SourceDatabase } from '../source.js';
+import { CAPTURE_SETTINGS, CAPTURED_TABLES, REPLICA_IDENTITY } from './capture-sql.js';
 import type { CanonicalRows } from '../sink.js';
 import { INSERT_CANARY, canaryTableSql } from './canary-sql.js';
 import { postgresCanonicalRows, postgresNativeRows } from './canonical-sql.js';
@@ -36,6 +37,31 @@ export class PostgresSource implements SourceDatabase {
   async writeCanary(t: TableName, record: CanaryRecord): Promise<number> {
     const { rows } = await this.pool.query<{ sent_at: Date }>(INSERT_CANARY(t), [record.id, record.label, record.amount, JSON.stringify(record.tags)]);
     return rows[0]!.sent_at.getTime();
+  }
+
+  async captureReadiness(tables: readonly TableName[]): Promise<CaptureReadiness> {
+    const { rows: settings } = await this.pool.query<{ wal_level: string; replication: boolean; username: string }>(CAPTURE_SETTINGS);
+    const s = settings[0]!;
+    const { rows } = await this.pool.query<{ schema: string; name: string; identity: string; key: string[] | null; columns: string[]; out_of_line: string[] }>(
+      CAPTURED_TABLES,
+      [tables.map((t) => t.schema), tables.map((t) => t.table)],
+    );
+    const found = new Map(rows.map((r) => [`${r.schema}.${r.name}`, r]));
+    return {
+      logDecoding: { ok: s.wal_level === 'logical', detail: `wal_level=${s.wal_level}` },
+      replication: { ok: s.replication, detail: `user ${s.username} ${s.replication ? 'may' : 'may not'} stream changes (REPLICATION)` },
+      tables: tables.map((t) => {
+        const r = found.get(`${t.schema}.${t.table}`);
+        return {
+          table: t,
+          exists: r !== undefined,
+          keyColumns: r?.key ?? [],
+          columns: r?.columns ?? [],
+          replicaIdentity: r ? REPLICA_IDENTITY[r.identity] : undefined,
+          outOfLine: r?.out_of_line ?? [],
+        };
+      }),
+    };
   }
 
   async replicationSlots(): Promise<ReplicationSlotState[]> {
