@@ -1,3 +1,4 @@
+import { CatchUpWatch, type CatchUpNews } from '../observe/catch-up.js';
 import { nearMatches } from '../shared/near-match.js';
 import { setMaxListeners } from 'node:events';
 import { checkKafkaCredentials, kafkaOptions } from '../kafka/connection.js';
@@ -99,6 +100,8 @@ export class FlowRunner {
   private assignment = new Map<string, number[]>();
   private lagTimer?: NodeJS.Timeout;
   private lagAdmin?: Admin;
+  /** The backlog's progress, told at each lag sample while far behind. */
+  private readonly catchUp = new CatchUpWatch();
   private samplingLag = false;
   /** The source database (source.database), read on the lag timer for its replication slots. */
   private slotSource?: SourceDatabase;
@@ -450,7 +453,12 @@ export class FlowRunner {
     if (this.samplingLag || this.closing || !this.lagAdmin) return;
     this.samplingLag = true;
     try {
-      for (const p of await sampleAssignedLag(this.lagAdmin, this.config.group, this.assignment)) this.metrics.sampledLag(p.topic, p.partition, Number(p.lag));
+      let behind = 0;
+      for (const p of await sampleAssignedLag(this.lagAdmin, this.config.group, this.assignment)) {
+        this.metrics.sampledLag(p.topic, p.partition, Number(p.lag));
+        behind += Number(p.lag);
+      }
+      this.tellCatchUp(this.catchUp.sample(behind, Date.now()));
     } catch (err) {
       // The broker briefly away: the next tick reads it again; the gauges keep their last value meanwhile.
       this.log.debug({ err: (err as Error).message }, 'consumer lag not sampled');
@@ -461,6 +469,30 @@ export class FlowRunner {
       this.log.debug({ err: (err as Error).message }, 'source replication slots not read');
     } finally {
       this.samplingLag = false;
+    }
+  }
+
+  /** A backlog's progress as a log record: how far behind, how fast it shrinks, how long until caught up. */
+  private tellCatchUp(news: CatchUpNews | undefined): void {
+    if (news?.state === 'caught-up') this.log.info({ seconds: Math.round(news.seconds) }, `caught up after ${Math.round(news.seconds)} s`);
+    else if (news) {
+      const p = news.perSecond;
+      const pace =
+        p === undefined
+          ? 'pace not known yet'
+          : p > 0
+            ? `shrinking by ${Math.round(p)} records/s, about ${Math.ceil(news.secondsLeft!)} s left`
+            : p < 0
+              ? `growing by ${Math.round(-p)} records/s`
+              : 'not shrinking';
+      this.log.info(
+        {
+          behind: news.behind,
+          perSecond: p === undefined ? null : Math.round(p),
+          secondsLeft: news.secondsLeft === undefined ? null : Math.ceil(news.secondsLeft),
+        },
+        `catching up: ${news.behind} records behind, ${pace}`,
+      );
     }
   }
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
-import type { FlowRunner } from '../../src/flow/run-flow.js';
+import pino from 'pino';
+import { FlowRunner } from '../../src/flow/run-flow.js';
 import { waitForConvergence } from '../../src/demo/row-compare.js';
 import { endpoints, pgClient } from '../support/capture.js';
 import { SyncFixture } from '../support/fixture.js';
@@ -17,6 +18,8 @@ describe('metrics of a flow that commits nothing', () => {
   let runner: FlowRunner;
   let topic: string;
   let locker: pg.Client;
+  type LogRecord = { msg: string; behind?: number; perSecond?: number | null; secondsLeft?: number | null; seconds?: number };
+  const logs: LogRecord[] = [];
 
   const scrape = async () => (await (await fetch(runner.metricsAddress!)).text()).split('\n');
   /** The value of the series with these labels, or undefined when /metrics has no such series. */
@@ -44,7 +47,9 @@ describe('metrics of a flow that commits nothing', () => {
     const first = await startFlow(config());
     await waitForConvergence(f.source, f.dest, f.pairs(tables));
     await first.stop();
-    runner = f.runner = await startFlow(config());
+    // Its JSON log records kept, as a log shipper would read them.
+    runner = f.runner = new FlowRunner(config(), pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogRecord) }));
+    await runner.start();
     locker = await pgClient('trustsync_dest');
   });
 
@@ -102,5 +107,25 @@ describe('metrics of a flow that commits nothing', () => {
     await waitForConvergence(f.source, f.dest, f.pairs(tables));
     await waitFor(async () => (await behind()) === 0, 'the lag back at zero once the writes went through', 30_000);
     expect(await age()).toBe(0);
+  });
+
+  it('a backlog is told in the JSON log while it lasts, records behind and the pace, then how long catching up took', async () => {
+    await locker.query('BEGIN');
+    await locker.query(`LOCK TABLE ${f.destSchema}.customers IN ACCESS EXCLUSIVE MODE`);
+    await f.source.query(`INSERT INTO ${f.schema}.customers (id, email, name) SELECT g, 'c' || g || '@x', 'C' FROM generate_series(1001, 4000) g`);
+    await waitFor(
+      async () => logs.some((l) => l.msg.startsWith('catching up: ') && l.behind! >= 3000),
+      'a catching-up record for the 3,000 blocked changes',
+      30_000,
+    );
+    await locker.query('ROLLBACK');
+    await waitFor(async () => logs.some((l) => /^caught up after \d+ s$/.test(l.msg)), 'the caught-up record once the writes went through', 60_000);
+    await waitForConvergence(f.source, f.dest, f.pairs(tables));
+    const told = logs.filter((l) => l.msg.startsWith('catching up: '));
+    // While the table is locked, the backlog does not shrink: no time left can be told.
+    expect(told.length).toBeGreaterThan(0);
+    expect(told.some((l) => /records behind, growing by \d+ records\/s$/.test(l.msg) && l.perSecond! < 0 && l.secondsLeft === null)).toBe(true);
+    // Once it writes again the backlog shrinks; a sample taken meanwhile tells the time left at that pace.
+    for (const l of told.filter((x) => x.perSecond! > 0)) expect(Math.abs(l.secondsLeft! - l.behind! / l.perSecond!)).toBeLessThanOrEqual(1);
   });
 });
