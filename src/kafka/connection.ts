@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import { z } from 'zod';
-import { ConfigError } from '../model/errors.js';
+import { ConfigError, UNTRUSTED_CERTIFICATE } from '../model/errors.js';
 import { readSecret, secretRef } from '../shared/secrets.js';
 
 /** TLS to the brokers: the CAs to trust, a client certificate where the listener asks for one. */
@@ -94,10 +94,7 @@ function kafkaConnectionProblem(err: unknown, c: KafkaConnection): ConfigError |
       `source.tls: the brokers ${c.brokers.join(', ')} refused the TLS handshake (${refused[0]}): no client certificate, or one their CA did not sign`,
       fix,
     );
-  const untrusted =
-    /\b(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT\w*|CERT_\w+|ERR_TLS_CERT_ALTNAME_INVALID)\b/.exec(
-      text,
-    );
+  const untrusted = UNTRUSTED_CERTIFICATE.exec(text);
   if (untrusted) return new ConfigError('kafka-tls', `source.tls: the certificate of ${c.brokers.join(', ')} is not trusted (${untrusted[0]})`, fix);
   return undefined;
 }

@@ -9,6 +9,10 @@ export type ErrorFamily = 'config' | 'stack' | 'unavailable' | 'data' | 'interna
 /** Node's codes for a server that cannot be reached or went away on the way there. */
 export const NETWORK_ERROR_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
+/** Node's codes for a server certificate TLS does not trust (or a TLS failure of its own): a setting to fix, not an outage. */
+export const UNTRUSTED_CERTIFICATE =
+  /\b(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT\w*|CERT_\w+|ERR_TLS_\w+|ERR_SSL_\w+)\b/;
+
 /**
  * The process exit code of each family. 1 stays what it means for every command: a check found a
  * difference (drift, a capture gap, lag, an unhealthy stack).

@@ -105,7 +105,7 @@ async function exchange(
 }
 
 /** A final answer that is no acknowledgement (credentials, a refusal), or undefined when another attempt may do. */
-function failure(a: Answer, method: string, attempt: number): Delivery | undefined {
+function failure(a: Answer, attempt: number): Delivery | undefined {
   if (a.status === 401 || a.status === 403) return { outcome: 'unauthorized', status: a.status };
   if (a.status === 0 || transient(a.status)) return undefined;
   return { outcome: 'refused', status: a.status, attempts: attempt, excerpt: a.text.replace(/\s+/g, ' ').slice(0, EXCERPT_CHARS) };
@@ -120,7 +120,7 @@ function afterRead(read: Answer, r: ChangeRequest, field: string, attempt: numbe
   if (read.status === 404)
     return r.method === 'DELETE' ? { done: { outcome: 'acknowledged', status: 404, attempts: attempt } } : { conditions: { 'if-none-match': '*' } };
   if (read.status < 200 || read.status > 299) {
-    const failed = failure(read, 'GET', attempt);
+    const failed = failure(read, attempt);
     return failed && { done: failed };
   }
   if (!read.etag)
@@ -150,7 +150,7 @@ function afterWrite(a: Answer, r: ChangeRequest, version: HttpVersionSpec | unde
   // The record changed between the read and the write: read it again.
   if (version?.check === 'etag' && a.status === 412) return undefined;
   if (version?.check === 'api' && version.staleStatuses.includes(a.status)) return { outcome: 'stale', status: a.status, attempts: attempt };
-  return failure(a, r.method, attempt);
+  return failure(a, attempt);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { NETWORK_ERROR_CODES, RowRejected, TransientSinkError, TrustsyncError } from '../../model/errors.js';
+import { NETWORK_ERROR_CODES, RowRejected, TransientSinkError, TrustsyncError, UNTRUSTED_CERTIFICATE } from '../../model/errors.js';
 
 /**
  * SQLSTATEs after which the same write can succeed later: the server went away, was shutting down,
@@ -29,14 +29,10 @@ export function isRowDataPgError(err: unknown): boolean {
   return typeof code === 'string' && code.length === 5 && DATA_SQLSTATE_CLASSES.includes(code.slice(0, 2));
 }
 
-/** Node's codes for a server certificate TLS does not trust, and the server refusing TLS itself. */
-const TLS_ERROR =
-  /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_\w+|ERR_TLS_\w+|ERR_SSL_\w+)$/;
-
 /** Wraps a PostgreSQL failure in trustsync's error type so the caller knows whether to retry. */
 export function classifyPgError(err: unknown, what: string): Error {
   const e = err as { code?: string; message?: string; detail?: string; path?: string; syscall?: string };
-  if ((typeof e?.code === 'string' && TLS_ERROR.test(e.code)) || /server does not support SSL/i.test(e?.message ?? ''))
+  if ((typeof e?.code === 'string' && UNTRUSTED_CERTIFICATE.test(e.code)) || /server does not support SSL/i.test(e?.message ?? ''))
     return new TrustsyncError('tls-refused', `${what}: TLS to the server failed (${e.code ?? e.message})`, false, {
       cause: err,
       family: 'config',
