@@ -1,7 +1,4 @@
-import { CatchUpWatch, type CatchUpNews } from '../observe/catch-up.js';
-import { nearMatches } from '../shared/near-match.js';
 import { setMaxListeners } from 'node:events';
-import { checkKafkaCredentials, kafkaOptions } from '../kafka/connection.js';
 import type { Server } from 'node:http';
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type Producer } from 'kafkajs';
 import pino, { type Logger } from 'pino';
@@ -23,6 +20,9 @@ import { FlowStopping, SchemaIncompatible } from '../model/errors.js';
 import { backoffDelay, withRetries } from './retry.js';
 import { PartitionLanes } from './lanes.js';
 import { sampleAssignedLag } from '../observe/lag.js';
+import { CatchUpWatch, type CatchUpNews } from '../observe/catch-up.js';
+import { checkKafkaCredentials, kafkaOptions } from '../kafka/connection.js';
+import { nearMatches } from '../shared/near-match.js';
 import { awaitCanaries, sendCanaries, summarizeCanary } from '../observe/canary.js';
 
 /** Partitions written at once, each in its own lane (lanes.ts). */
@@ -408,10 +408,10 @@ export class FlowRunner {
       }
       if (Date.now() - lastSaid > 30_000) {
         lastSaid = Date.now();
-        const near = Object.fromEntries(missing.map((t) => [t, nearMatches(t, existing)]).filter(([, n]) => n!.length));
+        const near = missing.map((t) => [t, nearMatches(t, existing)] as const).filter(([, n]) => n.length);
         this.log.warn(
-          { missing, ...(Object.keys(near).length ? { didYouMean: near } : {}) },
-          `waiting for topics to exist (is the source connector running?${Object.keys(near).length ? ' or is a topic misspelt in destination.tables?' : ''})`,
+          { missing, ...(near.length ? { didYouMean: Object.fromEntries(near) } : {}) },
+          `waiting for topics to exist (is the source connector running?${near.length ? ' or is a topic misspelt in destination.tables?' : ''})`,
         );
       }
       await new Promise((r) => setTimeout(r, 1000));

@@ -5,6 +5,7 @@ import { RowRejected } from '../../src/model/errors.js';
 import { everyChangeInOrder } from '../../src/order/plan.js';
 import { positionRank } from '../../src/order/position.js';
 import { withCarriedValues } from '../../src/sink/http/http-sink.js';
+import { sendsDeletes } from '../../src/sink/http/authority.js';
 import { DestinationLimiter, retryAfterMs } from '../../src/sink/http/limiter.js';
 import { changeRequest, idempotencyKey, jsonValue, versionRank, versionText } from '../../src/sink/http/request.js';
 import { deliver, type DeliveryTarget } from '../../src/sink/http/deliver.js';
@@ -266,7 +267,8 @@ describe('an HTTP destination in the flow file', () => {
     it('sends the fields the source system writes, and none the API owns; a delete only when the source may delete', () => {
       const c = validateFlow(governed(crmKeepsTier), 'f.yaml');
       const table = c.destinationSettings!.tables['crm.customers']!;
-      expect(table.authority).toEqual({ entity: 'customer', keeper: 'crm', fields: { tier: false }, others: true, deletes: true });
+      expect(table.authority).toEqual({ entity: 'customer', keeper: 'crm', fields: { tier: false }, others: true });
+      expect(sendsDeletes(table.authority!)).toBe(true);
       const body = changeRequest(table, mapping, ch(7, 'u', { id: 7, email: 'a@b', tier: 'gold', name: 'Ada' }, 5n))!.body!;
       expect(JSON.parse(body)).toEqual({ id: 7, mail: 'a@b', name: 'Ada' });
 

@@ -14,8 +14,6 @@ export interface FieldAuthority {
   fields: Record<string, boolean>;
   /** Whether the fields the policy does not name are sent (its default). */
   others: boolean;
-  /** Whether a source delete is sent (the default's writers include the source). */
-  deletes: boolean;
 }
 
 const writes = (p: FieldPolicy, system: string) => p.writers.includes(system);
@@ -26,8 +24,12 @@ export function fieldAuthority(p: EntityPolicy, source: string, destination: str
     keeper: destination,
     fields: Object.fromEntries([...p.fields.values()].map((f) => [f.field, writes(f, source)])),
     others: writes(p.default, source),
-    deletes: writes(p.default, source),
   };
+}
+
+/** Whether a source delete is sent: the record is the source's to delete when the policy's default lets it write. */
+export function sendsDeletes(a: FieldAuthority): boolean {
+  return a.others;
 }
 
 export function sendsField(a: FieldAuthority, field: string): boolean {

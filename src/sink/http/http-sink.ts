@@ -16,7 +16,7 @@ import { deliver, type Delivery, type DeliveryTarget } from './deliver.js';
 import { DestinationLimiter } from './limiter.js';
 import { changeRequest, type ChangeRequest } from './request.js';
 import { authHeaders, type HttpSettings, type HttpTable } from './settings.js';
-import { sendsField } from './authority.js';
+import { sendsDeletes, sendsField } from './authority.js';
 
 export const HTTP_CAPABILITIES: SinkCapabilities = {
   transactions: false,
@@ -428,7 +428,7 @@ function acknowledgement(
   sent: Extract<Delivery, { outcome: 'acknowledged' }>,
 ): string {
   const a = spec.authority;
-  if (!request && a && !a.deletes) return `not sent: policy ${a.entity} leaves deleting a record to ${a.keeper}, the API keeps it`;
+  if (!request && a && !sendsDeletes(a)) return `not sent: policy ${a.entity} leaves deleting a record to ${a.keeper}, the API keeps it`;
   if (!request) return 'not sent: the table has no delete request (destination.tables.*.http.delete), the API keeps the record';
   const kept = a && e.after ? Object.keys(mapRow(m, e.after)).filter((f) => !sendsField(a, f)) : [];
   return `${request.method} ${request.path} answered ${sent.status} on attempt ${sent.attempts}, idempotency key ${request.idempotencyKey}${

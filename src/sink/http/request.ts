@@ -4,7 +4,7 @@ import { RowRejected } from '../../model/errors.js';
 import { mapFields, mapRow, targetName, type TableMapping } from '../../model/table.js';
 import { positionRank } from '../../order/position.js';
 import { temporalText } from '../values.js';
-import { sendsField } from './authority.js';
+import { sendsDeletes, sendsField } from './authority.js';
 import type { HttpTable } from './settings.js';
 
 /** One change as the API receives it. */
@@ -72,7 +72,7 @@ export function jsonValue(value: unknown, field: FieldType | undefined): unknown
  */
 export function changeRequest(spec: HttpTable, m: TableMapping, e: ChangeEvent): ChangeRequest | undefined {
   const target = targetName(m.table);
-  if (e.op === 'd' && spec.authority && !spec.authority.deletes) return undefined;
+  if (e.op === 'd' && spec.authority && !sendsDeletes(spec.authority)) return undefined;
   const request = e.op === 'd' ? spec.delete : spec.upsert;
   if (!request) return undefined;
   const fields = mapFields(m, e.fields);
